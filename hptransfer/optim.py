@@ -1,0 +1,122 @@
+"""Optimizers with per-role learning rates and epsilons given as traced arrays.
+
+The update of a leaf with role rho is  Delta W = -eta * s_rho * d(W),  where d is the optimizer's
+direction (the gradient, its momentum trace, or Adam's m_hat / (sqrt(v_hat) + eps * e_rho)) and
+s_rho, e_rho are the scheme's learning-rate and epsilon factors (:mod:`hptransfer.scaling`).
+
+The base learning rate eta and the trees s, e are arguments, not constants: the optimizer is
+built inside the traced function, so one compiled program serves every learning rate and scheme.
+Directions come from optax (``trace``, ``add_decayed_weights``); Adam is written as one small
+transform because optax's ``scale_by_adam`` takes a scalar epsilon and the schemes need one per
+tensor (CompleteP scales the hidden epsilon by 1/(m r)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+class OptimizerError(ValueError):
+    """An optimizer setting is out of range; the message names it and what is allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """Static optimizer settings (part of the compiled program's identity)."""
+
+    name: str = "sgd"
+    momentum: float = 0.0
+    nesterov: bool = False
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise OptimizerError(f"optimizer name = {self.name!r}; allowed: {list(OPTIMIZERS)}")
+        for field, lo, hi in (("momentum", 0, 1), ("b1", 0, 1), ("b2", 0, 1)):
+            value = getattr(self, field)
+            if not (lo <= value < hi):
+                raise OptimizerError(f"optimizer {field} = {value!r}; allowed: [{lo}, {hi})")
+        if self.eps < 0 or self.weight_decay < 0:
+            raise OptimizerError("optimizer eps and weight_decay must be >= 0")
+        if self.name == "sgd" and self.weight_decay:
+            raise OptimizerError("weight_decay is for adamw; allowed with sgd: 0")
+
+    @property
+    def family(self) -> str:
+        """Which learning-rate exponents of the scheme apply: 'sgd' or 'adam'."""
+        return "sgd" if self.name == "sgd" else "adam"
+
+
+class AdamState(NamedTuple):
+    count: jax.Array
+    mu: optax.Updates
+    nu: optax.Updates
+
+
+def scale_by_adam_per_leaf_eps(
+    b1: float, b2: float, eps: optax.Updates
+) -> optax.GradientTransformation:
+    """Adam's direction m_hat / (sqrt(v_hat) + eps_leaf) with one epsilon per leaf (a pytree)."""
+
+    def init(params):
+        zeros = optax.tree.zeros_like(params)
+        return AdamState(jnp.zeros([], jnp.int32), zeros, optax.tree.zeros_like(params))
+
+    def update(updates, state, params=None):
+        del params
+        mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+        nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
+        count = optax.safe_increment(state.count)
+        mu_hat = optax.tree.bias_correction(mu, b1, count)
+        nu_hat = optax.tree.bias_correction(nu, b2, count)
+        direction = jax.tree.map(lambda m, v, e: m / (jnp.sqrt(v) + e), mu_hat, nu_hat, eps)
+        return direction, AdamState(count, mu, nu)
+
+    return optax.GradientTransformation(init, update)
+
+
+def scale_by_tree(scales: optax.Updates) -> optax.GradientTransformation:
+    """Multiply each leaf of the updates by the matching (traced) scalar of ``scales``."""
+
+    def init(params):
+        del params
+        return optax.EmptyState()
+
+    def update(updates, state, params=None):
+        del params
+        return jax.tree.map(lambda u, s: u * s, updates, scales), state
+
+    return optax.GradientTransformation(init, update)
+
+
+def make_optimizer(
+    config: OptimizerConfig, lr: jax.Array, lr_scale: optax.Updates, eps_scale: optax.Updates
+) -> optax.GradientTransformation:
+    """The optax chain for ``config`` with base learning rate ``lr`` (may be traced).
+
+    ``lr_scale`` and ``eps_scale`` are per-leaf factor trees (``Multipliers.lr``/``.eps``).
+    """
+    if config.name == "sgd":
+        direction = (
+            optax.trace(decay=config.momentum, nesterov=config.nesterov)
+            if config.momentum > 0
+            else optax.identity()
+        )
+        parts = [direction]
+    else:
+        eps = jax.tree.map(lambda e: config.eps * e, eps_scale)
+        parts = [scale_by_adam_per_leaf_eps(config.b1, config.b2, eps)]
+        if config.name == "adamw" and config.weight_decay > 0:
+            parts.append(optax.add_decayed_weights(config.weight_decay))
+    step = jax.tree.map(lambda s: -lr * s, lr_scale)
+    return optax.chain(*parts, scale_by_tree(step))
