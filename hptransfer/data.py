@@ -157,7 +157,9 @@ def _read_batch(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
         data = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(batch[b"labels"], np.int32)
     except Exception as err:
-        raise DataError(f"CIFAR-10 batch {where} is corrupt or not in the CIFAR-10 format: {err}")
+        raise DataError(
+            f"CIFAR-10 batch {where} is corrupt or not in the CIFAR-10 format: {err}"
+        ) from err
     if data.shape[0] != labels.shape[0]:
         raise DataError(f"CIFAR-10 batch {where}: {data.shape[0]} images, {labels.shape[0]} labels")
     return data.transpose(0, 2, 3, 1), labels
