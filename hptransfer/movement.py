@@ -7,7 +7,7 @@ the layer's input at init and now (each computed through the network from the sa
     weight change     ||W_t - W_0||_F / ||W_0||_F
     total movement    RMS(a_t - a_0) / RMS(a_0)                 (includes the change of its input)
 
-plus the raw per-coordinate sizes RMS(a_0) and RMS(a_t - a_0) used by coordinate checks.
+plus the raw per-coordinate sizes RMS(a_0), RMS(a_t) and RMS(a_t - a_0) (coordinate checks).
 Hidden roles are measured in every block and averaged over blocks; the blocks are scanned with
 both networks side by side, so memory does not grow with depth. The multiplier c cancels in the
 own-movement ratio; it is kept so the formula reads as written.
@@ -26,7 +26,7 @@ from hptransfer.model import (
     readout_features,
 )
 
-STATS = ("own_movement", "weight_change", "total_movement", "rms_init", "rms_change")
+STATS = ("own_movement", "weight_change", "total_movement", "rms_init", "rms", "rms_change")
 
 
 def _rms(a: jax.Array) -> jax.Array:
@@ -50,6 +50,7 @@ def _layer(op, p0, pt, c, x0, xt):
         ),
         "total_movement": _safe_ratio(_rms(at - a0), _rms(a0)),
         "rms_init": _rms(a0),
+        "rms": _rms(at),
         "rms_change": _rms(at - a0),
     }
     return a0, at, stats

@@ -1,0 +1,233 @@
+"""Reference points for the throughput benchmark (DESIGN.md section 7b).
+
+Three yardsticks that the sweep engine's replica-steps per second are compared against:
+
+* :func:`torch_replica_steps_per_second`: a plain PyTorch loop training the same MLP-ResNet one
+  model at a time, the way a microsoft/mup-style sweep runs (the "about 200" of section 7b).
+* :func:`matmul_peak_flops`: the machine's measured matrix-multiply peak through jax (the "about
+  190 GFLOP/s on 2 cores" of section 7b, or the TF32 / bf16 peak of a GPU).
+* :func:`replica_step_flops`: the model FLOPs of one training step of one replica, so that
+  replica-steps/s x FLOPs / peak is the fraction of peak reached (the "about 103 MFLOP").
+
+``benchmarks/`` is a plain folder; import this module after putting the folder on ``sys.path``.
+torch is an optional extra and is imported only inside the function that needs it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+TORCH_INSTALL = ".venv/bin/pip install torch==2.13.0"
+
+
+# --------------------------------------------------------------------------------------------
+# Model FLOPs
+
+
+def mlp_weight_count(
+    width: int, depth: int, block_depth: int, in_dim: int, num_classes: int
+) -> int:
+    """P = d n + L k n^2 + n c: the entries of U (d x n), the L k block matrices W (n x n) and V (n x c).
+
+    The network has no biases (hptransfer/model.py with ``bias=False``), so P is its parameter count.
+    """
+    return in_dim * width + depth * block_depth * width * width + width * num_classes
+
+
+def replica_step_flops(
+    width: int,
+    depth: int,
+    block_depth: int,
+    batch_size: int,
+    in_dim: int,
+    num_classes: int,
+    family: str = "mlp",
+) -> float:
+    """Model FLOPs of one SGD step of one replica: 6 B P, with P from :func:`mlp_weight_count`.
+
+    Per example and weight entry: 2 FLOPs forward (a multiply-add in y = x W), 2 for the input
+    gradient (dL/dx = dL/dy W^T) and 2 for the weight gradient (dL/dW = x^T dL/dy).
+
+    For the reference cell of DESIGN.md section 7b (width 64, L = 16, k = 2, batch 128, d = 40,
+    c = 10): P = 2560 + 131072 + 640 = 134272 and 6 B P = 103,120,896 FLOPs, i.e. exactly the
+    design's "about 103 MFLOP"; the design counts the same thing.
+
+    What the count leaves out (the usual "model FLOPs" convention): the first layer's input
+    gradient, which autodiff never computes (2 B d n = 0.66 MFLOP in the reference cell, so the
+    work strictly needed is 102.46 MFLOP), and the elementwise work (ReLU and its mask, residual
+    adds with beta, the softmax cross-entropy, the SGD update w -= eta g), which is O(B n L k + P)
+    and well under 1% at these shapes. Only ``family="mlp"`` is counted: a conv net's FLOPs
+    depend on the image size, which these arguments do not carry.
+    """
+    if family != "mlp":
+        raise ValueError(f"family = {family!r}; allowed: 'mlp' (conv FLOPs need the image size)")
+    weights = mlp_weight_count(width, depth, block_depth, in_dim, num_classes)
+    return 6.0 * batch_size * weights
+
+
+# --------------------------------------------------------------------------------------------
+# Matrix-multiply peak through jax
+
+
+def _time_best(fn: Any, args: tuple[Any, ...], repeats: int) -> float:
+    """Best wall time in seconds of ``fn(*args).block_until_ready()`` over ``repeats`` calls."""
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(*args).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def matmul_peak_flops(
+    n: int = 1024, dtype: str = "float32", repeats: int = 10, precision: Any = None
+) -> float:
+    """Measured matmul peak in FLOP/s: 2 n^3 / (best time of one jitted n x n x n product).
+
+    The product runs on jax's default device (the CPU, or the GPU when jax has one) after one
+    warm-up call that compiles it; each timed call ends with ``block_until_ready``.
+
+    ``precision`` is passed to ``jnp.matmul`` (None, "default", "high", "highest" or a
+    ``jax.lax.Precision``). On CPU it changes nothing for float32. On an NVIDIA GPU from Ampere on,
+    jax's default precision runs float32 products on the tensor cores in TF32, so
+    ``matmul_peak_flops(8192)`` is the dense TF32 peak that section 7b's GPU target refers to, and
+    ``precision="highest"`` the true float32 one; ``dtype="bfloat16"`` gives the bf16 peak. Use
+    n = 1024 on CPU and n = 8192 or more on a GPU, where smaller products do not fill the chip.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    key_a, key_b = jax.random.split(jax.random.key(0))
+    a = jax.random.normal(key_a, (n, n), jnp.float32).astype(dtype)
+    b = jax.random.normal(key_b, (n, n), jnp.float32).astype(dtype)
+    product = jax.jit(lambda x, y: jnp.matmul(x, y, precision=precision))
+    product(a, b).block_until_ready()
+    return 2.0 * n**3 / _time_best(product, (a, b), repeats)
+
+
+# --------------------------------------------------------------------------------------------
+# PyTorch one-model-at-a-time loop
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError as err:
+        raise RuntimeError(
+            f"the PyTorch baseline needs torch, an optional extra; install it with `{TORCH_INSTALL}`"
+        ) from err
+    return torch
+
+
+def _torch_resnet(
+    torch: Any, width: int, depth: int, block_depth: int, in_dim: int, num_classes: int
+) -> Any:
+    """The MLP-ResNet of hptransfer/model.py as an ``nn.Module``, bias-free, beta = 1/sqrt(L).
+
+    h_0 = U x; per block z_1 = W_1 relu(h), z_j = W_j relu(z_{j-1}), h += beta z_k;
+    logits = V relu(h_L). PyTorch's default init (uniform, variance 1/(3 fan-in)) and beta =
+    1/sqrt(L) keep activations finite at any depth; the values do not matter for the timing.
+    """
+    nn, F = torch.nn, torch.nn.functional
+
+    class ResNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp = nn.Linear(in_dim, width, bias=False)
+            self.blocks = nn.ModuleList(
+                nn.ModuleList(nn.Linear(width, width, bias=False) for _ in range(block_depth))
+                for _ in range(depth)
+            )
+            self.out = nn.Linear(width, num_classes, bias=False)
+            self.beta = 1.0 / math.sqrt(depth)
+
+        def forward(self, x: Any) -> Any:
+            h = self.inp(x)
+            for block in self.blocks:
+                z = h
+                for layer in block:
+                    z = layer(F.relu(z))
+                h = h + self.beta * z
+            return self.out(F.relu(h))
+
+    return ResNet()
+
+
+def _torch_sgd_steps(
+    torch: Any, model: Any, xs: Any, ys: Any, lr: float, warmup: int
+) -> tuple[float, int]:
+    """Run one SGD step per batch in (xs, ys); return (seconds after warm-up, timed steps)."""
+    F = torch.nn.functional
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    start = 0.0
+    for i in range(xs.shape[0]):
+        if i == warmup:
+            start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(xs[i]), ys[i]).backward()
+        optimizer.step()
+    return time.perf_counter() - start, xs.shape[0] - warmup
+
+
+def torch_replica_steps_per_second(
+    width: int,
+    depth: int,
+    block_depth: int,
+    batch_size: int = 128,
+    in_dim: int = 40,
+    num_classes: int = 10,
+    steps: int = 200,
+    warmup: int = 20,
+    threads: int | None = None,
+) -> float:
+    """Replica-steps per second of a plain PyTorch loop training one model at a time (on CPU).
+
+    One replica-step is one SGD step (zero_grad, forward, ``F.cross_entropy``, backward,
+    ``optimizer.step()``) of the bias-free MLP-ResNet of :func:`_torch_resnet` on a batch of
+    ``batch_size``. Random inputs and labels for all ``warmup + steps`` steps are drawn up front;
+    only the last ``steps`` are timed, so the rate is ``steps / seconds``. ``threads`` sets
+    ``torch.set_num_threads`` for the run (None keeps torch's default, one per core) and is
+    restored afterwards. Raises RuntimeError naming the install command when torch is missing.
+    """
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"steps = {steps}, warmup = {warmup}; allowed: steps >= 1, warmup >= 0")
+    torch = _import_torch()
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        model = _torch_resnet(torch, width, depth, block_depth, in_dim, num_classes)
+        xs = torch.randn(warmup + steps, batch_size, in_dim)
+        ys = torch.randint(0, num_classes, (warmup + steps, batch_size))
+        seconds, timed = _torch_sgd_steps(torch, model, xs, ys, lr=0.05, warmup=warmup)
+    finally:
+        torch.set_num_threads(previous_threads)
+    return timed / seconds
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    """Print the reference cell's baselines (width 64, L = 16, k = 2, batch 128) for a sanity check."""
+    cell = dict(width=64, depth=16, block_depth=2)
+    flops = replica_step_flops(**cell, batch_size=128, in_dim=40, num_classes=10)
+    print(f"replica-step FLOPs (64, L=16, k=2, B=128): {flops / 1e6:.2f} MFLOP")
+    peak = matmul_peak_flops()
+    print(f"matmul peak (jax, n=1024, float32): {peak / 1e9:.1f} GFLOP/s")
+    try:
+        rate = torch_replica_steps_per_second(**cell)
+    except RuntimeError as err:
+        print(f"torch baseline skipped: {err}")
+        return
+    print(
+        f"torch one-model loop: {rate:.1f} replica-steps/s "
+        f"({rate * flops / 1e9:.1f} GFLOP/s, {rate * flops / peak:.1%} of the matmul peak)"
+    )
+
+
+if __name__ == "__main__":
+    main()

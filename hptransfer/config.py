@@ -1,0 +1,354 @@
+"""Sweep configuration: a TOML file, validated completely before any compute starts.
+
+Every error names the file, the field, the bad value and what is allowed; unknown fields are
+errors. Layout (see benchmarks/*.toml)::
+
+    name = "quick"                # used in reports
+    steps = 1000                  # optimizer steps per replica (a multiple of eval_every)
+    eval_every = 100              # steps per lax.scan segment; evaluation + checkpoint between
+    batch_size = 128
+    seeds = [0, 1]
+    schemes = ["sp", "mup", "depth_mup", "nfd"]
+    scheme_files = []             # extra schemes: .toml paths or "module:attribute"
+    divergence_factor = 10.0      # a loss above factor x its initial loss counts as diverged
+    probe_size = 256              # probe batch for feature movement
+    max_replicas_per_chunk = 0    # 0 = from the memory estimate
+    [data]      name = "mnist1d", num_samples = 20000, seed = 42   (cifar10: path, md5)
+    [model]     family, widths, depths, block_depths, base_width, base_depth, bias
+    [optimizer] name = "sgd" | "adam" | "adamw", momentum, nesterov, b1, b2, eps, weight_decay
+    [lr]        start, stop, step           (log2 of the learning rate; stop inclusive)
+    [lr.by_scheme.NAME]  start, stop, step  (optional per-scheme grid)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hptransfer.data import DATASETS
+from hptransfer.model import FAMILIES
+from hptransfer.optim import OPTIMIZERS, OptimizerConfig
+from hptransfer.schemes import SchemeError, load_schemes
+
+
+class ConfigError(ValueError):
+    """The sweep configuration is invalid (the message names file, field, value and allowed)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LrGrid:
+    """log2 learning rates start, start + step, ..., up to stop inclusive."""
+
+    start: float
+    stop: float
+    step: float
+
+    def log2_values(self) -> tuple[float, ...]:
+        count = int(np.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+        return tuple(float(round(self.start + i * self.step, 6)) for i in range(count))
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    name: str = "mnist1d"
+    num_samples: int = 20_000
+    seed: int = 42
+    path: str | None = None
+    md5: str | None = None
+
+    def load_kwargs(self) -> dict[str, Any]:
+        if self.name == "mnist1d":
+            return {"num_samples": self.num_samples, "seed": self.seed}
+        if self.name in ("teacher", "teacher_images"):
+            return {"num_samples": self.num_samples, "seed": self.seed}
+        kwargs: dict[str, Any] = {"path": self.path}
+        if self.md5 is not None:
+            kwargs["md5"] = self.md5 or None
+        return kwargs
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    family: str = "mlp"
+    widths: tuple[int, ...] = (64,)
+    depths: tuple[int, ...] = (2, 4, 8, 16, 32)
+    block_depths: tuple[int, ...] = (1,)
+    base_width: int = 64
+    base_depth: int = 2
+    bias: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    name: str = "sweep"
+    steps: int = 1000
+    eval_every: int = 100
+    batch_size: int = 128
+    seeds: tuple[int, ...] = (0,)
+    schemes: tuple[str, ...] = ("sp", "mup", "depth_mup", "nfd")
+    scheme_files: tuple[str, ...] = ()
+    divergence_factor: float = 10.0
+    probe_size: int = 256
+    max_replicas_per_chunk: int = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    lr: LrGrid = LrGrid(-6.0, 0.0, 0.5)
+    lr_by_scheme: tuple[tuple[str, LrGrid], ...] = ()
+
+    def lr_grid(self, scheme: str) -> tuple[float, ...]:
+        """log2 learning rates swept for ``scheme``."""
+        return dict(self.lr_by_scheme).get(scheme, self.lr).log2_values()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["lr_by_scheme"] = {k: dataclasses.asdict(v) for k, v in self.lr_by_scheme}
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+
+
+def _fail(source: str, field: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"{source}: field '{field}' = {value!r} is not allowed; allowed: {allowed}")
+
+
+def _check_keys(source: str, prefix: str, table: dict, allowed: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in allowed:
+            where = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(
+                f"{source}: unknown field '{where}'; allowed in "
+                f"{'[' + prefix + ']' if prefix else 'the top level'}: {list(allowed)}"
+            )
+
+
+def _int(source, field, value, lo=1) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+        raise _fail(source, field, value, f"an integer >= {lo}")
+    return value
+
+
+def _float(source, field, value, lo=None, hi=None, lo_open=False) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value):
+        raise _fail(source, field, value, "a finite number")
+    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (
+        hi is not None and value >= hi
+    )
+    if bad:
+        lo_s = f"{'>' if lo_open else '>='} {lo}" if lo is not None else ""
+        hi_s = f"< {hi}" if hi is not None else ""
+        raise _fail(source, field, value, "a number " + " and ".join(s for s in (lo_s, hi_s) if s))
+    return float(value)
+
+
+def _int_list(source, field, value, lo=1) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise _fail(source, field, value, f"a non-empty list of integers >= {lo}")
+    items = tuple(_int(source, f"{field}[{i}]", v, lo) for i, v in enumerate(value))
+    if len(set(items)) != len(items):
+        raise _fail(source, field, value, "a list without repeats")
+    return items
+
+
+def _lr_grid(source: str, field: str, table: Any) -> LrGrid:
+    if not isinstance(table, dict):
+        raise _fail(source, field, table, "a table {start, stop, step} of log2 learning rates")
+    _check_keys(source, field, table, ("start", "stop", "step"))
+    for key in ("start", "stop", "step"):
+        if key not in table:
+            raise ConfigError(f"{source}: field '{field}.{key}' is missing (log2 learning rate)")
+    start = _float(source, f"{field}.start", table["start"])
+    stop = _float(source, f"{field}.stop", table["stop"])
+    step = _float(source, f"{field}.step", table["step"], lo=0, lo_open=True)
+    if stop < start:
+        raise _fail(source, f"{field}.stop", stop, f"a number >= start ({start})")
+    return LrGrid(start, stop, step)
+
+
+_TOP = (
+    "name", "steps", "eval_every", "batch_size", "seeds", "schemes", "scheme_files",
+    "divergence_factor", "probe_size", "max_replicas_per_chunk", "data", "model", "optimizer",
+    "lr",
+)  # fmt: skip
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
+    """Validate a parsed TOML table and build a :class:`SweepConfig`."""
+    _check_keys(source, "", raw, _TOP)
+    defaults = SweepConfig()
+    top: dict[str, Any] = {}
+    if "name" in raw:
+        if not isinstance(raw["name"], str) or not raw["name"]:
+            raise _fail(source, "name", raw["name"], "a non-empty string")
+        top["name"] = raw["name"]
+    for key in ("steps", "eval_every", "batch_size", "probe_size"):
+        if key in raw:
+            top[key] = _int(source, key, raw[key])
+    if "max_replicas_per_chunk" in raw:
+        top["max_replicas_per_chunk"] = _int(
+            source, "max_replicas_per_chunk", raw["max_replicas_per_chunk"], lo=0
+        )
+    if "divergence_factor" in raw:
+        top["divergence_factor"] = _float(
+            source, "divergence_factor", raw["divergence_factor"], lo=1
+        )
+    if "seeds" in raw:
+        top["seeds"] = _int_list(source, "seeds", raw["seeds"], lo=0)
+    if "scheme_files" in raw:
+        files = raw["scheme_files"]
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise _fail(source, "scheme_files", files, "a list of .toml paths or 'module:attr'")
+        base = Path(source).parent if source != "<config>" else Path(".")
+        top["scheme_files"] = tuple(
+            f if (":" in f and not f.endswith(".toml")) or Path(f).is_absolute() else str(base / f)
+            for f in files
+        )
+    try:
+        registry = load_schemes(top.get("scheme_files", ()))
+    except SchemeError as err:
+        raise ConfigError(f"{source}: field 'scheme_files': {err}") from None
+    if "schemes" in raw:
+        schemes = raw["schemes"]
+        if (
+            not isinstance(schemes, list)
+            or not schemes
+            or not all(isinstance(s, str) for s in schemes)
+        ):
+            raise _fail(
+                source, "schemes", schemes, f"a non-empty list of names from {sorted(registry)}"
+            )
+        for i, s in enumerate(schemes):
+            if s not in registry:
+                raise _fail(source, f"schemes[{i}]", s, f"one of {sorted(registry)}")
+        if len(set(schemes)) != len(schemes):
+            raise _fail(source, "schemes", schemes, "a list without repeats")
+        top["schemes"] = tuple(schemes)
+
+    steps = top.get("steps", defaults.steps)
+    every = top.get("eval_every", defaults.eval_every)
+    if steps % every:
+        raise _fail(source, "eval_every", every, f"a divisor of steps ({steps})")
+
+    # [data]
+    data_raw = raw.get("data", {})
+    if not isinstance(data_raw, dict):
+        raise _fail(source, "data", data_raw, "a table")
+    _check_keys(source, "data", data_raw, ("name", "num_samples", "seed", "path", "md5"))
+    data_kw: dict[str, Any] = {}
+    if "name" in data_raw:
+        if data_raw["name"] not in DATASETS:
+            raise _fail(source, "data.name", data_raw["name"], f"one of {list(DATASETS)}")
+        data_kw["name"] = data_raw["name"]
+    if "num_samples" in data_raw:
+        data_kw["num_samples"] = _int(source, "data.num_samples", data_raw["num_samples"], lo=10)
+    if "seed" in data_raw:
+        data_kw["seed"] = _int(source, "data.seed", data_raw["seed"], lo=0)
+    for key in ("path", "md5"):
+        if key in data_raw:
+            if not isinstance(data_raw[key], str):
+                raise _fail(source, f"data.{key}", data_raw[key], "a string")
+            data_kw[key] = data_raw[key]
+    data = DataConfig(**data_kw)
+    if data.name == "cifar10" and not data.path:
+        raise ConfigError(
+            f"{source}: field 'data.path' is missing; cifar10 needs the archive "
+            "cifar-10-python.tar.gz or its extracted folder"
+        )
+
+    # [model]
+    model_raw = raw.get("model", {})
+    if not isinstance(model_raw, dict):
+        raise _fail(source, "model", model_raw, "a table")
+    _check_keys(
+        source, "model", model_raw,
+        ("family", "widths", "depths", "block_depths", "base_width", "base_depth", "bias"),
+    )  # fmt: skip
+    model_kw: dict[str, Any] = {}
+    if "family" in model_raw:
+        if model_raw["family"] not in FAMILIES:
+            raise _fail(source, "model.family", model_raw["family"], f"one of {list(FAMILIES)}")
+        model_kw["family"] = model_raw["family"]
+    for key in ("widths", "depths", "block_depths"):
+        if key in model_raw:
+            model_kw[key] = _int_list(source, f"model.{key}", model_raw[key])
+    for key in ("base_width", "base_depth"):
+        if key in model_raw:
+            model_kw[key] = _int(source, f"model.{key}", model_raw[key])
+    if "bias" in model_raw:
+        if not isinstance(model_raw["bias"], bool):
+            raise _fail(source, "model.bias", model_raw["bias"], "true or false")
+        model_kw["bias"] = model_raw["bias"]
+    model = ModelConfig(**model_kw)
+    if model.family == "conv" and data.name in ("mnist1d", "teacher"):
+        raise _fail(
+            source, "model.family", "conv",
+            f"'mlp' for the 1-D dataset {data.name!r} (conv needs images: cifar10, teacher_images)",
+        )  # fmt: skip
+    if model.family == "mlp" and data.name in ("cifar10", "teacher_images"):
+        raise _fail(source, "model.family", "mlp", f"'conv' for the image dataset {data.name!r}")
+
+    # [optimizer]
+    opt_raw = raw.get("optimizer", {})
+    if not isinstance(opt_raw, dict):
+        raise _fail(source, "optimizer", opt_raw, "a table")
+    opt_fields = tuple(f.name for f in dataclasses.fields(OptimizerConfig))
+    _check_keys(source, "optimizer", opt_raw, opt_fields)
+    if "name" in opt_raw and opt_raw["name"] not in OPTIMIZERS:
+        raise _fail(source, "optimizer.name", opt_raw["name"], f"one of {list(OPTIMIZERS)}")
+    for key, value in opt_raw.items():
+        if key == "name":
+            continue
+        if key == "nesterov":
+            if not isinstance(value, bool):
+                raise _fail(source, "optimizer.nesterov", value, "true or false")
+            continue
+        _float(source, f"optimizer.{key}", value, lo=0)
+    try:
+        optimizer = OptimizerConfig(**opt_raw)
+    except ValueError as err:
+        raise ConfigError(f"{source}: [optimizer]: {err}") from None
+
+    # [lr]
+    lr_raw = raw.get("lr", {})
+    if not isinstance(lr_raw, dict):
+        raise _fail(source, "lr", lr_raw, "a table {start, stop, step, by_scheme}")
+    _check_keys(source, "lr", lr_raw, ("start", "stop", "step", "by_scheme"))
+    grid_raw = {k: v for k, v in lr_raw.items() if k != "by_scheme"}
+    lr = _lr_grid(source, "lr", grid_raw) if grid_raw else defaults.lr
+    by_scheme_raw = lr_raw.get("by_scheme", {})
+    if not isinstance(by_scheme_raw, dict):
+        raise _fail(
+            source, "lr.by_scheme", by_scheme_raw, "a table of {scheme = {start, stop, step}}"
+        )
+    schemes = top.get("schemes", defaults.schemes)
+    by_scheme = []
+    for name, table in by_scheme_raw.items():
+        if name not in schemes:
+            raise _fail(
+                source, f"lr.by_scheme.{name}", name, f"a scheme of this sweep: {list(schemes)}"
+            )
+        by_scheme.append((name, _lr_grid(source, f"lr.by_scheme.{name}", table)))
+
+    return dataclasses.replace(
+        defaults, **top, data=data, model=model, optimizer=optimizer, lr=lr,
+        lr_by_scheme=tuple(by_scheme),
+    )  # fmt: skip
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read and validate a sweep TOML file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return config_from_dict(raw, str(path))

@@ -1,0 +1,530 @@
+"""The sweep engine (DESIGN.md section 4): whole grids of replicas in one compiled program.
+
+A *cell* is one shape (width, depth, block depth) of a sweep; its *replicas* are every
+(scheme, learning rate, seed). Within a cell:
+
+- Compile by shape only. Learning rates, seeds and every scheme multiplier are arrays with a
+  leading replica axis, so one executable (per chunk size) serves all of them. Programs are
+  compiled ahead of time and cached by their input shapes; :data:`COMPILE_STATS` counts them.
+- vmap over replicas. Replicas of one seed draw the same raw init and the same batches.
+- Divergence is data: a replica whose loss or parameters become non-finite, or whose loss
+  exceeds ``divergence_factor`` x its initial loss, is frozen at that step (its state stops
+  changing, its losses become NaN) and its step is recorded. The others are unaffected.
+- Steps run as ``lax.scan`` segments of ``eval_every`` steps; between segments: evaluation on
+  the test set, feature movement on the probe batch, progress, and an Orbax checkpoint keyed by
+  the hash of the cell's config. Running the same sweep again resumes where it stopped.
+- The replica axis is cut into chunks that fit in memory and sharded over all local devices
+  (``jax.sharding``); several hosts join through ``jax.distributed`` (see the README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pandas as pd
+from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from hptransfer import results as results_io
+from hptransfer.config import SweepConfig
+from hptransfer.data import Dataset, load_dataset
+from hptransfer.model import Architecture, check_inputs, kernel_shapes
+from hptransfer.movement import flatten_stats, layer_stats
+from hptransfer.scaling import Multipliers, multipliers, stack
+from hptransfer.schemes import Scheme, load_schemes
+from hptransfer.train import TrainState, evaluate, init_state, probe_batch, sample_batch, train_step
+
+COMPILE_STATS: dict[str, float] = {"count": 0, "seconds": 0.0}
+_PROGRAMS: dict[Any, Any] = {}
+
+
+class SimulatedKill(RuntimeError):
+    """Raised by the fault-injection hook (tests): the sweep 'dies' after N segments."""
+
+
+@struct.dataclass
+class ReplicaState:
+    """A replica's training state plus its divergence bookkeeping."""
+
+    train: TrainState
+    alive: jax.Array  # bool
+    diverged_step: jax.Array  # int32, -1 while alive
+    loss0: jax.Array  # float32: the first minibatch loss (divergence threshold reference)
+
+
+@dataclasses.dataclass(frozen=True)
+class Replica:
+    scheme: str
+    log2_lr: float
+    seed: int
+
+
+# --------------------------------------------------------------------------------------------
+# The pure programs (one replica each; vmapped below)
+
+
+def _tree_all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def _init_replica(seed, mult, *, arch, opt) -> ReplicaState:
+    return ReplicaState(
+        init_state(seed, mult, arch, opt),
+        jnp.array(True),
+        jnp.array(-1, jnp.int32),
+        jnp.array(jnp.nan, jnp.float32),
+    )
+
+
+def _segment_replica(
+    state, seed, lr, mult, factor, x, y, first_step, *, arch, opt, steps, batch_size
+):
+    """``steps`` optimizer steps with freezing on divergence; returns (state, mean loss)."""
+
+    def body(st: ReplicaState, step):
+        batch = sample_batch(seed, step, x, y, batch_size)
+        new, loss = train_step(st.train, batch, mult, lr, arch, opt)
+        loss0 = jnp.where(step == 0, loss, st.loss0)
+        ok = st.alive & jnp.isfinite(loss) & _tree_all_finite(new.params) & (loss <= factor * loss0)
+        died = st.alive & ~ok
+        # Freeze a dead replica: keep its old params and optimizer state (params0 never changes).
+        keep = partial(jax.tree.map, lambda a, b: jnp.where(ok, a, b))
+        train = TrainState(keep(new.params, st.train.params), st.train.params0,
+                           keep(new.opt_state, st.train.opt_state), new.step)  # fmt: skip
+        st = ReplicaState(train, ok, jnp.where(died, step, st.diverged_step), loss0)
+        return st, jnp.where(ok, loss, jnp.nan)
+
+    state, losses = jax.lax.scan(body, state, first_step + jnp.arange(steps))
+    return state, losses.mean()
+
+
+def _eval_replica(state, mult, x_test, y_test, probe, *, arch):
+    test_loss, test_acc = evaluate(state.train.params, x_test, y_test, mult, arch)
+    stats = layer_stats(
+        state.train.params0, state.train.params, probe, mult.forward, mult.branch, arch
+    )
+    dead = ~state.alive
+    nan = jnp.float32(jnp.nan)
+    return {
+        "test_loss": jnp.where(dead, nan, test_loss),
+        "test_accuracy": jnp.where(dead, nan, test_acc),
+        **flatten_stats(stats),
+    }
+
+
+def _compiled(name: str, fn: Callable, static: tuple, out_sharding, *args):
+    """Compile ``fn(*args)`` ahead of time once per (name, static settings, input shapes).
+
+    Every output has the replica axis first and is pinned to ``out_sharding``, so a program's
+    outputs feed the next program without resharding.
+    """
+    leaves, treedef = jax.tree.flatten(args)
+    key = (
+        name,
+        static,
+        treedef,
+        tuple((tuple(a.shape), str(a.dtype), getattr(a, "sharding", None)) for a in leaves),
+    )
+    if key not in _PROGRAMS:
+        t0 = time.perf_counter()
+        _PROGRAMS[key] = jax.jit(fn, out_shardings=out_sharding).lower(*args).compile()
+        COMPILE_STATS["count"] += 1
+        COMPILE_STATS["seconds"] += time.perf_counter() - t0
+    return _PROGRAMS[key]
+
+
+def clear_program_cache() -> None:
+    """Forget compiled programs and reset the compile counters (tests)."""
+    _PROGRAMS.clear()
+    COMPILE_STATS.update(count=0, seconds=0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Planning: cells, replicas, hashes, chunks
+
+
+def architectures(config: SweepConfig, data: Dataset) -> list[Architecture]:
+    m = config.model
+    return [
+        Architecture(
+            width=n,
+            depth=L,
+            block_depth=k,
+            in_shape=data.in_shape,
+            num_classes=data.num_classes,
+            family=m.family,
+            base_width=m.base_width,
+            base_depth=m.base_depth,
+            bias=m.bias,
+        )  # fmt: skip
+        for k in m.block_depths
+        for n in m.widths
+        for L in m.depths
+    ]
+
+
+def replicas(config: SweepConfig) -> list[Replica]:
+    """Every (scheme, log2 lr, seed) of a cell, scheme-major."""
+    return [
+        Replica(s, lr, seed)
+        for s in config.schemes
+        for lr in config.lr_grid(s)
+        for seed in config.seeds
+    ]
+
+
+def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Scheme]) -> str:
+    """A hash of everything that decides a cell's results (schemes by their tables, not names)."""
+    payload = {
+        "arch": dataclasses.asdict(arch),
+        "optimizer": dataclasses.asdict(config.optimizer),
+        "data": dataclasses.asdict(config.data),
+        "run": [config.steps, config.eval_every, config.batch_size, config.divergence_factor,
+                config.probe_size],
+        "replicas": [dataclasses.astuple(r) for r in replicas(config)],
+        "schemes": {s: registry[s].to_table() for s in config.schemes},
+        "format": 1,
+    }  # fmt: skip
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def param_count(arch: Architecture) -> int:
+    shapes = kernel_shapes(arch)
+    hidden = sum(math.prod(shapes[r]) for r in arch.hidden_roles)
+    return math.prod(shapes["input"]) + arch.depth * hidden + math.prod(shapes["readout"])
+
+
+def bytes_per_replica(arch: Architecture, config: SweepConfig) -> int:
+    """Rough device memory of one replica: params, init copy, grads, new params, optimizer slots,
+    and the activations kept for the backward pass (a few per layer and example)."""
+    slots = {"sgd": 1 if config.optimizer.momentum else 0}.get(config.optimizer.name, 2)
+    spatial = 1 if arch.family == "mlp" else math.prod(arch.in_shape[:2]) // 4
+    acts = config.batch_size * arch.width * spatial * (arch.depth * arch.block_depth + 2) * 4
+    return 4 * (param_count(arch) * (4 + slots) + acts)
+
+
+def memory_budget() -> int:
+    """Bytes the replica axis may use: 60% of an accelerator's memory, 30% of host RAM on CPU."""
+    device = jax.local_devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(0.6 * stats["bytes_limit"])
+    return int(0.3 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def chunk_size(n_replicas: int, per_replica: int, n_devices: int, override: int = 0) -> int:
+    """Replicas per program call: all that fit (or ``override``), a multiple of the devices."""
+    cap = override if override > 0 else max(1, (memory_budget() * n_devices) // max(per_replica, 1))
+    size = min(n_replicas, cap)
+    return max(n_devices, math.ceil(size / n_devices) * n_devices)
+
+
+# --------------------------------------------------------------------------------------------
+# Running one cell
+
+
+def _mesh() -> Mesh:
+    return Mesh(np.array(jax.devices()), ("replica",))
+
+
+def _place(tree, sharding):
+    return jax.tree.map(lambda a: jax.device_put(a, sharding), tree)
+
+
+def _checkpoint_manager(path: Path) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+    return ocp.CheckpointManager(path.absolute(), options=options)
+
+
+def _restore(mgr, path, state, history, expected: dict) -> tuple[Any, dict, int] | None:
+    """The latest checkpoint if it is readable and belongs to this cell and chunk, else None."""
+    step = mgr.latest_step()
+    if step is None:
+        return None
+    try:
+        abstract = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), state
+        )
+        restored = mgr.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract),
+                history=ocp.args.StandardRestore(history),
+                meta=ocp.args.JsonRestore(),
+            ),
+        )
+        meta = dict(restored["meta"])
+        if {k: meta.get(k) for k in expected} != expected or not 0 < step:
+            raise ValueError(f"it belongs to {meta}, not to {expected}")
+        history = {k: np.asarray(v) for k, v in restored["history"].items()}
+        return restored["state"], history, int(step)
+    except Exception as err:  # corrupt, foreign or from an older format: recompute
+        warnings.warn(
+            f"checkpoint {path} is unusable ({type(err).__name__}: {err}); recomputing this cell",
+            stacklevel=2,
+        )
+        return None
+
+
+@dataclasses.dataclass
+class _Progress:
+    bar: Any
+    segments_done: int = 0
+    kill_after: int | None = None
+
+    def segment(self, replica_steps: int) -> None:
+        self.bar.update(replica_steps)
+        self.segments_done += 1
+        if self.kill_after is not None and self.segments_done >= self.kill_after:
+            if os.environ.get("HPTRANSFER_HARD_KILL"):
+                os._exit(137)  # a real death: no cleanup, no finally blocks
+            raise SimulatedKill(f"fault injection after {self.segments_done} segments")
+
+
+def run_cell(
+    config: SweepConfig,
+    arch: Architecture,
+    data: Dataset,
+    registry: dict[str, Scheme],
+    out: Path,
+    progress: _Progress,
+    checkpoint_seconds: float = 30.0,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Train every replica of one cell; returns its tidy table and timing facts."""
+    chash = cell_hash(config, arch, registry)
+    reps = replicas(config)
+    n_dev = len(jax.devices())
+    size = chunk_size(
+        len(reps), bytes_per_replica(arch, config), n_dev, config.max_replicas_per_chunk
+    )
+    mesh = _mesh()
+    by_replica, shared = (
+        NamedSharding(mesh, PartitionSpec("replica")),
+        NamedSharding(mesh, PartitionSpec()),
+    )
+    x, y = _place((jnp.asarray(data.x_train), jnp.asarray(data.y_train)), shared)
+    x_test, y_test = _place((jnp.asarray(data.x_test), jnp.asarray(data.y_test)), shared)
+    probe = _place(jnp.asarray(probe_batch(data, config.probe_size)), shared)
+    factor = jax.device_put(jnp.float32(config.divergence_factor), shared)
+    family = config.optimizer.family
+    mults = {s: multipliers(registry[s], arch, family) for s in config.schemes}
+    n_seg = config.steps // config.eval_every
+    static = (arch, config.optimizer)
+    init_fn = jax.vmap(partial(_init_replica, arch=arch, opt=config.optimizer))
+    seg_fn = jax.vmap(
+        partial(_segment_replica, arch=arch, opt=config.optimizer, steps=config.eval_every,
+                batch_size=config.batch_size),
+        in_axes=(0, 0, 0, 0, None, None, None, None),
+    )  # fmt: skip
+    eval_fn = jax.vmap(partial(_eval_replica, arch=arch), in_axes=(0, 0, None, None, None))
+    compile_before = COMPILE_STATS["seconds"]
+    t_start = time.perf_counter()
+    frames = []
+    for c0 in range(0, len(reps), size):
+        chunk = reps[c0 : c0 + size]
+        padded = chunk + [chunk[-1]] * (size - len(chunk))
+        seeds = jax.device_put(jnp.array([r.seed for r in padded], jnp.int32), by_replica)
+        lrs = jax.device_put(jnp.array([2.0**r.log2_lr for r in padded], jnp.float32), by_replica)
+        mult: Multipliers = _place(stack([mults[r.scheme] for r in padded]), by_replica)
+        state = _compiled("init", init_fn, static, by_replica, seeds, mult)(seeds, mult)
+        history: dict[str, np.ndarray] = {"train_loss": np.full((n_seg, size), np.nan, np.float32)}
+        start = 0
+        ckpt_path = out / results_io.CHECKPOINT_DIR / chash / f"chunk_{c0 // size}"
+        mgr = _checkpoint_manager(ckpt_path)
+        expected = {"cell": chash, "chunk": c0 // size, "size": size}
+        eval_prog = _compiled(
+            "eval", eval_fn, static, by_replica, state, mult, x_test, y_test, probe
+        )
+        template = eval_prog(state, mult, x_test, y_test, probe)
+        for key in template:
+            history[key] = np.full((n_seg, size), np.nan, np.float32)
+        history["diverged_step"] = np.full((n_seg, size), -1, np.int32)
+        restored = _restore(mgr, ckpt_path, state, history, expected)
+        if restored is None and mgr.latest_step() is not None:
+            mgr.close()
+            shutil.rmtree(ckpt_path, ignore_errors=True)
+            mgr = _checkpoint_manager(ckpt_path)
+        if restored is not None:
+            state, history, start = restored
+            progress.bar.update(start * config.eval_every * len(chunk))
+        last_save = time.perf_counter()
+        for seg in range(start, n_seg):
+            first = jax.device_put(jnp.int32(seg * config.eval_every), shared)
+            args = (state, seeds, lrs, mult, factor, x, y, first)
+            seg_static = static + (config.eval_every, config.batch_size)
+            seg_prog = _compiled("segment", seg_fn, seg_static, by_replica, *args)
+            state, seg_loss = seg_prog(*args)
+            metrics = eval_prog(state, mult, x_test, y_test, probe)
+            history["train_loss"][seg] = np.asarray(seg_loss)
+            for key, value in metrics.items():
+                history[key][seg] = np.asarray(value)
+            history["diverged_step"][seg] = np.asarray(state.diverged_step)
+            now = time.perf_counter()
+            if seg == n_seg - 1 or now - last_save >= checkpoint_seconds:
+                mgr.save(
+                    seg + 1,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardSave(state),
+                        history=ocp.args.StandardSave(history),
+                        meta=ocp.args.JsonSave(expected),
+                    ),
+                )
+                mgr.wait_until_finished()
+                last_save = now
+            progress.segment(config.eval_every * len(chunk))
+        mgr.close()
+        frames.append(_chunk_table(config, arch, chash, chunk, history))
+    table = pd.concat(frames, ignore_index=True)
+    facts = {
+        "cell": chash,
+        "width": arch.width,
+        "depth": arch.depth,
+        "block_depth": arch.block_depth,
+        "replicas": len(reps),
+        "chunk_size": size,
+        "compile_seconds": COMPILE_STATS["seconds"] - compile_before,
+        "run_seconds": time.perf_counter() - t_start,
+    }
+    return table, facts
+
+
+def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
+    """Tidy rows (replica x evaluation) of one chunk; padding replicas are dropped."""
+    n_seg, r = history["train_loss"].shape[0], len(chunk)
+    steps = np.repeat((np.arange(n_seg) + 1) * config.eval_every, r)
+    died = history["diverged_step"][-1, :r]
+    died_rep = np.tile(died, n_seg)
+    frame = {
+        "scheme": np.tile([c.scheme for c in chunk], n_seg),
+        "family": arch.family,
+        "optimizer": config.optimizer.name,
+        "width": arch.width,
+        "depth": arch.depth,
+        "block_depth": arch.block_depth,
+        "base_width": arch.base_width,
+        "base_depth": arch.base_depth,
+        "lr": np.tile([2.0**c.log2_lr for c in chunk], n_seg),
+        "log2_lr": np.tile([c.log2_lr for c in chunk], n_seg),
+        "seed": np.tile([c.seed for c in chunk], n_seg),
+        "step": steps,
+        "train_loss": history["train_loss"][:, :r].ravel(),
+        "test_loss": history["test_loss"][:, :r].ravel(),
+        "test_accuracy": history["test_accuracy"][:, :r].ravel(),
+        "diverged": (died_rep >= 0) & (died_rep < steps),
+        "diverged_step": np.where(died_rep >= 0, died_rep, np.nan).astype(np.float64),
+        "cell": chash,
+    }
+    for key, value in history.items():
+        if "/" in key:
+            frame[key] = value[:, :r].ravel().astype(np.float64)
+    table = pd.DataFrame(frame)
+    # Movement of a diverged replica is that of its frozen state: keep it, it is still data.
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# The whole sweep
+
+
+def run_sweep(
+    config: SweepConfig,
+    out: str | Path,
+    *,
+    fresh: bool = False,
+    data: Dataset | None = None,
+    progress: bool = True,
+    checkpoint_seconds: float = 30.0,
+    kill_after_segments: int | None = None,
+) -> pd.DataFrame:
+    """Run (or resume) every cell of ``config``; write DIR/results.parquet and DIR/meta.json.
+
+    Finished cells are kept as DIR/cells/<hash>.parquet and skipped on a rerun; an unfinished
+    cell resumes from its last checkpoint. ``fresh=True`` discards both first.
+    ``kill_after_segments`` is fault injection for tests (raises :class:`SimulatedKill`).
+    """
+    out = Path(out)
+    writer = jax.process_index() == 0
+    if fresh:
+        for sub in (results_io.CELLS_DIR, results_io.CHECKPOINT_DIR):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    registry = load_schemes(config.scheme_files)
+    data = data if data is not None else load_dataset(config.data.name, **config.data.load_kwargs())
+    archs = architectures(config, data)
+    for arch in archs:
+        check_inputs(data.x_train, arch)
+    n_reps = len(replicas(config))
+    total = len(archs) * n_reps * config.steps
+    t0 = time.perf_counter()
+    compiles0 = COMPILE_STATS["count"]
+    bar = tqdm(
+        total=total, unit="replica-step", unit_scale=True, disable=not progress or not writer,
+        desc=f"{config.name}: {len(archs)} cells x {n_reps} replicas", smoothing=0.05,
+    )  # fmt: skip
+    tracker = _Progress(bar, kill_after=kill_after_segments)
+    tables, cells = [], []
+    for i, arch in enumerate(archs):
+        chash = cell_hash(config, arch, registry)
+        cell_file = out / results_io.CELLS_DIR / f"{chash}.parquet"
+        bar.set_postfix_str(
+            f"cell {i + 1}/{len(archs)}: n={arch.width} L={arch.depth} k={arch.block_depth}"
+        )
+        if cell_file.exists():
+            try:
+                tables.append(pd.read_parquet(cell_file))
+                bar.update(n_reps * config.steps)
+                cells.append({"cell": chash, "width": arch.width, "depth": arch.depth,
+                              "block_depth": arch.block_depth, "resumed": True})  # fmt: skip
+                continue
+            except Exception as err:
+                warnings.warn(f"{cell_file} is unreadable ({err}); recomputing", stacklevel=2)
+        table, facts = run_cell(config, arch, data, registry, out, tracker, checkpoint_seconds)
+        if writer:
+            results_io.write_table(table, cell_file)
+            shutil.rmtree(out / results_io.CHECKPOINT_DIR / chash, ignore_errors=True)
+        tables.append(table)
+        cells.append(facts)
+    bar.close()
+    frame = pd.concat(tables, ignore_index=True)
+    wall = time.perf_counter() - t0
+    computed = sum(c.get("run_seconds", 0.0) for c in cells)
+    computed_steps = sum(c.get("replicas", 0) * config.steps for c in cells if "run_seconds" in c)
+    meta = {
+        "config": config.to_dict(),
+        "versions": results_io.versions(),
+        "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
+        "devices": len(jax.devices()),
+        "processes": jax.process_count(),
+        "cells": cells,
+        "compiles": COMPILE_STATS["count"] - compiles0,
+        "compile_seconds": sum(c.get("compile_seconds", 0.0) for c in cells),
+        "wall_seconds": wall,
+        "replica_steps": total,
+        "replica_steps_per_second": computed_steps / computed if computed else float("nan"),
+        "replica_steps_per_second_excluding_compile": (
+            computed_steps / (computed - sum(c.get("compile_seconds", 0.0) for c in cells))
+            if computed
+            else float("nan")
+        ),
+    }
+    if writer:
+        results_io.write_table(frame, out / results_io.RESULTS_FILE)
+        results_io.write_json(meta, out / results_io.META_FILE)
+        shutil.rmtree(out / results_io.CHECKPOINT_DIR, ignore_errors=True)
+    return frame

@@ -1,0 +1,558 @@
+"""Figures of a sweep's analysis, one PNG each (seaborn on matplotlib's Agg canvas).
+
+Every figure is drawn on a stand-alone :class:`matplotlib.figure.Figure` (no pyplot state, so no
+global backend switch and nothing left open), inside seaborn style contexts (no global theme).
+Panels: one column per scheme (or per block depth), one row per (optimizer, block depth); legends
+sit outside the axes, on the right or under each panel.
+
+    loss_vs_lr_<axis>  final training loss vs log2 learning rate, a line per depth (width)
+    eta_star_<axis>    log2 eta* vs depth (width) for every scheme, bootstrap intervals
+    movement_depth     own movement and relative weight change per layer role vs depth, log-log
+    training_curves    training loss vs step at each depth's eta*
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.transforms import blended_transform_factory
+
+from hptransfer.analysis import (
+    AXES,
+    OTHER_AXIS,
+    Analysis,
+    held_value,
+    role_order,
+    scheme_order,
+    training_curves,
+)
+
+DPI = 110
+PANEL = (3.1, 2.5)  # inches per panel
+SCHEME_LABELS = {
+    "sp": "SP",
+    "mup": "muP",
+    "depth_mup": "depth-muP",
+    "nfd": "NFD",
+    "completep": "CompleteP",
+}
+AXIS_LABEL = {"depth": "depth L (blocks)", "width": "width n"}
+AXIS_SYMBOL = {"depth": "L", "width": "n"}
+STAT_LABEL = {
+    "own_movement": "own movement\nRMS(dW x) / RMS(W0 x)",
+    "weight_change": "weight change\n|W - W0| / |W0|",
+    "total_movement": "total movement\nRMS(a - a0) / RMS(a0)",
+}
+
+
+def scheme_label(scheme: str) -> str:
+    """Display name of a scheme (the raw name for schemes outside SCHEME_LABELS)."""
+    return SCHEME_LABELS.get(scheme, scheme)
+
+
+def _style():
+    return sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.05)
+
+
+def _figure(nrows: int, ncols: int, extra_width: float = 2.0, panel=PANEL):
+    fig = Figure(
+        figsize=(panel[0] * ncols + extra_width, panel[1] * nrows + 0.6),
+        dpi=DPI,
+        layout="constrained",
+    )
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _suptitle(fig: Figure, text: str) -> None:
+    """A figure title wrapped to the figure's width (about 13 characters per inch)."""
+    width = max(int(fig.get_figwidth() * 13), 40)
+    fig.suptitle("\n".join(textwrap.wrap(text, width)))
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, format="png")
+    return path
+
+
+def _facet_rows(df: pd.DataFrame, keys: Sequence[str] = ("family", "optimizer", "block_depth")):
+    """[(selection dict, label)] for each combination of ``keys`` present, label naming only the
+    keys that vary (block depth always)."""
+    keys = [k for k in keys if k in df.columns]
+    combos = df[keys].drop_duplicates().sort_values(keys)
+    out = []
+    for _, r in combos.iterrows():
+        parts = []
+        for k in keys:
+            if k == "block_depth":
+                parts.append(f"k={int(r[k])}")
+            elif df[k].nunique() > 1:
+                parts.append(str(r[k]))
+        out.append(({k: r[k] for k in keys}, ", ".join(parts)))
+    return out
+
+
+def _mask(df: pd.DataFrame, sel: dict) -> pd.Series:
+    m = pd.Series(True, index=df.index)
+    for k, v in sel.items():
+        m &= df[k] == v
+    return m
+
+
+def _sequential(values: Sequence) -> dict:
+    colors = sns.color_palette("viridis", len(values) + 1)[: len(values)]
+    return dict(zip(values, colors, strict=True))
+
+
+def _scheme_colors(schemes: Sequence[str]) -> dict:
+    return dict(zip(schemes, sns.color_palette("colorblind", len(schemes)), strict=True))
+
+
+def _log2_axis(ax, values: Sequence[float], which: str = "x") -> None:
+    """A log2 axis with ticks at the swept values, labelled as plain integers."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log", base=2)
+    axis.set_major_locator(FixedLocator(sorted(values)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_locator(NullLocator())
+
+
+def _log_y(ax) -> None:
+    """Log y axis labelled with plain numbers; intermediate ticks labelled when the axis spans
+    little more than a decade (so a loss range of 0.3 to 2 still gets several labels)."""
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 3.0
+    subs = (2, 3, 4, 5, 6, 8) if decades < 0.6 else (2, 3, 5) if decades < 1.3 else ()
+
+    def minor(v, _):
+        digit = int(round(v / 10 ** math.floor(math.log10(v) + 1e-9)))
+        return f"{v:g}" if digit in subs else ""
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+
+
+def _optimum_marker(edge) -> tuple[str, bool]:
+    """(marker, filled): a filled star for a refined optimum, a hollow triangle pointing the
+    way the true optimum may lie for an edge optimum (a bound)."""
+    if pd.isna(edge):
+        return "*", True
+    return ("^" if edge == "high" else "v"), False
+
+
+# --------------------------------------------------------------------------------------------
+# (a, c) loss vs learning rate
+
+
+def plot_loss_vs_lr(a: Analysis, path: str | Path, axis: str = "depth") -> Path | None:
+    """Final training loss (seed mean, band = min-max over seeds) vs log2 learning rate, one
+    line per value of ``axis`` at the held value of the other axis; one panel per scheme, one
+    row per (optimizer, block depth). eta* is marked (a hollow triangle where it is a bound);
+    rates at which a seed diverged are marked x at the top. None when ``axis`` has one value."""
+    held = held_value(a.optima, axis)
+    if held is None:
+        return None
+    other = OTHER_AXIS[axis]
+    opt = a.optima[a.optima[other] == held]
+    cur = a.curves[a.curves[other] == held]
+    fin = a.finals[(a.finals[other] == held) & ~a.finals["diverged"]]
+    rows, schemes = _facet_rows(opt), scheme_order(opt["scheme"].unique())
+    values = sorted(opt[axis].unique())
+    colors = _sequential(values)
+    sym = AXIS_SYMBOL[axis]
+    xlim = (cur["log2_lr"].min() - 0.4, cur["log2_lr"].max() + 0.4)
+    with _style()[0], _style()[1]:
+        fig, axes = _figure(len(rows), len(schemes))
+        for r, (sel, row_label) in enumerate(rows):
+            for c, scheme in enumerate(schemes):
+                ax = axes[r, c]
+                s = sel | {"scheme": scheme}
+                cs = cur[_mask(cur, s)]
+                stable = cs[(cs["frac_diverged"] == 0) & np.isfinite(cs["loss_mean"])]
+                f = fin[_mask(fin, s)].merge(
+                    stable[[*AXES, "log2_lr"]], on=[*AXES, "log2_lr"], how="inner"
+                )
+                if len(f):
+                    sns.lineplot(
+                        data=f,
+                        x="log2_lr",
+                        y="final_train_loss",
+                        hue=axis,
+                        palette=colors,
+                        estimator="mean",
+                        errorbar=("pi", 100),
+                        marker="o",
+                        markersize=3,
+                        linewidth=1.2,
+                        legend=False,
+                        ax=ax,
+                    )
+                top = stable["loss_hi"].max() if len(stable) else 1.0
+                bottom = stable["loss_lo"].min() if len(stable) else 0.1
+                _draw_optima(ax, opt[_mask(opt, s)], axis, colors)
+                _draw_diverged(ax, cs, axis, values, colors)
+                ax.set_yscale("log")
+                if np.isfinite(top) and np.isfinite(bottom) and top > 0 and bottom > 0:
+                    ax.set_ylim(bottom / 1.15, top * 2.2)  # headroom for the divergence marks
+                ax.set_xlim(xlim)
+                _log_y(ax)
+                ax.set_xlabel("log2 learning rate (octaves)" if r == len(rows) - 1 else "")
+                ax.set_ylabel(f"{row_label}\nfinal train loss (nats)" if c == 0 else "")
+                if r == 0:
+                    ax.set_title(scheme_label(scheme))
+        handles = [Line2D([], [], color=colors[v], lw=2, label=f"{sym} = {v}") for v in values]
+        handles += [
+            Patch(color="0.6", alpha=0.35, label="band: min-max\nover seeds"),
+            Line2D([], [], ls="", marker="*", ms=11, mfc="0.3", mec="k", label="eta* (parabola)"),
+            Line2D(
+                [], [], ls="", marker="^", ms=7, mfc="white", mec="0.3", label="eta* bound\n(edge)"
+            ),
+            Line2D([], [], ls="", marker="x", ms=6, color="0.3", label="a seed diverged"),
+        ]
+        fig.legend(handles=handles, loc="outside right center", frameon=False)
+        _suptitle(
+            fig,
+            f"Final training loss (mean of last {a.last_evals} evaluations) vs learning rate, "
+            f"one line per {axis}; {other} {AXIS_SYMBOL[other]} = {held}",
+        )
+        return _save(fig, Path(path))
+
+
+def _draw_optima(ax, opt: pd.DataFrame, axis: str, colors: dict) -> None:
+    for _, o in opt.iterrows():
+        if not (np.isfinite(o["log2_eta_star"]) and np.isfinite(o["best_loss"])):
+            continue
+        marker, filled = _optimum_marker(o["edge"])
+        color = colors[o[axis]]
+        ax.plot(
+            o["log2_eta_star"],
+            o["best_loss"],
+            ls="",
+            marker=marker,
+            ms=11 if filled else 8,
+            mfc=color if filled else "white",
+            mec="k" if filled else color,
+            mew=0.8 if filled else 1.6,
+            zorder=5,
+        )
+
+
+def _draw_diverged(ax, cs: pd.DataFrame, axis: str, values: list, colors: dict) -> None:
+    """x at the top of the panel for each rate where a seed diverged, one tier per line."""
+    trans = blended_transform_factory(ax.transData, ax.transAxes)
+    for i, v in enumerate(values):
+        d = cs[(cs[axis] == v) & (cs["frac_diverged"] > 0)]
+        if len(d):
+            y = 0.96 - 0.045 * i
+            ax.scatter(
+                d["log2_lr"],
+                [y] * len(d),
+                marker="x",
+                s=14,
+                color=colors[v],
+                transform=trans,
+                zorder=4,
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# (b, c) eta* vs depth / width
+
+
+def plot_eta_star(a: Analysis, path: str | Path, axis: str = "depth") -> Path | None:
+    """log2 eta* vs ``axis`` (log2 axis) for every scheme, one panel per block depth (row per
+    optimizer), at the held value of the other axis. Bars: the bootstrap interval over seeds;
+    a hollow triangle is an edge optimum (a bound, pointing the way the true optimum may lie).
+    Each panel's legend gives the drift slope per scheme. None when ``axis`` has one value."""
+    held = held_value(a.optima, axis)
+    if held is None:
+        return None
+    other = OTHER_AXIS[axis]
+    opt = a.optima[a.optima[other] == held]
+    drift = a.drift[(a.drift["axis"] == axis) & (a.drift[other] == held)] if len(a.drift) else None
+    panels = _facet_rows(opt)  # one panel per (family, optimizer, block depth)
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    schemes = scheme_order(opt["scheme"].unique())
+    colors = _scheme_colors(schemes)
+    values = sorted(opt[axis].unique())
+    jitter = 0.03 * math.log2(max(values) / min(values))  # octaves, so bars do not overlap
+    offsets = dict(zip(schemes, np.linspace(-jitter, jitter, len(schemes)), strict=True))
+    pct = round(100 * a.ci)
+    with _style()[0], _style()[1]:
+        fig, axes = _figure(nrows, ncols, extra_width=0.4, panel=(4.2, 3.6))
+        for ax in axes.flat[len(panels) :]:
+            ax.set_visible(False)
+        for ax, (sel, panel_label) in zip(axes.flat, panels, strict=False):
+            for y in (opt["grid_min"].min(), opt["grid_max"].max()):
+                ax.axhline(y, color="0.5", ls=":", lw=1)
+            for scheme in schemes:
+                s = opt[_mask(opt, sel | {"scheme": scheme})].sort_values(axis)
+                if s.empty:
+                    continue
+                label = f"{scheme_label(scheme)}: {_slope_text(drift, sel, scheme)}"
+                _draw_eta_series(ax, s, axis, colors[scheme], offsets[scheme], label)
+            _log2_axis(ax, values)
+            ax.set_xlabel(f"{AXIS_LABEL[axis]}, log2 axis")
+            ax.set_ylabel("log2 eta* (octaves)")
+            ax.set_title(panel_label.replace("k=", "block depth k = "))
+            ax.legend(
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.2),
+                frameon=False,
+                fontsize="small",
+                title=f"slope per doubling of {axis} [{pct}% interval]",
+                title_fontsize="small",
+            )
+        handles = [
+            Line2D([], [], ls="", marker="o", ms=6, mfc="0.3", mec="0.3", label="refined eta*"),
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="^",
+                ms=7,
+                mfc="white",
+                mec="0.3",
+                label="bound: optimum\nat/above this",
+            ),
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="v",
+                ms=7,
+                mfc="white",
+                mec="0.3",
+                label="bound: optimum\nat/below this",
+            ),
+            Line2D([], [], color="0.5", ls=":", label="grid edges"),
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
+        _suptitle(
+            fig,
+            f"Optimal learning rate vs {axis} ({other} {AXIS_SYMBOL[other]} = {held}); "
+            f"bars: {pct}% bootstrap interval over seeds",
+        )
+        return _save(fig, Path(path))
+
+
+def _slope_text(drift: pd.DataFrame | None, sel: dict, scheme: str) -> str:
+    if drift is None or drift.empty:
+        return "no slope"
+    d = drift[_mask(drift, sel | {"scheme": scheme})]
+    if d.empty or not np.isfinite(d["slope"].iloc[0]):
+        return "no slope"
+    row = d.iloc[0]
+    text = f"{row['slope']:+.2f}"
+    if np.isfinite(row["slope_lo"]):
+        text += f" [{row['slope_lo']:+.2f}, {row['slope_hi']:+.2f}]"
+    return text + (" (bounds)" if row["n_edge"] else "")
+
+
+def _draw_eta_series(ax, s: pd.DataFrame, axis: str, color, offset: float, label: str) -> None:
+    x = s[axis].to_numpy(float) * 2.0**offset
+    y = s["log2_eta_star"].to_numpy(float)
+    ax.plot(x, y, color=color, lw=1.4, label=label)
+    if "log2_eta_lo" in s:
+        lo = np.clip(y - s["log2_eta_lo"].to_numpy(float), 0, None)
+        hi = np.clip(s["log2_eta_hi"].to_numpy(float) - y, 0, None)
+        err = np.nan_to_num(np.vstack([lo, hi]))
+        ax.errorbar(x, y, yerr=err, fmt="none", ecolor=color, elinewidth=1.1, capsize=2.5)
+    for xi, yi, edge in zip(x, y, s["edge"], strict=True):
+        if not np.isfinite(yi):
+            continue
+        marker, filled = _optimum_marker(edge)
+        ax.plot(
+            xi,
+            yi,
+            ls="",
+            marker="o" if filled else marker,
+            ms=5.5 if filled else 8,
+            mfc=color if filled else "white",
+            mec=color,
+            mew=1.6,
+            zorder=4,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# (d) feature movement
+
+
+def plot_movement(
+    a: Analysis,
+    path: str | Path,
+    stats: Sequence[str] = ("own_movement", "weight_change"),
+) -> Path | None:
+    """Feature movement at each depth's eta* vs depth, log-log: one line per layer role, one
+    panel per scheme, one row per (optimizer, block depth) and statistic; a dashed L^(-1/2)
+    guide through hidden_1's first point (claim 3 of DESIGN.md). None without a depth axis
+    or movement columns."""
+    held = held_value(a.optima, "depth")
+    if held is None or a.movement.empty:
+        return None
+    mv = a.movement[(a.movement["width"] == held) & a.movement["stat"].isin(stats)]
+    if mv.empty:
+        return None
+    facet = _facet_rows(mv)
+    rows = [(sel, label, stat) for sel, label in facet for stat in stats]
+    schemes = scheme_order(mv["scheme"].unique())
+    roles = role_order(mv["role"].unique())
+    colors = _role_colors(roles)
+    depths = sorted(mv["depth"].unique())
+    with _style()[0], _style()[1]:
+        fig, axes = _figure(len(rows), len(schemes), extra_width=1.6, panel=(3.1, 2.3))
+        for r, (sel, row_label, stat) in enumerate(rows):
+            for c, scheme in enumerate(schemes):
+                ax = axes[r, c]
+                s = mv[_mask(mv, sel | {"scheme": scheme, "stat": stat})]
+                s = s[s["value"] > 0]
+                if len(s):
+                    sns.lineplot(
+                        data=s,
+                        x="depth",
+                        y="value",
+                        hue="role",
+                        palette=colors,
+                        marker="o",
+                        markersize=4,
+                        legend=False,
+                        ax=ax,
+                    )
+                    _half_guide(ax, s[s["role"] == "hidden_1"].sort_values("depth"))
+                _log_y(ax)
+                _log2_axis(ax, depths)
+                ax.set_xlabel("depth L (blocks), log2 axis" if r == len(rows) - 1 else "")
+                ax.set_ylabel(f"{row_label}: {STAT_LABEL.get(stat, stat)}" if c == 0 else "")
+                if r == 0:
+                    ax.set_title(scheme_label(scheme))
+        handles = [
+            Line2D([], [], color=colors[role], lw=2, marker="o", label=role) for role in roles
+        ]
+        handles.append(
+            Line2D([], [], color="0.4", ls="--", label="slope -1/2 guide\n(through hidden_1)")
+        )
+        fig.legend(handles=handles, loc="outside right center", frameon=False, title="layer role")
+        _suptitle(
+            fig,
+            f"Feature movement at each depth's eta* after training (final step, seed mean, "
+            f"log-log); width n = {held}",
+        )
+        return _save(fig, Path(path))
+
+
+def _role_colors(roles: Sequence[str]) -> dict:
+    hidden = [r for r in roles if r.startswith("hidden_")]
+    warm = sns.color_palette("flare", max(len(hidden), 1) + 1)
+    colors = {r: warm[i] for i, r in enumerate(hidden)}
+    colors |= {"input": (0.45, 0.45, 0.45), "readout": sns.color_palette("colorblind")[0]}
+    others = [r for r in roles if r not in colors]
+    colors |= dict(zip(others, sns.color_palette("dark", len(others)), strict=True))
+    return {r: colors[r] for r in roles}
+
+
+def _half_guide(ax, h1: pd.DataFrame) -> None:
+    if len(h1) < 2:
+        return
+    d = h1["depth"].to_numpy(float)
+    v0 = float(h1["value"].iloc[0])
+    ax.plot(d, v0 * (d / d[0]) ** -0.5, color="0.4", ls="--", lw=1, zorder=1)
+
+
+# --------------------------------------------------------------------------------------------
+# (e) training curves
+
+
+def plot_training_curves(a: Analysis, path: str | Path) -> Path | None:
+    """Training loss vs step at each depth's eta* (the stable grid rate nearest it), one line
+    per depth (band = min-max over seeds), one panel per scheme, one row per (optimizer, block
+    depth); at the held width. With a single depth, one line per width at the held depth."""
+    axis = "depth" if held_value(a.optima, "depth") is not None else "width"
+    held = held_value(a.optima, axis)
+    other = OTHER_AXIS[axis]
+    opt = a.optima if held is None else a.optima[a.optima[other] == held]
+    curves = training_curves(a.results, opt)
+    curves = curves[np.isfinite(curves["train_loss"]) & (curves["step"] > 0)]
+    if curves.empty:
+        return None
+    rows, schemes = _facet_rows(opt), scheme_order(opt["scheme"].unique())
+    values = sorted(opt[axis].unique())
+    colors = _sequential(values)
+    sym = AXIS_SYMBOL[axis]
+    with _style()[0], _style()[1]:
+        fig, axes = _figure(len(rows), len(schemes))
+        for r, (sel, row_label) in enumerate(rows):
+            for c, scheme in enumerate(schemes):
+                ax = axes[r, c]
+                s = curves[_mask(curves, sel | {"scheme": scheme})]
+                if len(s):
+                    sns.lineplot(
+                        data=s,
+                        x="step",
+                        y="train_loss",
+                        hue=axis,
+                        palette=colors,
+                        errorbar=("pi", 100),
+                        linewidth=1.2,
+                        legend=False,
+                        ax=ax,
+                    )
+                _log_y(ax)
+                ax.set_xlabel("training step" if r == len(rows) - 1 else "")
+                ax.set_ylabel(f"{row_label}\ntrain loss (nats)" if c == 0 else "")
+                if r == 0:
+                    ax.set_title(scheme_label(scheme))
+        handles = [Line2D([], [], color=colors[v], lw=2, label=f"{sym} = {v}") for v in values]
+        handles.append(Patch(color="0.6", alpha=0.35, label="band: min-max\nover seeds"))
+        fig.legend(handles=handles, loc="outside right center", frameon=False)
+        where = "" if held is None else f"; {other} {AXIS_SYMBOL[other]} = {held}"
+        _suptitle(
+            fig,
+            f"Training loss (mean over each evaluation interval) at each {axis}'s eta* "
+            f"(nearest stable grid rate){where}",
+        )
+        return _save(fig, Path(path))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+FIGURES = {
+    "loss_vs_lr_depth": "Final training loss vs learning rate across depth",
+    "eta_star_depth": "Optimal learning rate vs depth",
+    "loss_vs_lr_width": "Final training loss vs learning rate across width",
+    "eta_star_width": "Optimal learning rate vs width",
+    "movement_depth": "Feature movement per layer vs depth",
+    "training_curves": "Training curves at the optimal learning rate",
+}
+
+
+def make_figures(a: Analysis, out_dir: str | Path) -> dict[str, Path]:
+    """Draw every figure that the sweep's shapes allow into ``out_dir``: {name: PNG path}.
+
+    Names (FIGURES): loss_vs_lr_depth, eta_star_depth, loss_vs_lr_width, eta_star_width (only
+    with several widths), movement_depth (with movement columns), training_curves.
+    """
+    out_dir = Path(out_dir)
+    drawn = {
+        "loss_vs_lr_depth": plot_loss_vs_lr(a, out_dir / "loss_vs_lr_depth.png", "depth"),
+        "eta_star_depth": plot_eta_star(a, out_dir / "eta_star_depth.png", "depth"),
+        "loss_vs_lr_width": plot_loss_vs_lr(a, out_dir / "loss_vs_lr_width.png", "width"),
+        "eta_star_width": plot_eta_star(a, out_dir / "eta_star_width.png", "width"),
+        "movement_depth": plot_movement(a, out_dir / "movement_depth.png"),
+        "training_curves": plot_training_curves(a, out_dir / "training_curves.png"),
+    }
+    return {name: p for name, p in drawn.items() if p is not None}

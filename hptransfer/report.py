@@ -1,0 +1,529 @@
+"""Reports of a sweep: Markdown and standalone HTML, side-by-side comparison of runs, text tables.
+
+    write_report(run_dir)   -> run_dir/report.md (figures linked from run_dir/figures/) and
+                               run_dir/report.html (the same, figures embedded as base64)
+    compare(run_dirs)       -> the runs' scorecards stacked with a `run` column
+    compare_markdown(dirs)  -> the same as a Markdown table
+    format_table(df)        -> an aligned plain-text table for the terminal
+
+The report is built once as a list of blocks (heading, paragraph, list, table, figure, code)
+and rendered twice, so the Markdown and HTML versions always say the same thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hptransfer.analysis import (
+    AXES,
+    OTHER_AXIS,
+    STABILITY_SHIFT,
+    TRANSFER_REGRET,
+    TRANSFER_SLOPE,
+    Analysis,
+    analyze_run,
+    held_value,
+    role_order,
+    scheme_order,
+)
+from hptransfer.figures import FIGURES, make_figures, scheme_label
+
+FIGURE_DIR = "figures"
+FIGURE_CAPTIONS = {
+    "loss_vs_lr_depth": "Seed-averaged final training loss against the swept learning rate, one "
+    "line per depth; stars mark eta* (parabola refinement), hollow triangles an eta* that is only "
+    "a bound, crosses the rates at which a seed diverged.",
+    "eta_star_depth": "log2 eta* against depth for every scheme with bootstrap intervals over "
+    "seeds; a flat line is depth-wise transfer. The legend under each panel gives the drift slope.",
+    "loss_vs_lr_width": "As above, one line per width.",
+    "eta_star_width": "log2 eta* against width; a flat line is width-wise transfer.",
+    "movement_depth": "Feature movement of each layer role at each depth's eta*, log-log. The "
+    "dashed guide has slope -1/2 (the collapse of the first internal layer under depth-muP "
+    "with two-layer blocks, claim 3 of DESIGN.md).",
+    "training_curves": "Training loss against step at each depth's eta* (nearest stable grid "
+    "rate): the tuned runs themselves.",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Blocks
+
+
+@dataclass(frozen=True)
+class _Block:
+    kind: str  # "h1", "h2", "p", "ul", "table", "fig", "code"
+    text: str = ""
+    items: tuple = ()
+    table: pd.DataFrame | None = None
+    path: Path | None = None
+
+
+def _fmt_num(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return ""
+    if isinstance(v, bool | np.bool_):
+        return "yes" if v else "no"
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    if isinstance(v, float | np.floating):
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return f"{v:.{digits}g}" if abs(v) >= 1e4 or (0 < abs(v) < 1e-3) else f"{v:.{digits}f}"
+    return str(v)
+
+
+def _pct(v: float) -> str:
+    if v is None or pd.isna(v):
+        return ""
+    return "diverges" if v == math.inf else f"{100 * v:.1f}%"
+
+
+def _signed(v: float) -> str:
+    return "" if v is None or pd.isna(v) else f"{v:+.2f}"
+
+
+def _slope_ci(v: float, lo: float, hi: float) -> str:
+    if pd.isna(v):
+        return ""
+    text = f"{v:+.2f}"
+    return text + (f" [{lo:+.2f}, {hi:+.2f}]" if not (pd.isna(lo) or pd.isna(hi)) else "")
+
+
+def scorecard_display(card: pd.DataFrame) -> pd.DataFrame:
+    """The scorecard as short strings for a table (verdicts left out: they are listed apart)."""
+    out = pd.DataFrame(index=card.index)
+    if "run" in card:
+        out["run"] = card["run"]
+    out["scheme"] = card["scheme"].map(scheme_label)
+    if card["family"].nunique() > 1:
+        out["family"] = card["family"]
+    out["optimizer"] = card["optimizer"]
+    out["k"] = card["block_depth"].astype(int).astype(str)
+    for axis in AXES:
+        if f"drift_{axis}" not in card:
+            continue
+        sym = "L" if axis == "depth" else "n"
+        out[f"{axis}s"] = card[f"{axis}s"].fillna("")
+        out[f"drift vs {axis} (oct/doubling) [90%]"] = [
+            _slope_ci(v, lo, hi)
+            for v, lo, hi in zip(
+                card[f"drift_{axis}"],
+                card[f"drift_{axis}_lo"],
+                card[f"drift_{axis}_hi"],
+                strict=True,
+            )
+        ]
+        out[f"spread ({axis}, oct)"] = card[f"spread_{axis}"].map(lambda v: _fmt_num(v, 2))
+        out[f"worst regret ({axis})"] = [
+            "" if pd.isna(r) else f"{_pct(r)} @{sym}={int(at)}"
+            for r, at in zip(card[f"regret_{axis}"], card[f"regret_{axis}_at"], strict=True)
+        ]
+    out["best loss (deepest)"] = card["best_loss_deepest"].map(_fmt_num)
+    if "h1_own_slope" in card:
+        out["hidden_1 own-movement slope"] = card["h1_own_slope"].map(_signed)
+    if "stable_shift_depth" in card:
+        out["stable-rate shift (oct)"] = card["stable_shift_depth"].map(_signed)
+    flags = [
+        "; ".join(x for x in (e, d) if isinstance(x, str) and x)
+        for e, d in zip(card["edge_flags"], card["divergence_flags"], strict=True)
+    ]
+    out["flags"] = flags
+    return out.reset_index(drop=True)
+
+
+def _eta_cell(r: Mapping[str, Any]) -> str:
+    if r["edge_cause"] == "all_diverged":
+        return "all diverged"
+    v = f"{r['log2_eta_star']:+.2f}"
+    if pd.isna(r["edge"]):
+        return v
+    return ("≥" if r["edge"] == "high" else "≤") + v
+
+
+def _row_label(df: pd.DataFrame, r: Mapping[str, Any]) -> str:
+    parts = [scheme_label(r["scheme"])]
+    if df["optimizer"].nunique() > 1:
+        parts.append(str(r["optimizer"]))
+    if df["family"].nunique() > 1:
+        parts.append(str(r["family"]))
+    parts.append(f"k={int(r['block_depth'])}")
+    return ", ".join(parts)
+
+
+def _pivot(df: pd.DataFrame, axis: str, cell) -> pd.DataFrame:
+    """Rows: scheme/optimizer/k; columns: values of ``axis``; cells: cell(row) strings."""
+    order = {s: i for i, s in enumerate(scheme_order(df["scheme"].unique()))}
+    df = df.assign(_o=df["scheme"].map(order)).sort_values(
+        ["family", "optimizer", "block_depth", "_o", axis]
+    )
+    table: dict[str, dict[str, str]] = {}
+    for _, r in df.iterrows():
+        table.setdefault(_row_label(df, r), {})[
+            f"{'L' if axis == 'depth' else 'n'}={int(r[axis])}"
+        ] = cell(r)
+    out = pd.DataFrame.from_dict(table, orient="index").fillna("")
+    out.index.name = "scheme, k"
+    return out.reset_index()
+
+
+def _movement_pivot(a: Analysis) -> pd.DataFrame | None:
+    ms = a.movement_slopes
+    held = held_value(a.optima, "depth")
+    if ms is None or ms.empty or held is None:
+        return None
+    ms = ms[(ms["axis"] == "depth") & (ms["width"] == held)]
+    if ms.empty:
+        return None
+    wide = ms.pivot_table(
+        index=["family", "scheme", "optimizer", "block_depth"],
+        columns=["role", "stat"],
+        values="slope",
+    )
+    rows = []
+    for key, r in wide.iterrows():
+        labels = dict(zip(["family", "scheme", "optimizer", "block_depth"], key, strict=True))
+        row = {"scheme, k": _row_label(ms, labels)}
+        for role in role_order(ms["role"].unique()):
+            vals = [
+                r.get((role, s), np.nan)
+                for s in ("own_movement", "weight_change", "total_movement")
+            ]
+            if not all(pd.isna(v) for v in vals):
+                row[role] = " / ".join(_signed(v) or "–" for v in vals)
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("")
+
+
+def _config_items(a: Analysis) -> list[str]:
+    """Facts of the sweep, read from the table itself (and meta where only it knows)."""
+    res, meta = a.results, a.meta
+    grid = np.sort(res["log2_lr"].unique())
+    steps = np.diff(grid)
+    step_text = f" in steps of {steps[0]:g}" if len(steps) and np.allclose(steps, steps[0]) else ""
+    seeds = sorted(res["seed"].unique())
+    n_rep = len(a.finals)
+
+    def values(col: str) -> str:
+        return ", ".join(str(v) for v in sorted(res[col].unique()))
+
+    items = [
+        f"schemes: {', '.join(scheme_label(s) for s in sorted(res['scheme'].unique()))}",
+        f"model family: {values('family')}; optimizer: {values('optimizer')}",
+        f"widths n: {values('width')}; depths L: {values('depth')}; block depth k: {values('block_depth')}",
+    ]
+    if {"base_width", "base_depth"} <= set(res.columns):
+        items.append(f"base shape (n0, L0): {values('base_width')}, {values('base_depth')}")
+    items += [
+        f"learning-rate grid: log2 lr from {grid[0]:g} to {grid[-1]:g}{step_text} ({len(grid)} rates)",
+        f"seeds: {len(seeds)} ({', '.join(str(s) for s in seeds)}); replicas: {n_rep}, "
+        f"of which {a.finals['diverged'].mean():.0%} diverged",
+        f"steps: {int(res['step'].max())}, {res['step'].nunique()} evaluations per replica; "
+        f"final loss = mean of the last {a.last_evals}",
+    ]
+    if meta.get("device"):
+        items.append(f"device: {meta['device']}")
+    if meta.get("wall_seconds") is not None:
+        rate = meta.get("replica_steps_per_second")
+        extra = f", {rate:,.0f} replica-steps per second" if rate else ""
+        items.append(f"wall time: {meta['wall_seconds']:.0f} s{extra}")
+    if meta.get("versions"):
+        items.append("versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+    return items
+
+
+def _method_items(a: Analysis) -> list[str]:
+    pct = round(100 * a.ci)
+    return [
+        f"Final loss of a replica: mean training loss over its last {a.last_evals} evaluations; "
+        "a replica that diverged counts as +inf, and a learning rate where any seed diverged "
+        "loses to every finite one.",
+        "eta*: argmin of the seed-averaged final loss over the log2 lr grid, refined by the "
+        "vertex of a parabola through the argmin and its two neighbours. At the grid edge or "
+        "next to a diverging rate it is the grid point, marked ≥ / ≤ (a bound).",
+        f"Drift: OLS slope of log2 eta* against log2 depth (width), in octaves per doubling; "
+        f"interval: {pct}% percentile bootstrap over seeds (resampled jointly for all shapes).",
+        "Transfer regret at a shape: (loss at the eta* tuned at the smallest shape of the series, "
+        "read off the loss curve in log2 lr) / (best loss at the shape) - 1.",
+        "Feature movement: seed mean at the final step at the stable grid rate nearest eta*; "
+        "slopes are log-log OLS against depth (own / weight / total).",
+        f"Verdict thresholds: transfer when |drift| < {TRANSFER_SLOPE} octave per doubling and "
+        f"worst regret < {TRANSFER_REGRET:.0%}; a shift of the largest stable rate is reported "
+        f"from {STABILITY_SHIFT:g} octave.",
+    ]
+
+
+def report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> list[_Block]:
+    """The report's content, independent of the output format."""
+    card = a.scorecard
+    blocks = [
+        _Block("h1", f"hptransfer report: {a.name}"),
+        _Block(
+            "p", "Does the learning rate tuned at the base shape stay optimal as the network grows?"
+        ),
+        _Block("h2", "Sweep"),
+        _Block("ul", items=tuple(_config_items(a))),
+        _Block("h2", "Verdicts"),
+        _Block(
+            "ul",
+            items=tuple(
+                (
+                    f"{scheme_label(r['scheme'])}, {r['optimizer']}, k={int(r['block_depth'])}",
+                    r["verdict"],
+                )
+                for _, r in card.iterrows()
+            ),
+        ),
+        _Block("h2", "Scorecard"),
+        _Block("table", table=scorecard_display(card)),
+    ]
+    for axis in AXES:
+        held = held_value(a.optima, axis)
+        if held is None:
+            continue
+        other = OTHER_AXIS[axis]
+        sym = "n" if other == "width" else "L"
+        opt = a.optima[a.optima[other] == held]
+        reg = a.regret[(a.regret["axis"] == axis) & (a.regret[other] == held)]
+        blocks += [
+            _Block("h2", f"Optimal learning rate across {axis} ({sym} = {held})"),
+            _Block(
+                "p",
+                "log2 eta* (octaves); ≥ / ≤ mark a bound at the grid edge or next to a diverging rate.",
+            ),
+            _Block("table", table=_pivot(opt, axis, _eta_cell)),
+        ]
+        if len(reg):
+            blocks += [
+                _Block(
+                    "p", f"Transfer regret: extra loss of the rate tuned at the smallest {axis}."
+                ),
+                _Block("table", table=_pivot(reg, axis, lambda r: _pct(r["regret"]))),
+            ]
+    mp = _movement_pivot(a)
+    if mp is not None:
+        blocks += [
+            _Block("h2", "Feature movement against depth"),
+            _Block(
+                "p",
+                "Log-log slope against depth of own movement / relative weight change / total "
+                "movement per layer role (-0.5 = shrinks like L^-1/2).",
+            ),
+            _Block("table", table=mp),
+        ]
+    if figures:
+        blocks.append(_Block("h2", "Figures"))
+        for name, path in figures.items():
+            blocks += [
+                _Block("fig", FIGURES.get(name, name), path=path),
+                _Block("p", FIGURE_CAPTIONS.get(name, "")),
+            ]
+    blocks += [_Block("h2", "Method"), _Block("ul", items=tuple(_method_items(a)))]
+    if a.meta.get("config"):
+        blocks += [
+            _Block("h2", "Configuration"),
+            _Block("code", json.dumps(a.meta["config"], indent=2, default=str)),
+        ]
+    return blocks
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of ``df`` (values formatted, "|" escaped)."""
+    cols = [str(c) for c in df.columns]
+
+    def cell(v: Any) -> str:
+        return _fmt_num(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(c.replace("|", "\\|") for c in cols) + " |"]
+    lines.append("|" + "|".join("---" for _ in cols) + "|")
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _render_md(blocks: Sequence[_Block], run_dir: Path) -> str:
+    out = []
+    for b in blocks:
+        if b.kind == "h1":
+            out.append(f"# {b.text}")
+        elif b.kind == "h2":
+            out.append(f"## {b.text}")
+        elif b.kind == "p":
+            out.append(b.text)
+        elif b.kind == "ul":
+            out.append(
+                "\n".join(
+                    f"- **{i[0]}**: {i[1]}" if isinstance(i, tuple) else f"- {i}" for i in b.items
+                )
+            )
+        elif b.kind == "table":
+            out.append(markdown_table(b.table))
+        elif b.kind == "fig":
+            rel = b.path.relative_to(run_dir).as_posix()
+            out.append(f"### {b.text}\n\n![{b.text}]({rel})")
+        elif b.kind == "code":
+            out.append(
+                f"<details><summary>sweep config</summary>\n\n```json\n{b.text}\n```\n\n</details>"
+            )
+    return "\n\n".join(out) + "\n"
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1280px; margin: 2em auto; padding: 0 1em;
+       color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.88em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.55em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+tr:nth-child(even) td { background: #fafafa; }
+img { max-width: 100%; border: 1px solid #eee; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+"""
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt_num(v))}</td>" for v in row) + "</tr>"
+        for row in df.itertuples(index=False)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _render_html(blocks: Sequence[_Block]) -> str:
+    esc = html.escape
+    out = []
+    title = next((b.text for b in blocks if b.kind == "h1"), "hptransfer report")
+    for b in blocks:
+        if b.kind in ("h1", "h2"):
+            out.append(f"<{b.kind}>{esc(b.text)}</{b.kind}>")
+        elif b.kind == "p":
+            out.append(f"<p>{esc(b.text)}</p>")
+        elif b.kind == "ul":
+            items = (
+                f"<li><b>{esc(i[0])}</b>: {esc(i[1])}</li>"
+                if isinstance(i, tuple)
+                else f"<li>{esc(i)}</li>"
+                for i in b.items
+            )
+            out.append("<ul>" + "".join(items) + "</ul>")
+        elif b.kind == "table":
+            out.append(_html_table(b.table))
+        elif b.kind == "fig":
+            data = base64.b64encode(b.path.read_bytes()).decode("ascii")
+            out.append(
+                f'<h3>{esc(b.text)}</h3><img alt="{esc(b.text)}" src="data:image/png;base64,{data}">'
+            )
+        elif b.kind == "code":
+            out.append(
+                f"<details><summary>sweep config</summary><pre>{esc(b.text)}</pre></details>"
+            )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f"<style>{_CSS}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+def write_report(
+    run_dir: str | Path, *, last_evals: int = 3, n_boot: int = 200, seed: int = 0
+) -> Path:
+    """Analyse a sweep directory and write run_dir/report.md, run_dir/report.html and the
+    figures under run_dir/figures/; returns the path of report.md."""
+    run_dir = Path(run_dir)
+    a = analyze_run(run_dir, last_evals=last_evals, n_boot=n_boot, seed=seed)
+    figures = make_figures(a, run_dir / FIGURE_DIR)
+    blocks = report_blocks(a, figures, run_dir)
+    md_path = run_dir / "report.md"
+    md_path.write_text(_render_md(blocks, run_dir), encoding="utf-8")
+    (run_dir / "report.html").write_text(_render_html(blocks), encoding="utf-8")
+    return md_path
+
+
+def _run_names(run_dirs: Sequence[Path], analyses: Sequence[Analysis]) -> list[str]:
+    """The config name of each run, or its directory name where names are missing or repeat."""
+    names = [a.meta.get("config", {}).get("name") for a in analyses]
+    if any(n is None for n in names) or len(set(names)) < len(names):
+        names = [p.name or str(p) for p in run_dirs]
+    if len(set(names)) < len(names):
+        names = [str(p) for p in run_dirs]
+    if len(set(names)) < len(names):
+        names = [f"{n}#{i + 1}" for i, n in enumerate(names)]
+    return [str(n) for n in names]
+
+
+def compare(run_dirs: Sequence[str | Path], **kwargs: Any) -> pd.DataFrame:
+    """The scorecards of several sweep directories stacked, with a leading ``run`` column.
+    Keyword arguments go to :func:`hptransfer.analysis.analyze` (last_evals, n_boot, seed)."""
+    paths = [Path(p) for p in run_dirs]
+    if not paths:
+        raise ValueError("compare needs at least one run directory")
+    analyses = [analyze_run(p, **kwargs) for p in paths]
+    frames = [
+        a.scorecard.assign(run=name)
+        for a, name in zip(analyses, _run_names(paths, analyses), strict=True)
+    ]
+    card = pd.concat(frames, ignore_index=True)
+    return card[["run", *[c for c in card.columns if c != "run"]]]
+
+
+def compare_markdown(run_dirs: Sequence[str | Path], **kwargs: Any) -> str:
+    """:func:`compare` as Markdown: a scorecard table with a `run` column, then the verdicts."""
+    card = compare(run_dirs, **kwargs)
+    lines = [markdown_table(scorecard_display(card)), ""]
+    for _, r in card.iterrows():
+        lines.append(
+            f"- **{r['run']}: {scheme_label(r['scheme'])}, {r['optimizer']}, "
+            f"k={int(r['block_depth'])}**: {r['verdict']}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def format_table(df: pd.DataFrame, max_colwidth: int = 48) -> str:
+    """An aligned plain-text table for the terminal: numbers formatted, long cells cut with "…".
+
+    A scorecard (it has a ``verdict`` column) is shown in its display form with the verdicts
+    listed in full below the table.
+    """
+    verdicts: list[str] = []
+    if "verdict" in df.columns and "scheme" in df.columns:
+        verdicts = [
+            f"{(r['run'] + ': ') if 'run' in df else ''}{scheme_label(r['scheme'])}, "
+            f"{r['optimizer']}, k={int(r['block_depth'])}: {r['verdict']}"
+            for _, r in df.iterrows()
+        ]
+        df = scorecard_display(df)
+
+    def cut(s: str) -> str:
+        return s if len(s) <= max_colwidth else s[: max_colwidth - 1] + "…"
+
+    cols = [cut(str(c)) for c in df.columns]
+    cells = [[cut(_fmt_num(v)) for v in row] for row in df.itertuples(index=False)]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    out = [line(cols), line(["-" * w for w in widths]), *(line(r) for r in cells)]
+    if verdicts:
+        out += ["", *verdicts]
+    return "\n".join(out)
