@@ -19,7 +19,6 @@ A series is the groups that differ only along one axis (depth or width), the oth
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from hptransfer.results import META_FILE, read_meta, read_results
 
 GROUP = ("family", "scheme", "optimizer", "width", "depth", "block_depth")
 REPLICA = (*GROUP, "log2_lr", "seed")
@@ -59,16 +60,12 @@ class AnalysisError(ValueError):
 
 
 def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """(results table, meta dict) of a sweep directory: results.parquet and meta.json."""
+    """(results table, meta dict) of a sweep directory; meta is {} when meta.json is missing.
+    A missing results.parquet raises FileNotFoundError (:func:`hptransfer.results.read_results`)."""
     run_dir = Path(run_dir)
-    path = run_dir / "results.parquet"
-    if not path.exists():
-        raise AnalysisError(
-            f"{path} not found: is {run_dir} a sweep directory written by the engine?"
-        )
-    meta_path = run_dir / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    return pd.read_parquet(path), meta
+    results = read_results(run_dir)
+    meta = read_meta(run_dir) if (run_dir / META_FILE).exists() else {}
+    return results, meta
 
 
 def _check(results: pd.DataFrame) -> None:
@@ -466,11 +463,10 @@ def _series(optima: pd.DataFrame, axis: str):
             yield dict(zip(keys, key, strict=True)), s.sort_values(axis)
 
 
-def _edge_list(s: pd.DataFrame, axis: str, cause: str | None = None) -> str:
-    rows = s[s["edge"].notna()]
-    if cause is not None:
-        rows = rows[rows["edge_cause"] == cause]
-    return ", ".join(f"{int(r[axis])} ({r['edge']})" for _, r in rows.iterrows())
+def _edge_list(s: pd.DataFrame, axis: str) -> str:
+    """ "grid: 2, 4 (low); divergence: 64 (high)": the shapes whose eta* is a bound, by cause."""
+    parts = [(cause, _fmt_edges(s, axis, cause)) for cause in ("grid", "divergence")]
+    return "; ".join(f"{cause}: {text}" for cause, text in parts if text)
 
 
 def drift(
@@ -484,7 +480,8 @@ def drift(
     slope = OLS slope of log2 eta* on log2 axis value (octaves of eta* per doubling of depth or
     width); slope_lo / slope_hi = the central ``ci`` interval of the same slope over the
     bootstrap resamples of :func:`bootstrap_optima` (NaN without resamples or with < 2 seeds);
-    spread = max - min of log2 eta* over the series; edges = the shapes whose eta* is a bound.
+    spread = max - min of log2 eta* over the series; n_edge / edges = the shapes whose eta* is a
+    bound (:func:`_edge_list`).
     Edge optima enter the fit at their bound value: read such a slope as a bound too.
     """
     q = [(1 - ci) / 2, 1 - (1 - ci) / 2]
@@ -588,11 +585,9 @@ def movement_at_optimum(table: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFra
     dropped. Empty when the table has no movement columns.
     """
     mcols = movement_columns(table)
-    if "final_train_loss" not in table.columns or not mcols:
-        if mcols and "final_train_loss" not in table.columns:
-            table = final_losses(table)
-        else:
-            return pd.DataFrame(columns=[*GROUP, "log2_lr", "role", "stat", "value"])
+    if not mcols:
+        return pd.DataFrame(columns=[*GROUP, "log2_lr", "role", "stat", "value"])
+    table = _as_finals(table, 3)
     at = optima[[*GROUP, "log2_lr_nearest"]].rename(columns={"log2_lr_nearest": "log2_lr"})
     sel = table[~table["diverged"]].merge(at, on=[*GROUP, "log2_lr"])
     mean = sel.groupby([*GROUP, "log2_lr"], sort=True)[mcols].mean().reset_index()
@@ -657,34 +652,56 @@ def _fmt_list(values) -> str:
 
 
 def _axis_verdict(axis: str, row: Mapping[str, Any]) -> str:
-    """Plain-language verdict for one axis from the scorecard numbers of that axis."""
+    """Plain-language verdict for one axis from the scorecard numbers of that axis.
+
+    Bounds first: an optimum at the grid edge, or next to a diverging rate at every shape,
+    makes the axis inconclusive. Otherwise "transfers" needs |drift| < TRANSFER_SLOPE, worst
+    regret < TRANSFER_REGRET and no bound among the optima (with bounds at some shapes it is
+    only "consistent with transfer"); anything else is reported as a drift with its cost.
+    """
     sym = "L" if axis == "depth" else "n"
     slope, lo, hi = row[f"drift_{axis}"], row[f"drift_{axis}_lo"], row[f"drift_{axis}_hi"]
     regret, regret_at = row[f"regret_{axis}"], row[f"regret_{axis}_at"]
     edges_grid, edges_div = row[f"edges_grid_{axis}"], row[f"edges_div_{axis}"]
-    parts = []
+    n_div = len(re.findall(r"\d+", edges_div)) if edges_div else 0
     has_ci = np.isfinite(lo) and np.isfinite(hi)
     ci = f" (90% interval {lo:+.2f} to {hi:+.2f})" if has_ci else " (no interval: < 2 seeds)"
+    bound = f"the measured slope {slope:+.2f} octave per doubling of {axis} is only a bound"
+    div_note = (
+        f"eta* sits next to a diverging rate at {axis} {edges_div} (a bound; refine the grid there)"
+    )
     if edges_grid:
-        parts.append(
-            f"optimum at grid edge at {axis} {edges_grid}: widen the grid; "
-            f"the measured slope {slope:+.2f} octave per doubling of {axis} is only a bound"
+        parts = [
+            f"inconclusive: optimum at grid edge at {axis} {edges_grid}: widen the grid; {bound}"
+        ]
+        if edges_div:
+            parts.append(div_note)
+        return "; ".join(parts)
+    if edges_div and n_div >= row.get(f"n_{axis}", math.inf):
+        return (
+            f"inconclusive: eta* sits next to a diverging rate at every {axis}: "
+            f"refine the grid below the stability limit; {bound}"
         )
-    elif not np.isfinite(slope):
-        parts.append(f"no {axis} drift measured (eta* undefined at too many shapes)")
+    if not np.isfinite(slope):
+        parts = [f"no {axis} drift measured (eta* undefined at too many shapes)"]
     elif abs(slope) < TRANSFER_SLOPE and regret < TRANSFER_REGRET:
+        numbers = (
+            f"|slope| = {abs(slope):.2f} < {TRANSFER_SLOPE} octave per doubling{ci} and "
+            f"worst regret {regret:.1%} < {TRANSFER_REGRET:.0%}"
+        )
         msg = (
-            f"transfers across {axis}: |slope| = {abs(slope):.2f} < {TRANSFER_SLOPE} octave per "
-            f"doubling{ci} and worst regret {regret:.1%} < {TRANSFER_REGRET:.0%}"
+            f"consistent with transfer across {axis} ({numbers})"
+            if edges_div
+            else f"transfers across {axis}: {numbers}"
         )
         if has_ci and max(abs(lo), abs(hi)) >= TRANSFER_SLOPE:
             msg += f"; the interval still allows |slope| >= {TRANSFER_SLOPE}: more seeds or steps"
-        parts.append(msg)
+        parts = [msg]
     elif abs(slope) < TRANSFER_SLOPE:
-        parts.append(
+        parts = [
             f"eta* nearly flat in {axis} (slope {slope:+.2f} octave per doubling{ci}) "
             f"but {_cost_text(regret, sym, regret_at)}"
-        )
+        ]
     else:
         direction = "up" if slope > 0 else "down"
         msg = (
@@ -693,12 +710,9 @@ def _axis_verdict(axis: str, row: Mapping[str, Any]) -> str:
         )
         if has_ci and lo <= 0 <= hi:
             msg += "; the interval includes 0: not resolved from seed noise"
-        parts.append(msg)
+        parts = [msg]
     if edges_div:
-        parts.append(
-            f"eta* sits next to a diverging rate at {axis} {edges_div} "
-            "(a bound; refine the grid there)"
-        )
+        parts.append(div_note)
     return "; ".join(parts)
 
 
@@ -772,13 +786,13 @@ def scorecard(
     value of the other (:func:`held_value`), with a verdict (:func:`verdict`).
 
     Columns per axis A in {depth, width} (present when the sweep has >= 2 values of A):
-    at_<other> (held value), <A>s ("2-64"), drift_<A> with drift_<A>_lo/_hi (octaves of eta*
+    at_<other> (held value), <A>s ("2-64"), <A>_min, <A>_max, n_<A>, drift_<A> with drift_<A>_lo/_hi (octaves of eta*
     per doubling, bootstrap interval), spread_<A> (octaves), regret_<A> (worst relative regret)
     and regret_<A>_at, edges_grid_<A> / edges_div_<A> (shapes whose eta* is a bound, by cause).
     Then best_loss_deepest (at the largest depth of the depth series, or of the only depth),
     h1_own_slope / h1_weight_slope (log-log slopes of hidden_1 movement against depth),
     stable_shift_depth (largest stable log2 lr at the deepest minus at the shallowest shape),
-    edge_flags, divergence_flags (all groups, any shape), verdict.
+    n_seeds, edge_flags, all_diverged_at, divergence_flags (all groups, any shape), verdict.
     """
     card_keys = ["family", "scheme", "optimizer", "block_depth"]
     show_w = optima["width"].nunique() > 1
@@ -800,6 +814,7 @@ def scorecard(
             row[f"{axis}s"] = f"{int(s[axis].min())}-{int(s[axis].max())}" if len(s) else None
             row[f"{axis}_min"] = int(s[axis].min()) if len(s) else None
             row[f"{axis}_max"] = int(s[axis].max()) if len(s) else None
+            row[f"n_{axis}"] = int(s[axis].nunique())
             drow = d.iloc[0] if len(d) else None
             for name, col in (("", "slope"), ("_lo", "slope_lo"), ("_hi", "slope_hi")):
                 row[f"drift_{axis}{name}"] = float(drow[col]) if drow is not None else math.nan
@@ -867,8 +882,14 @@ def _select(df: pd.DataFrame, sel: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def _fmt_edges(s: pd.DataFrame, axis: str, cause: str) -> str:
+    """The shapes along ``axis`` whose eta* is a bound of this cause: "2, 4 (low), 64 (high)"."""
     e = s[(s["edge"].notna()) & (s["edge_cause"] == cause)]
-    return ", ".join(f"{int(v)} ({edge})" for v, edge in zip(e[axis], e["edge"], strict=True))
+    parts = []
+    for edge in ("low", "high"):
+        values = e.loc[e["edge"] == edge, axis]
+        if len(values):
+            parts.append(f"{', '.join(str(int(v)) for v in values)} ({edge})")
+    return ", ".join(parts)
 
 
 def _divergence_flags(

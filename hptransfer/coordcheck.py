@@ -24,19 +24,24 @@ def coord_check(
     data: Dataset,
     lr: float,
     steps: int = 5,
-    seed: int = 0,
+    seeds: tuple[int, ...] = (0,),
     opt: OptimizerConfig | None = None,
     batch_size: int = 128,
 ) -> pd.DataFrame:
-    """One row per (shape, role) with columns width, depth, role and the movement statistics."""
+    """One row per (shape, role): width, depth, role and the movement statistics.
+
+    Statistics are averaged over ``seeds`` (each seed: its own init draws and batches).
+    """
     opt = opt or OptimizerConfig("sgd")
     rows = []
     for arch in archs:
-        result = train_run(scheme, arch, opt, lr, seed, data, steps, batch_size)
         per_role: dict[str, dict[str, float]] = {}
-        for key, value in result.movement.items():
-            stat, role = key.split("/")
-            per_role.setdefault(role, {})[stat] = value
+        for seed in seeds:
+            result = train_run(scheme, arch, opt, lr, seed, data, steps, batch_size)
+            for key, value in result.movement.items():
+                stat, role = key.split("/")
+                stats = per_role.setdefault(role, {})
+                stats[stat] = stats.get(stat, 0.0) + value / len(seeds)
         for role, stats in per_role.items():
             rows.append({"width": arch.width, "depth": arch.depth, "role": role, **stats})
     return pd.DataFrame(rows)

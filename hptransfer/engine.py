@@ -461,6 +461,8 @@ def run_sweep(
     """
     out = Path(out)
     writer = jax.process_index() == 0
+    if kill_after_segments is None and os.environ.get("HPTRANSFER_KILL_AFTER_SEGMENTS"):
+        kill_after_segments = int(os.environ["HPTRANSFER_KILL_AFTER_SEGMENTS"])
     if fresh:
         for sub in (results_io.CELLS_DIR, results_io.CHECKPOINT_DIR):
             shutil.rmtree(out / sub, ignore_errors=True)

@@ -13,6 +13,7 @@ sit outside the axes, on the right or under each panel.
 
 from __future__ import annotations
 
+import io
 import math
 import textwrap
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from matplotlib.transforms import blended_transform_factory
+from PIL import Image
 
 from hptransfer.analysis import (
     AXES,
@@ -75,14 +77,19 @@ def _figure(nrows: int, ncols: int, extra_width: float = 2.0, panel=PANEL):
 
 
 def _suptitle(fig: Figure, text: str) -> None:
-    """A figure title wrapped to the figure's width (about 13 characters per inch)."""
-    width = max(int(fig.get_figwidth() * 13), 40)
+    """A figure title wrapped to the figure's width (about 10 characters per inch)."""
+    width = max(int(fig.get_figwidth() * 10), 40)
     fig.suptitle("\n".join(textwrap.wrap(text, width)))
 
 
 def _save(fig: Figure, path: Path) -> Path:
+    """Write a PNG reduced to a 256-colour palette (a third of the size, same look for plots)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=DPI, format="png")
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(256, dither=Image.Dither.NONE).save(path, optimize=True)
     return path
 
 
@@ -172,7 +179,7 @@ def plot_loss_vs_lr(a: Analysis, path: str | Path, axis: str = "depth") -> Path 
     values = sorted(opt[axis].unique())
     colors = _sequential(values)
     sym = AXIS_SYMBOL[axis]
-    xlim = (cur["log2_lr"].min() - 0.4, cur["log2_lr"].max() + 0.4)
+    grids = cur.groupby("scheme")["log2_lr"].agg(["min", "max"])  # grids may differ by scheme
     with _style()[0], _style()[1]:
         fig, axes = _figure(len(rows), len(schemes))
         for r, (sel, row_label) in enumerate(rows):
@@ -206,7 +213,7 @@ def plot_loss_vs_lr(a: Analysis, path: str | Path, axis: str = "depth") -> Path 
                 ax.set_yscale("log")
                 if np.isfinite(top) and np.isfinite(bottom) and top > 0 and bottom > 0:
                     ax.set_ylim(bottom / 1.15, top * 2.2)  # headroom for the divergence marks
-                ax.set_xlim(xlim)
+                ax.set_xlim(grids.loc[scheme, "min"] - 0.4, grids.loc[scheme, "max"] + 0.4)
                 _log_y(ax)
                 ax.set_xlabel("log2 learning rate (octaves)" if r == len(rows) - 1 else "")
                 ax.set_ylabel(f"{row_label}\nfinal train loss (nats)" if c == 0 else "")
@@ -296,8 +303,7 @@ def plot_eta_star(a: Analysis, path: str | Path, axis: str = "depth") -> Path | 
         for ax in axes.flat[len(panels) :]:
             ax.set_visible(False)
         for ax, (sel, panel_label) in zip(axes.flat, panels, strict=False):
-            for y in (opt["grid_min"].min(), opt["grid_max"].max()):
-                ax.axhline(y, color="0.5", ls=":", lw=1)
+            _draw_grid_edges(ax, opt[_mask(opt, sel)], colors)
             for scheme in schemes:
                 s = opt[_mask(opt, sel | {"scheme": scheme})].sort_values(axis)
                 if s.empty:
@@ -310,7 +316,7 @@ def plot_eta_star(a: Analysis, path: str | Path, axis: str = "depth") -> Path | 
             ax.set_title(panel_label.replace("k=", "block depth k = "))
             ax.legend(
                 loc="upper center",
-                bbox_to_anchor=(0.5, -0.2),
+                bbox_to_anchor=(0.5, -0.25),
                 frameon=False,
                 fontsize="small",
                 title=f"slope per doubling of {axis} [{pct}% interval]",
@@ -338,15 +344,31 @@ def plot_eta_star(a: Analysis, path: str | Path, axis: str = "depth") -> Path | 
                 mec="0.3",
                 label="bound: optimum\nat/below this",
             ),
-            Line2D([], [], color="0.5", ls=":", label="grid edges"),
+            Line2D([], [], color="0.5", ls=":", label="grid edges\n(per scheme if they differ)"),
         ]
-        fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
+        fig.legend(
+            handles=handles, loc="outside lower center", ncols=4 if ncols > 1 else 2, frameon=False
+        )
         _suptitle(
             fig,
             f"Optimal learning rate vs {axis} ({other} {AXIS_SYMBOL[other]} = {held}); "
             f"bars: {pct}% bootstrap interval over seeds",
         )
         return _save(fig, Path(path))
+
+
+def _draw_grid_edges(ax, opt: pd.DataFrame, colors: dict) -> None:
+    """Dotted lines at the ends of the learning-rate grid: grey when every scheme shares one
+    grid, else one pair per scheme in its colour."""
+    edges = opt.groupby("scheme")[["grid_min", "grid_max"]].agg(["min", "max"])
+    lo, hi = edges[("grid_min", "min")], edges[("grid_max", "max")]
+    if lo.nunique() == 1 and hi.nunique() == 1:
+        for y in (lo.iloc[0], hi.iloc[0]):
+            ax.axhline(y, color="0.5", ls=":", lw=1)
+        return
+    for scheme in edges.index:
+        for y in (lo[scheme], hi[scheme]):
+            ax.axhline(y, color=colors[scheme], ls=":", lw=1, alpha=0.8)
 
 
 def _slope_text(drift: pd.DataFrame | None, sel: dict, scheme: str) -> str:

@@ -262,7 +262,7 @@ def _method_items(a: Analysis) -> list[str]:
     ]
 
 
-def report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> list[_Block]:
+def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> list[_Block]:
     """The report's content, independent of the output format."""
     card = a.scorecard
     blocks = [
@@ -448,7 +448,7 @@ def write_report(
     run_dir = Path(run_dir)
     a = analyze_run(run_dir, last_evals=last_evals, n_boot=n_boot, seed=seed)
     figures = make_figures(a, run_dir / FIGURE_DIR)
-    blocks = report_blocks(a, figures, run_dir)
+    blocks = _report_blocks(a, figures, run_dir)
     md_path = run_dir / "report.md"
     md_path.write_text(_render_md(blocks, run_dir), encoding="utf-8")
     (run_dir / "report.html").write_text(_render_html(blocks), encoding="utf-8")

@@ -116,7 +116,7 @@ def test_edge_optimum_is_flagged_in_the_table_and_the_verdict():
     assert (a.optima["edge"] == "low").all() and (a.optima["edge_cause"] == "grid").all()
     assert (a.optima["log2_eta_star"] == -6.0).all()
     row = a.scorecard.iloc[0]
-    assert row["edges_grid_depth"] == "2 (low), 4 (low), 8 (low)"
+    assert row["edges_grid_depth"] == "2, 4, 8 (low)"
     assert "grid edge" in row["verdict"] and "widen the grid" in row["verdict"]
     assert "transfers" not in row["verdict"].lower()
 
@@ -291,3 +291,16 @@ def test_scorecard_verdicts_follow_the_numbers():
 def test_missing_columns_are_reported():
     with pytest.raises(A.AnalysisError, match="diverged"):
         A.final_losses(pd.DataFrame({"scheme": ["s"], "step": [1]}))
+
+
+def test_optima_next_to_divergence_everywhere_make_the_verdict_inconclusive():
+    df = make_results(
+        lambda scheme, n, L, k, x, s: None if x >= -1 else (x + 1.5) ** 2 + 1, depths=(2, 4)
+    )
+    a = A.analyze(df, n_boot=10)
+    assert (a.optima["edge"] == "high").all()
+    assert (a.optima["edge_cause"] == "divergence").all()
+    assert (a.optima["log2_eta_star"] == -2.0).all()
+    verdict = a.scorecard["verdict"].iloc[0]
+    assert verdict.startswith("Inconclusive: eta* sits next to a diverging rate at every depth")
+    assert "transfers" not in verdict

@@ -1,0 +1,163 @@
+"""hptransfer.report (and the figures it draws) on a small synthetic sweep directory."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+
+from hptransfer import report as R
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ROLES = ("input", "hidden_1", "hidden_2", "readout")
+STATS = ("own_movement", "weight_change", "total_movement", "rms_init", "rms_change")
+
+
+def centre(scheme: str, width: int, depth: int, k: int) -> float:
+    """Planted log2 eta*: SP drifts down with depth and width, depth-muP drifts up for k = 2."""
+    r, m = math.log2(depth / 2), math.log2(width / 32)
+    if scheme == "sp":
+        return -3.0 - 0.8 * r - 0.5 * m
+    return -3.0 + (0.3 * r if k == 2 else 0.0)
+
+
+def synthetic_results(name: str = "synthetic", seed: int = 0) -> pd.DataFrame:
+    """Two schemes x widths (32, 64) x depths (2, 4, 8) x k in (1, 2) x 7 rates x 2 seeds.
+
+    Final loss 0.3 + 0.08 (log2 lr - centre)^2 + noise; a replica diverges at step 60 when
+    log2 lr > centre + 2.2; movement per role with a planted depth exponent.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for scheme in ("sp", "depth_mup"):
+        for n in (32, 64):
+            for L in (2, 4, 8):
+                for k in (1, 2):
+                    c = centre(scheme, n, L, k)
+                    for x in range(-7, 0):
+                        for s in (0, 1):
+                            final = 0.3 + 0.08 * (x - c) ** 2 + 0.01 * rng.standard_normal()
+                            dstep = 60.0 if x > c + 2.2 else math.nan
+                            for t in (0, 50, 100, 150, 200):
+                                dead = t >= dstep
+                                loss = final + (2.3 - final) * math.exp(-t / 40)
+                                row = dict(
+                                    scheme=scheme, family="mlp", optimizer="sgd", width=n,
+                                    depth=L, block_depth=k, base_width=32, base_depth=2,
+                                    lr=2.0**x, log2_lr=float(x), seed=s, step=t,
+                                    train_loss=math.nan if dead or t == 0 else loss,
+                                    test_loss=math.nan if dead else loss + 0.05,
+                                    test_accuracy=math.nan if dead else 1 - loss / 3,
+                                    diverged=bool(dead), diverged_step=dstep, cell=f"c{n}-{L}-{k}",
+                                )  # fmt: skip
+                                p = -0.5 if (scheme == "depth_mup" and k == 2) else 0.0
+                                for j, role in enumerate(ROLES):
+                                    present = not (role == "hidden_2" and k == 1) and not dead
+                                    v = (0.1 + 0.05 * j) * (L**p if role == "hidden_1" else 1)
+                                    for stat in STATS:
+                                        row[f"{stat}/{role}"] = v * t / 200 if present else math.nan
+                                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_run(path: Path, name: str = "synthetic", seed: int = 0) -> Path:
+    path.mkdir(parents=True)
+    df = synthetic_results(name, seed)
+    df.to_parquet(path / "results.parquet")
+    meta = {
+        "config": {"name": name, "steps": 200, "schemes": ["sp", "depth_mup"]},
+        "versions": {"jax": "test"},
+        "device": "cpu (test)",
+        "cells": sorted(df["cell"].unique()),
+        "wall_seconds": 3.0,
+        "replica_steps_per_second": 1234.0,
+    }
+    (path / "meta.json").write_text(json.dumps(meta))
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return write_run(tmp_path_factory.mktemp("sweep") / "run")
+
+
+@pytest.fixture(scope="module")
+def written(run_dir: Path) -> Path:
+    return R.write_report(run_dir, n_boot=30)
+
+
+EXPECTED_FIGURES = {
+    "loss_vs_lr_depth.png",
+    "eta_star_depth.png",
+    "loss_vs_lr_width.png",
+    "eta_star_width.png",
+    "movement_depth.png",
+    "training_curves.png",
+}
+
+
+def test_write_report_renders_markdown_with_every_figure(run_dir: Path, written: Path):
+    assert written == run_dir / "report.md"
+    md = written.read_text()
+    assert md.startswith("# hptransfer report: synthetic")
+    for section in ("## Sweep", "## Verdicts", "## Scorecard", "## Figures", "## Method"):
+        assert section in md
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert {Path(link).name for link in links} == EXPECTED_FIGURES
+    for link in links:
+        assert not Path(link).is_absolute()
+        png = run_dir / link
+        assert png.read_bytes()[:8] == PNG_SIGNATURE
+        image = imread(png)  # decodes: a valid PNG, not just a header
+        assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300
+        assert image[..., :3].std() > 0.05  # something was drawn
+
+
+def test_report_states_the_planted_results(written: Path):
+    md = written.read_text()
+    # scorecard rows: SP drifts down by 0.8 octave per doubling of depth, depth-muP k=1 is flat
+    table = [line for line in md.splitlines() if line.startswith("| SP | sgd | 1 |")]
+    assert len(table) == 1 and "-0.8" in table[0]
+    assert "**depth-muP, sgd, k=1**: Depth: transfers across depth" in md
+    assert "**SP, sgd, k=1**: Depth: drifts down by 0.8" in md
+    assert "Own movement of hidden_1 falls like L^-0.50" in md  # depth-muP, k = 2
+    assert "learning-rate grid: log2 lr from -7 to -1 in steps of 1 (7 rates)" in md
+    assert "replica-steps per second" in md
+
+
+def test_html_report_is_standalone(run_dir: Path, written: Path):
+    page = (run_dir / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    images = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert len(images) == len(EXPECTED_FIGURES)
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+    assert "figures/" not in page  # nothing linked from outside the file
+    assert page.count("<table>") >= 3 and "Depth: transfers across depth" in page
+
+
+def test_compare_stacks_scorecards_with_a_run_column(run_dir: Path, tmp_path: Path):
+    other = write_run(tmp_path / "other", name="other", seed=1)
+    card = R.compare([run_dir, other], n_boot=10)
+    assert list(card.columns[:2]) == ["run", "family"]
+    assert card.groupby("run").size().to_dict() == {"synthetic": 4, "other": 4}
+    assert card["verdict"].str.len().min() > 20
+    md = R.compare_markdown([run_dir, other], n_boot=10)
+    assert md.startswith("| run | scheme |")
+    assert "**other: SP, sgd, k=2**" in md and "**synthetic: depth-muP, sgd, k=1**" in md
+
+
+def test_format_table_aligns_columns_and_lists_verdicts(run_dir: Path):
+    df = pd.DataFrame({"name": ["a", "bb"], "value": [1.5, math.inf], "n": [3, 10]})
+    lines = R.format_table(df).splitlines()
+    assert lines[0].split() == ["name", "value", "n"]
+    assert lines[2].split() == ["a", "1.500", "3"] and lines[3].split() == ["bb", "inf", "10"]
+    assert len({len(line) for line in lines[1:]}) == 1  # numbers right-aligned to one width
+    card = R.compare([run_dir], n_boot=5)
+    text = R.format_table(card)
+    assert "drift vs depth" in text and "synthetic: SP, sgd, k=1: Depth: drifts down" in text
