@@ -746,7 +746,16 @@ def verdict(row: Mapping[str, Any]) -> str:
     if not axes:
         sentences.append("a single shape: no transfer measured")
     h1 = row.get("h1_own_slope", math.nan)
-    if h1 is not None and np.isfinite(h1):
+    one_layer = int(row.get("block_depth", 2)) == 1
+    if h1 is not None and np.isfinite(h1) and one_layer:
+        # With k = 1 the block's only layer *is* the branch output: under a 1/sqrt(L) branch its
+        # weights are meant to move like L^-1/2 (the residual stream still moves O(1)), so a
+        # falling slope there is not the feature collapse of claim 3 (DESIGN.md section 1).
+        sentences.append(
+            f"one-layer blocks: the block weight's own movement scales like L^{h1:.2f} "
+            "(no internal layer whose features could fade)"
+        )
+    elif h1 is not None and np.isfinite(h1):
         if h1 <= -MOVEMENT_SLOPE:
             sentences.append(
                 f"own movement of hidden_1 falls like L^{h1:.2f}: its features fade with depth"

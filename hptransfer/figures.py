@@ -86,7 +86,7 @@ def _save(fig: Figure, path: Path) -> Path:
     """Write a PNG reduced to a 256-colour palette (a third of the size, same look for plots)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=DPI, format="png")
+    fig.savefig(buffer, dpi=DPI, format="png", bbox_inches="tight", pad_inches=0.15)
     buffer.seek(0)
     with Image.open(buffer) as image:
         image.convert("RGB").quantize(256, dither=Image.Dither.NONE).save(path, optimize=True)

@@ -1,0 +1,596 @@
+"""Throughput of the sweep engine against a sequential loop and PyTorch (DESIGN.md section 7b).
+
+One sweep *cell* (default: MNIST-1D-shaped teacher data, d = 40, c = 10 classes; width 64,
+L = 16 blocks of k = 2 layers, batch B = 128, R = 16 replicas = 2 schemes x 4 learning rates x
+2 seeds, SGD) is trained three ways and timed in replica-steps per second:
+
+(a) the engine, ``run_sweep``: after a warm-up sweep that compiles its programs, a 1-segment
+    sweep (S/2 steps) and a 2-segment sweep (S steps) are timed. The headline rate is the
+    2-segment sweep's whole wall clock, rate_a = R S / t_2 (evaluation, result files and the
+    final checkpoint included). The steady-state rate is the marginal one,
+    rate_a,ss = R (S/2) / (t_2 - t_1): one segment plus one evaluation, fixed costs cancelled.
+(b) a sequential loop of the single-run function ``train_run`` (one jit for the shape, one
+    ``lax.scan`` over all steps): runs 2..N are timed, rate_b = (N - 1) S / t, so the first
+    call's compile is excluded.
+(c) a plain PyTorch loop, one model at a time, one thread (``baselines.py``; CPU only).
+
+Reported beside them: a/b and a/c; the achieved model FLOP/s of (a), rate_a x F with
+F = 6 B P the FLOPs of one replica-step (``baselines.replica_step_flops``), as a fraction of
+the measured matmul peak (n = 1024 float32 on CPU; n = 8192 at default precision, i.e. dense TF32,
+on a GPU); and the compile time of the engine's segment program at depths 4, 16 and 64 (width 64,
+k = 2), whose ratio L=64 / L=4 should stay under 1.5 because blocks are scanned, not unrolled.
+
+Usage (the repository root on ``PYTHONPATH`` or hptransfer installed)::
+
+    .venv/bin/python benchmarks/throughput.py [--device-label NAME] [--widths 64 ...]
+        [--steps 400 ...] [--out results/bench]
+
+Writes ``OUT/throughput_<label>.json`` and ``.md`` (rewritten after every width, so a run cut
+short keeps what it measured). As ``hptransfer/cli.py`` does, the host is split into
+``os.cpu_count()`` XLA devices before jax is imported, so the engine shards replicas over all
+cores; on a GPU that flag is inert.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _configure_host_devices() -> None:
+    """One XLA host device per core, unless XLA_FLAGS already fixes the count (cf. cli.py)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return
+    count = int(os.environ.get("HPTRANSFER_HOST_DEVICES", os.cpu_count() or 1))
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+
+
+_configure_host_devices()
+
+# ruff: noqa: E402  (jax and everything importing it must come after the XLA flag)
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import platform
+import re
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent))
+
+import baselines
+import jax
+import numpy as np
+
+from hptransfer import engine
+from hptransfer.config import SweepConfig, config_from_dict
+from hptransfer.data import Dataset, teacher
+from hptransfer.model import Architecture
+from hptransfer.train import train_run
+
+# --------------------------------------------------------------------------------------------
+# The benchmark cell
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One sweep cell: the shape and the replica grid (schemes x log2 lrs x seeds)."""
+
+    width: int = 64
+    depth: int = 16
+    block_depth: int = 2
+    batch_size: int = 128
+    in_dim: int = 40
+    num_classes: int = 10
+    schemes: tuple[str, ...] = ("depth_mup", "nfd")
+    log2_lrs: tuple[float, float] = (-3.0, 0.0)  # start, stop (inclusive), step 1: 4 rates
+    seeds: tuple[int, ...] = (0, 1)
+
+    @property
+    def replicas(self) -> int:
+        """R = schemes x learning rates x seeds."""
+        rates = int(self.log2_lrs[1] - self.log2_lrs[0]) + 1
+        return len(self.schemes) * rates * len(self.seeds)
+
+    def flops(self) -> float:
+        """F = 6 B P, the model FLOPs of one replica-step (see baselines.replica_step_flops)."""
+        return baselines.replica_step_flops(
+            self.width, self.depth, self.block_depth, self.batch_size, self.in_dim,
+            self.num_classes,
+        )  # fmt: skip
+
+
+def sweep_config(cell: Cell, steps: int, eval_every: int) -> SweepConfig:
+    """The one-cell sweep of ``cell``: ``steps`` SGD steps in segments of ``eval_every``."""
+    return config_from_dict(
+        {
+            "name": "throughput",
+            "steps": steps,
+            "eval_every": eval_every,
+            "batch_size": cell.batch_size,
+            "seeds": list(cell.seeds),
+            "schemes": list(cell.schemes),
+            "data": {"name": "teacher", "num_samples": 4096},
+            "model": {
+                "family": "mlp",
+                "widths": [cell.width],
+                "depths": [cell.depth],
+                "block_depths": [cell.block_depth],
+                "base_width": 64,
+                "base_depth": 2,
+            },
+            "optimizer": {"name": "sgd"},
+            "lr": {"start": cell.log2_lrs[0], "stop": cell.log2_lrs[1], "step": 1.0},
+        }
+    )
+
+
+def cell_data(cell: Cell) -> Dataset:
+    """Teacher data shaped like MNIST-1D (d = 40, 10 classes): 3072 train, 1024 test examples."""
+    return teacher(num_samples=4096, in_shape=(cell.in_dim,), num_classes=cell.num_classes)
+
+
+# --------------------------------------------------------------------------------------------
+# (a) the engine
+
+
+class _NoCheckpoints:
+    """A checkpoint manager that keeps nothing (``--no-checkpoint``): no save, no resume."""
+
+    def latest_step(self) -> None:
+        return None
+
+    def save(self, *args: Any, **kwargs: Any) -> bool:
+        return True
+
+    def wait_until_finished(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def checkpoints_disabled(disable: bool) -> Iterator[None]:
+    """Swap the engine's Orbax manager for :class:`_NoCheckpoints` while the block runs.
+
+    The engine always saves after a cell's last segment (then deletes the save once the cell's
+    table is written). The state is 2 P float32 per replica (params and their initial copy):
+    17 GB for 16 replicas at width 2048, over 64 GB in total at 4096 (two chunks), more than a
+    64 GB disk holds. Large-width GPU runs therefore time the engine without it.
+    """
+    original = getattr(engine, "_checkpoint_manager", None)
+    if not disable or original is None:
+        yield
+        return
+    engine._checkpoint_manager = lambda path: _NoCheckpoints()
+    try:
+        yield
+    finally:
+        engine._checkpoint_manager = original
+
+
+def _timed_sweep(config: SweepConfig, data: Dataset, out: Path) -> dict[str, float]:
+    """Run ``config`` fresh into ``out``; return wall seconds, compile seconds and compiles."""
+    seconds0, count0 = engine.COMPILE_STATS["seconds"], engine.COMPILE_STATS["count"]
+    start = time.perf_counter()
+    engine.run_sweep(config, out, data=data, progress=False, fresh=True, checkpoint_seconds=1e9)
+    wall = time.perf_counter() - start
+    meta = json.loads((out / "meta.json").read_text())
+    return {
+        "wall_s": wall,
+        "compile_s": engine.COMPILE_STATS["seconds"] - seconds0,
+        "compiles": engine.COMPILE_STATS["count"] - count0,
+        "chunk_size": float(meta["cells"][0].get("chunk_size", float("nan"))),
+    }
+
+
+def _final_loss(out: Path, scheme: str, log2_lr: float, seed: int) -> float:
+    """The engine's last-segment mean training loss of one replica (a cross-check with (b))."""
+    import pandas as pd
+
+    table = pd.read_parquet(out / "results.parquet")
+    rows = table[
+        (table.scheme == scheme) & (table.log2_lr == log2_lr) & (table.seed == seed)
+    ].sort_values("step")
+    return float(rows.train_loss.iloc[-1])
+
+
+def engine_rate(
+    cell: Cell, data: Dataset, steps: int, workdir: Path, no_checkpoint: bool
+) -> dict[str, Any]:
+    """(a): rate_a = R S / t_2 and the steady-state R (S/2) / (t_2 - t_1) (module docstring).
+
+    Three fresh sweeps with eval_every = S/2: a 1-segment warm-up that compiles the init, eval
+    and segment programs, a timed 1-segment sweep (t_1) and a timed 2-segment sweep (t_2). The
+    timed sweeps must compile nothing (``recompiles`` says if they did).
+    """
+    half = steps // 2
+    one_seg, two_seg = sweep_config(cell, half, half), sweep_config(cell, 2 * half, half)
+    out = workdir / f"engine_{cell.width}_{cell.depth}"
+    with checkpoints_disabled(no_checkpoint):
+        warm = _timed_sweep(one_seg, data, out)
+        t1 = _timed_sweep(one_seg, data, out)
+        t2 = _timed_sweep(two_seg, data, out)
+    reps = cell.replicas
+    first = engine.replicas(one_seg)[0]
+    return {
+        "steps": 2 * half,
+        "eval_every": half,
+        "replicas": reps,
+        "chunk_size": int(t2["chunk_size"]),
+        "warmup_wall_s": warm["wall_s"],
+        "warmup_compile_s": warm["compile_s"],
+        "warmup_compiles": warm["compiles"],
+        "t1_s": t1["wall_s"],
+        "t2_s": t2["wall_s"],
+        "recompiles": t1["compiles"] + t2["compiles"],
+        "rate": reps * 2 * half / t2["wall_s"],
+        "rate_steady": reps * half / max(t2["wall_s"] - t1["wall_s"], 1e-9),
+        "checkpoint": not no_checkpoint,
+        "check_replica": dataclasses.asdict(first),
+        "check_final_loss": _final_loss(out, first.scheme, first.log2_lr, first.seed),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# (b) the sequential single-run loop
+
+
+def cell_architecture(cell: Cell, data: Dataset) -> Architecture:
+    """The cell's Architecture, exactly as the engine builds it from the sweep config."""
+    return engine.architectures(sweep_config(cell, 2, 1), data)[0]
+
+
+def sequential_rate(cell: Cell, data: Dataset, steps: int, runs: int) -> dict[str, Any]:
+    """(b): rate_b = (N - 1) S / t over calls 2..N of ``train_run``, N = ``runs`` <= R.
+
+    The replicas are taken in the engine's order; the first call compiles the shape's single
+    program (every scheme, rate and seed reuses it) and is timed apart.
+    """
+    config = sweep_config(cell, steps, steps)
+    arch = cell_architecture(cell, data)
+    reps = engine.replicas(config)[: max(2, min(runs, cell.replicas))]
+
+    def one(rep: engine.Replica) -> float:
+        result = train_run(rep.scheme, arch, config.optimizer, 2.0**rep.log2_lr, rep.seed,
+                           data, steps, cell.batch_size)  # fmt: skip
+        return float(np.mean(result.losses[steps // 2 :]))
+
+    start = time.perf_counter()
+    check = one(reps[0])
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    for rep in reps[1:]:
+        one(rep)
+    timed = time.perf_counter() - start
+    return {
+        "steps": steps,
+        "runs": len(reps),
+        "first_call_s": first,
+        "timed_s": timed,
+        "rate": (len(reps) - 1) * steps / timed,
+        "check_final_loss": check,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# (c) PyTorch and the matmul peak
+
+
+def torch_rate(cell: Cell, steps: int = 200) -> dict[str, Any]:
+    """(c): the one-model-at-a-time PyTorch loop on one thread, or a note why it was skipped."""
+    try:
+        rate = baselines.torch_replica_steps_per_second(
+            cell.width, cell.depth, cell.block_depth, cell.batch_size, cell.in_dim,
+            cell.num_classes, steps=steps, threads=1,
+        )  # fmt: skip
+    except RuntimeError as err:
+        return {"rate": None, "note": str(err)}
+    return {"rate": rate, "steps": steps, "threads": 1}
+
+
+def peak_flops(on_gpu: bool) -> dict[str, Any]:
+    """Measured matmul peak: n = 8192 default precision (TF32) on a GPU, n = 1024 f32 on CPU."""
+    n = 8192 if on_gpu else 1024
+    return {
+        "flops": baselines.matmul_peak_flops(n=n),
+        "n": n,
+        "what": "dense TF32 (default precision)" if on_gpu else "float32",
+    }
+
+
+def memory_bandwidth(megabytes: int, repeats: int = 10) -> float:
+    """Measured memory bandwidth in B/s: 2 M / (best time of y = 2 x over M bytes of float32).
+
+    One read and one write of every element; the product runs on jax's default device.
+    """
+    import jax.numpy as jnp
+
+    x = jnp.ones((megabytes * 2**20 // 4,), jnp.float32)
+    double = jax.jit(lambda v: 2.0 * v)
+    double(x).block_until_ready()
+    return 2.0 * x.nbytes / baselines._time_best(double, (x,), repeats)
+
+
+def roofline_fraction(
+    batch_size: int, bandwidth: float, peak: float, bytes_per_weight: int
+) -> float:
+    """Upper bound on the fraction of peak for weight-streaming SGD: min(1, I BW / peak).
+
+    Each weight entry costs 6 B FLOPs per step and at least ``bytes_per_weight`` bytes of memory
+    traffic (float32: forward read 4, input-gradient read 4, gradient write 4, update read 8
+    and write 4 = 24; the engine's divergence freeze adds an all-finite read and a select that
+    reads 8 and writes 4, 40 in all), so the arithmetic intensity is I = 6 B / bytes_per_weight.
+    Replicas do not share weights, so vmapping them adds no reuse.
+    """
+    return min(1.0, 6.0 * batch_size / bytes_per_weight * bandwidth / peak)
+
+
+# --------------------------------------------------------------------------------------------
+# Compile time against depth
+
+
+def compile_seconds(depth: int, data: Dataset, workdir: Path) -> dict[str, float]:
+    """Compile seconds of the engine's programs at width 64, k = 2, depth ``depth``.
+
+    After ``clear_program_cache``, a 1-step sweep (eval_every = 1) compiles the init, eval and
+    segment programs (``all_s``); a 2-step sweep with eval_every = 2 then compiles only a new
+    segment program (the segment length is part of its key), so its COMPILE_STATS seconds are
+    the segment program's alone (``segment_s``).
+    """
+    cell = Cell(depth=depth)
+    engine.clear_program_cache()
+    out = workdir / f"compile_{depth}"
+    first = _timed_sweep(sweep_config(cell, 1, 1), data, out)
+    second = _timed_sweep(sweep_config(cell, 2, 2), data, out)
+    return {
+        "depth": depth,
+        "all_s": first["compile_s"],
+        "programs": first["compiles"],
+        "segment_s": second["compile_s"],
+        "segment_programs": second["compiles"],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# One width, the whole run, and the report
+
+
+def bench_width(
+    cell: Cell, steps: int, args: argparse.Namespace, peak: float, workdir: Path, on_gpu: bool
+) -> dict[str, Any]:
+    """Measure (a), (b) and, on CPU, (c) for one cell; derive the ratios and the FLOP rate."""
+    data = cell_data(cell)
+    row: dict[str, Any] = {"width": cell.width, "depth": cell.depth, "flops": cell.flops()}
+    parts = {
+        "engine": lambda: engine_rate(cell, data, steps, workdir, args.no_checkpoint),
+        "sequential": lambda: sequential_rate(cell, data, steps, args.seq_runs),
+        "torch": (lambda: torch_rate(cell)) if not on_gpu and not args.skip_torch else None,
+    }
+    for name, measure in parts.items():
+        if measure is None:
+            row[name] = {"rate": None, "note": "skipped (GPU run or --skip-torch)"}
+            continue
+        print(f"  width {cell.width}: {name} ...", flush=True)
+        try:
+            row[name] = measure()
+        except Exception as err:  # keep the other measurements of this run
+            traceback.print_exc()
+            row[name] = {"rate": None, "note": f"failed: {type(err).__name__}: {err}"}
+        print(f"  width {cell.width}: {name} = {row[name]}", flush=True)
+    a, b, c = (row[k].get("rate") for k in ("engine", "sequential", "torch"))
+    row["a_over_b"] = a / b if a and b else None
+    row["a_over_c"] = a / c if a and c else None
+    for key, rate in (("", a), ("_steady", row["engine"].get("rate_steady"))):
+        row[f"achieved_flops{key}"] = rate * cell.flops() if rate else None
+        row[f"peak_fraction{key}"] = rate * cell.flops() / peak if rate else None
+    return row
+
+
+def _fmt(value: Any, spec: str = ".0f", scale: float = 1.0) -> str:
+    """``value / scale`` formatted by ``spec``, or an en dash for a missing value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return format(value / scale, spec)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: the throughput table, the compile table, and the setup."""
+    env, peak = report["environment"], report["peak"]
+    lines = [
+        f"# Throughput: {report['label']}",
+        "",
+        f"{env['device']} ({env['devices']} jax device(s), {env['cpu_count']} CPU cores), "
+        f"jax {env['jax']}. Cell: L = {report['cell']['depth']}, k = "
+        f"{report['cell']['block_depth']}, batch {report['cell']['batch_size']}, "
+        f"{report['cell']['replicas']} replicas (2 schemes x 4 lrs x 2 seeds), SGD, "
+        f"d = {report['cell']['in_dim']}, {report['cell']['num_classes']} classes (teacher data).",
+        f"Matmul peak ({peak['what']}, n = {peak['n']}): {_fmt(peak['flops'], '.1f', 1e9)} "
+        f"GFLOP/s. Memory bandwidth (y = 2x): {_fmt(peak.get('bandwidth'), '.0f', 1e9)} GB/s; "
+        "roofline bound on the fraction of peak for SGD at this batch: "
+        f"{_fmt(peak.get('roofline_fraction', {}).get('24'), '.0%')} at 24 B/weight/step "
+        f"(ideal), {_fmt(peak.get('roofline_fraction', {}).get('40'), '.0%')} at 40 "
+        "(with the engine's divergence freeze); see roofline_fraction.",
+        "",
+        "Replica-steps per second. (a) engine: whole 2-segment `run_sweep` (steady state: one "
+        "more segment's marginal cost); (b) sequential `train_run`, compile excluded; "
+        "(c) PyTorch, one model at a time, 1 thread.",
+        "",
+        "| width | steps | chunk | (a) engine | (a) steady | (b) sequential | (c) torch | a/b "
+        "| a/c | (a) GFLOP/s | % of peak | % of peak (steady) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["widths"]:
+        eng = row["engine"]
+        lines.append(
+            f"| {row['width']} | {eng.get('steps', '–')} | {eng.get('chunk_size', '–')} "
+            f"| {_fmt(eng.get('rate'))} | {_fmt(eng.get('rate_steady'))} "
+            f"| {_fmt(row['sequential'].get('rate'))} | {_fmt(row['torch'].get('rate'))} "
+            f"| {_fmt(row['a_over_b'], '.1f')} | {_fmt(row['a_over_c'], '.1f')} "
+            f"| {_fmt(row['achieved_flops'], '.1f', 1e9)} | {_fmt(row['peak_fraction'], '.1%')} "
+            f"| {_fmt(row['peak_fraction_steady'], '.1%')} |"
+        )
+    if report["compile"]:
+        lines += [
+            "",
+            "Engine compile seconds (width 64, k = 2, 16 replicas):",
+            "",
+            "| depth | segment program | all programs (init, eval, segment) |",
+            "|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {c['depth']} | {_fmt(c.get('segment_s'), '.2f')} | {_fmt(c.get('all_s'), '.2f')} |"
+            for c in report["compile"]
+        ]
+        ratio = report.get("compile_ratio", {})
+        lines += [
+            "",
+            f"Ratio L=64 / L=4: segment {_fmt(ratio.get('segment'), '.2f')}, "
+            f"all programs {_fmt(ratio.get('all'), '.2f')} (target < 1.5).",
+        ]
+    lines += ["", "Notes:", ""] + [f"- {note}" for note in report["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    """Write ``throughput_<label>.json`` and ``.md`` under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"throughput_{report['label']}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    stem.with_suffix(".md").write_text(render_markdown(report))
+
+
+def environment() -> dict[str, Any]:
+    """Where the numbers were measured."""
+    device = jax.devices()[0]
+    return {
+        "platform": device.platform,
+        "device": f"{device.platform}: {device.device_kind}",
+        "devices": len(jax.devices()),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
+def default_label(env: dict[str, Any]) -> str:
+    """``cpu-<cores>core`` or the accelerator's kind, in letters, digits, '-' and '_'."""
+    if env["platform"] == "cpu":
+        return f"cpu-{env['cpu_count']}core"
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", env["device"].split(": ", 1)[-1]).strip("-").lower()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device-label", default=None, help="name in the output files")
+    parser.add_argument("--widths", type=int, nargs="+", default=[64])
+    parser.add_argument("--depth", type=int, default=16)
+    parser.add_argument("--block-depth", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument(
+        "--steps", type=int, nargs="+", default=[400],
+        help="timed steps S per replica (even): one value, or one per width",
+    )  # fmt: skip
+    parser.add_argument("--seq-runs", type=int, default=16, help="N train_run calls (<= 16)")
+    parser.add_argument(
+        "--compile-depths", type=int, nargs="*", default=None,
+        help="depths for the compile-time table (default 4 16 64 on CPU, none on a GPU)",
+    )  # fmt: skip
+    parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument(
+        "--no-checkpoint", action="store_true",
+        help="time the engine without its final Orbax save (large widths: disk and time)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=Path("results/bench"))
+    args = parser.parse_args(argv)
+    if len(args.steps) not in (1, len(args.widths)):
+        parser.error(f"--steps takes 1 or {len(args.widths)} values, got {len(args.steps)}")
+    if any(s < 2 or s % 2 for s in args.steps):
+        parser.error(f"--steps must be even and >= 2, got {args.steps}")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The whole benchmark; the report is rewritten after each stage."""
+    env = environment()
+    on_gpu = env["platform"] != "cpu"
+    label = args.device_label or default_label(env)
+    depths = (
+        args.compile_depths if args.compile_depths is not None else ([] if on_gpu else [4, 16, 64])
+    )
+    steps = args.steps * len(args.widths) if len(args.steps) == 1 else args.steps
+    base = Cell(depth=args.depth, block_depth=args.block_depth, batch_size=args.batch_size)
+    print(f"{label}: {env['device']}, {env['devices']} device(s)", flush=True)
+    peak = peak_flops(on_gpu)
+    print(f"matmul peak: {peak['flops'] / 1e9:.1f} GFLOP/s ({peak['what']})", flush=True)
+    if on_gpu:  # on CPU a width-64 replica's weights (0.5 MB) stay in cache: no weight streaming
+        peak["bandwidth"] = memory_bandwidth(2048)
+        peak["roofline_fraction"] = {
+            str(b): roofline_fraction(base.batch_size, peak["bandwidth"], peak["flops"], b)
+            for b in (24, 40)
+        }
+        print(
+            f"bandwidth: {peak['bandwidth'] / 1e9:.0f} GB/s, roofline {peak['roofline_fraction']}"
+        )
+    report: dict[str, Any] = {
+        "label": label, "environment": env, "peak": peak, "args": vars(args),
+        "cell": {**dataclasses.asdict(base), "replicas": base.replicas, "width": None},
+        "widths": [], "compile": [], "notes": notes(args, on_gpu),
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="hpt_bench_") as tmp:
+        for width, s in zip(args.widths, steps, strict=True):
+            cell = dataclasses.replace(base, width=width)
+            report["widths"].append(bench_width(cell, s, args, peak["flops"], Path(tmp), on_gpu))
+            write_report(report, args.out)
+        for depth in depths:
+            print(f"  compile time at L = {depth} ...", flush=True)
+            try:
+                report["compile"].append(compile_seconds(depth, cell_data(base), Path(tmp)))
+            except Exception as err:
+                traceback.print_exc()
+                report["compile"].append({"depth": depth, "note": f"failed: {err}"})
+            print(f"  {report['compile'][-1]}", flush=True)
+    by_depth = {c["depth"]: c for c in report["compile"]}
+    if 4 in by_depth and 64 in by_depth:
+        report["compile_ratio"] = {
+            key: by_depth[64].get(f"{key}_s", math.nan) / by_depth[4].get(f"{key}_s", math.nan)
+            for key in ("segment", "all")
+        }
+    write_report(report, args.out)
+    return report
+
+
+def notes(args: argparse.Namespace, on_gpu: bool) -> list[str]:
+    """The caveats that travel with the numbers."""
+    out = [
+        "(a) runs three fresh sweeps with eval_every = S/2: a warm-up that compiles, then "
+        "1 segment (t1) and 2 segments (t2); (a) = R S / t2, steady = R (S/2) / (t2 - t1).",
+        f"(b) times train_run calls 2..N (N = {args.seq_runs}) of the same replicas; each call "
+        "also evaluates on the test split and measures feature movement once.",
+        "FLOPs per replica-step: 6 B P (model FLOPs, baselines.replica_step_flops).",
+    ]
+    if args.no_checkpoint:
+        out.append("Engine timed WITHOUT its final Orbax checkpoint (--no-checkpoint).")
+    if on_gpu:
+        out.append("GPU run: the PyTorch loop (CPU-only) and the compile-time table are skipped.")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    report = run(parse_args(argv))
+    print(render_markdown(report))
+
+
+if __name__ == "__main__":
+    main()
