@@ -24,17 +24,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.suite == "throughput":
         return subprocess.call([sys.executable, str(HERE / "throughput.py")])
-    config = HERE / f"{args.suite}.toml"
-    if not config.exists():
-        suites = sorted(p.stem for p in HERE.glob("*.toml") if p.stem != "expectations")
-        print(f"unknown suite {args.suite!r}; allowed: {suites + ['throughput']}", file=sys.stderr)
+    # A suite is one config (quick.toml) or a family of them (paper_sgd.toml, paper_adam.toml).
+    single = HERE / f"{args.suite}.toml"
+    configs = [single] if single.exists() else sorted(HERE.glob(f"{args.suite}_*.toml"))
+    if not configs:
+        names = {p.stem.split("_")[0] for p in HERE.glob("*.toml") if p.stem != "expectations"}
+        print(
+            f"unknown suite {args.suite!r}; allowed: {sorted(names) + ['throughput']}",
+            file=sys.stderr,
+        )
         return 2
-    out = args.out or f"results/{args.suite}"
+    base = args.out or f"results/{args.suite}"
     cli = [sys.executable, "-m", "hptransfer.cli"]
-    sweep = [*cli, "sweep", str(config), "--out", out] + (["--fresh"] if args.fresh else [])
-    status = subprocess.call(sweep)
-    if status == 0:
-        status = subprocess.call([*cli, "report", out])
+    status = 0
+    for config in configs:
+        out = base if len(configs) == 1 else f"{base}/{config.stem}"
+        sweep = [*cli, "sweep", str(config), "--out", out] + (["--fresh"] if args.fresh else [])
+        status = subprocess.call(sweep) or subprocess.call([*cli, "report", out])
+        if status:
+            return status
     return status
 
 

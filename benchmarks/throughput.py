@@ -55,6 +55,7 @@ import json
 import math
 import platform
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -179,15 +180,23 @@ def checkpoints_disabled(disable: bool) -> Iterator[None]:
         engine._checkpoint_manager = original
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _timed_sweep(config: SweepConfig, data: Dataset, out: Path) -> dict[str, float]:
-    """Run ``config`` fresh into ``out``; return wall seconds, compile seconds and compiles."""
+    """Run ``config`` fresh into ``out``: wall seconds, cores busy (CPU s / wall s), compiles."""
     seconds0, count0 = engine.COMPILE_STATS["seconds"], engine.COMPILE_STATS["count"]
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), _cpu_seconds()
     engine.run_sweep(config, out, data=data, progress=False, fresh=True, checkpoint_seconds=1e9)
     wall = time.perf_counter() - start
+    cores_busy = (_cpu_seconds() - cpu0) / wall
     meta = json.loads((out / "meta.json").read_text())
     return {
         "wall_s": wall,
+        "cores_busy": cores_busy,
         "compile_s": engine.COMPILE_STATS["seconds"] - seconds0,
         "compiles": engine.COMPILE_STATS["count"] - count0,
         "chunk_size": float(meta["cells"][0].get("chunk_size", float("nan"))),
@@ -233,6 +242,7 @@ def engine_rate(
         "warmup_compiles": warm["compiles"],
         "t1_s": t1["wall_s"],
         "t2_s": t2["wall_s"],
+        "cores_busy": t2["cores_busy"],
         "recompiles": t1["compiles"] + t2["compiles"],
         "rate": reps * 2 * half / t2["wall_s"],
         "rate_steady": reps * half / max(t2["wall_s"] - t1["wall_s"], 1e-9),
@@ -269,16 +279,18 @@ def sequential_rate(cell: Cell, data: Dataset, steps: int, runs: int) -> dict[st
     start = time.perf_counter()
     check = one(reps[0])
     first = time.perf_counter() - start
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), _cpu_seconds()
     for rep in reps[1:]:
         one(rep)
     timed = time.perf_counter() - start
+    cores_busy = (_cpu_seconds() - cpu0) / timed
     return {
         "steps": steps,
         "runs": len(reps),
         "first_call_s": first,
         "timed_s": timed,
         "rate": (len(reps) - 1) * steps / timed,
+        "cores_busy": cores_busy,
         "check_final_loss": check,
     }
 
@@ -404,6 +416,32 @@ def _fmt(value: Any, spec: str = ".0f", scale: float = 1.0) -> str:
     return format(value / scale, spec)
 
 
+def _roofline_sentence(peak: dict[str, Any]) -> str:
+    """The measured bandwidth and the roofline bounds, when they were measured (GPU runs)."""
+    if "bandwidth" not in peak:
+        return ""
+    bound = peak["roofline_fraction"]
+    return (
+        f" Memory bandwidth (y = 2x): {_fmt(peak['bandwidth'], '.0f', 1e9)} GB/s; roofline bound "
+        f"on the fraction of peak for SGD at this batch: {_fmt(bound['24'], '.0%')} at 24 "
+        f"B/weight/step (ideal), {_fmt(bound['40'], '.0%')} at 40 (with the engine's divergence "
+        "freeze); see roofline_fraction."
+    )
+
+
+def _contention_notes(report: dict[str, Any]) -> list[str]:
+    """A warning for CPU rows whose engine kept fewer cores busy than it has host devices."""
+    env = report["environment"]
+    if env["platform"] != "cpu":
+        return []
+    return [
+        f"width {row['width']}: the engine kept only {busy:.2f} of {env['devices']} cores busy; "
+        "other load on the machine? (the engine needs every core; rerun when idle)"
+        for row in report["widths"]
+        if (busy := row["engine"].get("cores_busy")) and busy < 0.9 * env["devices"]
+    ]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: the throughput table, the compile table, and the setup."""
     env, peak = report["environment"], report["peak"]
@@ -416,30 +454,35 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{report['cell']['replicas']} replicas (2 schemes x 4 lrs x 2 seeds), SGD, "
         f"d = {report['cell']['in_dim']}, {report['cell']['num_classes']} classes (teacher data).",
         f"Matmul peak ({peak['what']}, n = {peak['n']}): {_fmt(peak['flops'], '.1f', 1e9)} "
-        f"GFLOP/s. Memory bandwidth (y = 2x): {_fmt(peak.get('bandwidth'), '.0f', 1e9)} GB/s; "
-        "roofline bound on the fraction of peak for SGD at this batch: "
-        f"{_fmt(peak.get('roofline_fraction', {}).get('24'), '.0%')} at 24 B/weight/step "
-        f"(ideal), {_fmt(peak.get('roofline_fraction', {}).get('40'), '.0%')} at 40 "
-        "(with the engine's divergence freeze); see roofline_fraction.",
+        "GFLOP/s." + _roofline_sentence(peak),
         "",
         "Replica-steps per second. (a) engine: whole 2-segment `run_sweep` (steady state: one "
         "more segment's marginal cost); (b) sequential `train_run`, compile excluded; "
         "(c) PyTorch, one model at a time, 1 thread.",
         "",
         "| width | steps | chunk | (a) engine | (a) steady | (b) sequential | (c) torch | a/b "
-        "| a/c | (a) GFLOP/s | % of peak | % of peak (steady) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| a/c | (a) GFLOP/s | (a) % of peak | (a) steady % | (b) % of peak | (a) cores busy |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    failures = []
     for row in report["widths"]:
-        eng = row["engine"]
+        eng, b_rate = row["engine"], row["sequential"].get("rate")
         lines.append(
             f"| {row['width']} | {eng.get('steps', '–')} | {eng.get('chunk_size', '–')} "
             f"| {_fmt(eng.get('rate'))} | {_fmt(eng.get('rate_steady'))} "
             f"| {_fmt(row['sequential'].get('rate'))} | {_fmt(row['torch'].get('rate'))} "
             f"| {_fmt(row['a_over_b'], '.1f')} | {_fmt(row['a_over_c'], '.1f')} "
-            f"| {_fmt(row['achieved_flops'], '.1f', 1e9)} | {_fmt(row['peak_fraction'], '.1%')} "
-            f"| {_fmt(row['peak_fraction_steady'], '.1%')} |"
+            f"| {_fmt(row['achieved_flops'], ',.1f', 1e9)} | {_fmt(row['peak_fraction'], '.1%')} "
+            f"| {_fmt(row['peak_fraction_steady'], '.1%')} "
+            f"| {_fmt(b_rate and b_rate * row['flops'] / peak['flops'], '.1%')} | {_fmt(eng.get('cores_busy'), '.2f')} |"
         )
+        failures += [
+            f"width {row['width']}, {part}: {row[part]['note']}"
+            for part in ("engine", "sequential", "torch")
+            if str(row[part].get("note", "")).startswith("failed")
+        ]
+    if failures:
+        lines += ["", "Failed measurements:", ""] + [f"- {f}" for f in failures]
     if report["compile"]:
         lines += [
             "",
@@ -458,7 +501,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"Ratio L=64 / L=4: segment {_fmt(ratio.get('segment'), '.2f')}, "
             f"all programs {_fmt(ratio.get('all'), '.2f')} (target < 1.5).",
         ]
-    lines += ["", "Notes:", ""] + [f"- {note}" for note in report["notes"]]
+    notes = report["notes"] + _contention_notes(report)
+    lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
 

@@ -181,14 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _configure_host_devices()
     args = build_parser().parse_args(argv)
+    from hptransfer.check import CheckError
     from hptransfer.config import ConfigError
     from hptransfer.data import DataError
     from hptransfer.model import ArchitectureError
     from hptransfer.schemes import SchemeError
 
+    errors = (ConfigError, SchemeError, DataError, ArchitectureError, CheckError, FileNotFoundError)
     try:
         return args.func(args)
-    except (ConfigError, SchemeError, DataError, ArchitectureError, FileNotFoundError) as err:
+    except errors as err:
         print(f"hptransfer: error: {err}", file=sys.stderr)
         return 2
 

@@ -352,8 +352,7 @@ def run_cell(
         eval_prog = _compiled(
             "eval", eval_fn, static, by_replica, state, mult, x_test, y_test, probe
         )
-        template = eval_prog(state, mult, x_test, y_test, probe)
-        for key in template:
+        for key in jax.eval_shape(eval_fn, state, mult, x_test, y_test, probe):
             history[key] = np.full((n_seg, size), np.nan, np.float32)
         history["diverged_step"] = np.full((n_seg, size), -1, np.int32)
         restored = _restore(mgr, ckpt_path, state, history, expected)
