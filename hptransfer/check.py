@@ -10,7 +10,8 @@ Two kinds of checks, both data (benchmarks/expectations.toml and results/baselin
   tolerances of the committed baseline (``--update-baseline`` rewrites it deliberately). An eta*
   that is a bound gets at least one grid step of tolerance.
 
-Metrics per (scheme, optimizer, block depth), over depth at the held width:
+Metrics per (scheme, optimizer, block depth), over depth at the held width (and the same with
+_width over width at the held depth, when the sweep has several widths):
   drift_depth          slope of log2 eta* against log2 L (octaves per doubling)
   abs_drift_depth      |drift_depth|
   spread_depth         max - min of log2 eta* (octaves)
@@ -83,13 +84,13 @@ def suite_metrics(a: analysis.Analysis) -> pd.DataFrame:
     rows = []
     for _, r in card.iterrows():
         base = {k: r[k] for k in SERIES}
-        for metric in ("drift_depth", "spread_depth", "regret_depth"):
-            if metric in r and pd.notna(r[metric]):
-                rows.append({**base, "metric": metric, "value": float(r[metric])})
-        if "drift_depth" in r and pd.notna(r["drift_depth"]):
-            rows.append(
-                {**base, "metric": "abs_drift_depth", "value": abs(float(r["drift_depth"]))}
-            )
+        for axis in ("depth", "width"):
+            for metric in (f"drift_{axis}", f"spread_{axis}", f"regret_{axis}"):
+                if metric in r and pd.notna(r[metric]):
+                    rows.append({**base, "metric": metric, "value": float(r[metric])})
+            if f"drift_{axis}" in r and pd.notna(r[f"drift_{axis}"]):
+                value = abs(float(r[f"drift_{axis}"]))
+                rows.append({**base, "metric": f"abs_drift_{axis}", "value": value})
     slopes = _fixed_lr_slopes(a.finals, a.optima)
     held = analysis.held_value(a.optima, "depth")
     if len(slopes):

@@ -227,17 +227,20 @@ def bytes_per_replica(arch: Architecture, config: SweepConfig) -> int:
 
 
 def memory_budget() -> int:
-    """Bytes the replica axis may use: 60% of an accelerator's memory, 30% of host RAM on CPU."""
-    device = jax.local_devices()[0]
-    stats = device.memory_stats() if device.platform != "cpu" else None
-    if stats and "bytes_limit" in stats:
-        return int(0.6 * stats["bytes_limit"])
+    """Bytes the replica axis may use, over all local devices: 60% of each accelerator's memory,
+    or 30% of host RAM on CPU (host devices split one machine's memory: counted once)."""
+    limits = [
+        (d.memory_stats() or {}).get("bytes_limit") if d.platform != "cpu" else None
+        for d in jax.local_devices()
+    ]
+    if all(limits):
+        return int(0.6 * sum(limits))
     return int(0.3 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 def chunk_size(n_replicas: int, per_replica: int, n_devices: int, override: int = 0) -> int:
     """Replicas per program call: all that fit (or ``override``), a multiple of the devices."""
-    cap = override if override > 0 else max(1, (memory_budget() * n_devices) // max(per_replica, 1))
+    cap = override if override > 0 else max(1, memory_budget() // max(per_replica, 1))
     if override <= 0:
         # Balance the chunks: 16 replicas under a cap of 15 run as 2 x 8, not 15 + 1 padded to 15.
         cap = math.ceil(n_replicas / math.ceil(n_replicas / min(cap, n_replicas)))
