@@ -35,17 +35,9 @@ from __future__ import annotations
 
 import os
 
+from hptransfer.cli import configure_host_devices  # no jax import: safe before the flag
 
-def _configure_host_devices() -> None:
-    """One XLA host device per core, unless XLA_FLAGS already fixes the count (cf. cli.py)."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" in flags:
-        return
-    count = int(os.environ.get("HPTRANSFER_HOST_DEVICES", os.cpu_count() or 1))
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
-
-
-_configure_host_devices()
+configure_host_devices()
 
 # ruff: noqa: E402  (jax and everything importing it must come after the XLA flag)
 import argparse

@@ -14,7 +14,8 @@ import os
 import sys
 
 
-def _configure_host_devices() -> None:
+def configure_host_devices() -> None:
+    """Split the host into one XLA device per core (call before importing jax)."""
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" in flags:
         return
@@ -179,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _configure_host_devices()
+    configure_host_devices()
     args = build_parser().parse_args(argv)
     from hptransfer.check import CheckError
     from hptransfer.config import ConfigError
