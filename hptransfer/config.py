@@ -61,9 +61,7 @@ class DataConfig:
     md5: str | None = None
 
     def load_kwargs(self) -> dict[str, Any]:
-        if self.name == "mnist1d":
-            return {"num_samples": self.num_samples, "seed": self.seed}
-        if self.name in ("teacher", "teacher_images"):
+        if self.name in ("mnist1d", "teacher", "teacher_images"):
             return {"num_samples": self.num_samples, "seed": self.seed}
         kwargs: dict[str, Any] = {"path": self.path}
         if self.md5 is not None:

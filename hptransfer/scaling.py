@@ -47,12 +47,9 @@ def multipliers(scheme: Scheme, arch: Architecture, optimizer_family: str = "sgd
     lr_field = "lr_sgd" if optimizer_family == "sgd" else "lr_adam"
     roles = param_roles(arch)
 
-    def rule_for(path, leaf_role):
-        return scheme.rule(leaf_role, arch.block_depth)
-
     def value(quantity):
-        def per_leaf(path, leaf_role):
-            rule = rule_for(path, leaf_role)
+        def per_leaf(leaf_role):
+            rule = scheme.rule(leaf_role, arch.block_depth)
             factor = getattr(rule, quantity).factor(m, r)
             if quantity == "init_std":
                 if leaf_role == "vector":
@@ -60,7 +57,7 @@ def multipliers(scheme: Scheme, arch: Architecture, optimizer_family: str = "sgd
                 factor /= np.sqrt(fan_in(arch, leaf_role))
             return jnp.float32(factor)
 
-        return jax.tree_util.tree_map_with_path(per_leaf, roles)
+        return jax.tree.map(per_leaf, roles)
 
     return Multipliers(
         init_std=value("init_std"),
