@@ -29,13 +29,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from hptransfer.movement import STATS  # the "<stat>/<role>" columns the engine writes
 from hptransfer.results import META_FILE, read_meta, read_results
 
 GROUP = ("family", "scheme", "optimizer", "width", "depth", "block_depth")
 REPLICA = (*GROUP, "log2_lr", "seed")
 AXES = ("depth", "width")
 OTHER_AXIS = {"depth": "width", "width": "depth"}
-STATS = ("own_movement", "weight_change", "total_movement", "rms_init", "rms_change")
 MOVEMENT_STATS = ("own_movement", "weight_change", "total_movement")
 REQUIRED = (*REPLICA, "lr", "step", "train_loss", "test_loss", "diverged")
 SCHEME_ORDER = ("sp", "mup", "depth_mup", "nfd", "completep")

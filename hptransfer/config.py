@@ -169,11 +169,8 @@ def _lr_grid(source: str, field: str, table: Any) -> LrGrid:
     return LrGrid(start, stop, step)
 
 
-_TOP = (
-    "name", "steps", "eval_every", "batch_size", "seeds", "schemes", "scheme_files",
-    "divergence_factor", "probe_size", "max_replicas_per_chunk", "data", "model", "optimizer",
-    "lr",
-)  # fmt: skip
+# Every SweepConfig field is a TOML key, except the per-scheme grids, which live under [lr].
+_TOP = tuple(f.name for f in dataclasses.fields(SweepConfig) if f.name != "lr_by_scheme")
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:

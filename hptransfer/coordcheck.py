@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hptransfer.analysis import ols_slope
 from hptransfer.data import Dataset
 from hptransfer.model import Architecture
 from hptransfer.optim import OptimizerConfig
@@ -54,4 +55,4 @@ def spread(frame: pd.DataFrame, column: str, by: str = "role") -> pd.Series:
 
 def loglog_slope(x, y) -> float:
     """Least-squares slope of log y against log x."""
-    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
+    return ols_slope(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)))

@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -200,7 +200,7 @@ def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Schem
                 config.probe_size],
         "replicas": [dataclasses.astuple(r) for r in replicas(config)],
         "schemes": {s: registry[s].to_table() for s in config.schemes},
-        "format": 1,
+        "format": 2,  # 2: diverged_step is one vector per chunk in checkpoints
     }  # fmt: skip
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
@@ -307,10 +307,27 @@ class _Progress:
             raise SimulatedKill(f"fault injection after {self.segments_done} segments")
 
 
+class _DeviceData(NamedTuple):
+    """What every cell of a sweep reads, replicated on all devices once per sweep."""
+
+    x: jax.Array
+    y: jax.Array
+    x_test: jax.Array
+    y_test: jax.Array
+    probe: jax.Array
+    factor: jax.Array  # divergence_factor
+
+
+def _device_data(config: SweepConfig, data: Dataset, shared: NamedSharding) -> _DeviceData:
+    arrays = (data.x_train, data.y_train, data.x_test, data.y_test,
+              probe_batch(data, config.probe_size), np.float32(config.divergence_factor))  # fmt: skip
+    return _DeviceData(*(jax.device_put(jnp.asarray(a), shared) for a in arrays))
+
+
 def run_cell(
     config: SweepConfig,
     arch: Architecture,
-    data: Dataset,
+    dev: _DeviceData,
     registry: dict[str, Scheme],
     out: Path,
     progress: _Progress,
@@ -323,15 +340,8 @@ def run_cell(
     size = chunk_size(
         len(reps), bytes_per_replica(arch, config), n_dev, config.max_replicas_per_chunk
     )
-    mesh = _mesh()
-    by_replica, shared = (
-        NamedSharding(mesh, PartitionSpec("replica")),
-        NamedSharding(mesh, PartitionSpec()),
-    )
-    x, y = _place((jnp.asarray(data.x_train), jnp.asarray(data.y_train)), shared)
-    x_test, y_test = _place((jnp.asarray(data.x_test), jnp.asarray(data.y_test)), shared)
-    probe = _place(jnp.asarray(probe_batch(data, config.probe_size)), shared)
-    factor = jax.device_put(jnp.float32(config.divergence_factor), shared)
+    by_replica = NamedSharding(_mesh(), PartitionSpec("replica"))
+    x, y, x_test, y_test, probe, factor = dev
     family = config.optimizer.family
     mults = {s: multipliers(registry[s], arch, family) for s in config.schemes}
     n_seg = config.steps // config.eval_every
@@ -363,7 +373,7 @@ def run_cell(
         )
         for key in jax.eval_shape(eval_fn, state, mult, x_test, y_test, probe):
             history[key] = np.full((n_seg, size), np.nan, np.float32)
-        history["diverged_step"] = np.full((n_seg, size), -1, np.int32)
+        history["diverged_step"] = np.full(size, -1, np.int32)
         restored = _restore(mgr, ckpt_path, state, history, expected)
         if restored is None and mgr.latest_step() is not None:
             mgr.close()
@@ -372,18 +382,22 @@ def run_cell(
         if restored is not None:
             state, history, start = restored
             progress.bar.update(start * config.eval_every * len(chunk))
+
+        def first_step(seg: int) -> jax.Array:
+            return jax.device_put(jnp.int32(seg * config.eval_every), factor.sharding)
+
+        seg_prog = _compiled(
+            "segment", seg_fn, static + (config.eval_every, config.batch_size), by_replica,
+            state, seeds, lrs, mult, factor, x, y, first_step(0),
+        )  # fmt: skip
         last_save = time.perf_counter()
         for seg in range(start, n_seg):
-            first = jax.device_put(jnp.int32(seg * config.eval_every), shared)
-            args = (state, seeds, lrs, mult, factor, x, y, first)
-            seg_static = static + (config.eval_every, config.batch_size)
-            seg_prog = _compiled("segment", seg_fn, seg_static, by_replica, *args)
-            state, seg_loss = seg_prog(*args)
+            state, seg_loss = seg_prog(state, seeds, lrs, mult, factor, x, y, first_step(seg))
             metrics = eval_prog(state, mult, x_test, y_test, probe)
             history["train_loss"][seg] = np.asarray(seg_loss)
             for key, value in metrics.items():
                 history[key][seg] = np.asarray(value)
-            history["diverged_step"][seg] = np.asarray(state.diverged_step)
+            history["diverged_step"] = np.asarray(state.diverged_step)
             now = time.perf_counter()
             finished = seg == n_seg - 1
             if finished or now - last_save >= checkpoint_seconds:
@@ -419,7 +433,7 @@ def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
     """Tidy rows (replica x evaluation) of one chunk; padding replicas are dropped."""
     n_seg, r = history["train_loss"].shape[0], len(chunk)
     steps = np.repeat((np.arange(n_seg) + 1) * config.eval_every, r)
-    died = history["diverged_step"][-1, :r]
+    died = history["diverged_step"][:r]
     died_rep = np.tile(died, n_seg)
     frame = {
         "scheme": np.tile([c.scheme for c in chunk], n_seg),
@@ -444,9 +458,8 @@ def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
     for key, value in history.items():
         if "/" in key:
             frame[key] = value[:, :r].ravel().astype(np.float64)
-    table = pd.DataFrame(frame)
-    # Movement of a diverged replica is that of its frozen state: keep it, it is still data.
-    return table
+    # Movement of a diverged replica is that of its frozen state: kept, it is still data.
+    return pd.DataFrame(frame)
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,6 +504,7 @@ def run_sweep(
     )  # fmt: skip
     tracker = _Progress(bar, kill_after=kill_after_segments)
     tables, cells = [], []
+    dev: _DeviceData | None = None  # placed on the devices when the first cell needs it
     for i, arch in enumerate(archs):
         chash = cell_hash(config, arch, registry)
         cell_file = out / results_io.CELLS_DIR / f"{chash}.parquet"
@@ -506,7 +520,8 @@ def run_sweep(
                 continue
             except Exception as err:
                 warnings.warn(f"{cell_file} is unreadable ({err}); recomputing", stacklevel=2)
-        table, facts = run_cell(config, arch, data, registry, out, tracker, checkpoint_seconds)
+        dev = dev or _device_data(config, data, NamedSharding(_mesh(), PartitionSpec()))
+        table, facts = run_cell(config, arch, dev, registry, out, tracker, checkpoint_seconds)
         if writer:
             results_io.write_table(table, cell_file)
             shutil.rmtree(out / results_io.CHECKPOINT_DIR / chash, ignore_errors=True)
