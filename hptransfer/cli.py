@@ -2,16 +2,92 @@
 
 On CPU, XLA runs these small matrix products on one thread per program; splitting the host
 into one device per core and sharding the replica axis over them is what uses every core
-(DESIGN.md section 7). So, before jax is imported, the host platform is split into
+(docs/design.md). So, before jax is imported, the host platform is split into
 ``os.cpu_count()`` devices unless XLA_FLAGS already says otherwise or HPTRANSFER_HOST_DEVICES
 sets the count.
+
+User errors end in one line ``hptransfer: error: ...`` naming the file or argument and what is
+allowed, with exit code 2 and no traceback (``--debug`` shows it). Every argument is checked
+before any compute. Ctrl-C ends with exit code 130 and the command that resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import shlex
 import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from hptransfer import __version__
+
+DESCRIPTION = """\
+Answers: is the learning rate tuned on a small ResNet still optimal at larger width and depth?
+Start: `make bench`, or `hptransfer sweep benchmarks/quick.toml --out DIR`, then `hptransfer report DIR`."""
+
+
+class UsageError(ValueError):
+    """A command-line argument is not allowed; the message names it and what is allowed."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors raised as :class:`UsageError` (main prints them) and no
+    abbreviated options (so the resume command printed on Ctrl-C is exact)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):  # argparse would print the usage and exit
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Append "(default: ...)" to every option that has a default and does not state it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" in text
+            or not action.option_strings
+            or action.required
+            or action.default in (None, argparse.SUPPRESS)
+        ):
+            return text
+        default = action.default
+        if isinstance(default, list | tuple):
+            return f"{text} (default: {' '.join(map(str, default)) or 'none'})"
+        return f"{text} (default: %(default)s)"
+
+
+def _number(kind: type, lo: float | None = None, hi: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a finite ``kind`` (int or float) in [lo, hi), like a config field."""
+    parts = [f">= {lo:g}" if lo is not None else "", f"< {hi:g}" if hi is not None else ""]
+    allowed = f"{'an integer' if kind is int else 'a finite number'} " + " and ".join(
+        p for p in parts if p
+    )
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if (
+            value is None
+            or not math.isfinite(value)
+            or (lo is not None and value < lo)
+            or (hi is not None and value >= hi)
+        ):
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: {allowed.strip()}")
+        return value
+
+    parse.__name__ = allowed.strip()
+    return parse
 
 
 def configure_host_devices() -> None:
@@ -19,10 +95,71 @@ def configure_host_devices() -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" in flags:
         return
-    count = int(os.environ.get("HPTRANSFER_HOST_DEVICES", os.cpu_count() or 1))
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+    text = os.environ.get("HPTRANSFER_HOST_DEVICES", str(os.cpu_count() or 1))
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(
+            f"environment variable HPTRANSFER_HOST_DEVICES = {text!r} is not allowed; "
+            "allowed: an integer >= 1"
+        )
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={text}".strip()
 
 
+# --------------------------------------------------------------------------------------------
+# Paths, checked before any compute
+
+
+def _input_file(path: str, what: str) -> Path:
+    """``path`` as an existing, readable UTF-8 file, else a :class:`UsageError` naming it."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{what} {path!r} does not exist; allowed: a TOML file")
+    if not p.is_file():
+        raise UsageError(f"{what} {path!r} is a directory; allowed: a TOML file")
+    try:
+        p.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise UsageError(f"{what} {path!r} cannot be read: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{what} {path!r} is not a text (UTF-8 TOML) file: {err.reason}") from err
+    return p
+
+
+def _writable_dir(path: str | Path, what: str, *, create: bool) -> Path:
+    """``path`` as a directory this process can write to (created when ``create``)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{what} {str(path)!r} is a file; allowed: a directory")
+    if create:
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(
+                f"{what} {str(path)!r} cannot be created ({err.strerror}); allowed: a directory "
+                "whose parent is a writable directory"
+            ) from err
+    try:
+        with tempfile.TemporaryFile(dir=p):
+            pass
+    except OSError as err:
+        raise UsageError(
+            f"{what} {str(path)!r} is not writable ({err.strerror}); allowed: a writable directory"
+        ) from err
+    return p
+
+
+def _writable_file(path: str, what: str) -> Path:
+    """``path`` as a file that can be written (its folder exists and is writable)."""
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{what} {path!r} is a directory; allowed: a file path")
+    if not p.parent.is_dir():
+        raise UsageError(f"{what} {path!r}: folder {str(p.parent)!r} does not exist")
+    _writable_dir(p.parent, f"{what} {path!r}: folder", create=False)
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
 def _cmd_schemes(args) -> int:
     from hptransfer.schemes import BUILTIN_SCHEMES, QUANTITIES, load_schemes
 
@@ -55,15 +192,21 @@ def _cmd_run(args) -> int:
     from hptransfer.train import train_run
 
     registry = load_schemes(args.scheme_file)
+    unknown = [name for name in args.schemes if name not in registry]
+    if unknown:
+        raise UsageError(
+            f"argument --schemes: {unknown} not allowed; allowed: names from {sorted(registry)} "
+            "(add others with --scheme-file)"
+        )
+    opt = OptimizerConfig(args.optimizer, momentum=args.momentum)
     data = load_dataset("mnist1d", num_samples=args.samples)
     arch = Architecture(
         args.width, args.depth, args.block_depth, data.in_shape, data.num_classes,
         base_width=args.base_width, base_depth=args.base_depth,
     )  # fmt: skip
-    opt = OptimizerConfig(args.optimizer, momentum=args.momentum)
     for name in args.schemes:
         result = train_run(
-            registry[name] if name in registry else name, arch, opt, 2.0**args.log2_lr,
+            registry[name], arch, opt, 2.0**args.log2_lr,
             args.seed, data, args.steps, args.batch_size,
         )  # fmt: skip
         move = result.movement
@@ -81,7 +224,8 @@ def _cmd_sweep(args) -> int:
     from hptransfer.engine import run_sweep
     from hptransfer.results import read_meta
 
-    config = load_config(args.config)
+    config = load_config(_input_file(args.config, "config file"))
+    _writable_dir(args.out, "argument --out:", create=True)
     if args.max_replicas_per_chunk is not None:
         import dataclasses
 
@@ -104,6 +248,8 @@ def _cmd_sweep(args) -> int:
 def _cmd_report(args) -> int:
     from hptransfer.report import write_report
 
+    if Path(args.dir).is_dir():  # a missing DIR is reported by the reader, naming the file
+        _writable_dir(args.dir, "DIR", create=False)
     path = write_report(args.dir)
     print(f"wrote {path}")
     return 0
@@ -112,6 +258,8 @@ def _cmd_report(args) -> int:
 def _cmd_compare(args) -> int:
     from hptransfer.report import compare_markdown
 
+    if args.markdown:
+        _writable_file(args.markdown, "argument --markdown:")
     text = compare_markdown(args.dirs)
     print(text)
     if args.markdown:
@@ -127,72 +275,136 @@ def _cmd_check(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hptransfer", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The whole command line: one block per command."""
+    from hptransfer.optim import OPTIMIZERS
+
+    parser = _Parser(
+        prog="hptransfer",
+        description=DESCRIPTION,
+        epilog="Put --debug before the command to see the traceback of an error.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    count = _number(int, lo=1)
+    scheme_file = "extra schemes: a .toml file or package.module:attribute (repeatable)"
 
     p = sub.add_parser("schemes", help="list built-in and user schemes with their tables")
-    p.add_argument("--scheme-file", action="append", default=[], help=".toml or module:attr")
+    p.add_argument("--scheme-file", action="append", default=[], metavar="FILE",
+                   help=scheme_file)  # fmt: skip
     p.set_defaults(func=_cmd_schemes)
 
-    p = sub.add_parser("run", help="one training run per scheme on MNIST-1D")
-    p.add_argument("--schemes", nargs="+", default=["sp", "mup", "depth_mup", "nfd", "completep"])
-    p.add_argument("--scheme-file", action="append", default=[])
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--depth", type=int, default=8)
-    p.add_argument("--block-depth", type=int, default=2)
-    p.add_argument("--base-width", type=int, default=64)
-    p.add_argument("--base-depth", type=int, default=2)
-    p.add_argument("--optimizer", default="sgd")
-    p.add_argument("--momentum", type=float, default=0.0)
-    p.add_argument("--log2-lr", type=float, default=-2.0)
-    p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--samples", type=int, default=20_000)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("run", help="one training run per scheme on MNIST-1D (a quick look)")
+    p.add_argument("--schemes", nargs="+", default=["sp", "mup", "depth_mup", "nfd", "completep"],
+                   metavar="NAME", help="schemes to train, one run each")  # fmt: skip
+    p.add_argument("--scheme-file", action="append", default=[], metavar="FILE",
+                   help=scheme_file)  # fmt: skip
+    p.add_argument("--width", type=count, default=64, help="hidden width n")
+    p.add_argument("--depth", type=count, default=8, help="residual blocks L")
+    p.add_argument("--block-depth", type=count, default=2, help="layers per block k")
+    p.add_argument("--base-width", type=count, default=64, help="base width n0 (m = n / n0)")
+    p.add_argument("--base-depth", type=count, default=2, help="base depth L0 (r = L / L0)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer")
+    p.add_argument("--momentum", type=_number(float, lo=0, hi=1), default=0.0,
+                   help="SGD momentum")  # fmt: skip
+    p.add_argument("--log2-lr", type=_number(float), default=-2.0,
+                   help="log2 of the base learning rate eta")  # fmt: skip
+    p.add_argument("--steps", type=count, default=500, help="optimizer steps")
+    p.add_argument("--batch-size", type=count, default=128, help="minibatch size")
+    p.add_argument("--samples", type=_number(int, lo=10), default=20_000,
+                   help="MNIST-1D examples (train + test)")  # fmt: skip
+    p.add_argument("--seed", type=_number(int, lo=0), default=0, help="init and batch seed")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("sweep", help="train a sweep config's whole grid (resumable)")
-    p.add_argument("config")
-    p.add_argument("--out", required=True)
+    p.add_argument("config", help="sweep TOML file, e.g. benchmarks/quick.toml")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="results directory (created; required)"
+    )
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--resume", dest="fresh", action="store_false", help="(default)")
-    group.add_argument("--fresh", dest="fresh", action="store_true", help="discard earlier work")
-    p.add_argument("--max-replicas-per-chunk", type=int, default=None)
+    group.add_argument("--resume", dest="fresh", action="store_false",
+                       help="keep finished cells and the last checkpoint in --out (default)")  # fmt: skip
+    group.add_argument("--fresh", dest="fresh", action="store_true",
+                       help="discard earlier cells and checkpoints in --out (default: resume)")  # fmt: skip
+    p.add_argument("--max-replicas-per-chunk", type=_number(int, lo=0), default=None, metavar="N",
+                   help="replicas per compiled chunk, 0 = from memory "
+                   "(default: the config's max_replicas_per_chunk)")  # fmt: skip
     p.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize()")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_sweep, fresh=False)
 
     p = sub.add_parser("report", help="write DIR/report.md and report.html")
-    p.add_argument("dir")
+    p.add_argument("dir", help="a directory written by `hptransfer sweep`")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="scorecards of several runs side by side")
-    p.add_argument("dirs", nargs="+")
-    p.add_argument("--markdown", help="also write the table to this file")
+    p.add_argument("dirs", nargs="+", help="directories written by `hptransfer sweep`")
+    p.add_argument(
+        "--markdown", metavar="FILE", help="also write the table to this file (default: print only)"
+    )
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("check", help="check a run against the suite's expectations and baseline")
-    p.add_argument("dir")
-    p.add_argument("--suite", default="ci")
-    p.add_argument("--update-baseline", action="store_true")
+    p.add_argument("dir", help="a directory written by `hptransfer sweep`")
+    p.add_argument("--suite", default="ci", help="suite in benchmarks/expectations.toml")
+    p.add_argument("--update-baseline", action="store_true",
+                   help="rewrite the suite's baseline from this run")  # fmt: skip
     p.set_defaults(func=_cmd_check)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    configure_host_devices()
-    args = build_parser().parse_args(argv)
-    from hptransfer.check import CheckError
-    from hptransfer.config import ConfigError
-    from hptransfer.data import DataError
-    from hptransfer.model import ArchitectureError
-    from hptransfer.schemes import SchemeError
+# --------------------------------------------------------------------------------------------
+# Errors and Ctrl-C
 
-    errors = (ConfigError, SchemeError, DataError, ArchitectureError, CheckError, FileNotFoundError)
+
+def is_user_error(err: BaseException) -> bool:
+    """A ValueError subclass of this package (ConfigError, SchemeError, ResultsError, ...) or an
+    OSError about a named file. Anything else is a bug and keeps its traceback."""
+    if isinstance(err, OSError):
+        return err.filename is not None
+    return isinstance(err, ValueError) and any(
+        issubclass(cls, ValueError) and cls.__module__.split(".")[0] == "hptransfer"
+        for cls in type(err).__mro__
+    )
+
+
+def error_line(err: BaseException) -> str:
+    """The one line printed for a user error."""
+    if isinstance(err, OSError) and err.strerror:
+        text = f"{str(err.filename)!r}: {err.strerror}"
+    else:
+        text = str(err)
+    return "hptransfer: error: " + " ".join(text.split())
+
+
+def interrupted_line(args: argparse.Namespace | None, argv: list[str]) -> str:
+    """What Ctrl-C prints: what is kept and the exact command that carries on."""
+    if args is not None and args.command == "sweep":
+        again = shlex.join(["hptransfer", *(a for a in argv if a != "--fresh")])
+        return (
+            f"hptransfer: interrupted; finished cells and the last checkpoint in {args.out} are "
+            f"kept; resume with: {again}"
+        )
+    return f"hptransfer: interrupted; rerun with: {shlex.join(['hptransfer', *argv])}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; 0 on success, 2 on a user error, 130 on Ctrl-C."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = None
     try:
+        configure_host_devices()
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except errors as err:
-        print(f"hptransfer: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(interrupted_line(args, argv), file=sys.stderr)
+        return 130
+    except Exception as err:
+        if not is_user_error(err):
+            raise
+        if args.debug if args is not None else "--debug" in argv:
+            traceback.print_exc()
+        print(error_line(err), file=sys.stderr)
         return 2
 
 

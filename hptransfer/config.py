@@ -307,7 +307,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
     try:
         optimizer = OptimizerConfig(**opt_raw)
     except ValueError as err:
-        raise ConfigError(f"{source}: [optimizer]: {err}") from None
+        raise ConfigError(f"{source}: [optimizer] {err}") from None
 
     # [lr]
     lr_raw = raw.get("lr", {})

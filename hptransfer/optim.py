@@ -40,16 +40,37 @@ class OptimizerConfig:
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
+        """Refuse values out of range and settings the chosen optimizer would silently ignore."""
         if self.name not in OPTIMIZERS:
-            raise OptimizerError(f"optimizer name = {self.name!r}; allowed: {list(OPTIMIZERS)}")
+            raise OptimizerError(
+                f"field 'name' = {self.name!r} is not allowed; allowed: one of {list(OPTIMIZERS)}"
+            )
         for field, lo, hi in (("momentum", 0, 1), ("b1", 0, 1), ("b2", 0, 1)):
             value = getattr(self, field)
             if not (lo <= value < hi):
-                raise OptimizerError(f"optimizer {field} = {value!r}; allowed: [{lo}, {hi})")
-        if self.eps < 0 or self.weight_decay < 0:
-            raise OptimizerError("optimizer eps and weight_decay must be >= 0")
-        if self.name == "sgd" and self.weight_decay:
-            raise OptimizerError("weight_decay is for adamw; allowed with sgd: 0")
+                raise OptimizerError(
+                    f"field {field!r} = {value!r} is not allowed; allowed: a number in [{lo}, {hi})"
+                )
+        for field in ("eps", "weight_decay"):
+            if not getattr(self, field) >= 0:
+                raise OptimizerError(
+                    f"field {field!r} = {getattr(self, field)!r} is not allowed; allowed: >= 0"
+                )
+        if self.weight_decay and self.name != "adamw":
+            raise OptimizerError(
+                f"field 'weight_decay' = {self.weight_decay!r} is not allowed with name = "
+                f"{self.name!r}; allowed: 0 (for decoupled weight decay use name = 'adamw')"
+            )
+        if self.momentum and self.name != "sgd":
+            raise OptimizerError(
+                f"field 'momentum' = {self.momentum!r} is not allowed with name = {self.name!r}; "
+                "allowed: 0 (Adam's momentum is b1)"
+            )
+        if self.nesterov and not (self.name == "sgd" and self.momentum > 0):
+            raise OptimizerError(
+                "field 'nesterov' = true is not allowed here; allowed: true only with "
+                "name = 'sgd' and momentum > 0"
+            )
 
     @property
     def family(self) -> str:

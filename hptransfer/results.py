@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 RESULTS_FILE = "results.parquet"
 META_FILE = "meta.json"
@@ -64,20 +65,65 @@ def write_json(obj: Any, path: str | Path) -> Path:
     return path
 
 
-def read_results(run_dir: str | Path) -> pd.DataFrame:
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no {RESULTS_FILE} in {str(run_dir)!r}: run `hptransfer sweep` first"
+class ResultsError(ValueError):
+    """A result file of a sweep directory is missing, truncated or corrupt (the message names it)."""
+
+
+def _result_file(run_dir: str | Path, name: str) -> Path:
+    """``run_dir/name`` if it is a file, else a :class:`ResultsError` saying what is there."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise ResultsError(
+            f"run directory {str(run_dir)!r} does not exist; allowed: a directory written by "
+            "`hptransfer sweep CONFIG --out DIR`"
         )
-    return pd.read_parquet(path)
+    if not run_dir.is_dir():
+        raise ResultsError(
+            f"{str(run_dir)!r} is not a directory; allowed: a directory written by "
+            "`hptransfer sweep CONFIG --out DIR`"
+        )
+    path = run_dir / name
+    if not path.is_file():
+        raise ResultsError(
+            f"no {name} in {str(run_dir)!r}: run `hptransfer sweep CONFIG --out {run_dir}` first"
+        )
+    return path
+
+
+def _unreadable(path: Path, what: str, err: BaseException) -> ResultsError:
+    detail = " ".join(str(err).split()) or type(err).__name__
+    return ResultsError(
+        f"{str(path)!r} is not a readable {what} (truncated or corrupt: {detail}); rerun the same "
+        "`hptransfer sweep CONFIG --out DIR` to rewrite it from the finished cells"
+    )
+
+
+def read_results(run_dir: str | Path) -> pd.DataFrame:
+    """The tidy results table of a sweep directory (module docstring).
+
+    Raises :class:`ResultsError` naming the file when it is missing, truncated or corrupt.
+    """
+    path = _result_file(run_dir, RESULTS_FILE)
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as err:  # ArrowInvalid is both
+        raise _unreadable(path, "Parquet file", err) from err
 
 
 def read_meta(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / META_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"no {META_FILE} in {str(run_dir)!r}")
-    return json.loads(path.read_text())
+    """The meta.json of a sweep directory as a dict.
+
+    Raises :class:`ResultsError` naming the file when it is missing, truncated, not JSON or not
+    a JSON object.
+    """
+    path = _result_file(run_dir, META_FILE)
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise _unreadable(path, "JSON file", err) from err
+    if not isinstance(meta, dict):
+        raise _unreadable(path, "JSON object", TypeError(f"found a {type(meta).__name__}"))
+    return meta
 
 
 def versions() -> dict[str, str]:

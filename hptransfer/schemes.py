@@ -1,4 +1,4 @@
-"""Parameterizations as data (DESIGN.md section 3).
+"""Parameterizations as data (docs/parameterizations.md).
 
 A scheme is a frozen table. For every tensor role it gives, for each scaled quantity q, a pair of
 exponents (a, b) so that the factor applied relative to the base shape (n0, L0) is
@@ -16,6 +16,11 @@ Roles: ``input``; ``hidden`` (every layer inside a residual block) with optional
 k >= ``min_block_depth``; ``readout``; ``vector`` (biases). Built-in schemes live in
 ``schemes.toml`` next to this module and are read by the same loader as user schemes, so a new
 scheme is a new table, never new code.
+
+``extends = "parent"`` starts from another scheme: base roles are merged field by field over the
+parent's, and so are ``hidden_<j>`` overrides over the parent's override of the same layer (its
+``min_block_depth`` and its SGD/Adam rules stay unless restated). Within one file or dict,
+``extends`` is resolved by name whatever the order; a cycle is an error naming the schemes.
 """
 
 from __future__ import annotations
@@ -205,7 +210,7 @@ def scheme_from_table(
     parent: Scheme | None = None
     if "extends" in table:
         parent_name = table["extends"]
-        if parent_name not in known:
+        if not isinstance(parent_name, str) or parent_name not in known:
             raise SchemeError(
                 f"scheme {name!r}: field 'extends' = {parent_name!r} is not a known scheme; "
                 f"allowed: {sorted(known)}"
@@ -246,31 +251,71 @@ def scheme_from_table(
     overrides: dict[str, dict[str, Any]] = dict(parent.overrides) if parent else {}
     for key, value in table.items():
         if _HIDDEN_J.match(key):
-            overrides[key] = _parse_role(name, key, value, partial=True)
+            # Field by field over the parent's override of the same layer (not a replacement).
+            overrides[key] = {
+                **overrides.get(key, {}),
+                **_parse_role(name, key, value, partial=True),
+            }
     return Scheme(name, description, alpha, roles, overrides)
+
+
+def schemes_from_tables(
+    tables: Mapping[str, Any], known: Mapping[str, Scheme] | None = None
+) -> dict[str, Scheme]:
+    """Build every scheme of ``tables`` ({name: table or Scheme}), in the order given.
+
+    ``extends`` may name another entry of ``tables`` (before or after it) or a scheme of
+    ``known``; entries are built parents first. A cycle a -> b -> a raises :class:`SchemeError`
+    naming every scheme on it.
+    """
+    known = dict(known or {})
+    built: dict[str, Scheme] = {}
+
+    def build(name: str, chain: tuple[str, ...]) -> None:
+        if name in built:
+            return
+        if name in chain:
+            cycle = " -> ".join((*chain[chain.index(name) :], name))
+            raise SchemeError(
+                f"scheme {name!r}: field 'extends' makes a cycle {cycle}; allowed: a chain of "
+                "`extends` that ends at a scheme without `extends`"
+            )
+        table = tables[name]
+        if isinstance(table, Scheme):
+            built[name] = table
+            return
+        parent = table.get("extends") if isinstance(table, Mapping) else None
+        if isinstance(parent, str) and parent in tables:
+            build(parent, (*chain, name))
+        built[name] = scheme_from_table(name, table, {**known, **built})
+
+    for name in tables:
+        build(name, ())
+    return {name: built[name] for name in tables}
 
 
 def schemes_from_toml(
     path: str | Path, known: Mapping[str, Scheme] | None = None
 ) -> dict[str, Scheme]:
-    """Read every top-level table of a TOML file as a scheme (in file order, so `extends` works)."""
+    """Read every top-level table of a TOML file as a scheme (`extends` in any order)."""
     path = Path(path)
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError as err:
         raise SchemeError(f"scheme file {str(path)!r} does not exist") from err
-    except tomllib.TOMLDecodeError as err:
+    except IsADirectoryError as err:
+        raise SchemeError(
+            f"scheme file {str(path)!r} is a directory; allowed: a .toml file"
+        ) from err
+    except OSError as err:
+        raise SchemeError(f"scheme file {str(path)!r} cannot be read: {err.strerror}") from err
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise SchemeError(f"scheme file {str(path)!r} is not valid TOML: {err}") from err
-    pool = dict(known or {})
-    out: dict[str, Scheme] = {}
-    for name, table in data.items():
-        try:
-            scheme = scheme_from_table(name, table, pool)
-        except SchemeError as err:
-            raise SchemeError(f"{path}: {err}") from None
-        pool[name] = out[name] = scheme
-    return out
+    try:
+        return schemes_from_tables(data, known)
+    except SchemeError as err:
+        raise SchemeError(f"{path}: {err}") from None
 
 
 def schemes_from_python(spec: str) -> dict[str, Scheme]:
@@ -289,13 +334,7 @@ def schemes_from_python(spec: str) -> dict[str, Scheme]:
     if isinstance(obj, list | tuple) and all(isinstance(s, Scheme) for s in obj):
         return {s.name: s for s in obj}
     if isinstance(obj, Mapping):
-        pool = dict(BUILTIN_SCHEMES)
-        out = {}
-        for name, table in obj.items():
-            pool[name] = out[name] = (
-                table if isinstance(table, Scheme) else scheme_from_table(name, table, pool)
-            )
-        return out
+        return schemes_from_tables(obj, BUILTIN_SCHEMES)
     raise SchemeError(
         f"{spec!r} is a {type(obj).__name__}; allowed: a Scheme, a list of Schemes or a dict of tables"
     )
@@ -311,7 +350,7 @@ def load_schemes(sources: list[str] | tuple[str, ...] = ()) -> dict[str, Scheme]
     """
     registry = dict(BUILTIN_SCHEMES)
     for source in sources:
-        if str(source).endswith(".toml"):
+        if str(source).endswith(".toml") or Path(source).exists():
             new = schemes_from_toml(source, registry)
         else:
             new = schemes_from_python(str(source))
