@@ -51,7 +51,7 @@ def test_base_shape_every_scheme_is_the_same_network(opt_name, k, teacher_data):
 
 
 def test_scheme_tables_away_from_base():
-    """Spot values of the table of DESIGN.md section 3 at m = 4, r = 16 (n = 256, L = 32)."""
+    """Spot values of the scheme tables (docs/parameterizations.md) at m = 4, r = 16 (n = 256, L = 32)."""
     arch = Architecture(256, 32, 2, (40,), 10, base_width=64, base_depth=2)
 
     def lr(name, family, role):
@@ -173,3 +173,52 @@ def test_to_table_round_trips():
         assert again.roles == scheme.roles
         assert again.branch_exponent == scheme.branch_exponent
         assert again.rule("hidden_1", 2) == scheme.rule("hidden_1", 2)
+
+
+def test_hidden_override_merges_over_the_parents_field_by_field():
+    """Extending nfd and restating only hidden_1's Adam rule keeps nfd's SGD correction and its
+    min_block_depth: the override is merged over the parent's, not put in its place."""
+    child = scheme_from_table(
+        "nfd_adam_half",
+        {"extends": "nfd", "description": "d", "hidden_1": {"lr_adam": [-1, -0.25]}},
+        BUILTIN_SCHEMES,
+    )
+    nfd = BUILTIN_SCHEMES["nfd"]
+    assert child.rule("hidden_1", 2).lr_sgd == nfd.rule("hidden_1", 2).lr_sgd
+    assert child.rule("hidden_1", 2).lr_sgd.r == 0.5
+    assert child.rule("hidden_1", 2).lr_adam.r == -0.25
+    assert child.rule("hidden_1", 1) == nfd.rule("hidden_1", 1) == nfd.roles["hidden"]
+    assert child.overrides["hidden_1"]["min_block_depth"] == 2
+    assert child.rule("hidden_2", 2) == nfd.rule("hidden_2", 2)
+
+
+def test_extends_is_resolved_by_name_in_any_order(tmp_path):
+    child_first = tmp_path / "child_first.toml"
+    child_first.write_text(
+        '[my_nfd2]\nextends = "my_dmup"\ndescription = "child before its parent"\n'
+        "hidden_1 = { min_block_depth = 2, lr_sgd = [0, 0.5], lr_adam = [-1, 0] }\n"
+        '[my_dmup]\nextends = "mup"\nbranch_exponent = 0.5\nhidden = { lr_adam = [-1, -0.5] }\n'
+    )
+    registry = load_schemes([str(child_first)])
+    assert list(schemes_from_toml(child_first, BUILTIN_SCHEMES)) == ["my_nfd2", "my_dmup"]
+    for k in (1, 2):
+        for role in [f"hidden_{j}" for j in range(1, k + 1)]:
+            assert registry["my_nfd2"].rule(role, k) == BUILTIN_SCHEMES["nfd"].rule(role, k)
+    assert registry["my_nfd2"].branch_exponent == 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "cycle"),
+    [
+        ('[a]\nextends = "b"\n[b]\nextends = "a"\n', "a -> b -> a"),
+        ('[a]\nextends = "b"\n[b]\nextends = "c"\n[c]\nextends = "b"\n', "b -> c -> b"),
+        ('[a]\nextends = "a"\n', "a -> a"),
+    ],
+)
+def test_an_extends_cycle_is_named(tmp_path, text, cycle):
+    path = tmp_path / "cycle.toml"
+    path.write_text(text)
+    with pytest.raises(SchemeError, match="cycle") as err:
+        load_schemes([str(path)])
+    assert cycle in str(err.value)
+    assert str(path) in str(err.value)
