@@ -187,7 +187,7 @@ def _cmd_schemes(args) -> int:
 def _cmd_run(args) -> int:
     from hptransfer.data import load_dataset
     from hptransfer.model import Architecture
-    from hptransfer.optim import OptimizerConfig
+    from hptransfer.optim import OptimizerConfig, OptimizerError
     from hptransfer.schemes import load_schemes
     from hptransfer.train import train_run
 
@@ -198,7 +198,12 @@ def _cmd_run(args) -> int:
             f"argument --schemes: {unknown} not allowed; allowed: names from {sorted(registry)} "
             "(add others with --scheme-file)"
         )
-    opt = OptimizerConfig(args.optimizer, momentum=args.momentum)
+    try:
+        opt = OptimizerConfig(args.optimizer, momentum=args.momentum)
+    except OptimizerError as err:
+        raise UsageError(
+            f"arguments --optimizer {args.optimizer} --momentum {args.momentum:g}: {err}"
+        ) from err
     data = load_dataset("mnist1d", num_samples=args.samples)
     arch = Architecture(
         args.width, args.depth, args.block_depth, data.in_shape, data.num_classes,

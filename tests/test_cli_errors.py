@@ -1,0 +1,384 @@
+"""Every user error of every command ends in one line ``hptransfer: error: ...`` and exit code 2,
+before any compute; Ctrl-C ends with exit code 130 and a command that resumes; help and version.
+
+The table runs ``hptransfer.cli.main`` in-process. An autouse fixture makes every compute entry
+point (data loading, training, the sweep engine, the analysis) fail the test if reached, so each
+case also shows that its error comes before any compile.
+"""
+
+import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hptransfer import __version__, analysis, data, engine, train
+from hptransfer.cli import build_parser, main
+
+GOOD_CONFIG = """
+name = "tiny"
+steps = 20
+eval_every = 10
+batch_size = 16
+seeds = [0]
+schemes = ["mup"]
+probe_size = 16
+[data]
+name = "teacher"
+num_samples = 256
+[model]
+widths = [8]
+depths = [2]
+base_width = 8
+base_depth = 2
+[lr]
+start = -2.0
+stop = -1.0
+step = 1.0
+"""
+
+CYCLE_SCHEMES = '[a]\nextends = "b"\n[b]\nextends = "a"\n'
+
+
+def _with_top(line: str) -> str:
+    """GOOD_CONFIG with one more top-level line (before the first table)."""
+    return f"{line}\n{GOOD_CONFIG}"
+
+
+class ComputeStarted(RuntimeError):
+    """Raised where compute would begin: a case that reaches it is an error found too late."""
+
+
+@pytest.fixture(autouse=True)
+def _no_compute(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise ComputeStarted("compute started before the error was found")
+
+    monkeypatch.setattr(engine, "run_sweep", refuse)
+    monkeypatch.setattr(train, "train_run", refuse)
+    monkeypatch.setattr(data, "load_dataset", refuse)
+    monkeypatch.setattr(analysis, "analyze", refuse)
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A workspace of good and bad inputs; returns {name: path string}."""
+    p = {}
+
+    def write(name: str, text: str | bytes) -> str:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        p[name] = str(path)
+        return str(path)
+
+    write("good.toml", GOOD_CONFIG)
+    write("bad_toml.toml", "steps = \n")
+    write("binary.toml", b"\xff\xfe\x00\x01")
+    write("unknown_field.toml", _with_top("stepz = 10"))
+    write("unknown_model_field.toml", GOOD_CONFIG.replace("[model]", "[model]\nwidht = 3"))
+    write("bad_grid.toml", GOOD_CONFIG.replace("stop = -1.0", "stop = -3.0"))
+    write("zero_step.toml", GOOD_CONFIG.replace("step = 1.0", "step = 0.0"))
+    write("unknown_scheme.toml", GOOD_CONFIG.replace('["mup"]', '["mu_p"]'))
+    write("eval_every.toml", GOOD_CONFIG.replace("eval_every = 10", "eval_every = 7"))
+    write("neg_width.toml", GOOD_CONFIG.replace("widths = [8]", "widths = [-8]"))
+    write("empty_seeds.toml", GOOD_CONFIG.replace("seeds = [0]", "seeds = []"))
+    write("adam_wd.toml", GOOD_CONFIG + '[optimizer]\nname = "adam"\nweight_decay = 0.1\n')
+    write("bad_opt.toml", GOOD_CONFIG + '[optimizer]\nname = "lion"\n')
+    write("bad_data.toml", GOOD_CONFIG.replace('name = "teacher"', 'name = "mnist2d"'))
+    write("conv_1d.toml", GOOD_CONFIG.replace("[model]", '[model]\nfamily = "conv"'))
+    write("by_scheme.toml", GOOD_CONFIG + "[lr.by_scheme.sp]\nstart = 0\nstop = 1\nstep = 1\n")
+    write("divergence.toml", _with_top("divergence_factor = 0.5"))
+    write("cifar_no_path.toml", GOOD_CONFIG.replace('name = "teacher"', 'name = "cifar10"'))
+    write("cycle.toml", CYCLE_SCHEMES)
+    write("uses_cycle.toml", _with_top('scheme_files = ["cycle.toml"]'))
+    write("uses_missing.toml", _with_top('scheme_files = ["nowhere.toml"]'))
+    write("scheme_unknown_field.toml", '[mine]\nextends = "mup"\nhiden = { lr_sgd = [0, 0] }\n')
+    write("scheme_clash.toml", '[mup]\nextends = "sp"\n')
+    write("a_file", "not a directory")
+    (tmp_path / "config_dir").mkdir()
+    p["config_dir"] = str(tmp_path / "config_dir")
+    (tmp_path / "empty_run").mkdir()
+    p["empty_run"] = str(tmp_path / "empty_run")
+    p["missing"] = str(tmp_path / "missing")
+
+    table = pd.DataFrame({"scheme": ["mup"], "log2_lr": [-1.0], "train_loss": [0.5]})
+    table.to_parquet(tmp_path / "full.parquet")
+    blob = (tmp_path / "full.parquet").read_bytes()
+    write("cut_parquet/results.parquet", blob[: len(blob) // 2])
+    write("cut_parquet/meta.json", json.dumps({"config": {"name": "x"}}))
+    write("cut_meta/results.parquet", blob)
+    write("cut_meta/meta.json", '{"config": {"name": ')
+    write("list_meta/results.parquet", blob)
+    write("list_meta/meta.json", "[1, 2]")
+    p["cut_parquet"] = str(tmp_path / "cut_parquet")
+    p["cut_meta"] = str(tmp_path / "cut_meta")
+    p["list_meta"] = str(tmp_path / "list_meta")
+    p["out"] = str(tmp_path / "out")
+    return p
+
+
+# (argv with {name} placeholders for `files`, a word the one error line must contain)
+CASES = [
+    # sweep: the config file
+    (["sweep", "{config_dir}", "--out", "{out}"], "is a directory"),
+    (["sweep", "{missing}", "--out", "{out}"], "does not exist"),
+    (["sweep", "{bad_toml.toml}", "--out", "{out}"], "not valid TOML"),
+    (["sweep", "{binary.toml}", "--out", "{out}"], "UTF-8"),
+    (["sweep", "{unknown_field.toml}", "--out", "{out}"], "'stepz'"),
+    (["sweep", "{unknown_model_field.toml}", "--out", "{out}"], "'model.widht'"),
+    (["sweep", "{bad_grid.toml}", "--out", "{out}"], "'lr.stop'"),
+    (["sweep", "{zero_step.toml}", "--out", "{out}"], "'lr.step'"),
+    (["sweep", "{unknown_scheme.toml}", "--out", "{out}"], "'schemes[0]'"),
+    (["sweep", "{eval_every.toml}", "--out", "{out}"], "'eval_every'"),
+    (["sweep", "{neg_width.toml}", "--out", "{out}"], "'model.widths[0]'"),
+    (["sweep", "{empty_seeds.toml}", "--out", "{out}"], "'seeds'"),
+    (["sweep", "{adam_wd.toml}", "--out", "{out}"], "adamw"),
+    (["sweep", "{bad_opt.toml}", "--out", "{out}"], "'optimizer.name'"),
+    (["sweep", "{bad_data.toml}", "--out", "{out}"], "'data.name'"),
+    (["sweep", "{conv_1d.toml}", "--out", "{out}"], "'model.family'"),
+    (["sweep", "{by_scheme.toml}", "--out", "{out}"], "'lr.by_scheme.sp'"),
+    (["sweep", "{divergence.toml}", "--out", "{out}"], "'divergence_factor'"),
+    (["sweep", "{cifar_no_path.toml}", "--out", "{out}"], "'data.path'"),
+    (["sweep", "{uses_cycle.toml}", "--out", "{out}"], "cycle a -> b -> a"),
+    (["sweep", "{uses_missing.toml}", "--out", "{out}"], "nowhere.toml"),
+    # sweep: the arguments
+    (["sweep", "{good.toml}", "--out", "{a_file}"], "--out"),
+    (["sweep", "{good.toml}", "--out", "{a_file}/sub"], "--out"),
+    (["sweep", "{good.toml}"], "--out"),
+    (["sweep", "{good.toml}", "--out", "{out}", "--max-replicas-per-chunk", "-1"], "--max-repl"),
+    (["sweep", "{good.toml}", "--out", "{out}", "--max-replicas-per-chunk", "x"], "--max-repl"),
+    (["sweep", "{good.toml}", "--out", "{out}", "--fresh", "--resume"], "--resume"),
+    (["sweep", "{good.toml}", "--out", "{out}", "--fre"], "--fre"),
+    # run
+    (["run", "--width", "-3"], "--width"),
+    (["run", "--width", "abc"], "--width"),
+    (["run", "--depth", "0"], "--depth"),
+    (["run", "--block-depth", "1.5"], "--block-depth"),
+    (["run", "--base-width", "0"], "--base-width"),
+    (["run", "--base-depth", "-2"], "--base-depth"),
+    (["run", "--optimizer", "adm"], "--optimizer"),
+    (["run", "--momentum", "1.0"], "--momentum"),
+    (["run", "--momentum", "-0.1"], "--momentum"),
+    (["run", "--log2-lr", "inf"], "--log2-lr"),
+    (["run", "--log2-lr", "nan"], "--log2-lr"),
+    (["run", "--steps", "0"], "--steps"),
+    (["run", "--batch-size", "-1"], "--batch-size"),
+    (["run", "--samples", "5"], "--samples"),
+    (["run", "--seed", "-1"], "--seed"),
+    (["run", "--schemes", "mup", "mu_p"], "--schemes"),
+    (["run", "--scheme-file", "{cycle.toml}"], "cycle"),
+    (["run", "--optimizer", "adam", "--momentum", "0.9"], "--momentum 0.9: field 'momentum'"),
+    (["run", "--widht", "8"], "--widht"),
+    # schemes
+    (["schemes", "--scheme-file", "{config_dir}"], "is a directory"),
+    (["schemes", "--scheme-file", "{missing}.toml"], "does not exist"),
+    (["schemes", "--scheme-file", "{bad_toml.toml}"], "not valid TOML"),
+    (["schemes", "--scheme-file", "{cycle.toml}"], "a -> b -> a"),
+    (["schemes", "--scheme-file", "{scheme_unknown_field.toml}"], "'hiden'"),
+    (["schemes", "--scheme-file", "{scheme_clash.toml}"], "built in"),
+    (["schemes", "--scheme-file", "no_such_module_xyz:SCHEMES"], "no_such_module_xyz"),
+    # report
+    (["report", "{missing}"], "does not exist"),
+    (["report", "{a_file}"], "not a directory"),
+    (["report", "{empty_run}"], "no results.parquet"),
+    (["report", "{cut_parquet}"], "results.parquet"),
+    (["report", "{cut_meta}"], "meta.json"),
+    (["report", "{list_meta}"], "meta.json"),
+    # check
+    (["check", "{cut_parquet}"], "results.parquet"),
+    (["check", "{missing}"], "does not exist"),
+    (["check", "{cut_meta}"], "meta.json"),
+    (["check", "{cut_meta}", "--suite", "nope"], "'nope'"),
+    # compare
+    (["compare", "{cut_meta}", "{missing}"], "meta.json"),
+    (["compare", "{empty_run}"], "no results.parquet"),
+    (["compare", "{cut_parquet}", "--markdown", "{missing}/table.md"], "--markdown"),
+    (["compare", "{cut_parquet}", "--markdown", "{config_dir}"], "--markdown"),
+    (["compare"], "dirs"),
+    # the top level
+    ([], "COMMAND"),
+    (["swep"], "'swep'"),
+]
+
+
+def _fill(argv: list[str], files: dict[str, str]) -> list[str]:
+    out = []
+    for arg in argv:
+        for name, path in files.items():
+            arg = arg.replace("{" + name + "}", path)
+        assert "{" not in arg, arg
+        out.append(arg)
+    return out
+
+
+def test_the_table_is_large_and_covers_every_command():
+    assert len(CASES) >= 45
+    commands = {argv[0] for argv, _ in CASES if argv}
+    assert commands == {"sweep", "run", "schemes", "report", "check", "compare", "swep"}
+
+
+@pytest.mark.parametrize(("argv", "word"), CASES, ids=[" ".join(a) or "<none>" for a, _ in CASES])
+def test_a_user_error_is_one_line_and_exit_code_2(argv, word, files, capsys):
+    code = main(_fill(argv, files))
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("hptransfer: error: ")
+    assert "Traceback" not in err
+    assert word in lines[0]
+
+
+def test_a_missing_out_is_created_only_after_the_config_is_valid(files, capsys):
+    assert main(["sweep", files["bad_grid.toml"], "--out", files["out"]]) == 2
+    assert not Path(files["out"]).exists()
+
+
+def test_an_unwritable_out_is_refused_before_compute(files, capsys, monkeypatch):
+    """A read-only --out (simulated: the probe file cannot be made, as for a non-root user)."""
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("hptransfer.cli.tempfile.TemporaryFile", read_only)
+    assert main(["sweep", files["good.toml"], "--out", files["out"]]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("hptransfer: error: argument --out:") and "not writable" in line
+
+
+def test_ctrl_c_outside_a_sweep_exits_130_with_the_command_to_rerun(files, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("hptransfer.report.write_report", interrupted)
+    assert main(["report", files["empty_run"]]) == 130
+    err = capsys.readouterr().err
+    assert (
+        err.strip()
+        == f"hptransfer: interrupted; rerun with: hptransfer report {files['empty_run']}"
+    )
+
+
+def test_debug_shows_the_traceback(files, capsys):
+    assert main(["--debug", "report", files["cut_meta"]]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ResultsError" in err
+    assert err.strip().splitlines()[-1].startswith("hptransfer: error: ")
+
+
+def test_a_genuine_bug_keeps_its_traceback(files, monkeypatch):
+    """Only this package's ValueErrors (and file OSErrors) are user errors."""
+
+    def bug(*args, **kwargs):
+        raise ValueError("a plain ValueError from a bug")
+
+    monkeypatch.setattr("hptransfer.report.write_report", bug)
+    with pytest.raises(ValueError, match="from a bug"):
+        main(["report", files["cut_meta"]])
+    with pytest.raises(ComputeStarted):
+        main(["run", "--steps", "3"])
+
+
+# --------------------------------------------------------------------------------------------
+# Help and version
+
+
+def _option_help(text: str, option: str) -> str:
+    """The help entry of ``option`` in a --help text (up to the next option)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(option))
+    entry = [lines[start]]
+    for line in lines[start + 1 :]:
+        if line.strip().startswith("-") or not line.startswith(" " * 10):
+            break
+        entry.append(line)
+    return " ".join(" ".join(entry).split())
+
+
+def _subparsers():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return action.choices
+
+
+@pytest.mark.parametrize("command", sorted(_subparsers()))
+def test_help_states_the_default_of_every_option(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    sub = _subparsers()[command]
+    options = [
+        a
+        for a in sub._actions
+        if a.option_strings and a.dest != "help" and a.default is not None and not a.required
+    ]
+    for action in options:
+        entry = _option_help(text, action.option_strings[-1])
+        assert "default" in entry, entry
+    for action in sub._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help, action.option_strings
+
+
+def test_top_level_help_says_what_and_how_to_start(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "make bench" in text and "hptransfer sweep benchmarks/quick.toml --out DIR" in text
+    assert "width and depth" in text
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"hptransfer {__version__}"
+
+
+# --------------------------------------------------------------------------------------------
+# Ctrl-C
+
+SLOW_SECOND_CELL = GOOD_CONFIG.replace("depths = [2]", "depths = [2, 8]").replace(
+    "steps = 20\neval_every = 10", "steps = 200\neval_every = 20"
+)
+
+
+@pytest.mark.slow  # two cells compiled twice: about 20 s on 2 busy cores
+def test_ctrl_c_exits_130_with_the_resume_command_and_a_rerun_resumes(tmp_path, monkeypatch):
+    """SIGINT to a sweep once its first cell is written; the printed command finishes it."""
+    config = tmp_path / "sweep.toml"
+    config.write_text(SLOW_SECOND_CELL)
+    out = tmp_path / "out"
+    argv = ["sweep", str(config), "--out", str(out), "--fresh", "--quiet"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hptransfer.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list((out / "cells").glob("*.parquet")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the first cell never finished"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    resume = lines[0].split("resume with: ", 1)[1]
+    assert "last checkpoint" in lines[0]
+    assert resume == f"hptransfer sweep {config} --out {out} --quiet"
+    assert not (out / "results.parquet").exists()
+
+    monkeypatch.undo()  # the real engine this time: the rerun trains the unfinished cell
+    assert main(shlex.split(resume)[1:]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert [c.get("resumed", False) for c in meta["cells"]] == [True, False]
