@@ -67,10 +67,9 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 def _number(kind: type, lo: float | None = None, hi: float | None = None) -> Callable[[str], float]:
     """An argparse type: a finite ``kind`` (int or float) in [lo, hi), like a config field."""
-    parts = [f">= {lo:g}" if lo is not None else "", f"< {hi:g}" if hi is not None else ""]
-    allowed = f"{'an integer' if kind is int else 'a finite number'} " + " and ".join(
-        p for p in parts if p
-    )
+    bounds = (f">= {lo:g}" if lo is not None else "", f"< {hi:g}" if hi is not None else "")
+    what = "an integer" if kind is int else "a finite number"
+    allowed = " ".join([what, " and ".join(b for b in bounds if b)]).strip()
 
     def parse(text: str) -> float:
         try:
@@ -83,10 +82,10 @@ def _number(kind: type, lo: float | None = None, hi: float | None = None) -> Cal
             or (lo is not None and value < lo)
             or (hi is not None and value >= hi)
         ):
-            raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: {allowed.strip()}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: {allowed}")
         return value
 
-    parse.__name__ = allowed.strip()
+    parse.__name__ = allowed
     return parse
 
 

@@ -322,7 +322,8 @@ def schemes_from_python(spec: str) -> dict[str, Scheme]:
     """Load schemes from ``module:attribute``: a Scheme, a list of them, or a {name: table} dict."""
     if ":" not in spec:
         raise SchemeError(
-            f"python scheme source {spec!r} must look like 'package.module:attribute'"
+            f"scheme source {spec!r} is not allowed; allowed: an existing .toml file or "
+            "'package.module:attribute'"
         )
     module_name, attr = spec.split(":", 1)
     try:
