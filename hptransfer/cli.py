@@ -87,9 +87,9 @@ def _cmd_sweep(args) -> int:
 
         config = dataclasses.replace(config, max_replicas_per_chunk=args.max_replicas_per_chunk)
     if args.distributed:
-        import jax
+        from hptransfer.engine import initialize_distributed
 
-        jax.distributed.initialize()
+        initialize_distributed()
     run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
     meta = read_meta(args.out)
     print(
@@ -185,10 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     from hptransfer.check import CheckError
     from hptransfer.config import ConfigError
     from hptransfer.data import DataError
+    from hptransfer.engine import DistributedError
     from hptransfer.model import ArchitectureError
+    from hptransfer.rundir import RunDirError
     from hptransfer.schemes import SchemeError
 
     errors = (ConfigError, SchemeError, DataError, ArchitectureError, CheckError, FileNotFoundError)
+    errors += (RunDirError, DistributedError)
     try:
         return args.func(args)
     except errors as err:
