@@ -91,6 +91,11 @@ def _cmd_sweep(args) -> int:
 
         initialize_distributed()
     run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
+    if args.distributed:
+        import jax
+
+        if jax.process_index() != 0:
+            return 0  # process 0 wrote the results and prints the summary
     meta = read_meta(args.out)
     print(
         f"{config.name}: {meta['replica_steps']} replica-steps in {meta['wall_seconds']:.1f} s "

@@ -1,0 +1,143 @@
+"""Several processes for real: two JAX processes on this machine (CPU backend, one device
+each, the distributed service on a free localhost port) run `hptransfer sweep --distributed`.
+
+They give the single-process results, only process 0 writes files, and a peer that dies
+mid-run makes the survivor fail within a bounded time instead of waiting forever.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from hptransfer.config import load_config
+from hptransfer.engine import DistributedError, initialize_distributed, run_sweep
+
+CONFIG = """name = "two-hosts"
+steps = 20
+eval_every = 10
+batch_size = 16
+seeds = [0]
+schemes = ["mup", "depth_mup"]
+probe_size = 32
+[data]
+name = "teacher"
+num_samples = 256
+[model]
+widths = [16]
+depths = [2]
+block_depths = [1]
+base_width = 16
+[lr]
+start = -2
+stop = -1
+step = 1
+"""
+TIMEOUT = 120  # a bound on the whole test: nothing may wait for a dead peer past it
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _launch(cfg, outs, extra_env=None):
+    """Start process i of len(outs) with --out outs[i]; returns the Popen objects."""
+    port = _free_port()
+    procs = []
+    for i, out in enumerate(outs):
+        env = {
+            **os.environ,
+            "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+            "JAX_PLATFORMS": "cpu",
+            "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
+            "JAX_NUM_PROCESSES": str(len(outs)),
+            "JAX_PROCESS_ID": str(i),
+            "HPTRANSFER_HEARTBEAT_TIMEOUT": "5",
+            "HPTRANSFER_INIT_TIMEOUT": "60",
+            **(extra_env or {}).get(i, {}),
+        }
+        cmd = [sys.executable, "-m", "hptransfer.cli", "sweep", str(cfg), "--out", str(out)]
+        procs.append(
+            subprocess.Popen(
+                [*cmd, "--distributed", "--quiet"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    return procs
+
+
+def _wait(procs, deadline):
+    results = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("a process of the distributed sweep hung")
+        results.append((p.returncode, err))
+    return results
+
+
+def _sorted(frame):
+    return frame.sort_values(["scheme", "log2_lr", "seed", "step"]).reset_index(drop=True)
+
+
+def test_two_processes_equal_one_and_only_process_0_writes(tmp_path):
+    cfg = tmp_path / "two.toml"
+    cfg.write_text(CONFIG)
+    start = time.monotonic()
+    procs = _launch(cfg, [tmp_path / "p0", tmp_path / "p1"])
+    single = _sorted(run_sweep(load_config(cfg), tmp_path / "single", progress=False))
+    for rc, err in _wait(procs, start + TIMEOUT):
+        assert rc == 0, err[-3000:]
+    # Process 1 computed its half of every chunk but wrote nothing: its --out stays empty.
+    written = [p for p in (tmp_path / "p1").rglob("*")] if (tmp_path / "p1").exists() else []
+    assert written == []
+    both = _sorted(pd.read_parquet(tmp_path / "p0" / "results.parquet"))
+    pd.testing.assert_frame_equal(both, single, check_exact=False, rtol=1e-6)
+    meta = pd.read_json(tmp_path / "p0" / "meta.json", typ="series")
+    assert meta["processes"] == 2 and meta["devices"] == 2
+
+
+def test_a_killed_peer_is_reported_not_waited_for(tmp_path):
+    cfg = tmp_path / "two.toml"
+    cfg.write_text(CONFIG.replace("steps = 20", "steps = 40"))
+    out = tmp_path / "shared"
+    die = {"HPTRANSFER_HARD_KILL": "1", "HPTRANSFER_KILL_AFTER_SEGMENTS": "2"}
+    survivor, victim = _launch(cfg, [out, out], {1: die})
+    try:
+        assert victim.wait(timeout=TIMEOUT) == 137  # died after 2 of 4 segments, no cleanup
+        died = time.monotonic()
+        # Process 0 needs process 1's shards for segment 3: it must not wait forever.
+        _, err = survivor.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the survivor of a dead peer hung")
+    finally:
+        survivor.kill()
+        victim.kill()
+    assert survivor.returncode != 0, "process 0 finished although its peer died"
+    assert time.monotonic() - died < 30
+    assert "heartbeat" in err or "unhealthy" in err or "error" in err.lower(), err[-2000:]
+    assert not (out / "results.parquet").exists()
+
+
+def test_distributed_needs_all_three_variables_or_none(monkeypatch):
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "localhost:1")
+    monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)
+    monkeypatch.delenv("JAX_PROCESS_ID", raising=False)
+    with pytest.raises(DistributedError, match="JAX_NUM_PROCESSES"):
+        initialize_distributed()
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+    monkeypatch.setenv("JAX_PROCESS_ID", "2")
+    with pytest.raises(DistributedError, match="JAX_PROCESS_ID=2"):
+        initialize_distributed()
