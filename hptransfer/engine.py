@@ -461,7 +461,8 @@ def run_cell(
             history["diverged_step"] = _fetch(state.diverged_step)
             now = time.perf_counter()
             finished = seg == n_seg - 1
-            if finished or now - last_save >= checkpoint_seconds:
+            # Process 0's clock decides: Orbax saves are collective over processes.
+            if finished or _from_writer(now - last_save >= checkpoint_seconds):
                 # A finished chunk keeps only its metrics (the other chunks of the cell may still
                 # die); an unfinished one keeps its whole training state.
                 items = {
@@ -597,19 +598,31 @@ def _from_writer(flag: bool) -> bool:
 @contextlib.contextmanager
 def _run_dir(out: Path, config: SweepConfig, fresh: bool):
     """Process 0 takes the run directory (:func:`rundir.open_run_dir`); every process learns
-    whether it did, so that a refusal stops all of them at once."""
-    if jax.process_index() != 0:
+    whether it did, so that a refusal stops all of them at once. The others then check that
+    they see the same directory (its fresh ``run_id``): Orbax's multi-process checkpoints wait
+    for directories that process 0 creates, so an --out that is not shared would hang."""
+    ident: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        if jax.process_index() == 0:
+            try:
+                ident = stack.enter_context(
+                    rundir.open_run_dir(out, config, code_version(), fresh=fresh)
+                )
+            except BaseException:
+                _all_agree(False)
+                raise
         if not _all_agree(True):
             raise rundir.RunDirError(f"process 0 refused --out {str(out)!r} (see its message)")
-        yield out
-        return
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(rundir.open_run_dir(out, config, code_version(), fresh=fresh))
-        except BaseException:
-            _all_agree(False)
-            raise
-        _all_agree(True)
+        if jax.process_count() > 1:
+            token = np.frombuffer(bytes.fromhex(ident.get("run_id", "0" * 32)), np.uint8)
+            shared = multihost_utils.broadcast_one_to_all(token)
+            seen = rundir.read_run_id(out) == bytes(np.asarray(shared, np.uint8)).hex()
+            if not _all_agree(seen):
+                where = "" if seen else f" (process {jax.process_index()} does not see it)"
+                raise rundir.RunDirError(
+                    f"--out {str(out)!r} is not one directory shared by all processes{where}; "
+                    "allowed: a path on a filesystem every host mounts"
+                )
         yield out
 
 
@@ -643,6 +656,8 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
     writer = jax.process_index() == 0
     if kill_after_segments is None and os.environ.get("HPTRANSFER_KILL_AFTER_SEGMENTS"):
         kill_after_segments = int(os.environ["HPTRANSFER_KILL_AFTER_SEGMENTS"])
+    if os.environ.get("HPTRANSFER_CHECKPOINT_SECONDS"):  # tests of the CLI: checkpoint often
+        checkpoint_seconds = float(os.environ["HPTRANSFER_CHECKPOINT_SECONDS"])
     registry = load_schemes(config.scheme_files)
     data = data if data is not None else load_dataset(config.data.name, **config.data.load_kwargs())
     archs = architectures(config, data)

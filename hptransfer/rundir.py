@@ -28,6 +28,7 @@ import os
 import shutil
 import socket
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -236,8 +237,9 @@ def discard(out: Path) -> None:
 @contextlib.contextmanager
 def open_run_dir(
     out: str | Path, config: SweepConfig, code: dict[str, str], *, fresh: bool = False
-) -> Iterator[Path]:
-    """Lock ``out``, check (or record) that it holds ``config``, discard it first if ``fresh``.
+) -> Iterator[dict[str, Any]]:
+    """Lock ``out``, check (or record) that it holds ``config``, discard it first if ``fresh``;
+    yields the identity record written (config hash, code version, a fresh ``run_id``).
 
     Raises :class:`RunDirError` subclasses before anything is written when the directory is
     unusable, locked by a live process, or holds another config (and ``fresh`` is false).
@@ -252,6 +254,20 @@ def open_run_dir(
         note = check_identity(out, config, code)
         if note:
             print(f"hptransfer: {note}", file=sys.stderr)
-        record = {"config_hash": config_hash(config), "config_name": config.name, "code": code}
+        record = {
+            "config_hash": config_hash(config),
+            "config_name": config.name,
+            "code": code,
+            "run_id": uuid.uuid4().hex,  # lets the processes of a multi-host run check they
+        }  # share this directory (see read_run_id)
         results_io.write_json(record, out / IDENTITY_FILE)
-        yield out
+        yield record
+
+
+def read_run_id(out: str | Path) -> str | None:
+    """The ``run_id`` of the run that holds ``out`` now, or None (no identity file)."""
+    try:
+        ident = read_identity(Path(out))
+    except RunDirError:
+        return None
+    return ident.get("run_id") if ident else None

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from functools import partial
 
 import pandas as pd
 import pytest
@@ -46,8 +47,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(cfg, outs, extra_env=None):
-    """Start process i of len(outs) with --out outs[i]; returns the Popen objects."""
+def _launch(cfg, outs, extra_env=None, umasks=None):
+    """Start process i of len(outs) with --out outs[i] (and umask umasks[i]); returns the
+    Popen objects."""
     port = _free_port()
     procs = []
     for i, out in enumerate(outs):
@@ -70,6 +72,7 @@ def _launch(cfg, outs, extra_env=None):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
+                preexec_fn=partial(os.umask, (umasks or {})[i]) if i in (umasks or {}) else None,
             )
         )
     return procs
@@ -95,17 +98,22 @@ def _sorted(frame):
 def test_two_processes_equal_one_and_only_process_0_writes(tmp_path):
     cfg = tmp_path / "two.toml"
     cfg.write_text(CONFIG)
+    out = tmp_path / "shared"
     start = time.monotonic()
-    procs = _launch(cfg, [tmp_path / "p0", tmp_path / "p1"])
+    # Checkpoint after every segment: each process writes its own shards of the training
+    # state (Orbax); everything else is process 0's. Process 1 runs under umask 077, so a
+    # file or folder it made outside checkpoints/ would be unreadable to group and others.
+    often = {"HPTRANSFER_CHECKPOINT_SECONDS": "0"}
+    procs = _launch(cfg, [out, out], {0: often, 1: often}, {1: 0o077})
     single = _sorted(run_sweep(load_config(cfg), tmp_path / "single", progress=False))
     for rc, err in _wait(procs, start + TIMEOUT):
         assert rc == 0, err[-3000:]
-    # Process 1 computed its half of every chunk but wrote nothing: its --out stays empty.
-    written = [p for p in (tmp_path / "p1").rglob("*")] if (tmp_path / "p1").exists() else []
-    assert written == []
-    both = _sorted(pd.read_parquet(tmp_path / "p0" / "results.parquet"))
+    made = [p for p in out.rglob("*") if "checkpoints" not in p.relative_to(out).parts]
+    assert {p.name for p in made} >= {"results.parquet", "meta.json", "run.json", "cells"}
+    assert [p for p in made if not p.stat().st_mode & 0o044] == []
+    both = _sorted(pd.read_parquet(out / "results.parquet"))
     pd.testing.assert_frame_equal(both, single, check_exact=False, rtol=1e-6)
-    meta = pd.read_json(tmp_path / "p0" / "meta.json", typ="series")
+    meta = pd.read_json(out / "meta.json", typ="series")
     assert meta["processes"] == 2 and meta["devices"] == 2
 
 
