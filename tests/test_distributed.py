@@ -149,3 +149,19 @@ def test_distributed_needs_all_three_variables_or_none(monkeypatch):
     monkeypatch.setenv("JAX_PROCESS_ID", "2")
     with pytest.raises(DistributedError, match="JAX_PROCESS_ID=2"):
         initialize_distributed()
+
+
+def test_distributed_without_a_cluster_is_one_line_error(tmp_path):
+    cfg = tmp_path / "two.toml"
+    cfg.write_text(CONFIG)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "SLURM_", "OMPI_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hptransfer.cli", "sweep", str(cfg), "--out", str(tmp_path / "o"),
+         "--distributed", "--quiet"],
+        env=env, capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hptransfer: error: --distributed:")
+    assert "JAX_COORDINATOR_ADDRESS" in lines[0] and "SLURM" in lines[0]
+    assert not (tmp_path / "o").exists()  # refused before the output directory is touched
