@@ -155,10 +155,8 @@ def check_identity(out: Path, config: SweepConfig, code: dict[str, str]) -> str 
             f"{config.name!r} (hash {chash}): use --fresh to discard that work, or another --out"
         )
     if ident.get("code") and ident["code"] != code:
-        return (
-            f"the code changed since {str(out)!r} was written ({ident['code']} -> {code}); "
-            "its cells are recomputed"
-        )
+        old, new = (f"{c.get('version')} (source {c.get('source')})" for c in (ident["code"], code))
+        return f"the code changed since {str(out)!r} was written ({old} -> {new}): recomputing"
     return None
 
 
@@ -179,7 +177,8 @@ def lock(out: Path) -> Iterator[str | None]:
 
     The exclusion is ``fcntl.flock`` on the lock file (released by the kernel if the process
     dies); the file's inode is checked after locking so that a concurrent release (which
-    unlinks the file) cannot leave two holders of two files.
+    unlinks the file) cannot leave two holders of two files. On NFS, Linux emulates flock with
+    POSIX byte-range locks, so hosts sharing the directory exclude each other too.
     """
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK_FILE

@@ -205,3 +205,15 @@ def test_an_out_that_is_a_file_is_refused(tmp_path, teacher_data):
     inside = path / "sub"
     with pytest.raises(RunDirError, match="not a directory"):
         run_sweep(tiny(), inside, data=teacher_data, progress=False)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_an_out_that_is_not_writable_is_refused(tmp_path, teacher_data):
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(RunDirError, match="not writable"):
+            run_sweep(tiny(), locked / "run", data=teacher_data, progress=False)
+    finally:
+        locked.chmod(0o700)
