@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from functools import partial
 
 import pandas as pd
 import pytest
@@ -65,6 +64,8 @@ def _launch(cfg, outs, extra_env=None, umasks=None):
             **(extra_env or {}).get(i, {}),
         }
         cmd = [sys.executable, "-m", "hptransfer.cli", "sweep", str(cfg), "--out", str(out)]
+        if i in (umasks or {}):  # no preexec_fn: forking a process that runs JAX is unsafe
+            cmd = ["sh", "-c", f'umask {umasks[i]:03o} && exec "$@"', "sh", *cmd]
         procs.append(
             subprocess.Popen(
                 [*cmd, "--distributed", "--quiet"],
@@ -72,7 +73,6 @@ def _launch(cfg, outs, extra_env=None, umasks=None):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                preexec_fn=partial(os.umask, (umasks or {})[i]) if i in (umasks or {}) else None,
             )
         )
     return procs
