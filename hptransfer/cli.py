@@ -235,10 +235,15 @@ def _cmd_sweep(args) -> int:
 
         config = dataclasses.replace(config, max_replicas_per_chunk=args.max_replicas_per_chunk)
     if args.distributed:
+        from hptransfer.engine import initialize_distributed
+
+        initialize_distributed()
+    run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
+    if args.distributed:
         import jax
 
-        jax.distributed.initialize()
-    run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
+        if jax.process_index() != 0:
+            return 0  # process 0 wrote the results and prints the summary
     meta = read_meta(args.out)
     print(
         f"{config.name}: {meta['replica_steps']} replica-steps in {meta['wall_seconds']:.1f} s "

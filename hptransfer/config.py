@@ -13,10 +13,12 @@ errors. Layout (see benchmarks/*.toml)::
     divergence_factor = 10.0      # a loss above factor x its initial loss counts as diverged
     probe_size = 256              # probe batch for feature movement
     max_replicas_per_chunk = 0    # 0 = from the memory estimate
+    max_replicas = 4096           # refuse a cell with more replicas (schemes x lrs x seeds)
     [data]      name = "mnist1d", num_samples = 20000, seed = 42   (cifar10: path, md5)
     [model]     family, widths, depths, block_depths, base_width, base_depth, bias
     [optimizer] name = "sgd" | "adam" | "adamw", momentum, nesterov, b1, b2, eps, weight_decay
-    [lr]        start, stop, step           (log2 of the learning rate; stop inclusive)
+    [lr]        start, stop, step           (log2 of the learning rate; stop inclusive;
+                                             at most MAX_LR_POINTS = 256 points per grid)
     [lr.by_scheme.NAME]  start, stop, step  (optional per-scheme grid)
 """
 
@@ -34,6 +36,8 @@ from hptransfer.model import FAMILIES
 from hptransfer.optim import OPTIMIZERS, OptimizerConfig
 from hptransfer.schemes import SchemeError, load_schemes
 
+MAX_LR_POINTS = 256  # learning rates per grid: far above any useful sweep, far below a typo's
+
 
 class ConfigError(ValueError):
     """The sweep configuration is invalid (the message names file, field, value and allowed)."""
@@ -47,9 +51,12 @@ class LrGrid:
     stop: float
     step: float
 
+    def count(self) -> int:
+        """Number of points: floor((stop - start) / step) + 1 (computed, not enumerated)."""
+        return int(np.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+
     def log2_values(self) -> tuple[float, ...]:
-        count = int(np.floor((self.stop - self.start) / self.step + 1e-9)) + 1
-        return tuple(float(round(self.start + i * self.step, 6)) for i in range(count))
+        return tuple(float(round(self.start + i * self.step, 6)) for i in range(self.count()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +99,7 @@ class SweepConfig:
     divergence_factor: float = 10.0
     probe_size: int = 256
     max_replicas_per_chunk: int = 0
+    max_replicas: int = 4096
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -101,6 +109,11 @@ class SweepConfig:
     def lr_grid(self, scheme: str) -> tuple[float, ...]:
         """log2 learning rates swept for ``scheme``."""
         return dict(self.lr_by_scheme).get(scheme, self.lr).log2_values()
+
+    def replicas_per_cell(self) -> int:
+        """sum over schemes of (lr grid points) x len(seeds), computed without enumerating."""
+        grids = dict(self.lr_by_scheme)
+        return sum(grids.get(s, self.lr).count() for s in self.schemes) * len(self.seeds)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -166,7 +179,31 @@ def _lr_grid(source: str, field: str, table: Any) -> LrGrid:
     step = _float(source, f"{field}.step", table["step"], lo=0, lo_open=True)
     if stop < start:
         raise _fail(source, f"{field}.stop", stop, f"a number >= start ({start})")
-    return LrGrid(start, stop, step)
+    grid = LrGrid(start, stop, step)
+    if grid.count() > MAX_LR_POINTS:
+        raise _fail(
+            source, f"{field}.step", step,
+            f"a step giving at most {MAX_LR_POINTS} points from {start} to {stop} "
+            f"(this one gives {grid.count()}): step >= {(stop - start) / (MAX_LR_POINTS - 1):.3g}",
+        )  # fmt: skip
+    return grid
+
+
+def check_limits(config: SweepConfig, source: str = "<config>") -> None:
+    """Refuse a grid whose cells hold more than ``config.max_replicas`` replicas, or an lr grid
+    of more than :data:`MAX_LR_POINTS` points (also for configs built in code, not from TOML)."""
+    grids = [("lr", config.lr), *((f"lr.by_scheme.{s}", g) for s, g in config.lr_by_scheme)]
+    for field, grid in grids:
+        if grid.step <= 0 or grid.count() > MAX_LR_POINTS:
+            raise _fail(source, f"{field}.step", grid.step, f"at most {MAX_LR_POINTS} points")
+    n = config.replicas_per_cell()
+    if n > config.max_replicas:
+        raise _fail(
+            source, "max_replicas", config.max_replicas,
+            f"at least the replicas per cell of this grid: {n} = sum over schemes of lr points "
+            f"x {len(config.seeds)} seeds (raise max_replicas, or sweep fewer learning rates, "
+            "seeds or schemes)",
+        )  # fmt: skip
 
 
 # Every SweepConfig field is a TOML key, except the per-scheme grids, which live under [lr].
@@ -185,6 +222,8 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
     for key in ("steps", "eval_every", "batch_size", "probe_size"):
         if key in raw:
             top[key] = _int(source, key, raw[key])
+    if "max_replicas" in raw:
+        top["max_replicas"] = _int(source, "max_replicas", raw["max_replicas"])
     if "max_replicas_per_chunk" in raw:
         top["max_replicas_per_chunk"] = _int(
             source, "max_replicas_per_chunk", raw["max_replicas_per_chunk"], lo=0
@@ -330,10 +369,12 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
             )
         by_scheme.append((name, _lr_grid(source, f"lr.by_scheme.{name}", table)))
 
-    return dataclasses.replace(
+    config = dataclasses.replace(
         defaults, **top, data=data, model=model, optimizer=optimizer, lr=lr,
         lr_by_scheme=tuple(by_scheme),
     )  # fmt: skip
+    check_limits(config, source)
+    return config
 
 
 def load_config(path: str | Path) -> SweepConfig:

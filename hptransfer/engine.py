@@ -1,4 +1,4 @@
-"""The sweep engine (DESIGN.md section 4): whole grids of replicas in one compiled program.
+"""The sweep engine (docs/design.md section 4): whole grids of replicas in one compiled program.
 
 A *cell* is one shape (width, depth, block depth) of a sweep; its *replicas* are every
 (scheme, learning rate, seed). Within a cell:
@@ -15,13 +15,19 @@ A *cell* is one shape (width, depth, block depth) of a sweep; its *replicas* are
   ``checkpoint_seconds``) an Orbax checkpoint keyed by the hash of the cell's config. Running
   the same sweep again resumes where it stopped. A finished chunk saves only its metrics.
 - The replica axis is cut into chunks that fit in memory and sharded over all local devices
-  (``jax.sharding``); several hosts join through ``jax.distributed`` (see the README).
+  (``jax.sharding``); several hosts join through ``jax.distributed`` (see the README and
+  :func:`initialize_distributed`): every process computes its shards, reads the full history
+  through an all-gather, and process 0 alone writes files.
+- Before any compute, :func:`run_sweep` takes the output directory (:mod:`hptransfer.rundir`:
+  one writer, one config) and checks the limits (grid size, one replica's memory).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -39,11 +45,13 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pandas as pd
 from flax import struct
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from hptransfer import results as results_io
-from hptransfer.config import SweepConfig
+from hptransfer import rundir
+from hptransfer.config import ConfigError, SweepConfig, check_limits
 from hptransfer.data import Dataset, load_dataset
 from hptransfer.model import Architecture, check_inputs, kernel_shapes
 from hptransfer.movement import flatten_stats, layer_stats
@@ -57,6 +65,14 @@ _PROGRAMS: dict[Any, Any] = {}
 
 class SimulatedKill(RuntimeError):
     """Raised by the fault-injection hook (tests): the sweep 'dies' after N segments."""
+
+
+class MemoryLimitError(ConfigError):
+    """One replica of a cell needs more device memory than the budget allows."""
+
+
+class DistributedError(ValueError):
+    """``--distributed`` was asked for but no process group can be formed."""
 
 
 @struct.dataclass
@@ -190,9 +206,18 @@ def replicas(config: SweepConfig) -> list[Replica]:
     ]
 
 
+def code_version() -> dict[str, str]:
+    """The package version and a hash of the source that decides numbers: the modules of
+    :data:`hptransfer.rundir.NUMERIC_MODULES` and this module's pure step functions."""
+    steps = (_tree_all_finite, _init_replica, _segment_replica, _eval_replica)
+    return rundir.code_version("".join(inspect.getsource(f) for f in steps))
+
+
 def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Scheme]) -> str:
-    """A hash of everything that decides a cell's results (schemes by their tables, not names)."""
+    """A hash of everything that decides a cell's results (schemes by their tables, not names,
+    and the code version, so that a change of the numeric code recomputes)."""
     payload = {
+        "code": code_version(),
         "arch": dataclasses.asdict(arch),
         "optimizer": dataclasses.asdict(config.optimizer),
         "data": dataclasses.asdict(config.data),
@@ -238,6 +263,32 @@ def memory_budget() -> int:
     return int(0.3 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
+def replica_budget() -> int:
+    """Bytes one replica may use: a replica lives on one device, so the budget of one
+    accelerator (:func:`memory_budget` over the local devices), or all of it on CPU (host
+    devices share one machine's memory)."""
+    devices = jax.local_devices()
+    share = 1 if all(d.platform == "cpu" for d in devices) else len(devices)
+    return memory_budget() // share
+
+
+def preflight(config: SweepConfig, archs: list[Architecture]) -> None:
+    """Refuse, before any compute, a grid over the limits or a cell whose one replica cannot
+    fit in device memory (:func:`bytes_per_replica` vs :func:`replica_budget`)."""
+    check_limits(config)
+    budget = replica_budget()
+    for arch in archs:
+        need = bytes_per_replica(arch, config)
+        if need > budget:
+            raise MemoryLimitError(
+                f"model.widths/model.depths: one replica of width {arch.width}, depth "
+                f"{arch.depth} (block depth {arch.block_depth}, batch {config.batch_size}) needs "
+                f"about {need / 2**30:.3g} GiB ({need} bytes) of device memory, but "
+                f"{budget / 2**30:.3g} GiB ({budget} bytes) are available; allowed: smaller "
+                "widths, depths or batch_size"
+            )
+
+
 def chunk_size(n_replicas: int, per_replica: int, n_devices: int, override: int = 0) -> int:
     """Replicas per program call: all that fit (or ``override``), a multiple of the devices."""
     cap = override if override > 0 else max(1, memory_budget() // max(per_replica, 1))
@@ -254,6 +305,14 @@ def chunk_size(n_replicas: int, per_replica: int, n_devices: int, override: int 
 
 def _mesh() -> Mesh:
     return Mesh(np.array(jax.devices()), ("replica",))
+
+
+def _fetch(x: jax.Array) -> np.ndarray:
+    """The full value of an array sharded over the global mesh, on every process: a plain read
+    when all its shards are local, an all-gather across processes otherwise."""
+    if x.is_fully_addressable:
+        return np.asarray(x)
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 def _place(tree, sharding):
@@ -297,9 +356,11 @@ class _Progress:
     bar: Any
     segments_done: int = 0
     kill_after: int | None = None
+    computed: int = 0  # replica-steps computed in this run (not restored from checkpoints)
 
     def segment(self, replica_steps: int) -> None:
         self.bar.update(replica_steps)
+        self.computed += replica_steps
         self.segments_done += 1
         if self.kill_after is not None and self.segments_done >= self.kill_after:
             if os.environ.get("HPTRANSFER_HARD_KILL"):
@@ -394,13 +455,14 @@ def run_cell(
         for seg in range(start, n_seg):
             state, seg_loss = seg_prog(state, seeds, lrs, mult, factor, x, y, first_step(seg))
             metrics = eval_prog(state, mult, x_test, y_test, probe)
-            history["train_loss"][seg] = np.asarray(seg_loss)
+            history["train_loss"][seg] = _fetch(seg_loss)
             for key, value in metrics.items():
-                history[key][seg] = np.asarray(value)
-            history["diverged_step"] = np.asarray(state.diverged_step)
+                history[key][seg] = _fetch(value)
+            history["diverged_step"] = _fetch(state.diverged_step)
             now = time.perf_counter()
             finished = seg == n_seg - 1
-            if finished or now - last_save >= checkpoint_seconds:
+            # Process 0's clock decides: Orbax saves are collective over processes.
+            if finished or _from_writer(now - last_save >= checkpoint_seconds):
                 # A finished chunk keeps only its metrics (the other chunks of the cell may still
                 # die); an unfinished one keeps its whole training state.
                 items = {
@@ -466,6 +528,104 @@ def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
 # The whole sweep
 
 
+def initialize_distributed(
+    heartbeat_timeout_seconds: int | None = None, initialization_timeout: int | None = None
+) -> None:
+    """Join the process group of a multi-host sweep (``--distributed``).
+
+    With JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID all set, they are passed
+    to :func:`jax.distributed.initialize`; with none set, JAX's cluster auto-detection (SLURM,
+    TPU pods, ...) runs; otherwise :class:`DistributedError`. A process that stops sending
+    heartbeats for ``heartbeat_timeout_seconds`` (env HPTRANSFER_HEARTBEAT_TIMEOUT, default 60)
+    is declared dead and the others stop with an error instead of waiting forever; joining waits
+    at most ``initialization_timeout`` (env HPTRANSFER_INIT_TIMEOUT, default 300) seconds.
+    On CPU, cross-process collectives use gloo.
+    """
+    names = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+    given = {n: os.environ.get(n) for n in names if os.environ.get(n)}
+    kwargs: dict[str, Any] = {}
+    if len(given) == len(names):
+        try:
+            kwargs = {
+                "coordinator_address": given["JAX_COORDINATOR_ADDRESS"],
+                "num_processes": int(given["JAX_NUM_PROCESSES"]),
+                "process_id": int(given["JAX_PROCESS_ID"]),
+            }
+        except ValueError:
+            raise DistributedError(
+                f"--distributed: JAX_NUM_PROCESSES={given['JAX_NUM_PROCESSES']!r} and "
+                f"JAX_PROCESS_ID={given['JAX_PROCESS_ID']!r}; allowed: integers"
+            ) from None
+        if not 0 <= kwargs["process_id"] < kwargs["num_processes"]:
+            raise DistributedError(
+                f"--distributed: JAX_PROCESS_ID={kwargs['process_id']}; allowed: 0 to "
+                f"JAX_NUM_PROCESSES - 1 = {kwargs['num_processes'] - 1}"
+            )
+    elif given:
+        missing = [n for n in names if n not in given]
+        raise DistributedError(
+            f"--distributed: {', '.join(given)} set but {', '.join(missing)} not; allowed: all "
+            f"three of {', '.join(names)}, or none (cluster auto-detection: SLURM, TPU pods)"
+        )
+    heartbeat = heartbeat_timeout_seconds or int(os.environ.get("HPTRANSFER_HEARTBEAT_TIMEOUT", 60))
+    init = initialization_timeout or int(os.environ.get("HPTRANSFER_INIT_TIMEOUT", 300))
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(
+            **kwargs, heartbeat_timeout_seconds=heartbeat, initialization_timeout=init
+        )
+    except ValueError as err:  # auto-detection found no cluster
+        raise DistributedError(
+            f"--distributed: no process group ({err}); set {', '.join(names)} on every host, or "
+            "run under a cluster JAX detects (SLURM, TPU pods)"
+        ) from None
+
+
+def _all_agree(ok: bool) -> bool:
+    """True on every process iff ``ok`` is true on every process (one process: ``ok``)."""
+    if jax.process_count() == 1:
+        return ok
+    return bool(np.all(multihost_utils.process_allgather(np.array(ok))))
+
+
+def _from_writer(flag: bool) -> bool:
+    """Process 0's ``flag`` on every process (its decisions about files hold for all)."""
+    if jax.process_count() == 1:
+        return flag
+    return bool(multihost_utils.broadcast_one_to_all(np.array(flag)))
+
+
+@contextlib.contextmanager
+def _run_dir(out: Path, config: SweepConfig, fresh: bool):
+    """Process 0 takes the run directory (:func:`rundir.open_run_dir`); every process learns
+    whether it did, so that a refusal stops all of them at once. The others then check that
+    they see the same directory (its fresh ``run_id``): Orbax's multi-process checkpoints wait
+    for directories that process 0 creates, so an --out that is not shared would hang."""
+    ident: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        if jax.process_index() == 0:
+            try:
+                ident = stack.enter_context(
+                    rundir.open_run_dir(out, config, code_version(), fresh=fresh)
+                )
+            except BaseException:
+                _all_agree(False)
+                raise
+        if not _all_agree(True):
+            raise rundir.RunDirError(f"process 0 refused --out {str(out)!r} (see its message)")
+        if jax.process_count() > 1:
+            token = np.frombuffer(bytes.fromhex(ident.get("run_id", "0" * 32)), np.uint8)
+            shared = multihost_utils.broadcast_one_to_all(token)
+            seen = rundir.read_run_id(out) == bytes(np.asarray(shared, np.uint8)).hex()
+            if not _all_agree(seen):
+                where = "" if seen else f" (process {jax.process_index()} does not see it)"
+                raise rundir.RunDirError(
+                    f"--out {str(out)!r} is not one directory shared by all processes{where}; "
+                    "allowed: a path on a filesystem every host mounts"
+                )
+        yield out
+
+
 def run_sweep(
     config: SweepConfig,
     out: str | Path,
@@ -478,22 +638,32 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Run (or resume) every cell of ``config``; write DIR/results.parquet and DIR/meta.json.
 
-    Finished cells are kept as DIR/cells/<hash>.parquet and skipped on a rerun; an unfinished
-    cell resumes from its last checkpoint. ``fresh=True`` discards both first.
-    ``kill_after_segments`` is fault injection for tests (raises :class:`SimulatedKill`).
+    Before any compute: the grid limits are checked and DIR is locked and checked to hold this
+    config (:mod:`hptransfer.rundir`); after loading the data, one replica of every cell is
+    checked to fit in memory (:func:`preflight`). Finished cells are kept as
+    DIR/cells/<hash>.parquet and skipped on a rerun; an unfinished cell resumes from its last
+    checkpoint. ``fresh=True`` discards both first. ``kill_after_segments`` is fault injection
+    for tests (raises :class:`SimulatedKill`). With several processes, all compute and return
+    the whole table; process 0 alone writes files.
     """
     out = Path(out)
+    check_limits(config)
+    with _run_dir(out, config, fresh):
+        return _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
+
+
+def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments) -> pd.DataFrame:
     writer = jax.process_index() == 0
     if kill_after_segments is None and os.environ.get("HPTRANSFER_KILL_AFTER_SEGMENTS"):
         kill_after_segments = int(os.environ["HPTRANSFER_KILL_AFTER_SEGMENTS"])
-    if fresh:
-        for sub in (results_io.CELLS_DIR, results_io.CHECKPOINT_DIR):
-            shutil.rmtree(out / sub, ignore_errors=True)
+    if os.environ.get("HPTRANSFER_CHECKPOINT_SECONDS"):  # tests of the CLI: checkpoint often
+        checkpoint_seconds = float(os.environ["HPTRANSFER_CHECKPOINT_SECONDS"])
     registry = load_schemes(config.scheme_files)
     data = data if data is not None else load_dataset(config.data.name, **config.data.load_kwargs())
     archs = architectures(config, data)
     for arch in archs:
         check_inputs(data.x_train, arch)
+    preflight(config, archs)
     n_reps = len(replicas(config))
     total = len(archs) * n_reps * config.steps
     t0 = time.perf_counter()
@@ -511,17 +681,22 @@ def run_sweep(
         bar.set_postfix_str(
             f"cell {i + 1}/{len(archs)}: n={arch.width} L={arch.depth} k={arch.block_depth}"
         )
-        if cell_file.exists():
+        table = None
+        if _from_writer(cell_file.exists()):
             try:
-                tables.append(pd.read_parquet(cell_file))
-                bar.update(n_reps * config.steps)
-                cells.append({"cell": chash, "width": arch.width, "depth": arch.depth,
-                              "block_depth": arch.block_depth, "resumed": True})  # fmt: skip
-                continue
+                table = pd.read_parquet(cell_file)
             except Exception as err:
                 warnings.warn(f"{cell_file} is unreadable ({err}); recomputing", stacklevel=2)
+        if _all_agree(table is not None):
+            tables.append(table)
+            bar.update(n_reps * config.steps)
+            cells.append({"cell": chash, "width": arch.width, "depth": arch.depth,
+                          "block_depth": arch.block_depth, "resumed": True})  # fmt: skip
+            continue
         dev = dev or _device_data(config, data, NamedSharding(_mesh(), PartitionSpec()))
+        computed0 = tracker.computed
         table, facts = run_cell(config, arch, dev, registry, out, tracker, checkpoint_seconds)
+        facts["replica_steps"] = tracker.computed - computed0  # restored segments not counted
         if writer:
             results_io.write_table(table, cell_file)
             shutil.rmtree(out / results_io.CHECKPOINT_DIR / chash, ignore_errors=True)
@@ -531,27 +706,30 @@ def run_sweep(
     frame = pd.concat(tables, ignore_index=True)
     wall = time.perf_counter() - t0
     computed = sum(c.get("run_seconds", 0.0) for c in cells)
-    computed_steps = sum(c.get("replicas", 0) * config.steps for c in cells if "run_seconds" in c)
+    compile_s = sum(c.get("compile_seconds", 0.0) for c in cells)
+    steps = tracker.computed
     meta = {
         "config": config.to_dict(),
+        "config_hash": rundir.config_hash(config),
+        "code": code_version(),
         "versions": results_io.versions(),
         "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
         "devices": len(jax.devices()),
         "processes": jax.process_count(),
         "cells": cells,
         "compiles": COMPILE_STATS["count"] - compiles0,
-        "compile_seconds": sum(c.get("compile_seconds", 0.0) for c in cells),
+        "compile_seconds": compile_s,
         "wall_seconds": wall,
-        "replica_steps": total,
-        "replica_steps_per_second": computed_steps / computed if computed else float("nan"),
+        "replica_steps": steps,  # computed in this run
+        "replica_steps_total": total,  # of the whole grid, including cells done earlier
+        "replica_steps_per_second": steps / computed if computed else float("nan"),
         "replica_steps_per_second_excluding_compile": (
-            computed_steps / (computed - sum(c.get("compile_seconds", 0.0) for c in cells))
-            if computed
-            else float("nan")
+            steps / (computed - compile_s) if computed > compile_s else float("nan")
         ),
     }
     if writer:
         results_io.write_table(frame, out / results_io.RESULTS_FILE)
         results_io.write_json(meta, out / results_io.META_FILE)
-        shutil.rmtree(out / results_io.CHECKPOINT_DIR, ignore_errors=True)
+        with contextlib.suppress(OSError):  # only if empty: never another config's work
+            (out / results_io.CHECKPOINT_DIR).rmdir()
     return frame

@@ -8,8 +8,14 @@
 
 ``train_loss`` is the mean minibatch loss over the steps since the previous evaluation; losses
 are NaN once a replica has diverged; ``diverged_step`` is NaN for replicas that never did.
-``DIR/meta.json`` holds the config, library versions, device kind and timings. Per-cell tables
-live in ``DIR/cells/<hash>.parquet`` while a sweep runs, so a killed sweep loses nothing done.
+``DIR/meta.json`` holds the config and its hash, the code version (package version and a hash of
+the numeric source), library versions, device kind and timings; ``replica_steps`` counts the
+replica-steps computed in this run (``replica_steps_total`` the whole grid's), and the rates
+divide the former by this run's compute time. Per-cell tables live in
+``DIR/cells/<hash>.parquet`` (the hash covers config, shape, schemes and code version), so a
+killed sweep loses nothing done. ``DIR/run.json`` and ``DIR/lock`` belong to
+:mod:`hptransfer.rundir` (which config owns the directory; who is writing it). Only process 0
+of a multi-process run writes these files.
 """
 
 from __future__ import annotations
