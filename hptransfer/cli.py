@@ -123,7 +123,10 @@ def _cmd_compare(args) -> int:
 def _cmd_check(args) -> int:
     from hptransfer.check import run_check
 
-    return run_check(args.dir, args.suite, update_baseline=args.update_baseline)
+    return run_check(
+        args.dir, args.suite, expectations=args.expectations, baseline=args.baseline,
+        update_baseline=args.update_baseline, force=args.force,
+    )  # fmt: skip
 
 
 def _cmd_coordcheck(args) -> int:
@@ -244,8 +247,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="check a run against the suite's expectations and baseline")
     p.add_argument("dir")
-    p.add_argument("--suite", default="ci")
-    p.add_argument("--update-baseline", action="store_true")
+    p.add_argument(
+        "--suite",
+        default=None,
+        help="suite (table) of the expectations file (default: the file's only table, "
+        "else the one named like the run's config)",
+    )
+    p.add_argument(
+        "--expectations",
+        default=None,
+        help="your own expectations TOML (default: the built-in suites)",
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="baseline JSON (default: the built-in suite's; none with --expectations)",
+    )
+    p.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="write the baseline from this run (default: off; refused when the config "
+        "is not the suite's or an expectation fails)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="check or write the baseline despite those refusals (default: off)",
+    )
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser(
