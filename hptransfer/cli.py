@@ -333,8 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tolerance",
         type=float,
-        default=0.3,
-        help="largest allowed |log-log slope| (default: 0.3)",
+        default=0.4,
+        help="largest allowed |log-log slope| (default: 0.4)",
     )
     p.add_argument("--out", help="figure path (default: coordcheck_SCHEME_AXIS.png)")
     p.add_argument(
