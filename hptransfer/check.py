@@ -291,10 +291,14 @@ def _num(v: Any) -> float:
 
 
 def check_baseline(
-    record: dict[str, Any], baseline: dict[str, Any], tolerance: Mapping[str, float]
+    record: dict[str, Any],
+    baseline: dict[str, Any],
+    tolerance: Mapping[str, float],
+    reasons: Mapping[tuple[str, int], str] | None = None,
 ) -> pd.DataFrame:
     """Compare eta* per cell and the toleranced metrics with the baseline. A null eta* (every
-    replica diverged) on either side fails with the reason in ``note``."""
+    replica diverged) on either side fails with the reason in ``note`` (``reasons``:
+    :func:`unavailable_reasons` of this run, for the metrics)."""
     rows = []
     tol_eta = float(tolerance.get("log2_eta_star", 1.0))
     now = {
@@ -342,7 +346,7 @@ def check_baseline(
             "value": value,
             "allowed": f"{ref:+.2f} +- {tol:g}",
             "held": ok,
-            "note": "" if np.isfinite(value) else "unavailable: metric not measured by this run",
+            "note": "" if np.isfinite(value) else _reason(m, reasons or {}),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=["check", "what", "value", "allowed", "held", "note"])
 
@@ -434,7 +438,8 @@ def evaluate_run(
         )
     a = analysis.analyze_run(run_dir, n_boot=n_boot)
     metrics = suite_metrics(a)
-    table = check_expectations(metrics, spec, unavailable_reasons(a.optima))
+    reasons = unavailable_reasons(a.optima)
+    table = check_expectations(metrics, spec, reasons)
     record = baseline_record(a, metrics, config)
     if update_baseline:
         if baseline is None:
@@ -448,7 +453,8 @@ def evaluate_run(
         write_json(record, baseline)
         print(f"baseline written to {baseline}")
     elif stored:
-        table = pd.concat([table, check_baseline(record, stored, spec.get("tolerance", {}))])
+        tolerance = spec.get("tolerance", {})
+        table = pd.concat([table, check_baseline(record, stored, tolerance, reasons)])
     elif baseline is not None:
         table = pd.concat([table, pd.DataFrame([{
             "check": "baseline", "what": f"baseline {baseline}", "value": math.nan,
