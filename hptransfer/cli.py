@@ -192,6 +192,9 @@ def _cmd_coordcheck(args) -> int:
     )[["role", "stat", "step", "slope", "passed", "reason", "own_slope"]]
     print(shown.to_string(index=False))
     print(f"figure: {out}")
+    note = cc.collapse_note(frame, args.axis)
+    if note:
+        print(f"note: {note}")
     failing = table.loc[~table["passed"], "role"].tolist()
     if failing:
         print(f"{scheme.name}: FAILED across {args.axis}: {', '.join(failing)}")

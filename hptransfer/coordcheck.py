@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from hptransfer.analysis import ols_slope, role_order
+from hptransfer.analysis import MOVEMENT_SLOPE, ols_slope, role_order
 from hptransfer.data import Dataset
 from hptransfer.model import Architecture, check_inputs
 from hptransfer.movement import flatten_stats, layer_stats
@@ -256,6 +256,21 @@ def first_flip(table: pd.DataFrame) -> int | None:
     """The first rung whose pass/fail differs from rung 0's (None when none does)."""
     flips = table.index[table["passed"] != table["passed"].iloc[0]]
     return int(table.loc[flips[0], "rung"]) if len(flips) else None
+
+
+def collapse_note(frame: pd.DataFrame, axis: str) -> str | None:
+    """The feature-learning collapse of hidden_1 inside blocks of k >= 2 layers, if the frame
+    shows it: its own movement after the last step falls with depth faster than
+    L^-MOVEMENT_SLOPE (the threshold of the sweep analysis' verdicts). None otherwise."""
+    if axis != "depth" or "hidden_2" not in set(frame["role"]):
+        return None
+    slope = own_movement_slopes(frame, axis).get("hidden_1", np.nan)
+    if not slope <= -MOVEMENT_SLOPE:
+        return None
+    return (
+        f"hidden_1's own movement falls like L^{slope:.2f}: the first layer of each block stops "
+        "learning with depth (the collapse NFD corrects; see docs/coordcheck.md)"
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from hptransfer.cli import main
 from hptransfer.coordcheck import (
     CoordCheckError,
     CoordSetting,
+    collapse_note,
     coord_check,
     loglog_slope,
     measure,
@@ -126,14 +127,14 @@ def test_depth_check_passes_depth_mup_with_one_layer_blocks(teacher_data):
 
 def test_depth_check_shows_hidden_1_collapse_under_depth_mup_not_nfd(teacher_data):
     setting = CoordSetting(axis="depth", values=SMALL_DEPTHS, block_depth=2, steps=3, seeds=(0,))
-    own = {
-        s: own_movement_slopes(measure(s, setting, teacher_data), "depth")
-        for s in ("depth_mup", "nfd")
-    }
+    frames = {s: measure(s, setting, teacher_data) for s in ("depth_mup", "nfd")}
+    own = {s: own_movement_slopes(frame, "depth") for s, frame in frames.items()}
     assert own["depth_mup"]["hidden_1"] < -0.3  # about L^-1/2: hidden_1 stops learning
     assert abs(own["nfd"]["hidden_1"]) < 0.15  # NFD's sqrt(L) on its learning rate restores it
     for scheme in own:  # the block's last layer keeps the by-design L^-1/2 of the branch
         assert own[scheme]["hidden_2"] < -0.3
+    assert "hidden_1's own movement falls" in collapse_note(frames["depth_mup"], "depth")
+    assert collapse_note(frames["nfd"], "depth") is None
 
 
 def test_setting_rejects_bad_input():
