@@ -160,7 +160,7 @@ def _cmd_coordcheck(args) -> int:
     rule = f"pass: |slope of log size vs log {args.axis}| <= {args.tolerance:g} at every step"
     if start is not None:
         table = cc.check_ladder(
-            ladder(start, scheme, setting.block_depth, args.optimizer), setting, data,
+            ladder(start, scheme, setting.block_depth, args.optimizer, bias=False), setting, data,
             args.tolerance,
         )  # fmt: skip
         print(f"ladder {start.name} -> {scheme.name}: {where}; {rule}")

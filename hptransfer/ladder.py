@@ -57,9 +57,16 @@ def _text(e: Exponents) -> str:
 
 
 def ladder(
-    start: Scheme, target: Scheme, block_depth: int = 1, optimizer: str = "sgd"
+    start: Scheme,
+    target: Scheme,
+    block_depth: int = 1,
+    optimizer: str = "sgd",
+    bias: bool = True,
 ) -> list[Rung]:
-    """Rungs from ``start`` (rung 0) to ``target`` (last rung), one rule each (module docstring)."""
+    """Rungs from ``start`` (rung 0) to ``target`` (last rung), one rule each (module docstring).
+
+    ``bias=False`` (networks without biases) also skips the rules of the ``vector`` role.
+    """
     if optimizer not in UNUSED_BY:
         raise ValueError(f"optimizer = {optimizer!r}; allowed: {sorted(UNUSED_BY)}")
     rules = effective_rules(start, block_depth)
@@ -70,7 +77,7 @@ def ladder(
     for role in rules:
         for q in QUANTITIES:
             old, new = getattr(rules[role], q), getattr(goal[role], q)
-            if old == new or q in UNUSED_BY[optimizer]:
+            if old == new or q in UNUSED_BY[optimizer] or (role == "vector" and not bias):
                 continue
             rules = {**rules, role: dataclasses.replace(rules[role], **{q: new})}
             change = f"{role}.{q}: {_text(old)} -> {_text(new)}"

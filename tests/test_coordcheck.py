@@ -160,6 +160,8 @@ def test_ladder_changes_one_rule_per_rung():
     for before, after in zip(rungs, rungs[1:], strict=False):
         a, b = effective_rules(before.scheme, 2), effective_rules(after.scheme, 2)
         assert sum(a[role] != b[role] for role in a) == 1
+    no_bias = ladder(sp, mup, block_depth=2, optimizer="sgd", bias=False)
+    assert [r.change for r in no_bias] == [r.change for r in rungs[:-1]]
     depth = ladder(mup, BUILTIN_SCHEMES["depth_mup"], block_depth=1, optimizer="adam")
     assert [r.change.split(":")[0] for r in depth[1:]] == ["hidden_1.lr_adam", "branch_exponent"]
 
