@@ -163,7 +163,7 @@ def _cmd_coordcheck(args) -> int:
             ladder(start, scheme, setting.block_depth, args.optimizer, bias=False), setting, data,
             args.tolerance,
         )  # fmt: skip
-        print(f"ladder {start.name} -> {scheme.name}: {where}; {rule}")
+        print(f"ladder {start.name} -> {scheme.name}: {where}\n{rule}")
         shown = table.assign(passed=table["passed"].map({True: "pass", False: "FAIL"}))
         print(shown.to_string(index=False))
         flip = cc.first_flip(table)
@@ -184,7 +184,7 @@ def _cmd_coordcheck(args) -> int:
     own = cc.own_movement_slopes(frame, args.axis)
     table["own_slope"] = table["role"].map(own)
     print(f"coordinate check of {scheme.name} across {where}")
-    print(f"{rule} (checked: RMS(a_t) and RMS(a_t - a_0); readout: RMS(a_t - a_0) only)")
+    print(f"{rule}\n(checked: RMS(a_t) and RMS(a_t - a_0); readout: RMS(a_t - a_0) only)")
     shown = table.assign(
         slope=table["slope"].map(lambda v: f"{v:+.2f}"),
         own_slope=table["own_slope"].map(lambda v: f"{v:+.2f}"),
