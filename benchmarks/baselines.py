@@ -1,11 +1,11 @@
-"""Reference points for the throughput benchmark (DESIGN.md section 7b).
+"""Reference points for the throughput benchmark (docs/design.md, throughput reference cell).
 
 Three yardsticks that the sweep engine's replica-steps per second are compared against:
 
 * :func:`torch_replica_steps_per_second`: a plain PyTorch loop training the same MLP-ResNet one
-  model at a time, the way a microsoft/mup-style sweep runs (the "about 200" of section 7b).
+  model at a time, the way a microsoft/mup-style sweep runs (the "about 200" of docs/design.md).
 * :func:`matmul_peak_flops`: the machine's measured matrix-multiply peak through jax (the "about
-  190 GFLOP/s on 2 cores" of section 7b, or the TF32 / bf16 peak of a GPU).
+  190 GFLOP/s on 2 cores" of docs/design.md, or the TF32 / bf16 peak of a GPU).
 * :func:`replica_step_flops`: the model FLOPs of one training step of one replica, so that
   replica-steps/s x FLOPs / peak is the fraction of peak reached (the "about 103 MFLOP").
 
@@ -50,7 +50,7 @@ def replica_step_flops(
     Per example and weight entry: 2 FLOPs forward (a multiply-add in y = x W), 2 for the input
     gradient (dL/dx = dL/dy W^T) and 2 for the weight gradient (dL/dW = x^T dL/dy).
 
-    For the reference cell of DESIGN.md section 7b (width 64, L = 16, k = 2, batch 128, d = 40,
+    For the reference cell of docs/design.md (width 64, L = 16, k = 2, batch 128, d = 40,
     c = 10): P = 2560 + 131072 + 640 = 134272 and 6 B P = 103,120,896 FLOPs, i.e. exactly the
     design's "about 103 MFLOP"; the design counts the same thing.
 
@@ -92,7 +92,7 @@ def matmul_peak_flops(
     ``precision`` is passed to ``jnp.matmul`` (None, "default", "high", "highest" or a
     ``jax.lax.Precision``). On CPU it changes nothing for float32. On an NVIDIA GPU from Ampere on,
     jax's default precision runs float32 products on the tensor cores in TF32, so
-    ``matmul_peak_flops(8192)`` is the dense TF32 peak that section 7b's GPU target refers to, and
+    ``matmul_peak_flops(8192)`` is the dense TF32 peak that the GPU roofline fraction refers to, and
     ``precision="highest"`` the true float32 one; ``dtype="bfloat16"`` gives the bf16 peak. Use
     n = 1024 on CPU and n = 8192 or more on a GPU, where smaller products do not fill the chip.
 

@@ -280,7 +280,84 @@ def _cmd_compare(args) -> int:
 def _cmd_check(args) -> int:
     from hptransfer.check import run_check
 
-    return run_check(args.dir, args.suite, update_baseline=args.update_baseline)
+    return run_check(
+        args.dir, args.suite, expectations=args.expectations, baseline=args.baseline,
+        update_baseline=args.update_baseline, force=args.force,
+    )  # fmt: skip
+
+
+def _cmd_coordcheck(args) -> int:
+    from hptransfer import coordcheck as cc
+    from hptransfer.data import load_dataset
+    from hptransfer.ladder import ladder
+    from hptransfer.schemes import get_scheme, load_schemes
+
+    registry = load_schemes(args.scheme_file)
+    scheme = get_scheme(args.scheme, registry)
+    start = get_scheme(args.ladder_from, registry) if args.ladder else None
+    if args.tolerance <= 0:
+        raise cc.CoordCheckError(f"--tolerance = {args.tolerance:g}; allowed: a number > 0")
+    if args.seeds < 1:
+        raise cc.CoordCheckError(f"--seeds = {args.seeds}; allowed: an integer >= 1")
+    log2_lr = args.log2_lr if args.log2_lr is not None else cc.DEFAULT_LOG2_LR[args.optimizer]
+    values = args.widths if args.axis == "width" else args.depths
+    default = cc.DEFAULT_WIDTHS if args.axis == "width" else cc.DEFAULT_DEPTHS
+    setting = cc.CoordSetting(
+        axis=args.axis, values=tuple(values or default), width=args.width, depth=args.depth,
+        block_depth=args.block_depth, base_width=args.base_width, base_depth=args.base_depth,
+        optimizer=args.optimizer, lr=2.0**log2_lr, steps=args.steps,
+        seeds=tuple(range(args.seeds)), batch_size=args.batch_size,
+    )  # fmt: skip
+    data = load_dataset(args.data, num_samples=max(args.batch_size, 1000))
+    held = f"depth {setting.depth}" if args.axis == "width" else f"width {setting.width}"
+    where = (
+        f"{args.axis}s {list(setting.values)} at {held}, k={setting.block_depth}, "
+        f"{args.optimizer} lr=2^{log2_lr:g}, {setting.steps} steps, {args.seeds} seeds"
+    )
+    rule = f"pass: |slope of log size vs log {args.axis}| <= {args.tolerance:g} at every step"
+    if start is not None:
+        table = cc.check_ladder(
+            ladder(start, scheme, setting.block_depth, args.optimizer, bias=False), setting, data,
+            args.tolerance,
+        )  # fmt: skip
+        print(f"ladder {start.name} -> {scheme.name}: {where}\n{rule}")
+        shown = table.assign(passed=table["passed"].map({True: "pass", False: "FAIL"}))
+        print(shown.to_string(index=False))
+        flip = cc.first_flip(table)
+        if flip is None:
+            state = "passes" if table["passed"].iloc[0] else "fails"
+            print(f"no rung changes the outcome: the check {state} from start to end")
+        else:
+            row = table[table["rung"] == flip].iloc[0]
+            what = (
+                "makes the check pass" if row["passed"] else f"breaks the check ({row['failing']})"
+            )
+            print(f"rung {flip} ({row['change']}) first {what}")
+        return 0 if table["passed"].iloc[-1] else 1
+    frame = cc.measure(scheme, setting, data)
+    table = cc.verdict(frame, args.axis, args.tolerance)
+    out = args.out or f"coordcheck_{scheme.name}_{args.axis}.png"
+    cc.plot_coord_check(frame, args.axis, out, f"Coordinate check of {scheme.name}: {where}")
+    own = cc.own_movement_slopes(frame, args.axis)
+    table["own_slope"] = table["role"].map(own)
+    print(f"coordinate check of {scheme.name} across {where}")
+    print(f"{rule}\n(checked: RMS(a_t) and RMS(a_t - a_0); readout: RMS(a_t - a_0) only)")
+    shown = table.assign(
+        slope=table["slope"].map(lambda v: f"{v:+.2f}"),
+        own_slope=table["own_slope"].map(lambda v: f"{v:+.2f}"),
+        passed=table["passed"].map({True: "pass", False: "FAIL"}),
+    )[["role", "stat", "step", "slope", "passed", "reason", "own_slope"]]
+    print(shown.to_string(index=False))
+    print(f"figure: {out}")
+    note = cc.collapse_note(frame, args.axis)
+    if note:
+        print(f"note: {note}")
+    failing = table.loc[~table["passed"], "role"].tolist()
+    if failing:
+        print(f"{scheme.name}: FAILED across {args.axis}: {', '.join(failing)}")
+        return 1
+    print(f"{scheme.name}: every role flat across {args.axis}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -355,10 +432,126 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="check a run against the suite's expectations and baseline")
     p.add_argument("dir", help="a directory written by `hptransfer sweep`")
-    p.add_argument("--suite", default="ci", help="suite in benchmarks/expectations.toml")
-    p.add_argument("--update-baseline", action="store_true",
-                   help="rewrite the suite's baseline from this run")  # fmt: skip
+    p.add_argument(
+        "--suite",
+        default=None,
+        help="suite (table) of the expectations file (default: the file's only table, "
+        "else the one named like the run's config)",
+    )
+    p.add_argument(
+        "--expectations",
+        default=None,
+        help="your own expectations TOML (default: the built-in suites)",
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="baseline JSON (default: the built-in suite's; none with --expectations)",
+    )
+    p.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="write the baseline from this run (default: off; refused when the config "
+        "is not the suite's or an expectation fails)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="check or write the baseline despite those refusals (default: off)",
+    )
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser(
+        "coordcheck",
+        help="coordinate check of a scheme across width or depth (exit 1 naming failing roles)",
+        description="Train a few steps on one fixed batch at every width (or depth) and check, "
+        "per layer role, that the per-coordinate sizes RMS(a_t) and RMS(a_t - a_0) are flat: "
+        "a role passes when the least-squares slope of log size against log width (depth) is "
+        "within +-TOLERANCE at every step (the readout is judged by its change only: under muP "
+        "its initial size shrinks like 1/sqrt(m) by design). Writes a figure in microsoft/mup's "
+        "coord-check layout. Exit 0: every role flat; 1: the failing roles are named.",
+    )
+    p.add_argument("--scheme", default="mup", help="scheme to check (default: mup)")
+    p.add_argument(
+        "--scheme-file",
+        action="append",
+        default=[],
+        help="user schemes, .toml or module:attr (repeatable; default: none)",
+    )
+    p.add_argument(
+        "--axis", choices=["width", "depth"], default="width", help="axis to vary (default: width)"
+    )
+    p.add_argument(
+        "--widths",
+        type=_number(int, lo=1),
+        nargs="+",
+        help="widths for --axis width (default: 64 128 256 512 1024 2048)",
+    )
+    p.add_argument(
+        "--depths",
+        type=_number(int, lo=1),
+        nargs="+",
+        help="depths for --axis depth (default: 2 4 8 16 32 64)",
+    )
+    p.add_argument(
+        "--width",
+        type=_number(int, lo=1),
+        default=64,
+        help="width held for --axis depth (default: 64)",
+    )
+    p.add_argument(
+        "--depth",
+        type=_number(int, lo=1),
+        default=2,
+        help="depth held for --axis width (default: 2)",
+    )
+    p.add_argument(
+        "--block-depth", type=_number(int, lo=1), default=1, help="layers per block k (default: 1)"
+    )
+    p.add_argument(
+        "--base-width", type=_number(int, lo=1), default=64, help="base width n0 (default: 64)"
+    )
+    p.add_argument(
+        "--base-depth", type=_number(int, lo=1), default=2, help="base depth L0 (default: 2)"
+    )
+    p.add_argument(
+        "--optimizer", choices=["sgd", "adam"], default="sgd", help="optimizer (default: sgd)"
+    )
+    p.add_argument(
+        "--log2-lr",
+        type=_number(float),
+        default=None,
+        help="log2 of the base learning rate (default: -3 for sgd, -8 for adam)",
+    )
+    p.add_argument(
+        "--steps", type=_number(int, lo=1), default=5, help="steps on the fixed batch (default: 5)"
+    )
+    p.add_argument(
+        "--seeds", type=_number(int, lo=1), default=3, help="number of seeds (default: 3)"
+    )
+    p.add_argument(
+        "--batch-size", type=_number(int, lo=1), default=128, help="fixed batch size (default: 128)"
+    )
+    p.add_argument(
+        "--data",
+        choices=["mnist1d", "teacher"],
+        default="mnist1d",
+        help="dataset the batch comes from (default: mnist1d)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=_number(float, lo=0),
+        default=0.4,
+        help="largest allowed |log-log slope| (default: 0.4)",
+    )
+    p.add_argument("--out", help="figure path (default: coordcheck_SCHEME_AXIS.png)")
+    p.add_argument(
+        "--ladder",
+        action="store_true",
+        help="check every rung from --ladder-from to --scheme, one rule at a time (default: off)",
+    )
+    p.add_argument("--ladder-from", default="sp", help="start scheme of the ladder (default: sp)")
+    p.set_defaults(func=_cmd_coordcheck)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Datasets (DESIGN.md section 6): MNIST-1D generated offline, a synthetic teacher, CIFAR-10.
+"""Datasets (docs/design.md, modules): MNIST-1D generated offline, a synthetic teacher, CIFAR-10.
 
 Every loader returns a :class:`Dataset` of float32 inputs and int32 labels, standardised with
 training-set statistics. Nothing is ever downloaded: MNIST-1D comes from the ``mnist1d``

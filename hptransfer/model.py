@@ -1,6 +1,6 @@
 """Pure-functional pre-activation ResNets parameterized by width, depth and block depth.
 
-The network (DESIGN.md section 2), for width n, depth L (number of residual blocks) and block
+The network (docs/parameterizations.md, notation), for width n, depth L (number of residual blocks) and block
 depth k:
 
     h_0 = c_in * U x                                    (input layer, no activation before it)

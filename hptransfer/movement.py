@@ -1,4 +1,4 @@
-"""Per-layer feature movement on a fixed probe batch (DESIGN.md section 5).
+"""Per-layer feature movement on a fixed probe batch (docs/coordcheck.md).
 
 For a layer with pre-activation a = c * W x + b, weights W_0 at init and W_t now, and x_0, x_t
 the layer's input at init and now (each computed through the network from the same probe batch):

@@ -13,10 +13,16 @@ from hptransfer.check import (
     CheckError,
     check_baseline,
     check_expectations,
+    choose_suite,
+    config_differences,
     evaluate_run,
+    format_table,
     load_expectations,
+    suite_config,
     suite_metrics,
+    unavailable_reasons,
 )
+from hptransfer.cli import main
 from hptransfer.config import config_from_dict
 from hptransfer.engine import run_sweep
 
@@ -113,11 +119,132 @@ def test_check_command_fails_on_the_broken_run(sweep_with_broken_scheme, tmp_pat
         '[mini]\n[[mini.expect]]\nclaim = "depth-muP k=1 flat"\nscheme = "depth_mup"\n'
         'block_depth = 1\nmetric = "abs_drift_depth"\nmax = 0.5\n'
     )
+    with pytest.raises(CheckError, match="no meta.json"):  # a run of unknown config
+        evaluate_run(
+            run, "mini", expectations=expectations, baselines=tmp_path, update_baseline=True
+        )
     table = evaluate_run(
-        run, "mini", expectations=expectations, baselines=tmp_path, update_baseline=True, n_boot=20
-    )
+        run, "mini", expectations=expectations, baselines=tmp_path, update_baseline=True,
+        force=True, n_boot=20,
+    )  # fmt: skip
     assert not table["held"].iloc[0] and math.isfinite(table["value"].iloc[0])
     assert (tmp_path / "mini.json").exists()
     again = evaluate_run(run, "mini", expectations=expectations, baselines=tmp_path, n_boot=20)
     assert again[again.check == "baseline"]["held"].all()  # same run, same baseline
     assert EXPECTATIONS.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Baselines only on purpose, unavailable metrics, the printed table (fast)
+
+
+def test_null_eta_star_is_reported_unavailable_not_a_crash():
+    optima = pd.DataFrame([
+        {"scheme": "a", "block_depth": 1, "width": 64, "depth": 2, "log2_eta_star": -1.0},
+        {"scheme": "a", "block_depth": 1, "width": 64, "depth": 32, "log2_eta_star": math.nan},
+    ])  # fmt: skip
+    reasons = unavailable_reasons(optima)
+    assert reasons == {("a", 1): "no eta* at n=64 L=32 (every replica diverged)"}
+    metrics = pd.DataFrame(columns=["scheme", "optimizer", "block_depth", "metric", "value"])
+    spec = {
+        "expect": [
+            {
+                "claim": "flat",
+                "scheme": "a",
+                "block_depth": 1,
+                "metric": "abs_drift_depth",
+                "max": 0.3,
+            }
+        ]
+    }
+    row = check_expectations(metrics, spec, reasons).iloc[0]
+    assert not row["held"] and "every replica diverged" in row["note"] and "L=32" in row["note"]
+    cell = {
+        "scheme": "a",
+        "optimizer": "sgd",
+        "block_depth": 1,
+        "width": 64,
+        "depth": 32,
+        "edge": None,
+    }
+    record = {"eta_star": [{**cell, "log2_eta_star": None}], "metrics": []}
+    baseline = {"eta_star": [{**cell, "log2_eta_star": -2.0}], "metrics": []}
+    for now, then in ((record, baseline), (baseline, record)):
+        table = check_baseline(now, then, {"log2_eta_star": 1.0})
+        assert not table["held"].any() and table["note"].str.contains("diverged").all()
+
+
+def test_printed_table_fits_100_columns():
+    spec = load_expectations("quick")
+    metrics = pd.DataFrame(
+        [{"scheme": e["scheme"], "optimizer": "sgd", "block_depth": e["block_depth"],
+          "metric": e["metric"], "value": -0.5} for e in spec["expect"]]
+    )  # fmt: skip
+    table = check_expectations(
+        metrics, spec, {("nfd", 2): "no eta* at n=64 L=128 (every replica diverged)"}
+    )
+    text = format_table(table)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert len(text.splitlines()) > len(table)  # long claims wrap instead of widening
+    for claim in (e["claim"].split()[0] for e in spec["expect"]):
+        assert claim in text
+
+
+def test_suite_choice_and_config_comparison(tmp_path):
+    two = tmp_path / "two.toml"
+    two.write_text(
+        '[a]\n[[a.expect]]\nclaim="x"\nscheme="s"\nblock_depth=1\nmetric="m"\nmax=1\n[b]\n'
+    )
+    assert choose_suite(two, None, "b") == "b"
+    assert choose_suite(two, "a", "b") == "a"
+    with pytest.raises(CheckError, match="--suite"):
+        choose_suite(two, None, "c")
+    ci = suite_config("ci")
+    assert ci["name"] == "ci" and config_differences(ci, ci) == []
+    other = {**ci, "name": "mine", "steps": 10, "model": {**ci["model"], "depths": [2]}}
+    assert config_differences(other, ci) == ["model.depths", "steps"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A few-second sweep of its own config (teacher data, width 32, depths 2 and 8)."""
+    tmp = tmp_path_factory.mktemp("tiny")
+    config = config_from_dict(
+        {
+            "name": "tiny", "steps": 40, "eval_every": 20, "batch_size": 64, "seeds": [0],
+            "schemes": ["mup", "depth_mup"], "data": {"name": "teacher", "num_samples": 1024},
+            "model": {"widths": [32], "depths": [2, 8], "base_width": 32},
+            "lr": {"start": -4.0, "stop": 2.0, "step": 1.0},
+        }
+    )  # fmt: skip
+    run_sweep(config, tmp / "run", progress=False)
+    return tmp
+
+
+def test_baselines_change_only_on_purpose(tiny_run, tmp_path, capsys):
+    run = tiny_run / "run"
+    # a built-in suite's check of a run of another config: one line, exit 2
+    assert main(["check", str(run), "--suite", "ci"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a run of suite 'ci'" in err[0] and "batch_size" in err[0]
+    expect = tmp_path / "tiny.toml"
+    expect.write_text(
+        '[tiny]\ntolerance = { log2_eta_star = 1.0 }\n[[tiny.expect]]\nclaim = "muP flat in depth"\n'
+        'scheme = "mup"\nblock_depth = 1\nmetric = "abs_drift_depth"\nmax = 0.3\n'
+    )
+    base = tmp_path / "base.json"
+    args = ["check", str(run), "--expectations", str(expect), "--baseline", str(base)]
+    assert main([*args, "--update-baseline"]) == 2  # muP's eta* drifts: the expectation fails
+    assert "refused" in capsys.readouterr().err and not base.exists()
+    assert main([*args, "--update-baseline", "--force"]) == 1  # written; still reports the failure
+    assert json.loads(base.read_text())["config"]["name"] == "tiny"
+    capsys.readouterr()
+    assert main(args) == 1  # the expectation still fails; every baseline row holds
+    out = capsys.readouterr().out
+    assert "FAILED" in out and out.count("FAILED") == 1 and "tiny: " in out
+    # the stored config guards the baseline: a run of another config is refused in one line
+    stored = json.loads(base.read_text())
+    stored["config"]["steps"] = 1000
+    base.write_text(json.dumps(stored))
+    assert main(args) == 2
+    assert "differs in steps" in capsys.readouterr().err

@@ -6,9 +6,22 @@ Measured numbers behind the thresholds are in the README's coordinate-check sect
 import numpy as np
 import pytest
 
-from hptransfer.coordcheck import coord_check, loglog_slope, spread
+from hptransfer.cli import main
+from hptransfer.coordcheck import (
+    CoordCheckError,
+    CoordSetting,
+    collapse_note,
+    coord_check,
+    loglog_slope,
+    measure,
+    own_movement_slopes,
+    spread,
+    verdict,
+)
 from hptransfer.data import mnist1d, teacher
+from hptransfer.ladder import effective_rules, ladder
 from hptransfer.model import Architecture
+from hptransfer.schemes import BUILTIN_SCHEMES
 
 WIDTHS = (64, 128, 256, 512, 1024)
 
@@ -83,3 +96,129 @@ def test_nfd_restores_first_layer_movement(movement_by_depth):
     for h in (dm, nfd):
         assert abs(loglog_slope(h.depth, h.total_movement)) < 0.2
     assert np.all(np.isfinite(nfd.own_movement))
+
+
+# --------------------------------------------------------------------------------------------
+# The coordinate-check command's measurement, verdict and ladder (a few seconds each)
+
+SMALL_WIDTHS = (64, 128, 256, 512)
+SMALL_DEPTHS = (2, 4, 16)
+
+
+def test_width_check_fails_sp_and_passes_mup(teacher_data):
+    setting = CoordSetting(values=SMALL_WIDTHS, steps=3, seeds=(0, 1))
+    mup = verdict(measure("mup", setting, teacher_data), "width")
+    assert mup["passed"].all(), mup.to_string()
+    assert set(mup["role"]) == {"input", "hidden_1", "readout"}
+    sp = verdict(measure("sp", setting, teacher_data), "width")
+    failing = sp.set_index("role")
+    # SP: the readout's update grows like the width, the input layer's shrinks like 1/width
+    assert not failing.loc["readout", "passed"] and failing.loc["readout", "slope"] > 0.5
+    assert not failing.loc["input", "passed"] and failing.loc["input", "slope"] < -0.4
+
+
+def test_depth_check_passes_depth_mup_with_one_layer_blocks(teacher_data):
+    setting = CoordSetting(axis="depth", values=SMALL_DEPTHS, steps=3, seeds=(0, 1))
+    table = verdict(measure("depth_mup", setting, teacher_data), "depth")
+    assert table["passed"].all(), table.to_string()
+    # muP has no branch multiplier: at the same rate the deeper nets blow up
+    assert not verdict(measure("mup", setting, teacher_data), "depth")["passed"].all()
+
+
+def test_depth_check_shows_hidden_1_collapse_under_depth_mup_not_nfd(teacher_data):
+    setting = CoordSetting(axis="depth", values=SMALL_DEPTHS, block_depth=2, steps=3, seeds=(0,))
+    frames = {s: measure(s, setting, teacher_data) for s in ("depth_mup", "nfd")}
+    own = {s: own_movement_slopes(frame, "depth") for s, frame in frames.items()}
+    assert own["depth_mup"]["hidden_1"] < -0.3  # about L^-1/2: hidden_1 stops learning
+    assert abs(own["nfd"]["hidden_1"]) < 0.15  # NFD's sqrt(L) on its learning rate restores it
+    for scheme in own:  # the block's last layer keeps the by-design L^-1/2 of the branch
+        assert own[scheme]["hidden_2"] < -0.3
+    assert "hidden_1's own movement falls" in collapse_note(frames["depth_mup"], "depth")
+    assert collapse_note(frames["nfd"], "depth") is None
+
+
+def test_setting_rejects_bad_input():
+    with pytest.raises(CoordCheckError, match="axis"):
+        CoordSetting(axis="height")
+    with pytest.raises(CoordCheckError, match="at least two"):
+        CoordSetting(values=(64,))
+
+
+def test_ladder_changes_one_rule_per_rung():
+    sp, mup = BUILTIN_SCHEMES["sp"], BUILTIN_SCHEMES["mup"]
+    rungs = ladder(sp, mup, block_depth=2, optimizer="sgd")
+    assert effective_rules(rungs[0].scheme, 2) == effective_rules(sp, 2)
+
+    def used(scheme):  # what SGD reads: everything but Adam's rate and epsilon
+        rules = effective_rules(scheme, 2)
+        return {role: (r.init_std, r.forward, r.lr_sgd) for role, r in rules.items()}
+
+    assert used(rungs[-1].scheme) == used(mup)
+    assert [r.change.split(":")[0] for r in rungs[1:]] == [
+        "input.lr_sgd", "readout.init_std", "readout.lr_sgd", "vector.lr_sgd",
+    ]  # fmt: skip
+    for before, after in zip(rungs, rungs[1:], strict=False):
+        a, b = effective_rules(before.scheme, 2), effective_rules(after.scheme, 2)
+        assert sum(a[role] != b[role] for role in a) == 1
+    no_bias = ladder(sp, mup, block_depth=2, optimizer="sgd", bias=False)
+    assert [r.change for r in no_bias] == [r.change for r in rungs[:-1]]
+    depth = ladder(mup, BUILTIN_SCHEMES["depth_mup"], block_depth=1, optimizer="adam")
+    assert [r.change.split(":")[0] for r in depth[1:]] == ["hidden_1.lr_adam", "branch_exponent"]
+
+
+def test_coordcheck_command_localises_a_broken_rule(tmp_path, capsys):
+    broken = tmp_path / "broken.toml"
+    broken.write_text(
+        '[mup_broken]\nextends = "mup"\ndescription = "muP with the readout lr left at SP\'s"\n'
+        "readout = { lr_sgd = [0, 0], lr_adam = [0, 0] }\n"
+    )
+    small = [
+        "--data",
+        "teacher",
+        "--widths",
+        "64",
+        "128",
+        "256",
+        "512",
+        "--steps",
+        "3",
+        "--seeds",
+        "2",
+    ]
+    figure = tmp_path / "fig.png"
+    rc = main(
+        [
+            "coordcheck",
+            "--scheme-file",
+            str(broken),
+            "--scheme",
+            "mup_broken",
+            "--out",
+            str(figure),
+            *small,
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 1 and figure.exists()
+    # the readout's update grows with width (and through it hidden_1's); the input layer is right
+    verdict_line = out.splitlines()[-1]
+    assert verdict_line.startswith("mup_broken: FAILED across width:") and "readout" in verdict_line
+    assert "input" not in verdict_line
+    rc = main(
+        [
+            "coordcheck",
+            "--scheme-file",
+            str(broken),
+            "--scheme",
+            "mup_broken",
+            "--ladder",
+            "--ladder-from",
+            "mup",
+            *small,
+        ]
+    )
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert rc == 1
+    assert last.startswith("rung 1 (readout.lr_sgd: m^-1 r^0 -> m^0 r^0) first breaks the check"), (
+        last
+    )
