@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from hptransfer import analysis
-from hptransfer.results import META_FILE, write_json
+from hptransfer.results import META_FILE, check_results, read_meta, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -362,8 +362,10 @@ def _plain(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def run_config(run_dir: str | Path) -> dict[str, Any] | None:
     """The config a run was made with (from DIR/meta.json), or None without meta.json."""
-    path = Path(run_dir) / META_FILE
-    return _plain(json.loads(path.read_text())["config"]) if path.exists() else None
+    if not (Path(run_dir) / META_FILE).exists():
+        return None
+    config = read_meta(run_dir).get("config")
+    return _plain(config) if isinstance(config, Mapping) else None
 
 
 def suite_config(suite: str, suites: Path = SUITES) -> dict[str, Any] | None:
@@ -413,6 +415,9 @@ def evaluate_run(
     the config is unknown or differs, or when an expectation fails, unless ``force``.
     """
     expectations = Path(expectations)
+    if suite is not None:
+        load_expectations(suite, expectations)  # an unknown --suite is named before the run
+    check_results(run_dir)  # a missing or broken run is named before any work
     config = run_config(run_dir)
     suite = choose_suite(expectations, suite, (config or {}).get("name"))
     spec = load_expectations(suite, expectations)

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 RESULTS_FILE = "results.parquet"
 META_FILE = "meta.json"
@@ -114,6 +115,20 @@ def read_results(run_dir: str | Path) -> pd.DataFrame:
         return pd.read_parquet(path)
     except (OSError, ValueError, pa.ArrowException) as err:  # ArrowInvalid is both
         raise _unreadable(path, "Parquet file", err) from err
+
+
+def check_results(run_dir: str | Path) -> Path:
+    """The results file of a sweep directory, after a cheap read of its Parquet footer.
+
+    Raises :class:`ResultsError` naming the file when it is missing, truncated or corrupt, so a
+    command can refuse a broken directory before it does any work.
+    """
+    path = _result_file(run_dir, RESULTS_FILE)
+    try:
+        pq.read_metadata(path)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        raise _unreadable(path, "Parquet file", err) from err
+    return path
 
 
 def read_meta(run_dir: str | Path) -> dict[str, Any]:

@@ -191,7 +191,7 @@ CASES = [
     (["report", "{cut_meta}"], "meta.json"),
     (["report", "{list_meta}"], "meta.json"),
     # check
-    (["check", "{cut_parquet}"], "results.parquet"),
+    (["check", "{cut_parquet}", "--suite", "ci"], "results.parquet"),
     (["check", "{missing}"], "does not exist"),
     (["check", "{cut_meta}"], "meta.json"),
     (["check", "{cut_meta}", "--suite", "nope"], "'nope'"),
