@@ -55,6 +55,11 @@ COMPILE_STATS: dict[str, float] = {"count": 0, "seconds": 0.0}
 _PROGRAMS: dict[Any, Any] = {}
 
 
+def _host(x) -> np.ndarray:
+    """Every device -> host read of the engine goes through here (one place to change)."""
+    return np.asarray(x)
+
+
 class SimulatedKill(RuntimeError):
     """Raised by the fault-injection hook (tests): the sweep 'dies' after N segments."""
 
@@ -200,7 +205,7 @@ def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Schem
                 config.probe_size],
         "replicas": [dataclasses.astuple(r) for r in replicas(config)],
         "schemes": {s: registry[s].to_table() for s in config.schemes},
-        "format": 2,  # 2: diverged_step is one vector per chunk in checkpoints
+        "format": 3,  # 3: chunks of distinct replicas; checkpoints know the live slots
     }  # fmt: skip
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
@@ -249,6 +254,56 @@ def chunk_size(n_replicas: int, per_replica: int, n_devices: int, override: int 
 
 
 # --------------------------------------------------------------------------------------------
+# Savings: deduplication and compaction
+
+LANES = 8
+"""Smallest replicas per device of a compacted program. XLA:CPU vectorizes reductions across
+the replica axis once it holds at least 8 float32 lanes; below that a replica's reductions are
+rounded differently depending on how many replicas share the program. Keeping every program at
+>= 8 replicas per device (or at the chunk's own size, never larger) keeps the savings exact."""
+
+
+def savings_enabled() -> bool:
+    """Deduplication and compaction are on unless the environment sets HPTRANSFER_SAVINGS=0."""
+    return os.environ.get("HPTRANSFER_SAVINGS", "1") != "0"
+
+
+def _identity(rep: Replica, mult: Multipliers) -> tuple:
+    """What decides a replica's training, as bytes: every multiplier array, the lr and the seed."""
+    leaves = [np.asarray(x, np.float32) for x in jax.tree.leaves(mult)]
+    return (tuple(x.tobytes() for x in leaves), np.float32(2.0**rep.log2_lr).tobytes(), rep.seed)
+
+
+def deduplicate(reps: list[Replica], mults: dict[str, Multipliers]) -> tuple[list[int], np.ndarray]:
+    """(indices of the distinct replicas, owner) with ``owner[i]`` = the position in that list
+    of the replica that trains ``reps[i]``.
+
+    Two replicas are one when their computed multipliers (init std, forward, lr and eps factors
+    per leaf, branch multiplier) are exactly equal and so are their learning rate and seed: e.g.
+    sp and mup at the base width, nfd and depth_mup for one-layer blocks.
+    """
+    first: dict[tuple, int] = {}
+    distinct: list[int] = []
+    owner = np.empty(len(reps), np.int64)
+    for i, rep in enumerate(reps):
+        key = _identity(rep, mults[rep.scheme])
+        if key not in first:
+            first[key] = len(distinct)
+            distinct.append(i)
+        owner[i] = first[key]
+    return distinct, owner
+
+
+def bucket_size(n_live: int, n_devices: int, current: int) -> int:
+    """Program size for ``n_live`` replicas: n_devices x a power of two >= LANES, or
+    ``current`` when that is not smaller (0 when none is alive)."""
+    if n_live == 0:
+        return 0
+    per_device = max(LANES, 1 << max(0, math.ceil(math.log2(math.ceil(n_live / n_devices)))))
+    return min(current, n_devices * per_device)
+
+
+# --------------------------------------------------------------------------------------------
 # Running one cell
 
 
@@ -265,8 +320,9 @@ def _checkpoint_manager(path: Path) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(path.absolute(), options=options)
 
 
-def _restore(mgr, path, state, history, expected: dict) -> tuple[Any, dict, int] | None:
-    """The latest checkpoint if it is readable and belongs to this cell and chunk, else None."""
+def _restore(mgr, path, state, history, expected: dict) -> tuple[Any, dict, int, Any] | None:
+    """The latest checkpoint of this cell and chunk, if readable: (state, history, segments
+    done, slots: the chunk-local replicas its compacted state holds, or None), else None."""
     step = mgr.latest_step()
     if step is None:
         return None
@@ -274,16 +330,13 @@ def _restore(mgr, path, state, history, expected: dict) -> tuple[Any, dict, int]
         meta = dict(mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
         if {k: meta.get(k) for k in expected} != expected or not 0 < step:
             raise ValueError(f"it belongs to {meta}, not to {expected}")
+        slots = meta.get("slots")
         items = {"history": ocp.args.StandardRestore(history)}
-        if not meta.get("finished"):
-            items["state"] = ocp.args.StandardRestore(
-                jax.tree.map(
-                    lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), state
-                )
-            )
+        if not meta.get("finished") and slots:
+            items["state"] = ocp.args.StandardRestore(_abstract(state, len(slots)))
         restored = mgr.restore(step, args=ocp.args.Composite(**items))
-        history = {k: np.asarray(v) for k, v in restored["history"].items()}
-        return restored.get("state", state), history, int(step)
+        history = {k: _host(v) for k, v in restored["history"].items()}
+        return restored.get("state", state), history, int(step), slots
     except Exception as err:  # corrupt, foreign or from an older format: recompute
         warnings.warn(
             f"checkpoint {path} is unusable ({type(err).__name__}: {err}); recomputing this cell",
@@ -324,6 +377,135 @@ def _device_data(config: SweepConfig, data: Dataset, shared: NamedSharding) -> _
     return _DeviceData(*(jax.device_put(jnp.asarray(a), shared) for a in arrays))
 
 
+@dataclasses.dataclass
+class _Cell:
+    """What every chunk of one cell shares: its programs' inputs and settings."""
+
+    config: SweepConfig
+    arch: Architecture
+    dev: _DeviceData
+    chash: str
+    out: Path
+    progress: _Progress
+    checkpoint_seconds: float
+    sharding: NamedSharding
+    static: tuple
+    init_fn: Callable
+    seg_fn: Callable
+    eval_fn: Callable
+    savings: bool
+    steps: dict[str, int] = dataclasses.field(
+        default_factory=lambda: dict(computed=0, compaction=0)
+    )
+
+
+def _chunk_inputs(cell: _Cell, chunk: list[Replica], mults: dict[str, Multipliers], slots):
+    """Device arrays (seeds, lrs, multipliers) of the chunk-local replicas ``slots``."""
+    picked = [chunk[i] for i in slots]
+    seeds = jax.device_put(jnp.array([r.seed for r in picked], jnp.int32), cell.sharding)
+    lrs = jax.device_put(jnp.array([2.0**r.log2_lr for r in picked], jnp.float32), cell.sharding)
+    mult: Multipliers = _place(stack([mults[r.scheme] for r in picked]), cell.sharding)
+    return seeds, lrs, mult
+
+
+def _abstract(state, size: int):
+    """The shape of ``state`` with ``size`` replicas (a checkpoint restore target)."""
+    return jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct((size, *a.shape[1:]), a.dtype, sharding=a.sharding), state
+    )
+
+
+def _gather(state, positions: np.ndarray, sharding: NamedSharding):
+    """The replicas at ``positions`` of ``state``, placed as one smaller program's input."""
+    return jax.tree.map(lambda a: jax.device_put(_host(a)[positions], sharding), state)
+
+
+def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) -> dict:
+    """Train the replicas of one chunk in a program of ``size``; returns their history.
+
+    History arrays are chunk-local: (segments, len(chunk)) per metric, ``diverged_step`` of
+    shape (len(chunk),). With savings on, the live replicas are compacted between segments into
+    a smaller program (:func:`bucket_size`); a replica left out is frozen, so its later rows are
+    those a frozen replica gets: NaN losses and accuracy, its last feature movement.
+    """
+    config, dev = cell.config, cell.dev
+    n, n_seg, every = len(chunk), config.steps // config.eval_every, config.eval_every
+    slots = np.array(list(range(n)) + [n - 1] * (size - n), np.int64)
+    seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
+    state = _compiled("init", cell.init_fn, cell.static, cell.sharding, seeds, mult)(seeds, mult)
+    history: dict[str, np.ndarray] = {"train_loss": np.full((n_seg, n), np.nan, np.float32)}
+    eval_args = (dev.x_test, dev.y_test, dev.probe)
+    for key in jax.eval_shape(cell.eval_fn, state, mult, *eval_args):
+        history[key] = np.full((n_seg, n), np.nan, np.float32)
+    history["diverged_step"] = np.full(n, -1, np.int32)
+    ckpt_path = cell.out / results_io.CHECKPOINT_DIR / cell.chash / f"chunk_{index}"
+    mgr = _checkpoint_manager(ckpt_path)
+    expected = {"cell": cell.chash, "chunk": index, "size": size}
+    start = 0
+    restored = _restore(mgr, ckpt_path, state, history, expected)
+    if restored is None and mgr.latest_step() is not None:
+        mgr.close()
+        shutil.rmtree(ckpt_path, ignore_errors=True)
+        mgr = _checkpoint_manager(ckpt_path)
+    if restored is not None:
+        state, history, start, saved_slots = restored
+        if saved_slots is not None and len(saved_slots) != len(slots):  # a compacted chunk
+            slots = np.asarray(saved_slots, np.int64)
+            if len(slots):
+                seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
+        cell.progress.bar.update(start * every * n)
+
+    last_save = time.perf_counter()
+    for seg in range(start, n_seg):
+        # The chunk-local replica of each slot, once (padding slots repeat a replica).
+        owned, first = np.unique(slots, return_index=True)
+        idle = np.ones(n, bool)
+        idle[owned] = False
+        if len(slots):
+            first_step = jax.device_put(jnp.int32(seg * every), dev.factor.sharding)
+            args = (state, seeds, lrs, mult, dev.factor, dev.x, dev.y, first_step)
+            seg_prog = _compiled("segment", cell.seg_fn, cell.static + (every, config.batch_size),
+                                 cell.sharding, *args)  # fmt: skip
+            eval_prog = _compiled("eval", cell.eval_fn, cell.static, cell.sharding,
+                                  state, mult, *eval_args)  # fmt: skip
+            state, seg_loss = seg_prog(*args)
+            metrics = eval_prog(state, mult, *eval_args)
+            history["train_loss"][seg, owned] = _host(seg_loss)[first]
+            for key, value in metrics.items():
+                history[key][seg, owned] = _host(value)[first]
+            history["diverged_step"][owned] = _host(state.diverged_step)[first]
+            cell.steps["computed"] += len(slots) * every
+        cell.steps["compaction"] += (size - len(slots)) * every
+        for key in history:  # replicas compacted away: frozen, as the full program would say
+            if key != "diverged_step":
+                history[key][seg, idle] = history[key][seg - 1, idle] if "/" in key else np.nan
+        finished = seg == n_seg - 1
+        if cell.savings and not finished and len(slots):
+            alive = _host(state.alive)[first]
+            new = bucket_size(int(alive.sum()), len(jax.devices()), len(slots))
+            if new < len(slots):
+                keep = first[alive]
+                positions = np.concatenate([keep, np.repeat(keep[-1:], new - len(keep))])
+                slots = slots[positions]
+                if new:
+                    state = _gather(state, positions, cell.sharding)
+                    seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
+        now = time.perf_counter()
+        if finished or now - last_save >= cell.checkpoint_seconds:
+            # A finished chunk keeps only its metrics (the other chunks of the cell may still
+            # die); an unfinished one keeps its whole training state and which replicas it holds.
+            meta = {**expected, "finished": finished, "slots": slots.tolist()}
+            items = {"history": ocp.args.StandardSave(history), "meta": ocp.args.JsonSave(meta)}
+            if not finished and len(slots):
+                items["state"] = ocp.args.StandardSave(state)
+            mgr.save(seg + 1, args=ocp.args.Composite(**items))
+            mgr.wait_until_finished()
+            last_save = now
+        cell.progress.segment(every * n)
+    mgr.close()
+    return history
+
+
 def run_cell(
     config: SweepConfig,
     arch: Architecture,
@@ -333,96 +515,56 @@ def run_cell(
     progress: _Progress,
     checkpoint_seconds: float = 30.0,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Train every replica of one cell; returns its tidy table and timing facts."""
+    """Train every replica of one cell; returns its tidy table and timing facts.
+
+    With savings on (:func:`savings_enabled`) identical replicas are trained once
+    (:func:`deduplicate`) and diverged ones stop costing compute (compaction, :func:`_run_chunk`).
+    """
     chash = cell_hash(config, arch, registry)
     reps = replicas(config)
-    n_dev = len(jax.devices())
-    size = chunk_size(
-        len(reps), bytes_per_replica(arch, config), n_dev, config.max_replicas_per_chunk
-    )
-    by_replica = NamedSharding(_mesh(), PartitionSpec("replica"))
-    x, y, x_test, y_test, probe, factor = dev
     family = config.optimizer.family
     mults = {s: multipliers(registry[s], arch, family) for s in config.schemes}
-    n_seg = config.steps // config.eval_every
-    static = (arch, config.optimizer)
-    init_fn = jax.vmap(partial(_init_replica, arch=arch, opt=config.optimizer))
-    seg_fn = jax.vmap(
-        partial(_segment_replica, arch=arch, opt=config.optimizer, steps=config.eval_every,
-                batch_size=config.batch_size),
-        in_axes=(0, 0, 0, 0, None, None, None, None),
+    savings = savings_enabled()
+    distinct, owner = deduplicate(reps, mults) if savings else (list(range(len(reps))), None)
+    trained = [reps[i] for i in distinct]
+    n_dev = len(jax.devices())
+    size = chunk_size(
+        len(trained), bytes_per_replica(arch, config), n_dev, config.max_replicas_per_chunk
+    )
+    opt = config.optimizer
+    cell = _Cell(
+        config, arch, dev, chash, out, progress, checkpoint_seconds,
+        NamedSharding(_mesh(), PartitionSpec("replica")), (arch, opt),
+        jax.vmap(partial(_init_replica, arch=arch, opt=opt)),
+        jax.vmap(partial(_segment_replica, arch=arch, opt=opt, steps=config.eval_every,
+                         batch_size=config.batch_size),
+                 in_axes=(0, 0, 0, 0, None, None, None, None)),
+        jax.vmap(partial(_eval_replica, arch=arch), in_axes=(0, 0, None, None, None)),
+        savings,
     )  # fmt: skip
-    eval_fn = jax.vmap(partial(_eval_replica, arch=arch), in_axes=(0, 0, None, None, None))
     compile_before = COMPILE_STATS["seconds"]
     t_start = time.perf_counter()
-    frames = []
-    for c0 in range(0, len(reps), size):
-        chunk = reps[c0 : c0 + size]
-        padded = chunk + [chunk[-1]] * (size - len(chunk))
-        seeds = jax.device_put(jnp.array([r.seed for r in padded], jnp.int32), by_replica)
-        lrs = jax.device_put(jnp.array([2.0**r.log2_lr for r in padded], jnp.float32), by_replica)
-        mult: Multipliers = _place(stack([mults[r.scheme] for r in padded]), by_replica)
-        state = _compiled("init", init_fn, static, by_replica, seeds, mult)(seeds, mult)
-        history: dict[str, np.ndarray] = {"train_loss": np.full((n_seg, size), np.nan, np.float32)}
-        start = 0
-        ckpt_path = out / results_io.CHECKPOINT_DIR / chash / f"chunk_{c0 // size}"
-        mgr = _checkpoint_manager(ckpt_path)
-        expected = {"cell": chash, "chunk": c0 // size, "size": size}
-        eval_prog = _compiled(
-            "eval", eval_fn, static, by_replica, state, mult, x_test, y_test, probe
-        )
-        for key in jax.eval_shape(eval_fn, state, mult, x_test, y_test, probe):
-            history[key] = np.full((n_seg, size), np.nan, np.float32)
-        history["diverged_step"] = np.full(size, -1, np.int32)
-        restored = _restore(mgr, ckpt_path, state, history, expected)
-        if restored is None and mgr.latest_step() is not None:
-            mgr.close()
-            shutil.rmtree(ckpt_path, ignore_errors=True)
-            mgr = _checkpoint_manager(ckpt_path)
-        if restored is not None:
-            state, history, start = restored
-            progress.bar.update(start * config.eval_every * len(chunk))
-
-        def first_step(seg: int) -> jax.Array:
-            return jax.device_put(jnp.int32(seg * config.eval_every), factor.sharding)
-
-        seg_prog = _compiled(
-            "segment", seg_fn, static + (config.eval_every, config.batch_size), by_replica,
-            state, seeds, lrs, mult, factor, x, y, first_step(0),
-        )  # fmt: skip
-        last_save = time.perf_counter()
-        for seg in range(start, n_seg):
-            state, seg_loss = seg_prog(state, seeds, lrs, mult, factor, x, y, first_step(seg))
-            metrics = eval_prog(state, mult, x_test, y_test, probe)
-            history["train_loss"][seg] = np.asarray(seg_loss)
-            for key, value in metrics.items():
-                history[key][seg] = np.asarray(value)
-            history["diverged_step"] = np.asarray(state.diverged_step)
-            now = time.perf_counter()
-            finished = seg == n_seg - 1
-            if finished or now - last_save >= checkpoint_seconds:
-                # A finished chunk keeps only its metrics (the other chunks of the cell may still
-                # die); an unfinished one keeps its whole training state.
-                items = {
-                    "history": ocp.args.StandardSave(history),
-                    "meta": ocp.args.JsonSave({**expected, "finished": finished}),
-                }
-                if not finished:
-                    items["state"] = ocp.args.StandardSave(state)
-                mgr.save(seg + 1, args=ocp.args.Composite(**items))
-                mgr.wait_until_finished()
-                last_save = now
-            progress.segment(config.eval_every * len(chunk))
-        mgr.close()
-        frames.append(_chunk_table(config, arch, chash, chunk, history))
-    table = pd.concat(frames, ignore_index=True)
+    histories = [
+        _run_chunk(cell, c0 // size, trained[c0 : c0 + size], size, mults)
+        for c0 in range(0, len(trained), size)
+    ]
+    history = {k: np.concatenate([h[k] for h in histories], axis=-1) for k in histories[0]}
+    if owner is not None:  # every requested replica reads the history of the one that trained it
+        history = {k: v[..., owner] for k, v in history.items()}
+    table = _chunk_table(config, arch, chash, reps, history)
+    requested = len(reps) * config.steps
     facts = {
         "cell": chash,
         "width": arch.width,
         "depth": arch.depth,
         "block_depth": arch.block_depth,
         "replicas": len(reps),
+        "replicas_trained": len(trained),
         "chunk_size": size,
+        "replica_steps_requested": requested,
+        "replica_steps_computed": cell.steps["computed"],
+        "replica_steps_saved_dedup": (len(reps) - len(trained)) * config.steps,
+        "replica_steps_saved_compaction": cell.steps["compaction"],
         "compile_seconds": COMPILE_STATS["seconds"] - compile_before,
         "run_seconds": time.perf_counter() - t_start,
     }
@@ -430,7 +572,7 @@ def run_cell(
 
 
 def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
-    """Tidy rows (replica x evaluation) of one chunk; padding replicas are dropped."""
+    """Tidy rows (replica x evaluation) of ``chunk``, whose history has one column each."""
     n_seg, r = history["train_loss"].shape[0], len(chunk)
     steps = np.repeat((np.arange(n_seg) + 1) * config.eval_every, r)
     died = history["diverged_step"][:r]
@@ -543,6 +685,15 @@ def run_sweep(
         "compile_seconds": sum(c.get("compile_seconds", 0.0) for c in cells),
         "wall_seconds": wall,
         "replica_steps": total,
+        **{  # requested = computed (padding included) + saved - padding; this run's cells only
+            key: sum(c.get(key, 0) for c in cells)
+            for key in (
+                "replica_steps_requested",
+                "replica_steps_computed",
+                "replica_steps_saved_dedup",
+                "replica_steps_saved_compaction",
+            )
+        },  # fmt: skip
         "replica_steps_per_second": computed_steps / computed if computed else float("nan"),
         "replica_steps_per_second_excluding_compile": (
             computed_steps / (computed - sum(c.get("compile_seconds", 0.0) for c in cells))

@@ -1,0 +1,111 @@
+"""Deduplication and compaction: the same replicas with the same inputs, so the same results.
+
+Which replicas diverge and when is identical with and without the savings. Values agree to
+float32 rounding, not bit for bit: XLA:CPU rounds some vmapped reductions differently for
+different numbers of replicas per program (the unsaved engine's results also move in the last
+bits with ``max_replicas_per_chunk``), and near-divergent replicas amplify that. A killed and
+resumed compacted run runs the same programs, so it reproduces the uninterrupted one exactly."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hptransfer.config import config_from_dict
+from hptransfer.engine import SimulatedKill, bucket_size, deduplicate, replicas, run_sweep
+from hptransfer.model import Architecture
+from hptransfer.results import read_meta
+from hptransfer.scaling import multipliers
+from hptransfer.schemes import load_schemes
+
+# Width = base width (sp and mup are one network) and one-layer blocks (nfd is depth_mup):
+# 80 requested replicas, 40 distinct; learning rates up to 2^7 diverge in the first segment.
+RAW = {
+    "steps": 30,
+    "eval_every": 10,
+    "batch_size": 16,
+    "seeds": [0, 1],
+    "schemes": ["sp", "mup", "depth_mup", "nfd"],
+    "data": {"name": "teacher", "num_samples": 512},
+    "model": {"widths": [16], "depths": [4], "block_depths": [1], "base_width": 16},
+    "lr": {"start": -2, "stop": 7, "step": 1},
+    "probe_size": 32,
+}
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["scheme", "log2_lr", "seed", "step"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, teacher_data):
+    """The same sweep without savings, with them, and with them killed after 2 segments."""
+    out = tmp_path_factory.mktemp("savings")
+    config = config_from_dict(RAW)
+    frames = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HPTRANSFER_SAVINGS", "0")
+        frames["off"] = run_sweep(config, out / "off", data=teacher_data, progress=False)
+        mp.setenv("HPTRANSFER_SAVINGS", "1")
+        frames["on"] = run_sweep(config, out / "on", data=teacher_data, progress=False)
+        with pytest.raises(SimulatedKill):
+            run_sweep(config, out / "killed", data=teacher_data, progress=False,
+                      checkpoint_seconds=0, kill_after_segments=2)  # fmt: skip
+        frames["resumed"] = run_sweep(config, out / "killed", data=teacher_data, progress=False)
+    return out, {k: _sorted(v) for k, v in frames.items()}
+
+
+def test_savings_reproduce_the_unsaved_table(runs):
+    out, frames = runs
+    on, off = frames["on"], frames["off"]
+    exact = ["scheme", "log2_lr", "seed", "step", "diverged", "diverged_step"]
+    pd.testing.assert_frame_equal(on[exact], off[exact], check_exact=True)
+    pd.testing.assert_frame_equal(on, off, check_exact=False, rtol=1e-3, atol=0)
+    died = frames["off"].groupby(["scheme", "log2_lr", "seed"]).diverged_step.last()
+    assert died.notna().sum() > 40 and died.isna().any()  # enough die for a smaller bucket
+    off, on = read_meta(out / "off"), read_meta(out / "on")
+    requested = 80 * 30
+    assert off["replica_steps_requested"] == on["replica_steps_requested"] == requested
+    assert off["replica_steps_computed"] == requested
+    assert off["replica_steps_saved_dedup"] == off["replica_steps_saved_compaction"] == 0
+    assert on["cells"][0]["replicas_trained"] == 40
+    assert on["replica_steps_saved_dedup"] == 40 * 30
+    saved = on["replica_steps_saved_compaction"]
+    assert saved > 0 and on["replica_steps_computed"] == 40 * 30 - saved
+
+
+def test_a_killed_compacted_chunk_resumes_exactly(runs):
+    _, frames = runs
+    pd.testing.assert_frame_equal(frames["resumed"], frames["on"], check_exact=True)
+
+
+def test_identity_is_decided_by_the_multipliers():
+    registry = load_schemes()
+
+    def distinct(width, block_depth, schemes):
+        config = config_from_dict({**RAW, "schemes": schemes, "seeds": [0]})
+        arch = Architecture(width, 4, block_depth, (32,), 10, base_width=16)
+        mults = {s: multipliers(registry[s], arch, "sgd") for s in schemes}
+        return len(deduplicate(replicas(config), mults)[0])
+
+    assert distinct(16, 1, ["sp", "mup"]) == 10  # base width: one network
+    assert distinct(32, 1, ["sp", "mup"]) == 20  # twice the base width: two
+    assert distinct(32, 1, ["depth_mup", "nfd"]) == 10  # one-layer blocks: one
+    assert distinct(32, 2, ["depth_mup", "nfd"]) == 20
+
+
+@pytest.mark.parametrize(
+    ("live", "devices", "current", "want"),
+    [
+        (0, 2, 40, 0),
+        (9, 2, 40, 16),
+        (17, 2, 40, 32),
+        (30, 2, 40, 32),
+        (35, 2, 40, 40),
+        (3, 1, 64, 8),
+        (3, 4, 8, 8),
+    ],
+)
+def test_buckets_are_powers_of_two_of_at_least_eight_lanes(live, devices, current, want):
+    assert bucket_size(live, devices, current) == want
+    assert want == 0 or want >= min(live, current)
+    assert np.log2(max(want, 1)).is_integer() or want == current
