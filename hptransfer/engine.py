@@ -42,6 +42,7 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from hptransfer import costmodel
 from hptransfer import results as results_io
 from hptransfer.config import SweepConfig
 from hptransfer.data import Dataset, load_dataset
@@ -257,10 +258,8 @@ def chunk_size(n_replicas: int, per_replica: int, n_devices: int, override: int 
 # Savings: deduplication and compaction
 
 LANES = 8
-"""Smallest replicas per device of a compacted program. XLA:CPU vectorizes reductions across
-the replica axis once it holds at least 8 float32 lanes; below that a replica's reductions are
-rounded differently depending on how many replicas share the program. Keeping every program at
->= 8 replicas per device (or at the chunk's own size, never larger) keeps the savings exact."""
+"""Smallest replicas per device of a compacted program (one AVX vector of float32): smaller
+programs save little time, and each bucket size costs one more compilation."""
 
 
 def savings_enabled() -> bool:
@@ -568,6 +567,8 @@ def run_cell(
         "compile_seconds": COMPILE_STATS["seconds"] - compile_before,
         "run_seconds": time.perf_counter() - t_start,
     }
+    cost = costmodel.step_cost(arch, config.batch_size, config.optimizer)
+    facts |= {"flops_per_replica_step": cost.flops, "bytes_per_replica_step": cost.bytes}
     return table, facts
 
 
@@ -606,6 +607,20 @@ def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------------------
 # The whole sweep
+
+
+def _roofs(cells: list[dict[str, Any]]) -> costmodel.Peaks | None:
+    """Measure the device's roofs (once per sweep) and add each computed cell's achieved
+    FLOP/s and bytes/s (compile time excluded) and their share of the roofs to its facts."""
+    computed = [c for c in cells if c.get("replica_steps_computed")]
+    if not computed:
+        return None
+    peaks = costmodel.measure_peaks()
+    for c in computed:
+        cost = costmodel.StepCost(c["flops_per_replica_step"], c["bytes_per_replica_step"])
+        seconds = c["run_seconds"] - c["compile_seconds"]
+        c |= costmodel.achieved(cost, c["replica_steps_computed"], seconds, peaks)
+    return peaks
 
 
 def run_sweep(
@@ -670,6 +685,7 @@ def run_sweep(
         tables.append(table)
         cells.append(facts)
     bar.close()
+    peaks = _roofs(cells)
     frame = pd.concat(tables, ignore_index=True)
     wall = time.perf_counter() - t0
     computed = sum(c.get("run_seconds", 0.0) for c in cells)
@@ -685,6 +701,7 @@ def run_sweep(
         "compile_seconds": sum(c.get("compile_seconds", 0.0) for c in cells),
         "wall_seconds": wall,
         "replica_steps": total,
+        "device_peaks": dataclasses.asdict(peaks) if peaks else None,
         **{  # requested = computed (padding included) + saved - padding; this run's cells only
             key: sum(c.get(key, 0) for c in cells)
             for key in (

@@ -71,6 +71,13 @@ def test_savings_reproduce_the_unsaved_table(runs):
     assert on["replica_steps_saved_dedup"] == 40 * 30
     saved = on["replica_steps_saved_compaction"]
     assert saved > 0 and on["replica_steps_computed"] == 40 * 30 - saved
+    # The roofline facts: measured roofs, achieved rates of the cell's computed replica-steps.
+    assert on["device_peaks"]["flops_per_second"] > 0 < on["device_peaks"]["bytes_per_second"]
+    cell = on["cells"][0]
+    assert 0 < cell["flops_fraction"] and 0 < cell["bytes_fraction"]
+    assert cell["flops_per_second"] / cell["flops_per_replica_step"] == pytest.approx(
+        cell["replica_steps_computed"] / (cell["run_seconds"] - cell["compile_seconds"])
+    )
 
 
 def test_a_killed_compacted_chunk_resumes_exactly(runs):
