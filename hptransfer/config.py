@@ -18,6 +18,8 @@ errors. Layout (see benchmarks/*.toml)::
     [optimizer] name = "sgd" | "adam" | "adamw", momentum, nesterov, b1, b2, eps, weight_decay
     [lr]        start, stop, step           (log2 of the learning rate; stop inclusive)
     [lr.by_scheme.NAME]  start, stop, step  (optional per-scheme grid)
+    [lr]        adaptive = false            (true: extend a cell's grid past an edge optimum
+                max_extra_octaves = 2.0      by up to this many octaves beyond start/stop)
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ class SweepConfig:
     optimizer: OptimizerConfig = OptimizerConfig()
     lr: LrGrid = LrGrid(-6.0, 0.0, 0.5)
     lr_by_scheme: tuple[tuple[str, LrGrid], ...] = ()
+    lr_adaptive: bool = False
+    lr_max_extra_octaves: float = 2.0
 
     def lr_grid(self, scheme: str) -> tuple[float, ...]:
         """log2 learning rates swept for ``scheme``."""
@@ -169,8 +173,8 @@ def _lr_grid(source: str, field: str, table: Any) -> LrGrid:
     return LrGrid(start, stop, step)
 
 
-# Every SweepConfig field is a TOML key, except the per-scheme grids, which live under [lr].
-_TOP = tuple(f.name for f in dataclasses.fields(SweepConfig) if f.name != "lr_by_scheme")
+# Every SweepConfig field is a TOML key, except the lr_* fields, which live under [lr].
+_TOP = tuple(f.name for f in dataclasses.fields(SweepConfig) if not f.name.startswith("lr_"))
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
@@ -313,8 +317,18 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
     lr_raw = raw.get("lr", {})
     if not isinstance(lr_raw, dict):
         raise _fail(source, "lr", lr_raw, "a table {start, stop, step, by_scheme}")
-    _check_keys(source, "lr", lr_raw, ("start", "stop", "step", "by_scheme"))
-    grid_raw = {k: v for k, v in lr_raw.items() if k != "by_scheme"}
+    extra = ("by_scheme", "adaptive", "max_extra_octaves")
+    _check_keys(source, "lr", lr_raw, ("start", "stop", "step", *extra))
+    grid_raw = {k: v for k, v in lr_raw.items() if k not in extra}
+    adapt: dict[str, Any] = {}
+    if "adaptive" in lr_raw:
+        if not isinstance(lr_raw["adaptive"], bool):
+            raise _fail(source, "lr.adaptive", lr_raw["adaptive"], "true or false")
+        adapt["lr_adaptive"] = lr_raw["adaptive"]
+    if "max_extra_octaves" in lr_raw:
+        adapt["lr_max_extra_octaves"] = _float(
+            source, "lr.max_extra_octaves", lr_raw["max_extra_octaves"], lo=0, hi=64
+        )
     lr = _lr_grid(source, "lr", grid_raw) if grid_raw else defaults.lr
     by_scheme_raw = lr_raw.get("by_scheme", {})
     if not isinstance(by_scheme_raw, dict):
@@ -332,7 +346,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
 
     return dataclasses.replace(
         defaults, **top, data=data, model=model, optimizer=optimizer, lr=lr,
-        lr_by_scheme=tuple(by_scheme),
+        lr_by_scheme=tuple(by_scheme), **adapt,
     )  # fmt: skip
 
 

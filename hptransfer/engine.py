@@ -205,6 +205,7 @@ def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Schem
         "run": [config.steps, config.eval_every, config.batch_size, config.divergence_factor,
                 config.probe_size],
         "replicas": [dataclasses.astuple(r) for r in replicas(config)],
+        "adaptive": [config.lr_adaptive, config.lr_max_extra_octaves],
         "schemes": {s: registry[s].to_table() for s in config.schemes},
         "format": 3,  # 3: chunks of distinct replicas; checkpoints know the live slots
     }  # fmt: skip
@@ -505,6 +506,50 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
     return history
 
 
+def _columns(histories: list[dict[str, np.ndarray]], owner: list[int]) -> dict[str, np.ndarray]:
+    """The trained chunks' histories side by side, one column per requested replica."""
+    return {
+        k: np.concatenate([h[k] for h in histories], axis=-1)[..., np.asarray(owner)]
+        for k in histories[0]
+    }
+
+
+def adaptive_lrs(table: pd.DataFrame, config: SweepConfig) -> dict[str, list[float]]:
+    """The log2 learning rates one more round should add to a cell, per scheme.
+
+    The score of a rate is its seed-averaged final training loss, +inf if any seed diverged.
+    With the best rate at the top of the grid, one grid step above is added; at the bottom (or
+    with every rate diverged), one step below; both within ``lr_max_extra_octaves`` of the
+    configured grid. With the best rate next to a diverged one, their midpoint is added while
+    the gap is wider than a quarter step. Rates already trained are never added again.
+    """
+    last = table[table.step == table.step.max()]
+    score = (
+        last.assign(s=np.where(last.diverged | last.train_loss.isna(), np.inf, last.train_loss))
+        .groupby(["scheme", "log2_lr"])
+        .s.mean()
+    )
+    out: dict[str, list[float]] = {}
+    for scheme in config.schemes:
+        grid = dict(config.lr_by_scheme).get(scheme, config.lr)
+        lo, hi = grid.start - config.lr_max_extra_octaves, grid.stop + config.lr_max_extra_octaves
+        curve = score.loc[scheme].sort_index()
+        lrs, values = curve.index.to_numpy(float), curve.to_numpy(float)
+        best = int(np.argmin(values))
+        want = []
+        if not np.isfinite(values[best]) or best == 0:
+            want.append(lrs[0] - grid.step)
+        if np.isfinite(values[best]) and best == len(lrs) - 1:
+            want.append(lrs[-1] + grid.step)
+        elif np.isfinite(values[best]) and not np.isfinite(values[best + 1]):
+            if lrs[best + 1] - lrs[best] > grid.step / 4 + 1e-9:
+                want.append((lrs[best] + lrs[best + 1]) / 2)
+        want = [round(float(x), 6) for x in want if lo - 1e-9 <= x <= hi + 1e-9]
+        if want := [x for x in want if x not in set(lrs.round(6))]:
+            out[scheme] = want
+    return out
+
+
 def run_cell(
     config: SweepConfig,
     arch: Architecture,
@@ -520,16 +565,10 @@ def run_cell(
     (:func:`deduplicate`) and diverged ones stop costing compute (compaction, :func:`_run_chunk`).
     """
     chash = cell_hash(config, arch, registry)
-    reps = replicas(config)
     family = config.optimizer.family
     mults = {s: multipliers(registry[s], arch, family) for s in config.schemes}
     savings = savings_enabled()
-    distinct, owner = deduplicate(reps, mults) if savings else (list(range(len(reps))), None)
-    trained = [reps[i] for i in distinct]
     n_dev = len(jax.devices())
-    size = chunk_size(
-        len(trained), bytes_per_replica(arch, config), n_dev, config.max_replicas_per_chunk
-    )
     opt = config.optimizer
     cell = _Cell(
         config, arch, dev, chash, out, progress, checkpoint_seconds,
@@ -543,14 +582,43 @@ def run_cell(
     )  # fmt: skip
     compile_before = COMPILE_STATS["seconds"]
     t_start = time.perf_counter()
-    histories = [
-        _run_chunk(cell, c0 // size, trained[c0 : c0 + size], size, mults)
-        for c0 in range(0, len(trained), size)
-    ]
-    history = {k: np.concatenate([h[k] for h in histories], axis=-1) for k in histories[0]}
-    if owner is not None:  # every requested replica reads the history of the one that trained it
-        history = {k: v[..., owner] for k, v in history.items()}
-    table = _chunk_table(config, arch, chash, reps, history)
+    reps: list[Replica] = []  # every requested replica, all rounds
+    owner: list[int] = []  # reps[i] reads column owner[i] of the trained history
+    known: dict[tuple, int] = {}  # identity -> column
+    histories: list[dict[str, np.ndarray]] = []
+    sizes: list[int] = []
+    new, rounds = replicas(config), 0
+    while new:
+        trained = []
+        for rep in new:
+            key = _identity(rep, mults[rep.scheme]) if savings else ("replica", len(reps))
+            if key not in known:
+                known[key] = len(known)
+                trained.append(rep)
+            owner.append(known[key])
+            reps.append(rep)
+        if trained:
+            size = chunk_size(
+                len(trained), bytes_per_replica(arch, config), n_dev, config.max_replicas_per_chunk
+            )
+            sizes.append(size)
+            for c0 in range(0, len(trained), size):
+                index = c0 // size if rounds == 0 else f"round{rounds}_{c0 // size}"
+                histories.append(_run_chunk(cell, index, trained[c0 : c0 + size], size, mults))
+        rounds += 1
+        new = []
+        if config.lr_adaptive:
+            history = _columns(histories, owner)
+            new = [
+                Replica(s, lr, seed)
+                for s, lrs in adaptive_lrs(
+                    _chunk_table(config, arch, chash, reps, history), config
+                ).items()
+                for lr in lrs
+                for seed in config.seeds
+            ]
+            progress.bar.total += len(new) * config.steps
+    table = _chunk_table(config, arch, chash, reps, _columns(histories, owner))
     requested = len(reps) * config.steps
     facts = {
         "cell": chash,
@@ -558,15 +626,20 @@ def run_cell(
         "depth": arch.depth,
         "block_depth": arch.block_depth,
         "replicas": len(reps),
-        "replicas_trained": len(trained),
-        "chunk_size": size,
+        "replicas_trained": len(known),
+        "chunk_size": sizes[0],
+        "lr_rounds": rounds,
         "replica_steps_requested": requested,
         "replica_steps_computed": cell.steps["computed"],
-        "replica_steps_saved_dedup": (len(reps) - len(trained)) * config.steps,
+        "replica_steps_saved_dedup": (len(reps) - len(known)) * config.steps,
         "replica_steps_saved_compaction": cell.steps["compaction"],
         "compile_seconds": COMPILE_STATS["seconds"] - compile_before,
         "run_seconds": time.perf_counter() - t_start,
     }
+    if rounds > 1:
+        first = set(replicas(config))
+        added = sorted({(r.scheme, r.log2_lr) for r in reps if r not in first})
+        facts["lr_added"] = {s: [lr for t, lr in added if t == s] for s, _ in added}
     cost = costmodel.step_cost(arch, config.batch_size, config.optimizer)
     facts |= {"flops_per_replica_step": cost.flops, "bytes_per_replica_step": cost.bytes}
     return table, facts

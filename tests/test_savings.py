@@ -116,3 +116,22 @@ def test_buckets_are_powers_of_two_of_at_least_eight_lanes(live, devices, curren
     assert bucket_size(live, devices, current) == want
     assert want == 0 or want >= min(live, current)
     assert np.log2(max(want, 1)).is_integer() or want == current
+
+
+def test_an_adaptive_grid_walks_to_an_optimum_outside_the_initial_grid(tmp_path, teacher_data):
+    raw = {**RAW, "seeds": [0], "schemes": ["depth_mup"], "steps": 20}
+    grid = {"start": -8, "stop": -7, "step": 1}
+    adaptive = config_from_dict({**raw, "lr": {**grid, "adaptive": True, "max_extra_octaves": 4}})
+    frame = run_sweep(adaptive, tmp_path / "adaptive", data=teacher_data, progress=False)
+    cell = read_meta(tmp_path / "adaptive")["cells"][0]
+    # The loss still falls at the top of the grid: one octave more per round, up to 4 more.
+    assert cell["lr_added"] == {"depth_mup": [-6.0, -5.0, -4.0, -3.0]}
+    assert cell["lr_rounds"] == 5
+    assert sorted(frame.log2_lr.unique()) == [-8.0, -7.0, -6.0, -5.0, -4.0, -3.0]
+    # The walked-to replicas are the ones a plain sweep over the wider grid trains.
+    wide = config_from_dict({**raw, "lr": {"start": -8, "stop": -3, "step": 1}})
+    plain = run_sweep(wide, tmp_path / "plain", data=teacher_data, progress=False)
+    pd.testing.assert_frame_equal(
+        _sorted(frame).drop(columns="cell"), _sorted(plain).drop(columns="cell"),
+        check_exact=False, rtol=1e-5,
+    )  # fmt: skip
