@@ -263,9 +263,29 @@ LANES = 8
 programs save little time, and each bucket size costs one more compilation."""
 
 
+def savings_mode() -> str:
+    """HPTRANSFER_SAVINGS: "0" = off (every requested replica computed, nothing compacted);
+    "1" (default) = deduplicate, and compact when the expected saving beats the compile time of
+    the smaller program; "always" = compact whenever a smaller bucket fits (tests)."""
+    mode = os.environ.get("HPTRANSFER_SAVINGS", "1")
+    if mode not in ("0", "1", "always"):
+        raise ValueError(f"HPTRANSFER_SAVINGS = {mode!r}; allowed: 0, 1, always")
+    return mode
+
+
 def savings_enabled() -> bool:
     """Deduplication and compaction are on unless the environment sets HPTRANSFER_SAVINGS=0."""
-    return os.environ.get("HPTRANSFER_SAVINGS", "1") != "0"
+    return savings_mode() != "0"
+
+
+def worth_compacting(
+    current: int, new: int, segment_seconds: float, segments_left: int, compile_seconds: float
+) -> bool:
+    """Compaction pays when the time saved on the remaining segments, (1 - new / current) x
+    segment time x segments left, exceeds the compile time of the smaller program (0 once it
+    is compiled). A bucket of 0 (nothing alive) always pays."""
+    saved = (1 - new / current) * segment_seconds * segments_left
+    return new == 0 or saved > compile_seconds
 
 
 def _identity(rep: Replica, mult: Multipliers) -> tuple:
@@ -393,10 +413,11 @@ class _Cell:
     init_fn: Callable
     seg_fn: Callable
     eval_fn: Callable
-    savings: bool
+    savings: str  # savings_mode()
     steps: dict[str, int] = dataclasses.field(
-        default_factory=lambda: dict(computed=0, compaction=0)
+        default_factory=lambda: dict(computed=0, compaction=0, compactions=0)
     )
+    sizes: set[int] = dataclasses.field(default_factory=set)  # program sizes compiled
 
 
 def _chunk_inputs(cell: _Cell, chunk: list[Replica], mults: dict[str, Multipliers], slots):
@@ -468,22 +489,31 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
                                  cell.sharding, *args)  # fmt: skip
             eval_prog = _compiled("eval", cell.eval_fn, cell.static, cell.sharding,
                                   state, mult, *eval_args)  # fmt: skip
+            cell.sizes.add(len(slots))
+            t_seg = time.perf_counter()
             state, seg_loss = seg_prog(*args)
             metrics = eval_prog(state, mult, *eval_args)
             history["train_loss"][seg, owned] = _host(seg_loss)[first]
             for key, value in metrics.items():
                 history[key][seg, owned] = _host(value)[first]
             history["diverged_step"][owned] = _host(state.diverged_step)[first]
+            segment_seconds = time.perf_counter() - t_seg
             cell.steps["computed"] += len(slots) * every
         cell.steps["compaction"] += (size - len(slots)) * every
         for key in history:  # replicas compacted away: frozen, as the full program would say
             if key != "diverged_step":
                 history[key][seg, idle] = history[key][seg - 1, idle] if "/" in key else np.nan
         finished = seg == n_seg - 1
-        if cell.savings and not finished and len(slots):
+        if cell.savings != "0" and not finished and len(slots):
             alive = _host(state.alive)[first]
             new = bucket_size(int(alive.sum()), len(jax.devices()), len(slots))
-            if new < len(slots):
+            per_program = COMPILE_STATS["seconds"] / max(COMPILE_STATS["count"], 1)
+            cost = 0.0 if new in cell.sizes else 2 * per_program  # segment + evaluation
+            if new < len(slots) and (
+                cell.savings == "always"
+                or worth_compacting(len(slots), new, segment_seconds, n_seg - 1 - seg, cost)
+            ):
+                cell.steps["compactions"] += 1
                 keep = first[alive]
                 positions = np.concatenate([keep, np.repeat(keep[-1:], new - len(keep))])
                 slots = slots[positions]
@@ -567,7 +597,7 @@ def run_cell(
     chash = cell_hash(config, arch, registry)
     family = config.optimizer.family
     mults = {s: multipliers(registry[s], arch, family) for s in config.schemes}
-    savings = savings_enabled()
+    savings = savings_mode()
     n_dev = len(jax.devices())
     opt = config.optimizer
     cell = _Cell(
@@ -591,7 +621,7 @@ def run_cell(
     while new:
         trained = []
         for rep in new:
-            key = _identity(rep, mults[rep.scheme]) if savings else ("replica", len(reps))
+            key = _identity(rep, mults[rep.scheme]) if savings != "0" else ("replica", len(reps))
             if key not in known:
                 known[key] = len(known)
                 trained.append(rep)
@@ -633,6 +663,7 @@ def run_cell(
         "replica_steps_computed": cell.steps["computed"],
         "replica_steps_saved_dedup": (len(reps) - len(known)) * config.steps,
         "replica_steps_saved_compaction": cell.steps["compaction"],
+        "compactions": cell.steps["compactions"],
         "compile_seconds": COMPILE_STATS["seconds"] - compile_before,
         "run_seconds": time.perf_counter() - t_start,
     }

@@ -11,7 +11,14 @@ import pandas as pd
 import pytest
 
 from hptransfer.config import config_from_dict
-from hptransfer.engine import SimulatedKill, bucket_size, deduplicate, replicas, run_sweep
+from hptransfer.engine import (
+    SimulatedKill,
+    bucket_size,
+    deduplicate,
+    replicas,
+    run_sweep,
+    worth_compacting,
+)
 from hptransfer.model import Architecture
 from hptransfer.results import read_meta
 from hptransfer.scaling import multipliers
@@ -45,7 +52,7 @@ def runs(tmp_path_factory, teacher_data):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HPTRANSFER_SAVINGS", "0")
         frames["off"] = run_sweep(config, out / "off", data=teacher_data, progress=False)
-        mp.setenv("HPTRANSFER_SAVINGS", "1")
+        mp.setenv("HPTRANSFER_SAVINGS", "always")  # compact even where compiling costs more
         frames["on"] = run_sweep(config, out / "on", data=teacher_data, progress=False)
         with pytest.raises(SimulatedKill):
             run_sweep(config, out / "killed", data=teacher_data, progress=False,
@@ -71,6 +78,7 @@ def test_savings_reproduce_the_unsaved_table(runs):
     assert on["replica_steps_saved_dedup"] == 40 * 30
     saved = on["replica_steps_saved_compaction"]
     assert saved > 0 and on["replica_steps_computed"] == 40 * 30 - saved
+    assert on["cells"][0]["compactions"] >= 1
     # The roofline facts: measured roofs, achieved rates of the cell's computed replica-steps.
     assert on["device_peaks"]["flops_per_second"] > 0 < on["device_peaks"]["bytes_per_second"]
     cell = on["cells"][0]
@@ -135,3 +143,11 @@ def test_an_adaptive_grid_walks_to_an_optimum_outside_the_initial_grid(tmp_path,
         _sorted(frame).drop(columns="cell"), _sorted(plain).drop(columns="cell"),
         check_exact=False, rtol=1e-5,
     )  # fmt: skip
+
+
+def test_compaction_pays_only_when_the_saved_time_beats_the_compile():
+    # Half the program for 4 more segments of 1 s saves 2 s.
+    assert worth_compacting(32, 16, 1.0, 4, compile_seconds=1.5)
+    assert not worth_compacting(32, 16, 1.0, 4, compile_seconds=2.5)
+    assert not worth_compacting(32, 16, 1.0, 0, compile_seconds=0.1)  # nothing left to save
+    assert worth_compacting(32, 0, 1.0, 0, compile_seconds=9.0)  # nothing alive: stop
