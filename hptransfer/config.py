@@ -13,6 +13,7 @@ errors. Layout (see benchmarks/*.toml)::
     divergence_factor = 10.0      # a loss above factor x its initial loss counts as diverged
     probe_size = 256              # probe batch for feature movement
     max_replicas_per_chunk = 0    # 0 = from the memory estimate
+    precision = "f32"             # "f32" | "tf32" (matmuls) | "bf16_state" (optimizer state)
     [data]      name = "mnist1d", num_samples = 20000, seed = 42   (cifar10: path, md5)
     [model]     family, widths, depths, block_depths, base_width, base_depth, bias
     [optimizer] name = "sgd" | "adam" | "adamw", momentum, nesterov, b1, b2, eps, weight_decay
@@ -35,6 +36,10 @@ from hptransfer.data import DATASETS
 from hptransfer.model import FAMILIES
 from hptransfer.optim import OPTIMIZERS, OptimizerConfig
 from hptransfer.schemes import SchemeError, load_schemes
+
+PRECISIONS = ("f32", "tf32", "bf16_state")
+"""f32: float32 everywhere (exact); tf32: matmuls at TensorFloat-32 (GPUs; CPUs ignore it);
+bf16_state: optimizer state (momentum, Adam moments) stored in bfloat16 between steps."""
 
 
 class ConfigError(ValueError):
@@ -94,6 +99,7 @@ class SweepConfig:
     divergence_factor: float = 10.0
     probe_size: int = 256
     max_replicas_per_chunk: int = 0
+    precision: str = "f32"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -197,6 +203,10 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
         top["divergence_factor"] = _float(
             source, "divergence_factor", raw["divergence_factor"], lo=1
         )
+    if "precision" in raw:
+        if raw["precision"] not in PRECISIONS:
+            raise _fail(source, "precision", raw["precision"], f"one of {list(PRECISIONS)}")
+        top["precision"] = raw["precision"]
     if "seeds" in raw:
         top["seeds"] = _int_list(source, "seeds", raw["seeds"], lo=0)
     if "scheme_files" in raw:

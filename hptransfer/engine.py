@@ -90,9 +90,22 @@ def _tree_all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def _init_replica(seed, mult, *, arch, opt) -> ReplicaState:
+def _cast_state(train: TrainState, dtype) -> TrainState:
+    """``train`` with the floating leaves of its optimizer state cast to ``dtype`` (None: as is).
+
+    precision = "bf16_state" keeps momentum / Adam moments in bfloat16 between steps (half their
+    memory and traffic); every step computes in float32 from the upcast values."""
+    if dtype is None:
+        return train
+    cast = partial(
+        jax.tree.map, lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+    )
+    return train.replace(opt_state=cast(train.opt_state))
+
+
+def _init_replica(seed, mult, *, arch, opt, state_dtype=None) -> ReplicaState:
     return ReplicaState(
-        init_state(seed, mult, arch, opt),
+        _cast_state(init_state(seed, mult, arch, opt), state_dtype),
         jnp.array(True),
         jnp.array(-1, jnp.int32),
         jnp.array(jnp.nan, jnp.float32),
@@ -100,13 +113,16 @@ def _init_replica(seed, mult, *, arch, opt) -> ReplicaState:
 
 
 def _segment_replica(
-    state, seed, lr, mult, factor, x, y, first_step, *, arch, opt, steps, batch_size
-):
+    state, seed, lr, mult, factor, x, y, first_step, *, arch, opt, steps, batch_size,
+    state_dtype=None,
+):  # fmt: skip
     """``steps`` optimizer steps with freezing on divergence; returns (state, mean loss)."""
 
     def body(st: ReplicaState, step):
         batch = sample_batch(seed, step, x, y, batch_size)
-        new, loss = train_step(st.train, batch, mult, lr, arch, opt)
+        new, loss = train_step(_cast_state(st.train, jnp.float32 if state_dtype else None),
+                               batch, mult, lr, arch, opt)  # fmt: skip
+        new = _cast_state(new, state_dtype)
         loss0 = jnp.where(step == 0, loss, st.loss0)
         ok = st.alive & jnp.isfinite(loss) & _tree_all_finite(new.params) & (loss <= factor * loss0)
         died = st.alive & ~ok
@@ -135,8 +151,13 @@ def _eval_replica(state, mult, x_test, y_test, probe, *, arch):
     }
 
 
-def _compiled(name: str, fn: Callable, static: tuple, out_sharding, *args):
-    """Compile ``fn(*args)`` ahead of time once per (name, static settings, input shapes).
+MATMUL_PRECISION = {"f32": None, "tf32": "tensorfloat32", "bf16_state": None}
+"""jax.default_matmul_precision of each config ``precision`` (None: the float32 default)."""
+
+
+def _compiled(name: str, fn: Callable, static: tuple, out_sharding, *args, precision="f32"):
+    """Compile ``fn(*args)`` ahead of time once per (name, static settings, input shapes),
+    with the matmul precision of ``precision`` (:data:`MATMUL_PRECISION`).
 
     Every output has the replica axis first and is pinned to ``out_sharding``, so a program's
     outputs feed the next program without resharding.
@@ -145,12 +166,14 @@ def _compiled(name: str, fn: Callable, static: tuple, out_sharding, *args):
     key = (
         name,
         static,
+        precision,
         treedef,
         tuple((tuple(a.shape), str(a.dtype), getattr(a, "sharding", None)) for a in leaves),
     )
     if key not in _PROGRAMS:
         t0 = time.perf_counter()
-        _PROGRAMS[key] = jax.jit(fn, out_shardings=out_sharding).lower(*args).compile()
+        with jax.default_matmul_precision(MATMUL_PRECISION[precision]):
+            _PROGRAMS[key] = jax.jit(fn, out_shardings=out_sharding).lower(*args).compile()
         COMPILE_STATS["count"] += 1
         COMPILE_STATS["seconds"] += time.perf_counter() - t0
     return _PROGRAMS[key]
@@ -206,6 +229,7 @@ def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Schem
                 config.probe_size],
         "replicas": [dataclasses.astuple(r) for r in replicas(config)],
         "adaptive": [config.lr_adaptive, config.lr_max_extra_octaves],
+        "precision": config.precision,
         "schemes": {s: registry[s].to_table() for s in config.schemes},
         "format": 3,  # 3: chunks of distinct replicas; checkpoints know the live slots
     }  # fmt: skip
@@ -453,7 +477,9 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
     n, n_seg, every = len(chunk), config.steps // config.eval_every, config.eval_every
     slots = np.array(list(range(n)) + [n - 1] * (size - n), np.int64)
     seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
-    state = _compiled("init", cell.init_fn, cell.static, cell.sharding, seeds, mult)(seeds, mult)
+    prec = config.precision
+    state = _compiled("init", cell.init_fn, cell.static, cell.sharding, seeds, mult,
+                      precision=prec)(seeds, mult)  # fmt: skip
     history: dict[str, np.ndarray] = {"train_loss": np.full((n_seg, n), np.nan, np.float32)}
     eval_args = (dev.x_test, dev.y_test, dev.probe)
     for key in jax.eval_shape(cell.eval_fn, state, mult, *eval_args):
@@ -486,9 +512,9 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
             first_step = jax.device_put(jnp.int32(seg * every), dev.factor.sharding)
             args = (state, seeds, lrs, mult, dev.factor, dev.x, dev.y, first_step)
             seg_prog = _compiled("segment", cell.seg_fn, cell.static + (every, config.batch_size),
-                                 cell.sharding, *args)  # fmt: skip
+                                 cell.sharding, *args, precision=prec)  # fmt: skip
             eval_prog = _compiled("eval", cell.eval_fn, cell.static, cell.sharding,
-                                  state, mult, *eval_args)  # fmt: skip
+                                  state, mult, *eval_args, precision=prec)  # fmt: skip
             cell.sizes.add(len(slots))
             t_seg = time.perf_counter()
             state, seg_loss = seg_prog(*args)
@@ -598,14 +624,15 @@ def run_cell(
     family = config.optimizer.family
     mults = {s: multipliers(registry[s], arch, family) for s in config.schemes}
     savings = savings_mode()
+    state_dtype = jnp.bfloat16 if config.precision == "bf16_state" else None
     n_dev = len(jax.devices())
     opt = config.optimizer
     cell = _Cell(
         config, arch, dev, chash, out, progress, checkpoint_seconds,
         NamedSharding(_mesh(), PartitionSpec("replica")), (arch, opt),
-        jax.vmap(partial(_init_replica, arch=arch, opt=opt)),
+        jax.vmap(partial(_init_replica, arch=arch, opt=opt, state_dtype=state_dtype)),
         jax.vmap(partial(_segment_replica, arch=arch, opt=opt, steps=config.eval_every,
-                         batch_size=config.batch_size),
+                         batch_size=config.batch_size, state_dtype=state_dtype),
                  in_axes=(0, 0, 0, 0, None, None, None, None)),
         jax.vmap(partial(_eval_replica, arch=arch), in_axes=(0, 0, None, None, None)),
         savings,
