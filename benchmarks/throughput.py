@@ -1,4 +1,4 @@
-"""Throughput of the sweep engine against a sequential loop and PyTorch (DESIGN.md section 7b).
+"""Throughput of the sweep engine against a sequential loop and PyTorch.
 
 One sweep *cell* (default: MNIST-1D-shaped teacher data, d = 40, c = 10 classes; width 64,
 L = 16 blocks of k = 2 layers, batch B = 128, R = 16 replicas = 2 schemes x 4 learning rates x

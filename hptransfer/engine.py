@@ -1,4 +1,4 @@
-"""The sweep engine (DESIGN.md section 4): whole grids of replicas in one compiled program.
+"""The sweep engine: whole grids of replicas in one compiled program.
 
 A *cell* is one shape (width, depth, block depth) of a sweep; its *replicas* are every
 (scheme, learning rate, seed). Within a cell:
@@ -16,6 +16,18 @@ A *cell* is one shape (width, depth, block depth) of a sweep; its *replicas* are
   the same sweep again resumes where it stopped. A finished chunk saves only its metrics.
 - The replica axis is cut into chunks that fit in memory and sharded over all local devices
   (``jax.sharding``); several hosts join through ``jax.distributed`` (see the README).
+- No replica-step is wasted (HPTRANSFER_SAVINGS=0 turns this off): replicas whose multipliers,
+  learning rate and seed are equal (sp and mup at the base width, nfd and depth_mup for
+  one-layer blocks) are trained once and reported under every scheme that asked for them; and
+  between segments the live replicas of a chunk move into a smaller power-of-two program once
+  enough have diverged and the time saved beats the compile (:func:`worth_compacting`).
+  meta.json counts the replica-steps requested, computed and saved by each. Which replicas
+  diverge, and when, is unchanged; values agree to float32 rounding (XLA:CPU rounds some
+  vmapped reductions differently for different replica counts, as between chunk sizes).
+- ``[lr] adaptive = true`` extends a cell's learning-rate grid past an optimum at its edge or
+  next to a diverged rate, in bounded follow-up rounds (:func:`adaptive_lrs`).
+- :mod:`hptransfer.costmodel` turns each cell's computed replica-steps and time into achieved
+  FLOP/s and bytes/s against the device's measured roofs (meta.json ``device_peaks``).
 """
 
 from __future__ import annotations
