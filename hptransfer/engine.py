@@ -618,6 +618,44 @@ def adaptive_lrs(table: pd.DataFrame, config: SweepConfig) -> dict[str, list[flo
     return out
 
 
+def _measured_bytes_per_replica(
+    cell: _Cell, trained: list[Replica], size: int, mults: dict[str, Multipliers]
+) -> float | None:
+    """Device bytes per replica of the segment and evaluation programs at ``size`` replicas,
+    from XLA's memory analysis of the compiled programs (arguments + outputs + temporaries -
+    aliased, per device, less the replicated data), the larger of the two; None where the
+    backend does not say. The programs are compiled for the real run's input shapes and
+    shardings, so when the chunk size stays ``size`` they are reused, not compiled twice."""
+    dev, config = cell.dev, cell.config
+    seeds, lrs, mult = _chunk_inputs(cell, trained, mults, np.arange(size) % len(trained))
+    state = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=cell.sharding),
+        jax.eval_shape(cell.init_fn, seeds, mult),
+    )
+    first_step = jax.device_put(jnp.int32(0), dev.factor.sharding)
+    prec = config.precision
+    programs = [
+        (_compiled("segment", cell.seg_fn, cell.static + (config.eval_every, config.batch_size),
+                   cell.sharding, state, seeds, lrs, mult, dev.factor, dev.x, dev.y, first_step,
+                   precision=prec), dev.x.nbytes + dev.y.nbytes),
+        (_compiled("eval", cell.eval_fn, cell.static, cell.sharding, state, mult, dev.x_test,
+                   dev.y_test, dev.probe, precision=prec),
+         dev.x_test.nbytes + dev.y_test.nbytes + dev.probe.nbytes),
+    ]  # fmt: skip
+    per_device = []
+    for program, shared in programs:
+        try:
+            ma = program.memory_analysis()
+        except Exception:  # not every backend implements it
+            return None
+        if ma is None:
+            return None
+        used = ma.argument_size_in_bytes + ma.output_size_in_bytes + ma.temp_size_in_bytes
+        per_device.append(used - ma.alias_size_in_bytes - shared)
+    n_dev = len(jax.devices())
+    return max(per_device) * n_dev / size if max(per_device) > 0 else None
+
+
 def run_cell(
     config: SweepConfig,
     arch: Architecture,
@@ -656,6 +694,7 @@ def run_cell(
     known: dict[tuple, int] = {}  # identity -> column
     histories: list[dict[str, np.ndarray]] = []
     sizes: list[int] = []
+    memory: dict[str, Any] = {}
     new, rounds = replicas(config), 0
     while new:
         trained = []
@@ -670,6 +709,12 @@ def run_cell(
             size = chunk_size(
                 len(trained), bytes_per_replica(arch, config), n_dev, config.max_replicas_per_chunk
             )
+            if config.max_replicas_per_chunk <= 0:  # XLA's own memory count, where it has one
+                measured = _measured_bytes_per_replica(cell, trained, size, mults)
+                memory["bytes_per_replica_estimated"] = bytes_per_replica(arch, config)
+                memory["bytes_per_replica_measured"] = measured
+                if measured:
+                    size = chunk_size(len(trained), measured, n_dev)
             sizes.append(size)
             for c0 in range(0, len(trained), size):
                 index = c0 // size if rounds == 0 else f"round{rounds}_{c0 // size}"
@@ -703,6 +748,7 @@ def run_cell(
         "replica_steps_saved_dedup": (len(reps) - len(known)) * config.steps,
         "replica_steps_saved_compaction": cell.steps["compaction"],
         "compactions": cell.steps["compactions"],
+        **memory,
         "compile_seconds": COMPILE_STATS["seconds"] - compile_before,
         "run_seconds": time.perf_counter() - t_start,
     }

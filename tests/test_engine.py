@@ -70,7 +70,10 @@ def test_replica_equals_the_single_run(tmp_path, data):
 
 
 def test_results_table_and_meta(tmp_path, data):
+    clear_program_cache()
     frame = run_sweep(tiny(), tmp_path, data=data, progress=False)
+    # Sizing the chunk from XLA's memory analysis reuses the programs it compiled to ask.
+    assert COMPILE_STATS["count"] == 3
     on_disk = pd.read_parquet(tmp_path / "results.parquet")
     assert len(on_disk) == len(frame) == 2 * 3 * 4  # schemes x lrs x evaluations
     for column in (
@@ -95,6 +98,9 @@ def test_results_table_and_meta(tmp_path, data):
     meta = read_meta(tmp_path)
     assert meta["config"]["name"] == "tiny" and "jax" in meta["versions"]
     assert meta["cells"][0]["compile_seconds"] > 0 and meta["wall_seconds"] > 0
+    measured = meta["cells"][0]["bytes_per_replica_measured"]
+    params = 4 * (32 * 32 + 4 * 2 * 32 * 32 + 32 * 10)  # float32 weights of one replica
+    assert 2 * params < measured < meta["cells"][0]["bytes_per_replica_estimated"] * 4
     assert not (tmp_path / "checkpoints").exists()
 
 
