@@ -20,7 +20,8 @@ errors. Layout (see benchmarks/*.toml)::
     [lr]        start, stop, step           (log2 of the learning rate; stop inclusive)
     [lr.by_scheme.NAME]  start, stop, step  (optional per-scheme grid)
     [lr]        adaptive = false            (true: extend a cell's grid past an edge optimum
-                max_extra_octaves = 2.0      by up to this many octaves beyond start/stop)
+                max_extra_octaves = 2.0      by up to this many octaves beyond start/stop;
+                refine = false               true: then add half-steps around the optimum)
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class SweepConfig:
     lr_by_scheme: tuple[tuple[str, LrGrid], ...] = ()
     lr_adaptive: bool = False
     lr_max_extra_octaves: float = 2.0
+    lr_refine: bool = False
 
     def lr_grid(self, scheme: str) -> tuple[float, ...]:
         """log2 learning rates swept for ``scheme``."""
@@ -327,14 +329,17 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
     lr_raw = raw.get("lr", {})
     if not isinstance(lr_raw, dict):
         raise _fail(source, "lr", lr_raw, "a table {start, stop, step, by_scheme}")
-    extra = ("by_scheme", "adaptive", "max_extra_octaves")
+    extra = ("by_scheme", "adaptive", "max_extra_octaves", "refine")
     _check_keys(source, "lr", lr_raw, ("start", "stop", "step", *extra))
     grid_raw = {k: v for k, v in lr_raw.items() if k not in extra}
     adapt: dict[str, Any] = {}
-    if "adaptive" in lr_raw:
-        if not isinstance(lr_raw["adaptive"], bool):
-            raise _fail(source, "lr.adaptive", lr_raw["adaptive"], "true or false")
-        adapt["lr_adaptive"] = lr_raw["adaptive"]
+    for key in ("adaptive", "refine"):
+        if key in lr_raw:
+            if not isinstance(lr_raw[key], bool):
+                raise _fail(source, f"lr.{key}", lr_raw[key], "true or false")
+            adapt[f"lr_{key}"] = lr_raw[key]
+    if adapt.get("lr_refine") and not adapt.get("lr_adaptive"):
+        raise _fail(source, "lr.refine", True, "false unless lr.adaptive = true")
     if "max_extra_octaves" in lr_raw:
         adapt["lr_max_extra_octaves"] = _float(
             source, "lr.max_extra_octaves", lr_raw["max_extra_octaves"], lo=0, hi=64

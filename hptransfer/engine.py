@@ -240,7 +240,7 @@ def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Schem
         "run": [config.steps, config.eval_every, config.batch_size, config.divergence_factor,
                 config.probe_size],
         "replicas": [dataclasses.astuple(r) for r in replicas(config)],
-        "adaptive": [config.lr_adaptive, config.lr_max_extra_octaves],
+        "adaptive": [config.lr_adaptive, config.lr_max_extra_octaves, config.lr_refine],
         "precision": config.precision,
         "schemes": {s: registry[s].to_table() for s in config.schemes},
         "format": 3,  # 3: chunks of distinct replicas; checkpoints know the live slots
@@ -589,7 +589,9 @@ def adaptive_lrs(table: pd.DataFrame, config: SweepConfig) -> dict[str, list[flo
     With the best rate at the top of the grid, one grid step above is added; at the bottom (or
     with every rate diverged), one step below; both within ``lr_max_extra_octaves`` of the
     configured grid. With the best rate next to a diverged one, their midpoint is added while
-    the gap is wider than a quarter step. Rates already trained are never added again.
+    the gap is wider than a quarter step. With ``lr_refine`` and an interior optimum whose
+    neighbours are a whole step away and did not diverge, the two half-step points around it
+    are added (once: the new gaps are half a step). Rates already trained are never added again.
     """
     last = table[table.step == table.step.max()]
     score = (
@@ -612,6 +614,10 @@ def adaptive_lrs(table: pd.DataFrame, config: SweepConfig) -> dict[str, list[flo
         elif np.isfinite(values[best]) and not np.isfinite(values[best + 1]):
             if lrs[best + 1] - lrs[best] > grid.step / 4 + 1e-9:
                 want.append((lrs[best] + lrs[best + 1]) / 2)
+        elif config.lr_refine and 0 < best and np.isfinite(values[best + 1]):
+            for other in (lrs[best - 1], lrs[best + 1]):
+                if abs(other - lrs[best]) > grid.step / 2 + 1e-9:
+                    want.append((other + lrs[best]) / 2)
         want = [round(float(x), 6) for x in want if lo - 1e-9 <= x <= hi + 1e-9]
         if want := [x for x in want if x not in set(lrs.round(6))]:
             out[scheme] = want

@@ -253,6 +253,7 @@ def _toml(value) -> str:
         ),
         ({"lr": {"adaptive": "yes"}}, ["lr.adaptive", "true or false"]),
         ({"lr": {"max_extra_octaves": -1}}, ["lr.max_extra_octaves", ">= 0"]),
+        ({"lr": {"refine": True}}, ["lr.refine", "unless lr.adaptive = true"]),
         ({"lr_adaptive": True}, ["unknown field 'lr_adaptive'"]),
         ({"precision": "fp16"}, ["precision", "fp16", "bf16_state"]),
     ],

@@ -13,6 +13,7 @@ import pytest
 from hptransfer.config import config_from_dict
 from hptransfer.engine import (
     SimulatedKill,
+    adaptive_lrs,
     bucket_size,
     deduplicate,
     replicas,
@@ -151,3 +152,34 @@ def test_compaction_pays_only_when_the_saved_time_beats_the_compile():
     assert not worth_compacting(32, 16, 1.0, 4, compile_seconds=2.5)
     assert not worth_compacting(32, 16, 1.0, 0, compile_seconds=0.1)  # nothing left to save
     assert worth_compacting(32, 0, 1.0, 0, compile_seconds=9.0)  # nothing alive: stop
+
+
+def _final(losses: dict[float, float]) -> pd.DataFrame:
+    """A cell's last evaluation: one replica per log2 lr; inf marks a diverged one."""
+    rows = [
+        {"scheme": "mup", "log2_lr": lr, "seed": 0, "step": 30,
+         "train_loss": np.nan if np.isinf(v) else v, "diverged": bool(np.isinf(v))}
+        for lr, v in losses.items()
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    ("losses", "refine", "want"),
+    [
+        ({-3: 2.0, -2: 1.0}, False, {"mup": [-1.0]}),  # best at the top edge
+        ({-3: 1.0, -2: 1.5, -1: 2.0}, False, {"mup": [-4.0]}),  # at the bottom edge
+        ({-3: np.inf, -2: np.inf, -1: np.inf}, False, {"mup": [-4.0]}),  # all diverged
+        ({-3: 2.0, -2: 1.0, -1: np.inf}, False, {"mup": [-1.5]}),  # next to divergence
+        ({-3: 2.0, -2: 1.0, -1.5: np.inf}, False, {"mup": [-1.75]}),
+        ({-3: 2.0, -2: 1.0, -1.75: np.inf}, False, {}),  # gap a quarter step: settled
+        ({-3: 2.0, -2: 1.0, -1: 1.5}, False, {}),  # interior optimum: settled
+        ({-3: 2.0, -2: 1.0, -1: 1.5}, True, {"mup": [-2.5, -1.5]}),  # refined once
+        ({-3: 2.0, -2.5: 1.2, -2: 1.0, -1.5: 1.1, -1: 1.5}, True, {}),
+        ({-4: 2.0, -3: 1.5, -2: 1.4, -1: 1.0}, False, {}),  # top edge at the octave bound
+    ],
+)
+def test_adaptive_rounds_extend_edges_and_refine(losses, refine, want):
+    lr = {"start": -3, "stop": -2, "step": 1, "adaptive": True, "max_extra_octaves": 1}
+    config = config_from_dict({**RAW, "schemes": ["mup"], "lr": {**lr, "refine": refine}})
+    assert adaptive_lrs(_final(losses), config) == want
