@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 
 from hptransfer import costmodel
 from hptransfer import results as results_io
-from hptransfer.config import SweepConfig
+from hptransfer.config import ConfigError, SweepConfig
 from hptransfer.data import Dataset, load_dataset
 from hptransfer.model import Architecture, check_inputs, kernel_shapes
 from hptransfer.movement import flatten_stats, layer_stats
@@ -305,7 +305,9 @@ def savings_mode() -> str:
     the smaller program; "always" = compact whenever a smaller bucket fits (tests)."""
     mode = os.environ.get("HPTRANSFER_SAVINGS", "1")
     if mode not in ("0", "1", "always"):
-        raise ValueError(f"HPTRANSFER_SAVINGS = {mode!r}; allowed: 0, 1, always")
+        raise ConfigError(
+            f"environment variable HPTRANSFER_SAVINGS = {mode!r}; allowed: 0, 1, always"
+        )
     return mode
 
 
@@ -835,6 +837,7 @@ def run_sweep(
     ``kill_after_segments`` is fault injection for tests (raises :class:`SimulatedKill`).
     """
     out = Path(out)
+    savings_mode()  # an invalid HPTRANSFER_SAVINGS fails before any compute
     writer = jax.process_index() == 0
     if kill_after_segments is None and os.environ.get("HPTRANSFER_KILL_AFTER_SEGMENTS"):
         kill_after_segments = int(os.environ["HPTRANSFER_KILL_AFTER_SEGMENTS"])

@@ -183,3 +183,12 @@ def test_adaptive_rounds_extend_edges_and_refine(losses, refine, want):
     lr = {"start": -3, "stop": -2, "step": 1, "adaptive": True, "max_extra_octaves": 1}
     config = config_from_dict({**RAW, "schemes": ["mup"], "lr": {**lr, "refine": refine}})
     assert adaptive_lrs(_final(losses), config) == want
+
+
+def test_an_unknown_savings_switch_is_a_config_error(monkeypatch, tmp_path, teacher_data):
+    from hptransfer.config import ConfigError
+
+    monkeypatch.setenv("HPTRANSFER_SAVINGS", "maybe")
+    with pytest.raises(ConfigError, match="HPTRANSFER_SAVINGS.*allowed: 0, 1, always"):
+        run_sweep(config_from_dict(RAW), tmp_path, data=teacher_data, progress=False)
+    assert not (tmp_path / "results.parquet").exists()
