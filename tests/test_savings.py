@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hptransfer.config import config_from_dict
+from hptransfer.config import ConfigError, config_from_dict
 from hptransfer.engine import (
     SimulatedKill,
     adaptive_lrs,
@@ -186,8 +186,6 @@ def test_adaptive_rounds_extend_edges_and_refine(losses, refine, want):
 
 
 def test_an_unknown_savings_switch_is_a_config_error(monkeypatch, tmp_path, teacher_data):
-    from hptransfer.config import ConfigError
-
     monkeypatch.setenv("HPTRANSFER_SAVINGS", "maybe")
     with pytest.raises(ConfigError, match="HPTRANSFER_SAVINGS.*allowed: 0, 1, always"):
         run_sweep(config_from_dict(RAW), tmp_path, data=teacher_data, progress=False)
