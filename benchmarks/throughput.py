@@ -1,4 +1,4 @@
-"""Throughput of the sweep engine against a sequential loop and PyTorch (docs/design.md).
+"""Throughput of the sweep engine against a sequential loop and PyTorch.
 
 One sweep *cell* (default: MNIST-1D-shaped teacher data, d = 40, c = 10 classes; width 64,
 L = 16 blocks of k = 2 layers, batch B = 128, R = 16 replicas = 2 schemes x 4 learning rates x
@@ -38,6 +38,9 @@ import os
 from hptransfer.cli import configure_host_devices  # no jax import: safe before the flag
 
 configure_host_devices()
+# The engine's raw rate: every requested replica computed (no deduplication of replicas that are
+# one network at the base shape, no compaction of diverged ones), so R S counts real work.
+os.environ["HPTRANSFER_SAVINGS"] = "0"
 
 # ruff: noqa: E402  (jax and everything importing it must come after the XLA flag)
 import argparse
@@ -62,7 +65,7 @@ import baselines
 import jax
 import numpy as np
 
-from hptransfer import engine
+from hptransfer import costmodel, engine
 from hptransfer.config import SweepConfig, config_from_dict
 from hptransfer.data import Dataset, teacher
 from hptransfer.model import Architecture
@@ -154,6 +157,9 @@ def _timed_sweep(config: SweepConfig, data: Dataset, out: Path) -> dict[str, flo
         "compile_s": engine.COMPILE_STATS["seconds"] - seconds0,
         "compiles": engine.COMPILE_STATS["count"] - count0,
         "chunk_size": float(meta["cells"][0].get("chunk_size", float("nan"))),
+        "roofline": costmodel.roofline(meta["cells"], meta["device_peaks"]).to_dict("records")
+        if meta.get("device_peaks")
+        else [],
     }
 
 
@@ -183,6 +189,10 @@ def engine_rate(cell: Cell, data: Dataset, steps: int, workdir: Path) -> dict[st
     t2 = _timed_sweep(two_seg, data, out)
     reps = cell.replicas
     first = engine.replicas(one_seg)[0]
+    if t2["roofline"]:
+        import pandas as pd
+
+        print(pd.DataFrame(t2["roofline"]).to_string(index=False), flush=True)
     return {
         "steps": 2 * half,
         "eval_every": half,
@@ -195,6 +205,7 @@ def engine_rate(cell: Cell, data: Dataset, steps: int, workdir: Path) -> dict[st
         "t2_s": t2["wall_s"],
         "cores_busy": t2["cores_busy"],
         "recompiles": t1["compiles"] + t2["compiles"],
+        "roofline": t2["roofline"],  # the engine's own cost model (hptransfer.costmodel)
         "rate": reps * 2 * half / t2["wall_s"],
         "rate_steady": reps * half / max(t2["wall_s"] - t1["wall_s"], 1e-9),
         "intermediate_checkpoints": False,

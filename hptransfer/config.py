@@ -14,12 +14,16 @@ errors. Layout (see benchmarks/*.toml)::
     probe_size = 256              # probe batch for feature movement
     max_replicas_per_chunk = 0    # 0 = from the memory estimate
     max_replicas = 4096           # refuse a cell with more replicas (schemes x lrs x seeds)
+    precision = "f32"             # "f32" | "tf32" (matmuls) | "bf16_state" (optimizer state)
     [data]      name = "mnist1d", num_samples = 20000, seed = 42   (cifar10: path, md5)
     [model]     family, widths, depths, block_depths, base_width, base_depth, bias
     [optimizer] name = "sgd" | "adam" | "adamw", momentum, nesterov, b1, b2, eps, weight_decay
     [lr]        start, stop, step           (log2 of the learning rate; stop inclusive;
                                              at most MAX_LR_POINTS = 256 points per grid)
     [lr.by_scheme.NAME]  start, stop, step  (optional per-scheme grid)
+    [lr]        adaptive = false            (true: extend a cell's grid past an edge optimum
+                max_extra_octaves = 2.0      by up to this many octaves beyond start/stop;
+                refine = false               true: then add half-steps around the optimum)
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ from hptransfer.optim import OPTIMIZERS, OptimizerConfig
 from hptransfer.schemes import SchemeError, load_schemes
 
 MAX_LR_POINTS = 256  # learning rates per grid: far above any useful sweep, far below a typo's
+
+PRECISIONS = ("f32", "tf32", "bf16_state")
+"""f32: float32 everywhere (exact); tf32: matmuls at TensorFloat-32 (GPUs; CPUs ignore it);
+bf16_state: optimizer state (momentum, Adam moments) stored in bfloat16 between steps."""
 
 
 class ConfigError(ValueError):
@@ -100,11 +108,15 @@ class SweepConfig:
     probe_size: int = 256
     max_replicas_per_chunk: int = 0
     max_replicas: int = 4096
+    precision: str = "f32"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     lr: LrGrid = LrGrid(-6.0, 0.0, 0.5)
     lr_by_scheme: tuple[tuple[str, LrGrid], ...] = ()
+    lr_adaptive: bool = False
+    lr_max_extra_octaves: float = 2.0
+    lr_refine: bool = False
 
     def lr_grid(self, scheme: str) -> tuple[float, ...]:
         """log2 learning rates swept for ``scheme``."""
@@ -206,8 +218,8 @@ def check_limits(config: SweepConfig, source: str = "<config>") -> None:
         )  # fmt: skip
 
 
-# Every SweepConfig field is a TOML key, except the per-scheme grids, which live under [lr].
-_TOP = tuple(f.name for f in dataclasses.fields(SweepConfig) if f.name != "lr_by_scheme")
+# Every SweepConfig field is a TOML key, except the lr_* fields, which live under [lr].
+_TOP = tuple(f.name for f in dataclasses.fields(SweepConfig) if not f.name.startswith("lr_"))
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
@@ -232,6 +244,10 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
         top["divergence_factor"] = _float(
             source, "divergence_factor", raw["divergence_factor"], lo=1
         )
+    if "precision" in raw:
+        if raw["precision"] not in PRECISIONS:
+            raise _fail(source, "precision", raw["precision"], f"one of {list(PRECISIONS)}")
+        top["precision"] = raw["precision"]
     if "seeds" in raw:
         top["seeds"] = _int_list(source, "seeds", raw["seeds"], lo=0)
     if "scheme_files" in raw:
@@ -352,8 +368,21 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
     lr_raw = raw.get("lr", {})
     if not isinstance(lr_raw, dict):
         raise _fail(source, "lr", lr_raw, "a table {start, stop, step, by_scheme}")
-    _check_keys(source, "lr", lr_raw, ("start", "stop", "step", "by_scheme"))
-    grid_raw = {k: v for k, v in lr_raw.items() if k != "by_scheme"}
+    extra = ("by_scheme", "adaptive", "max_extra_octaves", "refine")
+    _check_keys(source, "lr", lr_raw, ("start", "stop", "step", *extra))
+    grid_raw = {k: v for k, v in lr_raw.items() if k not in extra}
+    adapt: dict[str, Any] = {}
+    for key in ("adaptive", "refine"):
+        if key in lr_raw:
+            if not isinstance(lr_raw[key], bool):
+                raise _fail(source, f"lr.{key}", lr_raw[key], "true or false")
+            adapt[f"lr_{key}"] = lr_raw[key]
+    if adapt.get("lr_refine") and not adapt.get("lr_adaptive"):
+        raise _fail(source, "lr.refine", True, "false unless lr.adaptive = true")
+    if "max_extra_octaves" in lr_raw:
+        adapt["lr_max_extra_octaves"] = _float(
+            source, "lr.max_extra_octaves", lr_raw["max_extra_octaves"], lo=0, hi=64
+        )
     lr = _lr_grid(source, "lr", grid_raw) if grid_raw else defaults.lr
     by_scheme_raw = lr_raw.get("by_scheme", {})
     if not isinstance(by_scheme_raw, dict):
@@ -371,7 +400,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
 
     config = dataclasses.replace(
         defaults, **top, data=data, model=model, optimizer=optimizer, lr=lr,
-        lr_by_scheme=tuple(by_scheme),
+        lr_by_scheme=tuple(by_scheme), **adapt,
     )  # fmt: skip
     check_limits(config, source)
     return config

@@ -1,4 +1,4 @@
-"""The sweep engine (docs/design.md section 4): whole grids of replicas in one compiled program.
+"""The sweep engine (docs/design.md): whole grids of replicas in one compiled program.
 
 A *cell* is one shape (width, depth, block depth) of a sweep; its *replicas* are every
 (scheme, learning rate, seed). Within a cell:
@@ -20,6 +20,18 @@ A *cell* is one shape (width, depth, block depth) of a sweep; its *replicas* are
   through an all-gather, and process 0 alone writes files.
 - Before any compute, :func:`run_sweep` takes the output directory (:mod:`hptransfer.rundir`:
   one writer, one config) and checks the limits (grid size, one replica's memory).
+- No replica-step is wasted (HPTRANSFER_SAVINGS=0 turns this off): replicas whose multipliers,
+  learning rate and seed are equal (sp and mup at the base width, nfd and depth_mup for
+  one-layer blocks) are trained once and reported under every scheme that asked for them; and
+  between segments the live replicas of a chunk move into a smaller power-of-two program once
+  enough have diverged and the time saved beats the compile (:func:`worth_compacting`).
+  meta.json counts the replica-steps requested, computed and saved by each. Which replicas
+  diverge, and when, is unchanged; values agree to float32 rounding (XLA:CPU rounds some
+  vmapped reductions differently for different replica counts, as between chunk sizes).
+- ``[lr] adaptive = true`` extends a cell's learning-rate grid past an optimum at its edge or
+  next to a diverged rate, in bounded follow-up rounds (:func:`adaptive_lrs`).
+- :mod:`hptransfer.costmodel` turns each cell's computed replica-steps and time into achieved
+  FLOP/s and bytes/s against the device's measured roofs (meta.json ``device_peaks``).
 """
 
 from __future__ import annotations
@@ -49,8 +61,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from hptransfer import costmodel, rundir
 from hptransfer import results as results_io
-from hptransfer import rundir
 from hptransfer.config import ConfigError, SweepConfig, check_limits
 from hptransfer.data import Dataset, load_dataset
 from hptransfer.model import Architecture, check_inputs, kernel_shapes
@@ -61,6 +73,15 @@ from hptransfer.train import TrainState, evaluate, init_state, probe_batch, samp
 
 COMPILE_STATS: dict[str, float] = {"count": 0, "seconds": 0.0}
 _PROGRAMS: dict[Any, Any] = {}
+
+
+def _host(x) -> np.ndarray:
+    """Every device -> host read of the engine goes through here: the full value of an array
+    sharded over the global mesh, on every process (a plain read when all its shards are local,
+    an all-gather across processes otherwise)."""
+    if not isinstance(x, jax.Array) or x.is_fully_addressable:
+        return np.asarray(x)
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 class SimulatedKill(RuntimeError):
@@ -100,9 +121,22 @@ def _tree_all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def _init_replica(seed, mult, *, arch, opt) -> ReplicaState:
+def _cast_state(train: TrainState, dtype) -> TrainState:
+    """``train`` with the floating leaves of its optimizer state cast to ``dtype`` (None: as is).
+
+    precision = "bf16_state" keeps momentum / Adam moments in bfloat16 between steps (half their
+    memory and traffic); every step computes in float32 from the upcast values."""
+    if dtype is None:
+        return train
+    cast = partial(
+        jax.tree.map, lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+    )
+    return train.replace(opt_state=cast(train.opt_state))
+
+
+def _init_replica(seed, mult, *, arch, opt, state_dtype=None) -> ReplicaState:
     return ReplicaState(
-        init_state(seed, mult, arch, opt),
+        _cast_state(init_state(seed, mult, arch, opt), state_dtype),
         jnp.array(True),
         jnp.array(-1, jnp.int32),
         jnp.array(jnp.nan, jnp.float32),
@@ -110,13 +144,16 @@ def _init_replica(seed, mult, *, arch, opt) -> ReplicaState:
 
 
 def _segment_replica(
-    state, seed, lr, mult, factor, x, y, first_step, *, arch, opt, steps, batch_size
-):
+    state, seed, lr, mult, factor, x, y, first_step, *, arch, opt, steps, batch_size,
+    state_dtype=None,
+):  # fmt: skip
     """``steps`` optimizer steps with freezing on divergence; returns (state, mean loss)."""
 
     def body(st: ReplicaState, step):
         batch = sample_batch(seed, step, x, y, batch_size)
-        new, loss = train_step(st.train, batch, mult, lr, arch, opt)
+        new, loss = train_step(_cast_state(st.train, jnp.float32 if state_dtype else None),
+                               batch, mult, lr, arch, opt)  # fmt: skip
+        new = _cast_state(new, state_dtype)
         loss0 = jnp.where(step == 0, loss, st.loss0)
         ok = st.alive & jnp.isfinite(loss) & _tree_all_finite(new.params) & (loss <= factor * loss0)
         died = st.alive & ~ok
@@ -145,8 +182,13 @@ def _eval_replica(state, mult, x_test, y_test, probe, *, arch):
     }
 
 
-def _compiled(name: str, fn: Callable, static: tuple, out_sharding, *args):
-    """Compile ``fn(*args)`` ahead of time once per (name, static settings, input shapes).
+MATMUL_PRECISION = {"f32": None, "tf32": "tensorfloat32", "bf16_state": None}
+"""jax.default_matmul_precision of each config ``precision`` (None: the float32 default)."""
+
+
+def _compiled(name: str, fn: Callable, static: tuple, out_sharding, *args, precision="f32"):
+    """Compile ``fn(*args)`` ahead of time once per (name, static settings, input shapes),
+    with the matmul precision of ``precision`` (:data:`MATMUL_PRECISION`).
 
     Every output has the replica axis first and is pinned to ``out_sharding``, so a program's
     outputs feed the next program without resharding.
@@ -155,12 +197,14 @@ def _compiled(name: str, fn: Callable, static: tuple, out_sharding, *args):
     key = (
         name,
         static,
+        precision,
         treedef,
         tuple((tuple(a.shape), str(a.dtype), getattr(a, "sharding", None)) for a in leaves),
     )
     if key not in _PROGRAMS:
         t0 = time.perf_counter()
-        _PROGRAMS[key] = jax.jit(fn, out_shardings=out_sharding).lower(*args).compile()
+        with jax.default_matmul_precision(MATMUL_PRECISION[precision]):
+            _PROGRAMS[key] = jax.jit(fn, out_shardings=out_sharding).lower(*args).compile()
         COMPILE_STATS["count"] += 1
         COMPILE_STATS["seconds"] += time.perf_counter() - t0
     return _PROGRAMS[key]
@@ -224,8 +268,10 @@ def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Schem
         "run": [config.steps, config.eval_every, config.batch_size, config.divergence_factor,
                 config.probe_size],
         "replicas": [dataclasses.astuple(r) for r in replicas(config)],
+        "adaptive": [config.lr_adaptive, config.lr_max_extra_octaves, config.lr_refine],
+        "precision": config.precision,
         "schemes": {s: registry[s].to_table() for s in config.schemes},
-        "format": 2,  # 2: diverged_step is one vector per chunk in checkpoints
+        "format": 3,  # 3: chunks of distinct replicas; checkpoints know the live slots
     }  # fmt: skip
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
@@ -300,19 +346,81 @@ def chunk_size(n_replicas: int, per_replica: int, n_devices: int, override: int 
 
 
 # --------------------------------------------------------------------------------------------
+# Savings: deduplication and compaction
+
+LANES = 8
+"""Smallest replicas per device of a compacted program (one AVX vector of float32): smaller
+programs save little time, and each bucket size costs one more compilation."""
+
+
+def savings_mode() -> str:
+    """HPTRANSFER_SAVINGS: "0" = off (every requested replica computed, nothing compacted);
+    "1" (default) = deduplicate, and compact when the expected saving beats the compile time of
+    the smaller program; "always" = compact whenever a smaller bucket fits (tests)."""
+    mode = os.environ.get("HPTRANSFER_SAVINGS", "1")
+    if mode not in ("0", "1", "always"):
+        raise ConfigError(
+            f"environment variable HPTRANSFER_SAVINGS = {mode!r}; allowed: 0, 1, always"
+        )
+    return mode
+
+
+def savings_enabled() -> bool:
+    """Deduplication and compaction are on unless the environment sets HPTRANSFER_SAVINGS=0."""
+    return savings_mode() != "0"
+
+
+def worth_compacting(
+    current: int, new: int, segment_seconds: float, segments_left: int, compile_seconds: float
+) -> bool:
+    """Compaction pays when the time saved on the remaining segments, (1 - new / current) x
+    segment time x segments left, exceeds the compile time of the smaller program (0 once it
+    is compiled). A bucket of 0 (nothing alive) always pays."""
+    saved = (1 - new / current) * segment_seconds * segments_left
+    return new == 0 or saved > compile_seconds
+
+
+def _identity(rep: Replica, mult: Multipliers) -> tuple:
+    """What decides a replica's training, as bytes: every multiplier array, the lr and the seed."""
+    leaves = [np.asarray(x, np.float32) for x in jax.tree.leaves(mult)]
+    return (tuple(x.tobytes() for x in leaves), np.float32(2.0**rep.log2_lr).tobytes(), rep.seed)
+
+
+def deduplicate(reps: list[Replica], mults: dict[str, Multipliers]) -> tuple[list[int], np.ndarray]:
+    """(indices of the distinct replicas, owner) with ``owner[i]`` = the position in that list
+    of the replica that trains ``reps[i]``.
+
+    Two replicas are one when their computed multipliers (init std, forward, lr and eps factors
+    per leaf, branch multiplier) are exactly equal and so are their learning rate and seed: e.g.
+    sp and mup at the base width, nfd and depth_mup for one-layer blocks.
+    """
+    first: dict[tuple, int] = {}
+    distinct: list[int] = []
+    owner = np.empty(len(reps), np.int64)
+    for i, rep in enumerate(reps):
+        key = _identity(rep, mults[rep.scheme])
+        if key not in first:
+            first[key] = len(distinct)
+            distinct.append(i)
+        owner[i] = first[key]
+    return distinct, owner
+
+
+def bucket_size(n_live: int, n_devices: int, current: int) -> int:
+    """Program size for ``n_live`` replicas: n_devices x a power of two >= LANES, or
+    ``current`` when that is not smaller (0 when none is alive)."""
+    if n_live == 0:
+        return 0
+    per_device = max(LANES, 1 << max(0, math.ceil(math.log2(math.ceil(n_live / n_devices)))))
+    return min(current, n_devices * per_device)
+
+
+# --------------------------------------------------------------------------------------------
 # Running one cell
 
 
 def _mesh() -> Mesh:
     return Mesh(np.array(jax.devices()), ("replica",))
-
-
-def _fetch(x: jax.Array) -> np.ndarray:
-    """The full value of an array sharded over the global mesh, on every process: a plain read
-    when all its shards are local, an all-gather across processes otherwise."""
-    if x.is_fully_addressable:
-        return np.asarray(x)
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 def _place(tree, sharding):
@@ -324,8 +432,9 @@ def _checkpoint_manager(path: Path) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(path.absolute(), options=options)
 
 
-def _restore(mgr, path, state, history, expected: dict) -> tuple[Any, dict, int] | None:
-    """The latest checkpoint if it is readable and belongs to this cell and chunk, else None."""
+def _restore(mgr, path, state, history, expected: dict) -> tuple[Any, dict, int, Any] | None:
+    """The latest checkpoint of this cell and chunk, if readable: (state, history, segments
+    done, slots: the chunk-local replicas its compacted state holds, or None), else None."""
     step = mgr.latest_step()
     if step is None:
         return None
@@ -333,16 +442,13 @@ def _restore(mgr, path, state, history, expected: dict) -> tuple[Any, dict, int]
         meta = dict(mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
         if {k: meta.get(k) for k in expected} != expected or not 0 < step:
             raise ValueError(f"it belongs to {meta}, not to {expected}")
+        slots = meta.get("slots")
         items = {"history": ocp.args.StandardRestore(history)}
-        if not meta.get("finished"):
-            items["state"] = ocp.args.StandardRestore(
-                jax.tree.map(
-                    lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), state
-                )
-            )
+        if not meta.get("finished") and slots:
+            items["state"] = ocp.args.StandardRestore(_abstract(state, len(slots)))
         restored = mgr.restore(step, args=ocp.args.Composite(**items))
-        history = {k: np.asarray(v) for k, v in restored["history"].items()}
-        return restored.get("state", state), history, int(step)
+        history = {k: _host(v) for k, v in restored["history"].items()}
+        return restored.get("state", state), history, int(step), slots
     except Exception as err:  # corrupt, foreign or from an older format: recompute
         warnings.warn(
             f"checkpoint {path} is unusable ({type(err).__name__}: {err}); recomputing this cell",
@@ -385,6 +491,237 @@ def _device_data(config: SweepConfig, data: Dataset, shared: NamedSharding) -> _
     return _DeviceData(*(jax.device_put(jnp.asarray(a), shared) for a in arrays))
 
 
+@dataclasses.dataclass
+class _Cell:
+    """What every chunk of one cell shares: its programs' inputs and settings."""
+
+    config: SweepConfig
+    arch: Architecture
+    dev: _DeviceData
+    chash: str
+    out: Path
+    progress: _Progress
+    checkpoint_seconds: float
+    sharding: NamedSharding
+    static: tuple
+    init_fn: Callable
+    seg_fn: Callable
+    eval_fn: Callable
+    savings: str  # savings_mode()
+    steps: dict[str, int] = dataclasses.field(
+        default_factory=lambda: dict(computed=0, compaction=0, compactions=0)
+    )
+    sizes: set[int] = dataclasses.field(default_factory=set)  # program sizes compiled
+
+
+def _chunk_inputs(cell: _Cell, chunk: list[Replica], mults: dict[str, Multipliers], slots):
+    """Device arrays (seeds, lrs, multipliers) of the chunk-local replicas ``slots``."""
+    picked = [chunk[i] for i in slots]
+    seeds = jax.device_put(jnp.array([r.seed for r in picked], jnp.int32), cell.sharding)
+    lrs = jax.device_put(jnp.array([2.0**r.log2_lr for r in picked], jnp.float32), cell.sharding)
+    mult: Multipliers = _place(stack([mults[r.scheme] for r in picked]), cell.sharding)
+    return seeds, lrs, mult
+
+
+def _abstract(state, size: int):
+    """The shape of ``state`` with ``size`` replicas (a checkpoint restore target)."""
+    return jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct((size, *a.shape[1:]), a.dtype, sharding=a.sharding), state
+    )
+
+
+def _gather(state, positions: np.ndarray, sharding: NamedSharding):
+    """The replicas at ``positions`` of ``state``, placed as one smaller program's input."""
+    return jax.tree.map(lambda a: jax.device_put(_host(a)[positions], sharding), state)
+
+
+def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) -> dict:
+    """Train the replicas of one chunk in a program of ``size``; returns their history.
+
+    History arrays are chunk-local: (segments, len(chunk)) per metric, ``diverged_step`` of
+    shape (len(chunk),). With savings on, the live replicas are compacted between segments into
+    a smaller program (:func:`bucket_size`); a replica left out is frozen, so its later rows are
+    those a frozen replica gets: NaN losses and accuracy, its last feature movement.
+    """
+    config, dev = cell.config, cell.dev
+    n, n_seg, every = len(chunk), config.steps // config.eval_every, config.eval_every
+    slots = np.array(list(range(n)) + [n - 1] * (size - n), np.int64)
+    seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
+    prec = config.precision
+    state = _compiled("init", cell.init_fn, cell.static, cell.sharding, seeds, mult,
+                      precision=prec)(seeds, mult)  # fmt: skip
+    history: dict[str, np.ndarray] = {"train_loss": np.full((n_seg, n), np.nan, np.float32)}
+    eval_args = (dev.x_test, dev.y_test, dev.probe)
+    for key in jax.eval_shape(cell.eval_fn, state, mult, *eval_args):
+        history[key] = np.full((n_seg, n), np.nan, np.float32)
+    history["diverged_step"] = np.full(n, -1, np.int32)
+    ckpt_path = cell.out / results_io.CHECKPOINT_DIR / cell.chash / f"chunk_{index}"
+    mgr = _checkpoint_manager(ckpt_path)
+    expected = {"cell": cell.chash, "chunk": index, "size": size}
+    start = 0
+    restored = _restore(mgr, ckpt_path, state, history, expected)
+    if restored is None and mgr.latest_step() is not None:
+        mgr.close()
+        shutil.rmtree(ckpt_path, ignore_errors=True)
+        mgr = _checkpoint_manager(ckpt_path)
+    if restored is not None:
+        state, history, start, saved_slots = restored
+        if saved_slots is not None and len(saved_slots) != len(slots):  # a compacted chunk
+            slots = np.asarray(saved_slots, np.int64)
+            if len(slots):
+                seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
+        cell.progress.bar.update(start * every * n)
+
+    last_save = time.perf_counter()
+    for seg in range(start, n_seg):
+        # The chunk-local replica of each slot, once (padding slots repeat a replica).
+        owned, first = np.unique(slots, return_index=True)
+        idle = np.ones(n, bool)
+        idle[owned] = False
+        if len(slots):
+            first_step = jax.device_put(jnp.int32(seg * every), dev.factor.sharding)
+            args = (state, seeds, lrs, mult, dev.factor, dev.x, dev.y, first_step)
+            seg_prog = _compiled("segment", cell.seg_fn, cell.static + (every, config.batch_size),
+                                 cell.sharding, *args, precision=prec)  # fmt: skip
+            eval_prog = _compiled("eval", cell.eval_fn, cell.static, cell.sharding,
+                                  state, mult, *eval_args, precision=prec)  # fmt: skip
+            cell.sizes.add(len(slots))
+            t_seg = time.perf_counter()
+            state, seg_loss = seg_prog(*args)
+            metrics = eval_prog(state, mult, *eval_args)
+            history["train_loss"][seg, owned] = _host(seg_loss)[first]
+            for key, value in metrics.items():
+                history[key][seg, owned] = _host(value)[first]
+            history["diverged_step"][owned] = _host(state.diverged_step)[first]
+            segment_seconds = time.perf_counter() - t_seg
+            cell.steps["computed"] += len(slots) * every
+        cell.steps["compaction"] += (size - len(slots)) * every
+        for key in history:  # replicas compacted away: frozen, as the full program would say
+            if key != "diverged_step":
+                history[key][seg, idle] = history[key][seg - 1, idle] if "/" in key else np.nan
+        finished = seg == n_seg - 1
+        if cell.savings != "0" and not finished and len(slots):
+            alive = _host(state.alive)[first]
+            new = bucket_size(int(alive.sum()), len(jax.devices()), len(slots))
+            per_program = COMPILE_STATS["seconds"] / max(COMPILE_STATS["count"], 1)
+            cost = 0.0 if new in cell.sizes else 2 * per_program  # segment + evaluation
+            # A decision from timings: process 0's holds for all (the programs are collective).
+            if new < len(slots) and _from_writer(
+                cell.savings == "always"
+                or worth_compacting(len(slots), new, segment_seconds, n_seg - 1 - seg, cost)
+            ):
+                cell.steps["compactions"] += 1
+                keep = first[alive]
+                positions = np.concatenate([keep, np.repeat(keep[-1:], new - len(keep))])
+                slots = slots[positions]
+                if new:
+                    state = _gather(state, positions, cell.sharding)
+                    seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
+        now = time.perf_counter()
+        # Process 0's clock decides: Orbax saves are collective over processes.
+        if finished or _from_writer(now - last_save >= cell.checkpoint_seconds):
+            # A finished chunk keeps only its metrics (the other chunks of the cell may still
+            # die); an unfinished one keeps its whole training state and which replicas it holds.
+            meta = {**expected, "finished": finished, "slots": slots.tolist()}
+            items = {"history": ocp.args.StandardSave(history), "meta": ocp.args.JsonSave(meta)}
+            if not finished and len(slots):
+                items["state"] = ocp.args.StandardSave(state)
+            mgr.save(seg + 1, args=ocp.args.Composite(**items))
+            mgr.wait_until_finished()
+            last_save = now
+        cell.progress.segment(every * n)
+    mgr.close()
+    return history
+
+
+def _columns(histories: list[dict[str, np.ndarray]], owner: list[int]) -> dict[str, np.ndarray]:
+    """The trained chunks' histories side by side, one column per requested replica."""
+    return {
+        k: np.concatenate([h[k] for h in histories], axis=-1)[..., np.asarray(owner)]
+        for k in histories[0]
+    }
+
+
+def adaptive_lrs(table: pd.DataFrame, config: SweepConfig) -> dict[str, list[float]]:
+    """The log2 learning rates one more round should add to a cell, per scheme.
+
+    The score of a rate is its seed-averaged final training loss, +inf if any seed diverged.
+    With the best rate at the top of the grid, one grid step above is added; at the bottom (or
+    with every rate diverged), one step below; both within ``lr_max_extra_octaves`` of the
+    configured grid. With the best rate next to a diverged one, their midpoint is added while
+    the gap is wider than a quarter step. With ``lr_refine`` and an interior optimum whose
+    neighbours are a whole step away and did not diverge, the two half-step points around it
+    are added (once: the new gaps are half a step). Rates already trained are never added again.
+    """
+    last = table[table.step == table.step.max()]
+    score = (
+        last.assign(s=np.where(last.diverged | last.train_loss.isna(), np.inf, last.train_loss))
+        .groupby(["scheme", "log2_lr"])
+        .s.mean()
+    )
+    out: dict[str, list[float]] = {}
+    for scheme in config.schemes:
+        grid = dict(config.lr_by_scheme).get(scheme, config.lr)
+        lo, hi = grid.start - config.lr_max_extra_octaves, grid.stop + config.lr_max_extra_octaves
+        curve = score.loc[scheme].sort_index()
+        lrs, values = curve.index.to_numpy(float), curve.to_numpy(float)
+        best = int(np.argmin(values))
+        want = []
+        if not np.isfinite(values[best]) or best == 0:
+            want.append(lrs[0] - grid.step)
+        if np.isfinite(values[best]) and best == len(lrs) - 1:
+            want.append(lrs[-1] + grid.step)
+        elif np.isfinite(values[best]) and not np.isfinite(values[best + 1]):
+            if lrs[best + 1] - lrs[best] > grid.step / 4 + 1e-9:
+                want.append((lrs[best] + lrs[best + 1]) / 2)
+        elif config.lr_refine and 0 < best and np.isfinite(values[best + 1]):
+            for other in (lrs[best - 1], lrs[best + 1]):
+                if abs(other - lrs[best]) > grid.step / 2 + 1e-9:
+                    want.append((other + lrs[best]) / 2)
+        want = [round(float(x), 6) for x in want if lo - 1e-9 <= x <= hi + 1e-9]
+        if want := [x for x in want if x not in set(lrs.round(6))]:
+            out[scheme] = want
+    return out
+
+
+def _measured_bytes_per_replica(
+    cell: _Cell, trained: list[Replica], size: int, mults: dict[str, Multipliers]
+) -> float | None:
+    """Device bytes per replica of the segment and evaluation programs at ``size`` replicas,
+    from XLA's memory analysis of the compiled programs (arguments + outputs + temporaries -
+    aliased, per device, less the replicated data), the larger of the two; None where the
+    backend does not say. The programs are compiled for the real run's input shapes and
+    shardings, so when the chunk size stays ``size`` they are reused, not compiled twice."""
+    dev, config = cell.dev, cell.config
+    seeds, lrs, mult = _chunk_inputs(cell, trained, mults, np.arange(size) % len(trained))
+    state = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=cell.sharding),
+        jax.eval_shape(cell.init_fn, seeds, mult),
+    )
+    first_step = jax.device_put(jnp.int32(0), dev.factor.sharding)
+    prec = config.precision
+    programs = [
+        (_compiled("segment", cell.seg_fn, cell.static + (config.eval_every, config.batch_size),
+                   cell.sharding, state, seeds, lrs, mult, dev.factor, dev.x, dev.y, first_step,
+                   precision=prec), dev.x.nbytes + dev.y.nbytes),
+        (_compiled("eval", cell.eval_fn, cell.static, cell.sharding, state, mult, dev.x_test,
+                   dev.y_test, dev.probe, precision=prec),
+         dev.x_test.nbytes + dev.y_test.nbytes + dev.probe.nbytes),
+    ]  # fmt: skip
+    per_device = []
+    for program, shared in programs:
+        try:
+            ma = program.memory_analysis()
+        except Exception:  # not every backend implements it
+            return None
+        if ma is None:
+            return None
+        used = ma.argument_size_in_bytes + ma.output_size_in_bytes + ma.temp_size_in_bytes
+        per_device.append(used - ma.alias_size_in_bytes - shared)
+    n_dev = len(jax.devices())
+    return max(per_device) * n_dev / size if max(per_device) > 0 else None
+
+
 def run_cell(
     config: SweepConfig,
     arch: Architecture,
@@ -394,105 +731,104 @@ def run_cell(
     progress: _Progress,
     checkpoint_seconds: float = 30.0,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Train every replica of one cell; returns its tidy table and timing facts."""
+    """Train every replica of one cell; returns its tidy table and timing facts.
+
+    With savings on (:func:`savings_enabled`) identical replicas are trained once
+    (:func:`deduplicate`) and diverged ones stop costing compute (compaction, :func:`_run_chunk`).
+    """
     chash = cell_hash(config, arch, registry)
-    reps = replicas(config)
-    n_dev = len(jax.devices())
-    size = chunk_size(
-        len(reps), bytes_per_replica(arch, config), n_dev, config.max_replicas_per_chunk
-    )
-    by_replica = NamedSharding(_mesh(), PartitionSpec("replica"))
-    x, y, x_test, y_test, probe, factor = dev
     family = config.optimizer.family
     mults = {s: multipliers(registry[s], arch, family) for s in config.schemes}
-    n_seg = config.steps // config.eval_every
-    static = (arch, config.optimizer)
-    init_fn = jax.vmap(partial(_init_replica, arch=arch, opt=config.optimizer))
-    seg_fn = jax.vmap(
-        partial(_segment_replica, arch=arch, opt=config.optimizer, steps=config.eval_every,
-                batch_size=config.batch_size),
-        in_axes=(0, 0, 0, 0, None, None, None, None),
+    savings = savings_mode()
+    state_dtype = jnp.bfloat16 if config.precision == "bf16_state" else None
+    n_dev = len(jax.devices())
+    opt = config.optimizer
+    cell = _Cell(
+        config, arch, dev, chash, out, progress, checkpoint_seconds,
+        NamedSharding(_mesh(), PartitionSpec("replica")), (arch, opt),
+        jax.vmap(partial(_init_replica, arch=arch, opt=opt, state_dtype=state_dtype)),
+        jax.vmap(partial(_segment_replica, arch=arch, opt=opt, steps=config.eval_every,
+                         batch_size=config.batch_size, state_dtype=state_dtype),
+                 in_axes=(0, 0, 0, 0, None, None, None, None)),
+        jax.vmap(partial(_eval_replica, arch=arch), in_axes=(0, 0, None, None, None)),
+        savings,
     )  # fmt: skip
-    eval_fn = jax.vmap(partial(_eval_replica, arch=arch), in_axes=(0, 0, None, None, None))
     compile_before = COMPILE_STATS["seconds"]
     t_start = time.perf_counter()
-    frames = []
-    for c0 in range(0, len(reps), size):
-        chunk = reps[c0 : c0 + size]
-        padded = chunk + [chunk[-1]] * (size - len(chunk))
-        seeds = jax.device_put(jnp.array([r.seed for r in padded], jnp.int32), by_replica)
-        lrs = jax.device_put(jnp.array([2.0**r.log2_lr for r in padded], jnp.float32), by_replica)
-        mult: Multipliers = _place(stack([mults[r.scheme] for r in padded]), by_replica)
-        state = _compiled("init", init_fn, static, by_replica, seeds, mult)(seeds, mult)
-        history: dict[str, np.ndarray] = {"train_loss": np.full((n_seg, size), np.nan, np.float32)}
-        start = 0
-        ckpt_path = out / results_io.CHECKPOINT_DIR / chash / f"chunk_{c0 // size}"
-        mgr = _checkpoint_manager(ckpt_path)
-        expected = {"cell": chash, "chunk": c0 // size, "size": size}
-        eval_prog = _compiled(
-            "eval", eval_fn, static, by_replica, state, mult, x_test, y_test, probe
-        )
-        for key in jax.eval_shape(eval_fn, state, mult, x_test, y_test, probe):
-            history[key] = np.full((n_seg, size), np.nan, np.float32)
-        history["diverged_step"] = np.full(size, -1, np.int32)
-        restored = _restore(mgr, ckpt_path, state, history, expected)
-        if restored is None and mgr.latest_step() is not None:
-            mgr.close()
-            shutil.rmtree(ckpt_path, ignore_errors=True)
-            mgr = _checkpoint_manager(ckpt_path)
-        if restored is not None:
-            state, history, start = restored
-            progress.bar.update(start * config.eval_every * len(chunk))
-
-        def first_step(seg: int) -> jax.Array:
-            return jax.device_put(jnp.int32(seg * config.eval_every), factor.sharding)
-
-        seg_prog = _compiled(
-            "segment", seg_fn, static + (config.eval_every, config.batch_size), by_replica,
-            state, seeds, lrs, mult, factor, x, y, first_step(0),
-        )  # fmt: skip
-        last_save = time.perf_counter()
-        for seg in range(start, n_seg):
-            state, seg_loss = seg_prog(state, seeds, lrs, mult, factor, x, y, first_step(seg))
-            metrics = eval_prog(state, mult, x_test, y_test, probe)
-            history["train_loss"][seg] = _fetch(seg_loss)
-            for key, value in metrics.items():
-                history[key][seg] = _fetch(value)
-            history["diverged_step"] = _fetch(state.diverged_step)
-            now = time.perf_counter()
-            finished = seg == n_seg - 1
-            # Process 0's clock decides: Orbax saves are collective over processes.
-            if finished or _from_writer(now - last_save >= checkpoint_seconds):
-                # A finished chunk keeps only its metrics (the other chunks of the cell may still
-                # die); an unfinished one keeps its whole training state.
-                items = {
-                    "history": ocp.args.StandardSave(history),
-                    "meta": ocp.args.JsonSave({**expected, "finished": finished}),
-                }
-                if not finished:
-                    items["state"] = ocp.args.StandardSave(state)
-                mgr.save(seg + 1, args=ocp.args.Composite(**items))
-                mgr.wait_until_finished()
-                last_save = now
-            progress.segment(config.eval_every * len(chunk))
-        mgr.close()
-        frames.append(_chunk_table(config, arch, chash, chunk, history))
-    table = pd.concat(frames, ignore_index=True)
+    reps: list[Replica] = []  # every requested replica, all rounds
+    owner: list[int] = []  # reps[i] reads column owner[i] of the trained history
+    known: dict[tuple, int] = {}  # identity -> column
+    histories: list[dict[str, np.ndarray]] = []
+    sizes: list[int] = []
+    memory: dict[str, Any] = {}
+    new, rounds = replicas(config), 0
+    while new:
+        trained = []
+        for rep in new:
+            key = _identity(rep, mults[rep.scheme]) if savings != "0" else ("replica", len(reps))
+            if key not in known:
+                known[key] = len(known)
+                trained.append(rep)
+            owner.append(known[key])
+            reps.append(rep)
+        if trained:
+            size = chunk_size(
+                len(trained), bytes_per_replica(arch, config), n_dev, config.max_replicas_per_chunk
+            )
+            if config.max_replicas_per_chunk <= 0:  # XLA's own memory count, where it has one
+                measured = _measured_bytes_per_replica(cell, trained, size, mults)
+                memory["bytes_per_replica_estimated"] = bytes_per_replica(arch, config)
+                memory["bytes_per_replica_measured"] = measured
+                if measured:
+                    size = chunk_size(len(trained), measured, n_dev)
+            sizes.append(size)
+            for c0 in range(0, len(trained), size):
+                index = c0 // size if rounds == 0 else f"round{rounds}_{c0 // size}"
+                histories.append(_run_chunk(cell, index, trained[c0 : c0 + size], size, mults))
+        rounds += 1
+        new = []
+        if config.lr_adaptive:
+            history = _columns(histories, owner)
+            new = [
+                Replica(s, lr, seed)
+                for s, lrs in adaptive_lrs(
+                    _chunk_table(config, arch, chash, reps, history), config
+                ).items()
+                for lr in lrs
+                for seed in config.seeds
+            ]
+            progress.bar.total += len(new) * config.steps
+    table = _chunk_table(config, arch, chash, reps, _columns(histories, owner))
+    requested = len(reps) * config.steps
     facts = {
         "cell": chash,
         "width": arch.width,
         "depth": arch.depth,
         "block_depth": arch.block_depth,
         "replicas": len(reps),
-        "chunk_size": size,
+        "replicas_trained": len(known),
+        "chunk_size": sizes[0],
+        "lr_rounds": rounds,
+        "replica_steps_requested": requested,
+        "replica_steps_computed": cell.steps["computed"],
+        "replica_steps_saved_dedup": (len(reps) - len(known)) * config.steps,
+        "replica_steps_saved_compaction": cell.steps["compaction"],
+        "compactions": cell.steps["compactions"],
+        **memory,
         "compile_seconds": COMPILE_STATS["seconds"] - compile_before,
         "run_seconds": time.perf_counter() - t_start,
     }
+    if rounds > 1:
+        first = set(replicas(config))
+        added = sorted({(r.scheme, r.log2_lr) for r in reps if r not in first})
+        facts["lr_added"] = {s: [lr for t, lr in added if t == s] for s, _ in added}
+    cost = costmodel.step_cost(arch, config.batch_size, config.optimizer)
+    facts |= {"flops_per_replica_step": cost.flops, "bytes_per_replica_step": cost.bytes}
     return table, facts
 
 
 def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
-    """Tidy rows (replica x evaluation) of one chunk; padding replicas are dropped."""
+    """Tidy rows (replica x evaluation) of ``chunk``, whose history has one column each."""
     n_seg, r = history["train_loss"].shape[0], len(chunk)
     steps = np.repeat((np.arange(n_seg) + 1) * config.eval_every, r)
     died = history["diverged_step"][:r]
@@ -626,6 +962,20 @@ def _run_dir(out: Path, config: SweepConfig, fresh: bool):
         yield out
 
 
+def _roofs(cells: list[dict[str, Any]]) -> costmodel.Peaks | None:
+    """Measure the device's roofs (once per sweep) and add each computed cell's achieved
+    FLOP/s and bytes/s (compile time excluded) and their share of the roofs to its facts."""
+    computed = [c for c in cells if c.get("replica_steps_computed")]
+    if not computed:
+        return None
+    peaks = costmodel.measure_peaks()
+    for c in computed:
+        cost = costmodel.StepCost(c["flops_per_replica_step"], c["bytes_per_replica_step"])
+        seconds = c["run_seconds"] - c["compile_seconds"]
+        c |= costmodel.achieved(cost, c["replica_steps_computed"], seconds, peaks)
+    return peaks
+
+
 def run_sweep(
     config: SweepConfig,
     out: str | Path,
@@ -647,6 +997,7 @@ def run_sweep(
     the whole table; process 0 alone writes files.
     """
     out = Path(out)
+    savings_mode()  # an invalid HPTRANSFER_SAVINGS fails before any compute
     check_limits(config)
     with _run_dir(out, config, fresh):
         return _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
@@ -703,6 +1054,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
         tables.append(table)
         cells.append(facts)
     bar.close()
+    peaks = _roofs(cells)
     frame = pd.concat(tables, ignore_index=True)
     wall = time.perf_counter() - t0
     computed = sum(c.get("run_seconds", 0.0) for c in cells)
@@ -723,6 +1075,16 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
         "replica_steps": steps,  # computed in this run
         "replica_steps_total": total,  # of the whole grid, including cells done earlier
         "replica_steps_per_second": steps / computed if computed else float("nan"),
+        "device_peaks": dataclasses.asdict(peaks) if peaks else None,
+        **{  # requested = computed (padding included) + saved - padding; this run's cells only
+            key: sum(c.get(key, 0) for c in cells)
+            for key in (
+                "replica_steps_requested",
+                "replica_steps_computed",
+                "replica_steps_saved_dedup",
+                "replica_steps_saved_compaction",
+            )
+        },  # fmt: skip
         "replica_steps_per_second_excluding_compile": (
             steps / (computed - compile_s) if computed > compile_s else float("nan")
         ),

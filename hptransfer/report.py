@@ -327,6 +327,12 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
                 _Block("fig", FIGURES.get(name, name), path=path),
                 _Block("p", FIGURE_CAPTIONS.get(name, "")),
             ]
+    if a.meta.get("device_peaks"):  # costmodel: achieved rates against the measured roofs
+        from hptransfer.costmodel import roofline
+
+        roof = roofline(a.meta.get("cells", []), a.meta["device_peaks"])
+        if len(roof):
+            blocks += [_Block("h2", "Where the time goes"), _Block("table", table=roof)]
     blocks += [_Block("h2", "Method"), _Block("ul", items=tuple(_method_items(a)))]
     if a.meta.get("config"):
         blocks += [

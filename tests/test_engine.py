@@ -70,7 +70,10 @@ def test_replica_equals_the_single_run(tmp_path, data):
 
 
 def test_results_table_and_meta(tmp_path, data):
+    clear_program_cache()
     frame = run_sweep(tiny(), tmp_path, data=data, progress=False)
+    # Sizing the chunk from XLA's memory analysis reuses the programs it compiled to ask.
+    assert COMPILE_STATS["count"] == 3
     on_disk = pd.read_parquet(tmp_path / "results.parquet")
     assert len(on_disk) == len(frame) == 2 * 3 * 4  # schemes x lrs x evaluations
     for column in (
@@ -95,6 +98,9 @@ def test_results_table_and_meta(tmp_path, data):
     meta = read_meta(tmp_path)
     assert meta["config"]["name"] == "tiny" and "jax" in meta["versions"]
     assert meta["cells"][0]["compile_seconds"] > 0 and meta["wall_seconds"] > 0
+    measured = meta["cells"][0]["bytes_per_replica_measured"]
+    params = 4 * (32 * 32 + 4 * 2 * 32 * 32 + 32 * 10)  # float32 weights of one replica
+    assert 2 * params < measured < meta["cells"][0]["bytes_per_replica_estimated"] * 4
     assert not (tmp_path / "checkpoints").exists()
 
 
@@ -245,6 +251,11 @@ def _toml(value) -> str:
             {"lr": {"by_scheme": {"sp": {"start": 0, "stop": 1, "step": 1}}}, "schemes": ["mup"]},
             ["lr.by_scheme.sp", "a scheme of this sweep"],
         ),
+        ({"lr": {"adaptive": "yes"}}, ["lr.adaptive", "true or false"]),
+        ({"lr": {"max_extra_octaves": -1}}, ["lr.max_extra_octaves", ">= 0"]),
+        ({"lr": {"refine": True}}, ["lr.refine", "unless lr.adaptive = true"]),
+        ({"lr_adaptive": True}, ["unknown field 'lr_adaptive'"]),
+        ({"precision": "fp16"}, ["precision", "fp16", "bf16_state"]),
     ],
 )
 def test_bad_configs_name_file_field_value_and_allowed(tmp_path, raw, words):
@@ -265,3 +276,22 @@ def test_benchmark_configs_are_valid():
         config = load_config(path)
         assert config.steps % config.eval_every == 0, path
     assert jax.devices()  # sanity: the suite runs on whatever devices exist
+
+
+def test_precision_f32_is_the_default_and_bf16_state_moves_only_the_last_bits(tmp_path, data):
+    assert config_from_dict({}).precision == "f32"
+    momentum = {"optimizer": {"name": "sgd", "momentum": 0.9}, "schemes": ["depth_mup"],
+                "lr": {"start": -4, "stop": -3, "step": 1}, "steps": 20}  # fmt: skip
+    runs = {
+        p: _sorted(
+            run_sweep(tiny(**momentum, precision=p), tmp_path / p, data=data, progress=False)
+        )
+        for p in ("f32", "tf32", "bf16_state")
+    }
+    assert read_meta(tmp_path / "bf16_state")["config"]["precision"] == "bf16_state"
+    # A CPU has no TensorFloat-32 matmuls: the tf32 programs compute exactly what f32 ones do.
+    pd.testing.assert_frame_equal(runs["tf32"].drop(columns="cell"),
+                                  runs["f32"].drop(columns="cell"), check_exact=True)  # fmt: skip
+    f32, bf16 = runs["f32"].train_loss.to_numpy(), runs["bf16_state"].train_loss.to_numpy()
+    assert not np.array_equal(f32, bf16)  # the momentum trace is rounded to bfloat16
+    np.testing.assert_allclose(bf16, f32, rtol=2e-2)
