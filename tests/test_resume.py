@@ -20,7 +20,12 @@ def _config(optimizer: dict):
             "seeds": [0, 1],
             "schemes": ["mup", "depth_mup"],
             "data": {"name": "teacher", "num_samples": 256},
-            "model": {"widths": [16], "depths": [2], "block_depths": [2], "base_width": 16},
+            "model": {
+                "widths": [16],
+                "depths": [4],
+                "block_depths": [2],
+                "base_width": 16,
+            },  # mup != depth_mup
             "optimizer": optimizer,
             "lr": {"start": -6, "stop": -4, "step": 2},
             "probe_size": 32,
