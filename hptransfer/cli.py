@@ -229,15 +229,15 @@ def _cmd_sweep(args) -> int:
     from hptransfer.results import read_meta
 
     config = load_config(_input_file(args.config, "config file"))
+    if args.distributed:  # a missing process group is refused before --out is touched
+        from hptransfer.engine import initialize_distributed
+
+        initialize_distributed()
     _writable_dir(args.out, "argument --out:", create=True)
     if args.max_replicas_per_chunk is not None:
         import dataclasses
 
         config = dataclasses.replace(config, max_replicas_per_chunk=args.max_replicas_per_chunk)
-    if args.distributed:
-        from hptransfer.engine import initialize_distributed
-
-        initialize_distributed()
     run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
     if args.distributed:
         import jax
