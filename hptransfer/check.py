@@ -16,11 +16,15 @@ _width over width at the held depth, when the sweep has several widths):
   abs_drift_depth      |drift_depth|
   spread_depth         max - min of log2 eta* (octaves)
   regret_depth         worst relative transfer regret of the base-tuned rate
-  h1_own_slope, h1_weight_slope
+  drift_depth_min, drift_depth_max
+                       the slope range allowed by optima that are only bracketed
+  h1_own_slope_fixed_lr, h1_weight_slope_fixed_lr
                        log-log slope against L of hidden_1's own movement / relative weight
                        change, all depths trained at ONE learning rate: the grid rate nearest
                        the base shape's eta*. A fixed rate isolates the depth scaling of the
-                       scheme from the drift of eta* itself.
+                       scheme from the drift of eta* itself (the scorecard's
+                       h1_own_slope_at_eta reads each depth at its own eta*).
+The metrics are computed by :func:`hptransfer.verdicts.suite_metrics`.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import pandas as pd
 
 from hptransfer import analysis
 from hptransfer.results import write_json
+from hptransfer.verdicts import suite_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTATIONS = ROOT / "benchmarks" / "expectations.toml"
@@ -46,63 +51,6 @@ SERIES = ["scheme", "optimizer", "block_depth"]
 
 class CheckError(ValueError):
     """The expectations file or the baseline is malformed or missing."""
-
-
-def _fixed_lr_slopes(finals: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFrame:
-    """h1 own-movement and weight-change slopes against depth at the base shape's grid eta*."""
-    rows = []
-    for key, s in optima.groupby(SERIES + ["width"], sort=True):
-        base = s.loc[s["depth"].idxmin()]
-        lr = base["log2_lr_nearest"]
-        if pd.isna(lr) or s["depth"].nunique() < 2:
-            continue
-        sel = finals[
-            (finals["scheme"] == key[0])
-            & (finals["optimizer"] == key[1])
-            & (finals["block_depth"] == key[2])
-            & (finals["width"] == key[3])
-            & np.isclose(finals["log2_lr"], lr)
-            & ~finals["diverged"]
-        ]
-        row = dict(zip(SERIES + ["width"], key, strict=True))
-        for stat, name in (("own_movement", "h1_own_slope"), ("weight_change", "h1_weight_slope")):
-            col = f"{stat}/hidden_1"
-            per_depth = sel.groupby("depth")[col].mean()
-            per_depth = per_depth[per_depth > 0]
-            row[name] = (
-                analysis.ols_slope(np.log2(per_depth.index.to_numpy(float)), np.log2(per_depth))
-                if len(per_depth) >= 2
-                else math.nan
-            )
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def suite_metrics(a: analysis.Analysis) -> pd.DataFrame:
-    """Long table (scheme, optimizer, block_depth, metric, value) of the metrics above."""
-    card = a.scorecard
-    rows = []
-    for _, r in card.iterrows():
-        base = {k: r[k] for k in SERIES}
-        for axis in ("depth", "width"):
-            for metric in (f"drift_{axis}", f"spread_{axis}", f"regret_{axis}"):
-                if metric in r and pd.notna(r[metric]):
-                    rows.append({**base, "metric": metric, "value": float(r[metric])})
-            if f"drift_{axis}" in r and pd.notna(r[f"drift_{axis}"]):
-                value = abs(float(r[f"drift_{axis}"]))
-                rows.append({**base, "metric": f"abs_drift_{axis}", "value": value})
-    slopes = _fixed_lr_slopes(a.finals, a.optima)
-    held = analysis.held_value(a.optima, "depth")
-    if len(slopes):
-        if held is not None:
-            slopes = slopes[slopes["width"] == held]
-        for _, r in slopes.iterrows():
-            for metric in ("h1_own_slope", "h1_weight_slope"):
-                if pd.notna(r[metric]):
-                    rows.append({**{k: r[k] for k in SERIES}, "metric": metric, "value": r[metric]})
-    frame = pd.DataFrame(rows, columns=[*SERIES, "metric", "value"])
-    frame["block_depth"] = frame["block_depth"].astype(int)
-    return frame
 
 
 def load_expectations(suite: str, path: Path = EXPECTATIONS) -> dict[str, Any]:

@@ -421,7 +421,7 @@ def plot_movement(
 ) -> Path | None:
     """Feature movement at each depth's eta* vs depth, log-log: one line per layer role, one
     panel per scheme, one row per (optimizer, block depth) and statistic; a dashed L^(-1/2)
-    guide through hidden_1's first point (claim 3 of DESIGN.md). None without a depth axis
+    guide through hidden_1's first point (claim (c) of the report). None without a depth axis
     or movement columns."""
     held = held_value(a.optima, "depth")
     if held is None or a.movement.empty:

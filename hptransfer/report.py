@@ -49,7 +49,7 @@ FIGURE_CAPTIONS = {
     "eta_star_width": "log2 eta* against width; a flat line is width-wise transfer.",
     "movement_depth": "Feature movement of each layer role at each depth's eta*, log-log. The "
     "dashed guide has slope -1/2 (the collapse of the first internal layer under depth-muP "
-    "with two-layer blocks, claim 3 of DESIGN.md).",
+    "with two-layer blocks, claim (c) of the report).",
     "training_curves": "Training loss against step at each depth's eta* (nearest stable grid "
     "rate): the tuned runs themselves.",
 }
@@ -129,8 +129,8 @@ def scorecard_display(card: pd.DataFrame) -> pd.DataFrame:
             for r, at in zip(card[f"regret_{axis}"], card[f"regret_{axis}_at"], strict=True)
         ]
     out["best loss (deepest)"] = card["best_loss_deepest"].map(_fmt_num)
-    if "h1_own_slope" in card:
-        out["hidden_1 own-movement slope"] = card["h1_own_slope"].map(_signed)
+    if "h1_own_slope_at_eta" in card:
+        out["hidden_1 own-movement slope"] = card["h1_own_slope_at_eta"].map(_signed)
     if "stable_shift_depth" in card:
         out["stable-rate shift (oct)"] = card["stable_shift_depth"].map(_signed)
     flags = [
