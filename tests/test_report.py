@@ -99,6 +99,8 @@ EXPECTED_FIGURES = {
     "eta_star_width.png",
     "movement_depth.png",
     "training_curves.png",
+    "horizon_depth.png",
+    "horizon_width.png",
 }
 
 
@@ -161,3 +163,47 @@ def test_format_table_aligns_columns_and_lists_verdicts(run_dir: Path):
     card = R.compare([run_dir], n_boot=5)
     text = R.format_table(card)
     assert "drift vs depth" in text and "synthetic: SP, sgd, k=1: Depth: drifts down" in text
+
+
+def test_report_opens_with_the_claims_and_says_what_its_intervals_are(written: Path):
+    md = written.read_text()
+    assert md.index("## Claims") < md.index("## Sweep") < md.index("## Verdicts")
+    claims = md[md.index("## Claims") : md.index("## Sweep")]
+    rows = [line for line in claims.splitlines() if line.startswith("| (")]
+    assert [r[3] for r in rows] == ["a", "b", "c", "d", "e"]
+    # depth-muP with k = 1 is flat: measured, but 2 seeds decide nothing
+    measured = float(rows[0].split("|")[2])
+    assert abs(measured) < 0.05 and "range of 2 seeds" in rows[0] and "inconclusive" in rows[0]
+    # the synthetic sweep has no NFD: (d) and (e) are not measured
+    assert "not measured in this run" in rows[3] and "not measured in this run" in rows[4]
+    assert (
+        "[90%]" not in md
+        and "(90% interval" not in md
+        and "bootstrap over seeds (resampled" not in md
+    )
+
+
+def test_method_coverage_comes_from_the_calibration_functions(written: Path):
+    from hptransfer.calibration import coverage_table
+
+    md = written.read_text()
+    method = md[md.index("## Method") :]
+    expected = R.markdown_table(R.coverage_display(coverage_table()))
+    assert expected in method
+    assert "t over per-seed optima" in expected and "3 seeds" in expected
+
+
+def test_a_shape_where_every_rate_diverged_is_reported_not_a_crash(tmp_path: Path):
+    df = synthetic_results()
+    dead = (df["scheme"] == "sp") & (df["depth"] == 8) & (df["block_depth"] == 1)
+    late = dead & (df["step"] >= 100)
+    df.loc[dead, "diverged_step"] = 100.0
+    df.loc[late, ["train_loss", "test_loss", "test_accuracy"]] = math.nan
+    df.loc[late, "diverged"] = True
+    run = tmp_path / "dead"
+    run.mkdir()
+    df.to_parquet(run / "results.parquet")
+    md = R.write_report(run).read_text()
+    assert "unknown (all diverged)" in md
+    assert "every learning rate diverged at n=32 L=8" in md
+    assert (run / "figures" / "eta_star_depth.png").exists()
