@@ -142,7 +142,7 @@ def check_expectations(metrics: pd.DataFrame, spec: Mapping[str, Any]) -> pd.Dat
 
 def baseline_record(a: analysis.Analysis, metrics: pd.DataFrame) -> dict[str, Any]:
     """What the baseline keeps: eta* per cell (with its edge flag) and the suite metrics."""
-    cols = [*SERIES, "width", "depth", "log2_eta_star", "edge"]
+    cols = [*SERIES, "width", "depth", "log2_eta_star", "edge", "bracket_lo", "bracket_hi"]
     eta = a.optima[cols].copy()
     eta["grid_step"] = (a.optima["grid_max"] - a.optima["grid_min"]) / (a.optima["n_lr"] - 1)
     eta["edge"] = eta["edge"].where(eta["edge"].notna(), None)
@@ -175,6 +175,13 @@ def check_baseline(
             and b["log2_eta_star"] is not None
             and abs(value - b["log2_eta_star"]) <= tol
         )
+        # a censored eta* now passes when its bracket (null = open end) contains the baseline
+        if r is not None and r.get("edge") and value is not None and b["log2_eta_star"] is not None:
+            lo, hi = r.get("bracket_lo"), r.get("bracket_hi")
+            ok = ok or (
+                (lo is None or lo <= b["log2_eta_star"])
+                and (hi is None or b["log2_eta_star"] <= hi)
+            )
         rows.append({
             "check": "baseline",
             "what": f"log2 eta* {b['scheme']} k={b['block_depth']} n={b['width']} L={b['depth']}"

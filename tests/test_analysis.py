@@ -329,3 +329,25 @@ def test_optima_next_to_divergence_everywhere_make_the_verdict_inconclusive():
     assert a.drift["slope_max"].iloc[0] == pytest.approx(2.0)
     assert verdict.startswith("Inconclusive") and "[-2.00, +2.00]" in verdict
     assert "transfers" not in verdict.lower()
+
+
+def test_the_check_passes_a_censored_eta_whose_bracket_contains_the_baseline():
+    from hptransfer.check import check_baseline
+
+    def record(value, edge=None, lo=None, hi=None):
+        return {
+            "eta_star": [{"scheme": "a", "optimizer": "sgd", "block_depth": 1, "width": 64,
+                          "depth": 2, "log2_eta_star": value, "edge": edge, "bracket_lo": lo,
+                          "bracket_hi": hi}],
+            "metrics": [],
+        }  # fmt: skip
+
+    base = record(-4.0)
+    tol = {"log2_eta_star": 1.0}
+    # censored at -1.5 (next to divergence): eta* in [-4.5, -1.5] contains -4.0
+    assert check_baseline(record(-1.5, "high", -4.5, -1.5), base, tol)["held"].all()
+    # at the low grid edge: (-inf, -2.0] contains it too
+    assert check_baseline(record(-3.0, "low", None, -2.0), base, tol)["held"].all()
+    # a bracket that misses the baseline fails, and so does an unknown eta* (all diverged)
+    assert not check_baseline(record(-1.5, "high", -3.0, 0.0), base, tol)["held"].any()
+    assert not check_baseline(record(None, "low", None, None), base, tol)["held"].any()
