@@ -630,19 +630,24 @@ def horizon_drift(
     At step t every group's eta* and per-seed optima are computed from
     :func:`losses_by_step` column t exactly as :func:`optimal_lr` does from the final losses
     (vectorised over steps), and the series' drift by :func:`drift_fit`. Columns: the series
-    keys, axis, step and drift_fit's columns; the last step reproduces :func:`drift`.
+    keys, axis, step, drift_fit's columns and worst_regret (the largest transfer regret of
+    the base shape's eta* over the series at that step, as :func:`transfer_regret`); the last
+    step reproduces :func:`drift` and the scorecard's worst regret.
     """
     by_step = losses_by_step(results, last_evals)
     steps = by_step.columns.to_numpy(float)
     seeds = np.sort(by_step.index.get_level_values("seed").unique())
     cells: dict[tuple, dict[str, np.ndarray]] = {}
+    curves: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
     for key, g in by_step.groupby(list(GROUP), sort=True):
         g = g.droplevel(list(GROUP))  # index (log2_lr, seed)
         grid = np.sort(g.index.get_level_values("log2_lr").unique())
         full = pd.MultiIndex.from_product([grid, seeds], names=["log2_lr", "seed"])
         v = g.reindex(full).to_numpy(float).reshape(len(grid), len(seeds), len(steps))
         v = v.transpose(2, 1, 0)  # [T, S, n_lr]
-        r = refine(grid, _seed_mean(v))
+        mean = _seed_mean(v)  # [T, n_lr]
+        r = refine(grid, mean)
+        curves[key] = (grid, mean)
         cells[key] = dict(
             eta=r.log2_eta,
             censored=r.edge != 0,
@@ -671,7 +676,30 @@ def horizon_drift(
                     stack["seed_eta"][t],
                     ci,
                 )
+                regret = _worst_regret(
+                    [curves[tuple(r)] for r in s[list(GROUP)].itertuples(index=False)],
+                    stack["eta"][t],
+                    t,
+                )
                 rows.append(
-                    dict(zip(keys, key, strict=True)) | dict(axis=axis, step=int(step)) | fit
+                    dict(zip(keys, key, strict=True))
+                    | dict(axis=axis, step=int(step))
+                    | fit
+                    | dict(worst_regret=regret)
                 )
     return _int_axes(pd.DataFrame(rows, columns=_columns(rows)))
+
+
+def _worst_regret(curves: list[tuple[np.ndarray, np.ndarray]], eta: np.ndarray, t: int) -> float:
+    """max over the shapes of (L_s(x*_base) - L_s(x*_s)) / L_s(x*_s) at step t (shape 0 = base)."""
+    worst = -math.inf
+    for (grid, mean), x_s in zip(curves, eta, strict=True):
+        y = mean[t]
+        best = curve_value(grid, y, x_s)
+        at_base = curve_value(grid, y, eta[0])
+        if not np.isfinite(best):
+            continue
+        regret = math.inf if at_base == math.inf else (at_base - best) / best
+        if not math.isnan(regret):
+            worst = max(worst, regret)
+    return worst if worst > -math.inf else math.nan

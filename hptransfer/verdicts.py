@@ -55,8 +55,9 @@ def transfer_from_step(steps: np.ndarray, slope: np.ndarray, threshold: float = 
 
 
 def horizon_summary(horizon: pd.DataFrame) -> pd.DataFrame:
-    """Per (series, axis): transfer_from_step (point drift within TRANSFER_SLOPE from then on)
-    and transfer_from_step_ci (the whole interval within it from then on; None without a
+    """Per (series, axis): transfer_from_step (point drift within TRANSFER_SLOPE from then on),
+    transfer_and_regret_from_step (and worst regret below TRANSFER_REGRET too) and
+    transfer_from_step_ci (the whole interval within it from then on; None without a
     calibrated interval), the steps, and the drift at the first and last step."""
     if horizon is None or horizon.empty:
         return pd.DataFrame()
@@ -67,10 +68,13 @@ def horizon_summary(horizon: pd.DataFrame) -> pd.DataFrame:
         steps = h["step"].to_numpy()
         wide = np.maximum(np.abs(h["slope_lo"]), np.abs(h["slope_hi"])).to_numpy(float)
         wide = np.where(h["interval"] == T_INTERVAL, wide, np.nan)
+        regret = h["worst_regret"].to_numpy(float) if "worst_regret" in h else np.zeros(len(h))
+        both = np.where(regret < TRANSFER_REGRET, h["slope"].to_numpy(float), np.nan)
         rows.append(
             dict(zip(keys, key, strict=True))
             | dict(
                 transfer_from_step=transfer_from_step(steps, h["slope"].to_numpy(float)),
+                transfer_and_regret_from_step=transfer_from_step(steps, both),
                 transfer_from_step_ci=transfer_from_step(steps, wide),
                 first_step=int(steps[0]),
                 last_step=int(steps[-1]),

@@ -351,3 +351,50 @@ def test_the_check_passes_a_censored_eta_whose_bracket_contains_the_baseline():
     # a bracket that misses the baseline fails, and so does an unknown eta* (all diverged)
     assert not check_baseline(record(-1.5, "high", -3.0, 0.0), base, tol)["held"].any()
     assert not check_baseline(record(None, "low", None, None), base, tol)["held"].any()
+
+
+def horizon_results(drift_at, steps=(50, 100, 150, 200), depths=(2, 4, 8), seeds=(0, 1, 2)):
+    """Replicas whose loss at step t is (log2 lr - c)^2 + 1 + 0.01 seed, with
+    c = -3 + drift_at(t) log2(L / 2): the optimum moves with the training horizon."""
+    rows = []
+    for L in depths:
+        for x in np.arange(-7.0, 0.5, 0.5):
+            for s in seeds:
+                for t in steps:
+                    c = -3.0 + drift_at(t) * math.log2(L / 2) + 0.05 * (s - 1)
+                    loss = (x - c) ** 2 + 1.0
+                    rows.append(dict(family="mlp", scheme="s", optimizer="sgd", width=64,
+                                     depth=L, block_depth=2, log2_lr=x, lr=2.0**x, seed=s,
+                                     step=t, train_loss=loss, test_loss=loss, diverged=False))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_drift_at_every_step_and_the_step_from_which_transfer_holds():
+    df = horizon_results(lambda t: -0.8 if t <= 100 else 0.0)
+    a = A.analyze(df, last_evals=1)
+    h = a.horizon[a.horizon["axis"] == "depth"].set_index("step")
+    assert h.loc[50, "slope"] == pytest.approx(-0.8, abs=1e-6)
+    assert h.loc[100, "slope"] == pytest.approx(-0.8, abs=1e-6)
+    assert h.loc[150, "slope"] == pytest.approx(0.0, abs=1e-6)
+    assert h.loc[50, "worst_regret"] > 0.5 and h.loc[200, "worst_regret"] < 1e-9
+    # the last step is the final analysis
+    assert h.loc[200, "slope"] == pytest.approx(a.drift["slope"].iloc[0], abs=1e-12)
+    row = a.scorecard.iloc[0]
+    assert row["transfer_from_step_depth"] == 150 and row["last_step"] == 200
+    assert "|drift| < 0.25 from step 150 on (of 200)" in row["verdict"]
+    # the other way round: transfer at short horizons is lost by the end
+    late = A.analyze(horizon_results(lambda t: 0.0 if t <= 100 else -0.8), last_evals=1)
+    assert pd.isna(late.scorecard.iloc[0]["transfer_from_step_depth"])
+    assert "|drift| >= 0.25 at step 200" in late.scorecard.iloc[0]["verdict"]
+
+
+def test_losses_by_step_average_the_evaluations_up_to_each_step_and_mark_divergence():
+    df = make_results(lambda scheme, n, L, k, x, s: None if x == -3 else 2.0 + x / 10)
+    by_step = A.losses_by_step(df, last_evals=2)
+    assert list(by_step.columns) == [50, 100, 150, 200]
+    alive = by_step.xs(-2.0, level="log2_lr").iloc[0]
+    # step 50 adds 3.0 to the loss (make_results): window of 2 at step 100 = mean of 50 and 100
+    assert alive[50] == pytest.approx(4.8) and alive[100] == pytest.approx(3.3)
+    assert alive[200] == pytest.approx(1.8)
+    dead = by_step.xs(-3.0, level="log2_lr").iloc[0]  # diverges at step 120
+    assert np.isfinite(dead[100]) and dead[150] == math.inf and dead[200] == math.inf
