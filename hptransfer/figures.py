@@ -366,6 +366,8 @@ def plot_eta_star(a: Analysis, path: str | Path, axis: str = "depth") -> Path | 
 
 def _interval_words(opt: pd.DataFrame, pct: int) -> str:
     n = int(opt["n_seeds"].max())
+    if n < 2:
+        return "no interval: 1 seed"
     return f"{pct}% t-interval over {n} seeds" if n >= 3 else f"range of {n} seeds"
 
 
@@ -617,8 +619,7 @@ def plot_horizon(a: Analysis, path: str | Path, axis: str = "depth") -> Path | N
             ax.set_xlabel("training steps")
             ax.set_ylabel(f"drift (octaves / doubling of {axis})")
             ax.set_title(panel_label.replace("k=", "block depth k = "))
-        n = int(a.optima["n_seeds"].max())
-        band = f"{pct}% t-interval over {n} seeds" if n >= 3 else f"range of {n} seeds"
+        band = _interval_words(a.optima, pct)
         handles = [Line2D([], [], color=colors[s], lw=2, label=scheme_label(s)) for s in schemes]
         handles += [Patch(color="0.9", label=f"|drift| < {TRANSFER_SLOPE}")]
         fig.legend(handles=handles, loc="outside right center", frameon=False)

@@ -113,6 +113,8 @@ def _slope_ci(v: float, lo: float, hi: float, kind: str = "t") -> str:
 def _interval_header(card: pd.DataFrame) -> str:
     n = int(card["n_seeds"].max()) if "n_seeds" in card else 0
     pct = round(100 * float(card["ci"].iloc[0])) if "ci" in card and len(card) else 90
+    if n < 2:
+        return "no interval: 1 seed"
     return f"{pct}% t, {n} seeds" if n >= MIN_SEEDS_T else f"range of {n} seeds"
 
 

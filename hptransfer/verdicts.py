@@ -268,7 +268,9 @@ def _interval_text(row: Mapping[str, Any], axis: str) -> str:
     lo, hi = row[f"drift_{axis}_lo"], row[f"drift_{axis}_hi"]
     n = int(row.get(f"drift_{axis}_seeds", 0) or 0)
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        return " (no interval: < 2 seeds with an uncensored optimum at every shape)"
+        if int(row.get("n_seeds", 0) or 0) < 2:
+            return " (no interval: 1 seed)"
+        return " (no interval: < 2 seeds with a located optimum at every fitted shape)"
     return f" ({interval_label(n, row.get('ci', 0.9))}: {lo:+.2f} to {hi:+.2f})"
 
 
