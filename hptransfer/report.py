@@ -568,13 +568,11 @@ def _render_html(blocks: Sequence[_Block]) -> str:
 # Public API
 
 
-def write_report(
-    run_dir: str | Path, *, last_evals: int = 3, n_boot: int = 200, seed: int = 0
-) -> Path:
+def write_report(run_dir: str | Path, *, last_evals: int = 3) -> Path:
     """Analyse a sweep directory and write run_dir/report.md, run_dir/report.html and the
     figures under run_dir/figures/; returns the path of report.md."""
     run_dir = Path(run_dir)
-    a = analyze_run(run_dir, last_evals=last_evals, n_boot=n_boot, seed=seed)
+    a = analyze_run(run_dir, last_evals=last_evals)
     figures = make_figures(a, run_dir / FIGURE_DIR)
     blocks = _report_blocks(a, figures, run_dir)
     md_path = run_dir / "report.md"
@@ -597,7 +595,7 @@ def _run_names(run_dirs: Sequence[Path], analyses: Sequence[Analysis]) -> list[s
 
 def compare(run_dirs: Sequence[str | Path], **kwargs: Any) -> pd.DataFrame:
     """The scorecards of several sweep directories stacked, with a leading ``run`` column.
-    Keyword arguments go to :func:`hptransfer.analysis.analyze` (last_evals, n_boot, seed)."""
+    Keyword arguments go to :func:`hptransfer.analysis.analyze` (last_evals, ci)."""
     paths = [Path(p) for p in run_dirs]
     if not paths:
         raise ValueError("compare needs at least one run directory")

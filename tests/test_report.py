@@ -89,7 +89,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def written(run_dir: Path) -> Path:
-    return R.write_report(run_dir, n_boot=30)
+    return R.write_report(run_dir)
 
 
 EXPECTED_FIGURES = {
@@ -145,11 +145,11 @@ def test_html_report_is_standalone(run_dir: Path, written: Path):
 
 def test_compare_stacks_scorecards_with_a_run_column(run_dir: Path, tmp_path: Path):
     other = write_run(tmp_path / "other", name="other", seed=1)
-    card = R.compare([run_dir, other], n_boot=10)
+    card = R.compare([run_dir, other])
     assert list(card.columns[:2]) == ["run", "family"]
     assert card.groupby("run").size().to_dict() == {"synthetic": 4, "other": 4}
     assert card["verdict"].str.len().min() > 20
-    md = R.compare_markdown([run_dir, other], n_boot=10)
+    md = R.compare_markdown([run_dir, other])
     assert md.startswith("| run | scheme |")
     assert "**other: SP, sgd, k=2**" in md and "**synthetic: depth-muP, sgd, k=1**" in md
 
@@ -160,7 +160,7 @@ def test_format_table_aligns_columns_and_lists_verdicts(run_dir: Path):
     assert lines[0].split() == ["name", "value", "n"]
     assert lines[2].split() == ["a", "1.500", "3"] and lines[3].split() == ["bb", "inf", "10"]
     assert len({len(line) for line in lines[1:]}) == 1  # numbers right-aligned to one width
-    card = R.compare([run_dir], n_boot=5)
+    card = R.compare([run_dir])
     text = R.format_table(card)
     assert "drift vs depth" in text and "synthetic: SP, sgd, k=1: Depth: drifts down" in text
 
