@@ -102,13 +102,13 @@ def coverage(
     r = refine(GRID, loss)  # per seed, as optimal_lr does: [draw, seed, depth]
     per_seed = np.where(np.isfinite(r.bracket_lo) & np.isfinite(r.bracket_hi), r.log2_eta, np.nan)
     values = np.moveaxis(per_seed, 1, -1)  # [draw, depth, seed]
-    _, lo, hi, _ = seed_interval(values, ci)
+    mean_curve = refine(GRID, loss.mean(1))  # the seed-averaged curve: [draw, depth]
+    _, lo, hi, _ = seed_interval(values, ci, centre=mean_curve.log2_eta)
     eta_t = np.mean((lo <= truth) & (truth <= hi))
     b_lo, b_hi = _bootstrap(values, ci, rng)
     eta_boot = np.mean((b_lo <= truth) & (truth <= b_hi))
 
     x = np.log2(DEPTHS / DEPTHS[0])
-    mean_curve = refine(GRID, loss.mean(1))  # the seed-averaged curve: [draw, depth]
     hits, widths, slopes = [], [], []
     for d in range(n_draws):
         fit = drift_fit(

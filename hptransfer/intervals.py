@@ -72,12 +72,14 @@ def slope_range(
 
 
 def seed_interval(
-    values: np.ndarray, ci: float = 0.9
+    values: np.ndarray, ci: float = 0.9, centre: np.ndarray | float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(mean, lo, hi, n) over the last axis of per-seed values [..., S], non-finite left out.
 
-    n >= 3: Student-t interval on n - 1 degrees of freedom (module docstring); n = 2: the
-    range [min, max]; n < 2: NaN. :func:`interval_method` names which one a row got.
+    n >= 3: Student-t interval on n - 1 degrees of freedom (module docstring), around
+    ``centre`` when given (an estimate from the seed-averaged data, whose spread the per-seed
+    values' sd / sqrt(n) stands for) else around their mean; n = 2: the range [min, max];
+    n < 2: NaN. :func:`interval_method` names which one a row got.
     """
     v = np.asarray(values, float)
     ok = np.isfinite(v)
@@ -90,8 +92,9 @@ def seed_interval(
         half = t * sd / np.sqrt(n)
         vmin = np.where(ok, v, np.inf).min(-1)
         vmax = np.where(ok, v, -np.inf).max(-1)
-    lo = np.where(n >= MIN_SEEDS_T, mean - half, np.where(n == 2, vmin, np.nan))
-    hi = np.where(n >= MIN_SEEDS_T, mean + half, np.where(n == 2, vmax, np.nan))
+    mid = mean if centre is None else np.asarray(centre, float)
+    lo = np.where(n >= MIN_SEEDS_T, mid - half, np.where(n == 2, vmin, np.nan))
+    hi = np.where(n >= MIN_SEEDS_T, mid + half, np.where(n == 2, vmax, np.nan))
     mean = np.where(n >= 1, mean, np.nan)
     return mean, lo, hi, n
 

@@ -339,8 +339,9 @@ def _method_items(a: Analysis, coverage: pd.DataFrame) -> list[str]:
         "past the grid's ends ((-inf, x_2] at the low edge, [x_{n-1}, +inf) at the high edge); "
         "tables show that bracket, never a one-sided bound.",
         f"Intervals: the same estimator on each seed's own curve gives per-seed optima, and on "
-        f"each seed's optima a per-seed drift slope; with >= {MIN_SEEDS_T} seeds the interval "
-        f"is the {pct}% Student-t interval on n-1 degrees of freedom, with 2 seeds it is the "
+        f"each seed's optima a per-seed drift slope; with n >= {MIN_SEEDS_T} seeds the interval "
+        f"is the estimate +- t(n-1) sd(per-seed values) / sqrt(n), a {pct}% Student-t "
+        "interval on n-1 degrees of freedom; with 2 seeds it is the "
         "range of the 2 values (no calibrated interval exists there; it covers about half the "
         f"time). Measured coverage on {settings} planted settings x {draws} draws each "
         "(noise levels, seed-to-seed spread, grid offsets) is in the table below, computed "

@@ -197,7 +197,7 @@ def optimal_lr(table: pd.DataFrame, last_evals: int = 3, ci: float = 0.9) -> pd.
     (:func:`hptransfer.optimum.refine`); best_loss: the curve there. edge / edge_cause: the
     optimum is censored (grid edge or next to a diverging rate) and only bracket_lo <= eta* <=
     bracket_hi is known (log2; an end may be infinite). log2_eta_lo / log2_eta_hi: the interval
-    of :func:`hptransfer.intervals.seed_interval` over the per-seed optima (n_seed_optima of
+    of :func:`hptransfer.intervals.seed_interval` around eta* with the spread of the per-seed optima (n_seed_optima of
     them, interval = its method: "t", "range" or "none"; per-seed optima at the grid edge are
     left out; for a censored group only the bracket is a statement about eta*).
     max_stable_log2_lr: the largest grid rate at which no seed diverged and the loss is finite
@@ -220,7 +220,7 @@ def optimal_lr(table: pd.DataFrame, last_evals: int = 3, ci: float = 0.9) -> pd.
         if stable.any() and np.isfinite(opt.log2_eta):
             j = np.flatnonzero(stable)[np.argmin(np.abs(x[stable] - opt.log2_eta))]
             nearest, acc = x[j], c["test_accuracy_mean"].to_numpy(float)[j]
-        _, lo, hi, n = seed_interval(seed_eta[key], ci)
+        _, lo, hi, n = seed_interval(seed_eta[key], ci, centre=opt.log2_eta)
         rows.append(
             dict(
                 zip(GROUP, key, strict=True),
@@ -334,7 +334,7 @@ def drift_fit(
     per_seed = ols_rows(x, np.where(usable[None, :], seed_eta, np.nan))
     complete = np.isfinite(seed_eta[:, usable]).all(-1)
     per_seed = np.where(complete, per_seed, np.nan)
-    _, s_lo, s_hi, n = seed_interval(per_seed, ci)
+    _, s_lo, s_hi, n = seed_interval(per_seed, ci, centre=slope)
     return dict(
         slope=slope,
         slope_lo=float(s_lo),

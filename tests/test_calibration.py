@@ -54,6 +54,6 @@ def test_calibration_runs_the_same_estimators_as_the_analysis_tables():
     assert row["interval"] == "t"
     for col in ("slope", "slope_lo", "slope_hi"):
         assert row[col] == pytest.approx(fit[col], abs=1e-9)
-    _, lo, hi, _ = A.seed_interval(per_seed.T)
+    _, lo, hi, _ = A.seed_interval(per_seed.T, centre=mean_curve.log2_eta)
     assert a.optima.sort_values("depth")["log2_eta_lo"].to_numpy() == pytest.approx(lo)
     assert a.optima.sort_values("depth")["log2_eta_hi"].to_numpy() == pytest.approx(hi)
