@@ -200,10 +200,14 @@ def test_a_shape_where_every_rate_diverged_is_reported_not_a_crash(tmp_path: Pat
     df.loc[dead, "diverged_step"] = 100.0
     df.loc[late, ["train_loss", "test_loss", "test_accuracy"]] = math.nan
     df.loc[late, "diverged"] = True
-    run = tmp_path / "dead"
-    run.mkdir()
-    df.to_parquet(run / "results.parquet")
-    md = R.write_report(run).read_text()
+    from hptransfer.analysis import analyze
+    from hptransfer.figures import plot_eta_star, plot_loss_vs_lr
+
+    a = analyze(df)
+    dead_row = a.optima[(a.optima["scheme"] == "sp") & (a.optima["depth"] == 8)]
+    assert (dead_row[dead_row["block_depth"] == 1]["edge_cause"] == "all_diverged").all()
+    md = R._render_md(R._report_blocks(a, {}, tmp_path), tmp_path)
     assert "unknown (all diverged)" in md
     assert "every learning rate diverged at n=32 L=8" in md
-    assert (run / "figures" / "eta_star_depth.png").exists()
+    assert plot_eta_star(a, tmp_path / "eta.png").exists()
+    assert plot_loss_vs_lr(a, tmp_path / "loss.png").exists()
