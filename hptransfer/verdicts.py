@@ -50,6 +50,13 @@ def transfer_from_step(steps: np.ndarray, slope: np.ndarray, threshold: float = 
     ok = np.abs(np.nan_to_num(np.asarray(slope, float), nan=np.inf)) < threshold
     if not len(ok) or not ok[-1]:
         return None
+    return _from_step(steps, ok)
+
+
+def _from_step(steps: np.ndarray, ok: np.ndarray):
+    """The first step from which ``ok`` holds at every later step; None if not at the last."""
+    if not len(ok) or not ok[-1]:
+        return None
     bad = np.flatnonzero(~ok)
     return int(steps[bad[-1] + 1]) if len(bad) else int(steps[0])
 
@@ -58,7 +65,8 @@ def horizon_summary(horizon: pd.DataFrame) -> pd.DataFrame:
     """Per (series, axis): transfer_from_step (point drift within TRANSFER_SLOPE from then on),
     transfer_and_regret_from_step (and worst regret below TRANSFER_REGRET too) and
     transfer_from_step_ci (the whole interval within it from then on; None without a
-    calibrated interval), the steps, and the drift at the first and last step."""
+    calibrated interval), drift_from_step (|drift| >= TRANSFER_SLOPE from then on), the steps,
+    and the drift at the first and last step."""
     if horizon is None or horizon.empty:
         return pd.DataFrame()
     keys = [c for c in horizon.columns if c in ("family", *SERIES, "width", "depth", "axis")]
@@ -76,6 +84,9 @@ def horizon_summary(horizon: pd.DataFrame) -> pd.DataFrame:
                 transfer_from_step=transfer_from_step(steps, h["slope"].to_numpy(float)),
                 transfer_and_regret_from_step=transfer_from_step(steps, both),
                 transfer_from_step_ci=transfer_from_step(steps, wide),
+                drift_from_step=_from_step(
+                    steps, np.abs(h["slope"].to_numpy(float)) >= TRANSFER_SLOPE
+                ),
                 first_step=int(steps[0]),
                 last_step=int(steps[-1]),
                 slope_first=float(h["slope"].iloc[0]),
@@ -174,6 +185,7 @@ def scorecard(
             if len(h):
                 row[f"transfer_from_step_{axis}"] = h["transfer_from_step"].iloc[0]
                 row[f"transfer_from_step_ci_{axis}"] = h["transfer_from_step_ci"].iloc[0]
+                row[f"drift_from_step_{axis}"] = h["drift_from_step"].iloc[0]
                 row["last_step"] = int(h["last_step"].iloc[0])
             if axis == "depth" and len(s):
                 first, last = s.iloc[0], s.iloc[-1]
@@ -289,6 +301,9 @@ def _horizon_text(row: Mapping[str, Any], axis: str) -> str:
     start = row[f"transfer_from_step_{axis}"]
     last = _int(row["last_step"])
     if start is None or pd.isna(start):
+        lost = row.get(f"drift_from_step_{axis}")
+        if lost is not None and not pd.isna(lost):
+            return f"; |drift| >= {TRANSFER_SLOPE} from step {_int(lost)} on (of {last})"
         return f"; |drift| >= {TRANSFER_SLOPE} at step {last} (the last evaluation)"
     return f"; |drift| < {TRANSFER_SLOPE} from step {_int(start)} on (of {last})"
 
@@ -462,7 +477,12 @@ def _horizon(row: Mapping[str, Any], criterion: bool = True) -> str:
     if start is not None and not pd.isna(start):
         text += f"; |drift| < {TRANSFER_SLOPE} from step {_int(start)} on"
     elif last is not None and not pd.isna(last) and "transfer_from_step_depth" in row:
-        text += f"; |drift| >= {TRANSFER_SLOPE} at the last step"
+        lost = row.get("drift_from_step_depth")
+        text += (
+            f"; |drift| >= {TRANSFER_SLOPE} from step {_int(lost)} on"
+            if lost is not None and not pd.isna(lost)
+            else f"; |drift| >= {TRANSFER_SLOPE} at the last step"
+        )
     return text
 
 
@@ -500,6 +520,8 @@ def _drift_claim(claim: str, row: Mapping[str, Any] | None, want_transfer: bool)
         if side == "across":
             verdict_ = INCONCLUSIVE
             note = f"the interval straddles |drift| = {TRANSFER_SLOPE}: more seeds or depths"
+            if np.isfinite(regret):
+                note += f" (worst regret {regret:.1%}, no interval)"
         else:
             transfers = side == "inside"
             verdict_ = HOLDS if transfers == want_transfer else FAILS

@@ -385,7 +385,8 @@ def test_drift_at_every_step_and_the_step_from_which_transfer_holds():
     # the other way round: transfer at short horizons is lost by the end
     late = A.analyze(horizon_results(lambda t: 0.0 if t <= 100 else -0.8), last_evals=1)
     assert pd.isna(late.scorecard.iloc[0]["transfer_from_step_depth"])
-    assert "|drift| >= 0.25 at step 200" in late.scorecard.iloc[0]["verdict"]
+    assert late.scorecard.iloc[0]["drift_from_step_depth"] == 150
+    assert "|drift| >= 0.25 from step 150 on (of 200)" in late.scorecard.iloc[0]["verdict"]
 
 
 def test_losses_by_step_average_the_evaluations_up_to_each_step_and_mark_divergence():
