@@ -45,6 +45,7 @@ from hptransfer.tables import (
     role_order,
     scheme_order,
     seed_optima,
+    seed_regret,
     series_keys,
     training_curves,
     transfer_regret,
@@ -68,7 +69,7 @@ __all__ = [
     "fixed_lr_slopes", "held_value", "horizon_drift", "horizon_summary", "load_run",
     "losses_by_step", "lr_curves", "movement_at_optimum", "movement_columns", "movement_slopes",
     "ols_slope", "optimal_lr", "refine", "refine_optimum", "role_order", "scheme_order",
-    "scorecard", "seed_interval", "seed_optima", "series_keys", "slope_range", "suite_metrics",
+    "scorecard", "seed_interval", "seed_optima", "seed_regret", "series_keys", "slope_range", "suite_metrics",
     "training_curves", "transfer_regret", "verdict",
 ]  # fmt: skip
 
@@ -131,7 +132,8 @@ def analyze(
     mslopes = movement_slopes(movement) if len(movement) else pd.DataFrame()
     fixed = fixed_lr_slopes(finals, optima) if movement_columns(finals) else pd.DataFrame()
     horizon = horizon_drift(results, last_evals, ci)
-    card = scorecard(optima, drift_table, regret_table, mslopes, fixed, horizon, ci)
+    seed_regrets = seed_regret(finals, optima)
+    card = scorecard(optima, drift_table, regret_table, mslopes, fixed, horizon, ci, seed_regrets)
     return Analysis(
         results=results,
         finals=finals,

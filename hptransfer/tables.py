@@ -703,3 +703,40 @@ def _worst_regret(curves: list[tuple[np.ndarray, np.ndarray]], eta: np.ndarray, 
         if not math.isnan(regret):
             worst = max(worst, regret)
     return worst if worst > -math.inf else math.nan
+
+
+def seed_regret(finals: pd.DataFrame, optima: pd.DataFrame, axes: Sequence[str] = AXES):
+    """Worst transfer regret of every seed on its own curves: one row per (series, seed).
+
+    For seed s with loss curves L_{s,shape} and its own base-shape optimum x*_{s,base}
+    (:func:`hptransfer.optimum.refine` on its base curve),
+
+        worst_regret_s = max over shapes of (L_{s,shape}(x*_{s,base}) - min L_{s,shape}) / min L_{s,shape},
+
+    read by :func:`curve_value` as :func:`transfer_regret` does (+inf where the base rate
+    diverges; NaN when the seed's base optimum is at the grid edge or unknown). The spread of
+    these values gives the interval of the scorecard's worst regret.
+    """
+    finals = _as_finals(finals, 3)
+    curves = {key: (x, v) for key, x, v in _group_curves(finals)}
+    rows = []
+    for axis in axes:
+        for key, s in _series(optima, axis):
+            cs = [curves[tuple(r)] for r in s[list(GROUP)].itertuples(index=False)]
+            n_seeds = min(v.shape[0] for _, v in cs)
+            for seed in range(n_seeds):
+                xb, vb = cs[0]
+                base = refine(xb, vb[seed])
+                worst = math.nan
+                if np.isfinite(base.bracket_lo) and np.isfinite(base.bracket_hi):
+                    worst = -math.inf
+                    for x, v in cs:
+                        ok = ~np.isnan(v[seed])
+                        xs, ys = x[ok], v[seed][ok]
+                        best = curve_value(xs, ys, float(refine(xs, ys).log2_eta))
+                        at = curve_value(xs, ys, float(base.log2_eta))
+                        if not np.isfinite(best) or math.isnan(at):
+                            continue
+                        worst = max(worst, math.inf if at == math.inf else (at - best) / best)
+                rows.append(key | dict(axis=axis, seed_index=seed, worst_regret=worst))
+    return _int_axes(pd.DataFrame(rows, columns=_columns(rows)))

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from hptransfer.intervals import RANGE, T_INTERVAL, interval_label, seed_interval
+from hptransfer.optimum import refine
 from hptransfer.tables import AXES, OTHER_AXIS, fixed_lr_slopes, fmt_edges, held_value
 from hptransfer.tables import scheme_order as _scheme_order
 
@@ -125,6 +126,7 @@ def scorecard(
     fixed_slopes: pd.DataFrame | None = None,
     horizon: pd.DataFrame | None = None,
     ci: float = 0.9,
+    seed_regrets: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (family, scheme, optimizer, block_depth), each axis summarised at the held
     value of the other (:func:`hptransfer.tables.held_value`), with a verdict (:func:`verdict`).
@@ -179,6 +181,11 @@ def scorecard(
                 row[f"regret_{axis}_at"] = int(worst[axis])
             else:
                 row[f"regret_{axis}"], row[f"regret_{axis}_at"] = math.nan, None
+            sr = _select(seed_regrets, sel)
+            vals = sr["worst_regret"].to_numpy(float) if len(sr) else np.array([])
+            ok = len(vals) >= 2 and not np.isnan(vals).any()
+            row[f"regret_{axis}_seed_min"] = float(vals.min()) if ok else math.nan
+            row[f"regret_{axis}_seed_max"] = float(vals.max()) if ok else math.nan
             row[f"edges_grid_{axis}"] = fmt_edges(s, axis, "grid")
             row[f"edges_div_{axis}"] = fmt_edges(s, axis, "divergence")
             h = _select(hs, sel)
@@ -517,11 +524,17 @@ def _drift_claim(claim: str, row: Mapping[str, Any] | None, want_transfer: bool)
         )
     else:
         side = _side(lo, hi, TRANSFER_SLOPE)
-        if side == "across":
+        r_min = row.get("regret_depth_seed_min", math.nan)
+        if side == "across" and np.isfinite(r_min) and r_min >= TRANSFER_REGRET:
+            verdict_ = FAILS if want_transfer else HOLDS
+            note = (
+                f"the drift interval straddles {TRANSFER_SLOPE}, but the base-tuned rate costs "
+                f"{regret:.1%} (every seed on its own curves: {r_min:.1%} to "
+                f"{row['regret_depth_seed_max']:.1%}) >= {TRANSFER_REGRET:.0%}: no transfer"
+            )
+        elif side == "across":
             verdict_ = INCONCLUSIVE
             note = f"the interval straddles |drift| = {TRANSFER_SLOPE}: more seeds or depths"
-            if np.isfinite(regret):
-                note += f" (worst regret {regret:.1%}, no interval)"
         else:
             transfers = side == "inside"
             verdict_ = HOLDS if transfers == want_transfer else FAILS
@@ -590,7 +603,7 @@ def _nfd_claim(nfd: Mapping[str, Any] | None, dmup: Mapping[str, Any] | None) ->
 
 
 def _loss_claim(finals: pd.DataFrame | None, nfd, dmup, ci: float) -> Claim:
-    metric = "relative loss change NFD vs depth-muP at the deepest L (each at its best rate)"
+    metric = "relative loss change NFD vs depth-muP at the deepest L (each at its refined best)"
     if finals is None or nfd is None or dmup is None:
         return Claim("e", STATEMENTS["e"], metric, math.nan, math.nan, math.nan, "", "", "",
                      NOT_MEASURED, "not measured in this run (needs nfd and depth_mup, k = 2)")  # fmt: skip
@@ -603,8 +616,12 @@ def _loss_claim(finals: pd.DataFrame | None, nfd, dmup, ci: float) -> Claim:
             & (finals["depth"] == depth)
             & (finals["width"] == width)
         ]
-        # per seed: its best final loss over the grid (the tuned network of that seed)
-        best[scheme] = f.groupby("seed")["final_train_loss"].min()
+        # per seed: the refined minimum of its own loss curve (the tuned network of that seed)
+        wide = f.pivot_table(index="seed", columns="log2_lr", values="final_train_loss")
+        wide = wide.sort_index(axis=1)
+        best[scheme] = pd.Series(
+            refine(wide.columns.to_numpy(float), wide.to_numpy(float)).loss, index=wide.index
+        )
     paired = pd.concat(best, axis=1).dropna()
     paired = paired[np.isfinite(paired).all(axis=1)]
     rel = (paired["nfd"] / paired["depth_mup"] - 1.0).to_numpy(float)

@@ -399,3 +399,39 @@ def test_losses_by_step_average_the_evaluations_up_to_each_step_and_mark_diverge
     assert alive[200] == pytest.approx(1.8)
     dead = by_step.xs(-3.0, level="log2_lr").iloc[0]  # diverges at step 120
     assert np.isfinite(dead[100]) and dead[150] == math.inf and dead[200] == math.inf
+
+
+def test_claims_are_decided_from_planted_numbers():
+    def centre(scheme, n, L, k, s):
+        drift = 0.6 if (scheme == "depth_mup" and k == 2) else 0.0
+        return -3.0 + drift * math.log2(L / 2) + 0.03 * (s - 1)
+
+    def movement(scheme, n, L, k, x, s):
+        p = -0.5 if (scheme == "depth_mup" and k == 2) else 0.0
+        return {"own_movement/hidden_1": 0.2 * L**p * (1 + 0.01 * s)}
+
+    df = make_results(
+        quadratic(centre),
+        schemes=("depth_mup", "nfd"),
+        depths=(2, 4, 8, 16),
+        block_depths=(1, 2),
+        seeds=(0, 1, 2),
+        log2_lrs=tuple(np.arange(-8.0, 1.0, 0.5)),
+        movement=movement,
+    )
+    a = A.analyze(df)
+    claims = a.claims.set_index("claim")
+    assert claims.loc["a", "verdict"] == "holds"  # flat, t-interval inside +-0.25
+    assert claims.loc["a", "interval"] == "90% t-interval over 3 seeds"
+    assert claims.loc["b", "verdict"] == "holds"  # +0.6 per doubling: no transfer
+    assert claims.loc["b", "value"] == pytest.approx(0.6, abs=0.05)
+    assert claims.loc["c", "verdict"] == "holds"  # L^-1/2 at one fixed rate
+    assert claims.loc["c", "value"] == pytest.approx(-0.5, abs=1e-6)
+    assert claims.loc["d", "verdict"] == "holds"
+    assert claims.loc["e", "verdict"] == "inconclusive"  # same best loss: interval spans 0
+    assert claims.loc["b", "scale"] == "n=64, L=2-16, k=2"
+    card = a.scorecard.set_index(["scheme", "block_depth"])
+    assert card.loc[("depth_mup", 2), "regret_depth_seed_min"] > 0.02
+    # two seeds: nothing is decided
+    two = A.analyze(df[df["seed"] < 2]).claims
+    assert set(two["verdict"]) == {"inconclusive"}
