@@ -9,8 +9,10 @@ design notes are in docs/design.md). Each step is a public function usable from 
             --seed_optima-->            eta* of every seed's own curve (long table)
     optima  --drift-->                  slope of log2 eta* against log2 depth / log2 width
     curves  --transfer_regret-->        relative loss of the base-shape eta* at every shape
+    finals  --seed_regret-->            each seed's own worst regret (its spread)
     finals  --movement_at_optimum--> --movement_slopes-->  feature movement and its slopes
-    results --horizon_drift-->          drift at every evaluation step (the training horizon)
+    finals  --fixed_lr_slopes-->        hidden_1 movement slopes at one learning rate
+    results --losses_by_step--> --horizon_drift-->  eta*, drift and regret at every step
 
 A group is one shape cell of one scheme: (family, scheme, optimizer, width, depth, block_depth).
 A series is the groups that differ only along one axis (depth or width), the other held fixed.
