@@ -541,9 +541,16 @@ def _drift_claim(claim: str, row: Mapping[str, Any] | None, want_transfer: bool)
             note = f"interval {'within' if transfers else 'beyond'} |drift| < {TRANSFER_SLOPE}"
             if transfers and np.isfinite(regret):
                 note += f"; worst regret {regret:.1%}"
-                if regret >= TRANSFER_REGRET:
+                r_min = row.get("regret_depth_seed_min", math.nan)
+                if regret >= TRANSFER_REGRET and np.isfinite(r_min) and r_min >= TRANSFER_REGRET:
                     verdict_ = FAILS if want_transfer else HOLDS
-                    note += f" >= {TRANSFER_REGRET:.0%}: the base-tuned rate still costs loss"
+                    note += (
+                        f" >= {TRANSFER_REGRET:.0%} (every seed on its own curves: {r_min:.1%}"
+                        f" to {row['regret_depth_seed_max']:.1%}): the base-tuned rate costs loss"
+                    )
+                elif regret >= TRANSFER_REGRET:
+                    verdict_ = INCONCLUSIVE
+                    note += f" >= {TRANSFER_REGRET:.0%}, but not in every seed: more seeds or steps"
     if censored:
         note += (
             f"; {censored} censored optima excluded (slope range "
