@@ -363,7 +363,9 @@ def _method_items(a: Analysis, coverage: pd.DataFrame) -> list[str]:
         "interval over per-seed slopes.",
         f"Verdict thresholds: transfer when |drift| < {TRANSFER_SLOPE} octave per doubling and "
         f"worst regret < {TRANSFER_REGRET:.0%}; claims decided only by a calibrated interval "
-        f"(>= {MIN_SEEDS_T} seeds); claim (c) holds when the interval lies in "
+        f"(>= {MIN_SEEDS_T} seeds), a regret above {TRANSFER_REGRET:.0%} only when every "
+        "seed's own worst regret (on its own curves and base-shape optimum) exceeds it; "
+        f"claim (c) holds when the interval lies in "
         f"[{COLLAPSE[0]}, {COLLAPSE[1]}], (d) needs NFD's transfer and a hidden_1 slope >= "
         f"{RESTORED} above depth-muP's, (e) a paired interval of the relative loss below 0; "
         f"a shift of the largest stable rate is reported from {STABILITY_SHIFT:g} octave.",
