@@ -22,11 +22,15 @@ _width over width at the held depth, when the sweep has several widths):
   abs_drift_depth      |drift_depth|
   spread_depth         max - min of log2 eta* (octaves)
   regret_depth         worst relative transfer regret of the base-tuned rate
-  h1_own_slope, h1_weight_slope
+  drift_depth_min, drift_depth_max
+                       the slope range allowed by optima that are only bracketed
+  h1_own_slope_fixed_lr, h1_weight_slope_fixed_lr
                        log-log slope against L of hidden_1's own movement / relative weight
                        change, all depths trained at ONE learning rate: the grid rate nearest
                        the base shape's eta*. A fixed rate isolates the depth scaling of the
-                       scheme from the drift of eta* itself.
+                       scheme from the drift of eta* itself (the scorecard's
+                       h1_own_slope_at_eta reads each depth at its own eta*).
+The metrics are computed by :func:`hptransfer.verdicts.suite_metrics`.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ import pandas as pd
 
 from hptransfer import analysis
 from hptransfer.results import META_FILE, check_results, read_meta, write_json
+from hptransfer.verdicts import suite_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,63 +76,6 @@ IGNORED_CONFIG_FIELDS = ("name", "max_replicas_per_chunk")
 
 class CheckError(ValueError):
     """The expectations file or the baseline is malformed or missing."""
-
-
-def _fixed_lr_slopes(finals: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFrame:
-    """h1 own-movement and weight-change slopes against depth at the base shape's grid eta*."""
-    rows = []
-    for key, s in optima.groupby(SERIES + ["width"], sort=True):
-        base = s.loc[s["depth"].idxmin()]
-        lr = base["log2_lr_nearest"]
-        if pd.isna(lr) or s["depth"].nunique() < 2:
-            continue
-        sel = finals[
-            (finals["scheme"] == key[0])
-            & (finals["optimizer"] == key[1])
-            & (finals["block_depth"] == key[2])
-            & (finals["width"] == key[3])
-            & np.isclose(finals["log2_lr"], lr)
-            & ~finals["diverged"]
-        ]
-        row = dict(zip(SERIES + ["width"], key, strict=True))
-        for stat, name in (("own_movement", "h1_own_slope"), ("weight_change", "h1_weight_slope")):
-            col = f"{stat}/hidden_1"
-            per_depth = sel.groupby("depth")[col].mean()
-            per_depth = per_depth[per_depth > 0]
-            row[name] = (
-                analysis.ols_slope(np.log2(per_depth.index.to_numpy(float)), np.log2(per_depth))
-                if len(per_depth) >= 2
-                else math.nan
-            )
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def suite_metrics(a: analysis.Analysis) -> pd.DataFrame:
-    """Long table (scheme, optimizer, block_depth, metric, value) of the metrics above."""
-    card = a.scorecard
-    rows = []
-    for _, r in card.iterrows():
-        base = {k: r[k] for k in SERIES}
-        for axis in ("depth", "width"):
-            for metric in (f"drift_{axis}", f"spread_{axis}", f"regret_{axis}"):
-                if metric in r and pd.notna(r[metric]):
-                    rows.append({**base, "metric": metric, "value": float(r[metric])})
-            if f"drift_{axis}" in r and pd.notna(r[f"drift_{axis}"]):
-                value = abs(float(r[f"drift_{axis}"]))
-                rows.append({**base, "metric": f"abs_drift_{axis}", "value": value})
-    slopes = _fixed_lr_slopes(a.finals, a.optima)
-    held = analysis.held_value(a.optima, "depth")
-    if len(slopes):
-        if held is not None:
-            slopes = slopes[slopes["width"] == held]
-        for _, r in slopes.iterrows():
-            for metric in ("h1_own_slope", "h1_weight_slope"):
-                if pd.notna(r[metric]):
-                    rows.append({**{k: r[k] for k in SERIES}, "metric": metric, "value": r[metric]})
-    frame = pd.DataFrame(rows, columns=[*SERIES, "metric", "value"])
-    frame["block_depth"] = frame["block_depth"].astype(int)
-    return frame
 
 
 def suite_names(path: str | Path = EXPECTATIONS) -> list[str]:
@@ -273,7 +221,7 @@ def baseline_record(
 ) -> dict[str, Any]:
     """What the baseline keeps: eta* per cell (with its edge flag), the suite metrics and the
     config of the run it was made from (compared with later runs' configs)."""
-    cols = [*SERIES, "width", "depth", "log2_eta_star", "edge"]
+    cols = [*SERIES, "width", "depth", "log2_eta_star", "edge", "bracket_lo", "bracket_hi"]
     eta = a.optima[cols].copy()
     eta["grid_step"] = (a.optima["grid_max"] - a.optima["grid_min"]) / (a.optima["n_lr"] - 1)
     eta["edge"] = eta["edge"].where(eta["edge"].notna(), None)
@@ -319,13 +267,18 @@ def check_baseline(
             else "unavailable: no eta* in the baseline (every replica diverged)" if math.isnan(ref)
             else ""
         )  # fmt: skip
+        within = not note and abs(value - ref) <= tol
+        # a censored eta* passes when its bracket (null = open end) contains the baseline
+        if not note and r.get("edge"):
+            lo, hi = _num(r.get("bracket_lo")), _num(r.get("bracket_hi"))
+            within = within or ((math.isnan(lo) or lo <= ref) and (math.isnan(hi) or ref <= hi))
         rows.append({
             "check": "baseline",
             "what": f"log2 eta* {b['scheme']} k={b['block_depth']} n={b['width']} L={b['depth']}"
                     + (f" (bound: {b['edge']})" if b.get("edge") else ""),
             "value": value,
             "allowed": f"{ref:+.2f} +- {tol:g}" if not math.isnan(ref) else "n/a",
-            "held": bool(not note and abs(value - ref) <= tol),
+            "held": bool(within),
             "note": note,
         })  # fmt: skip
     metrics_now = pd.DataFrame(record["metrics"])
@@ -403,7 +356,6 @@ def evaluate_run(
     baseline: str | Path | None = None,
     update_baseline: bool = False,
     force: bool = False,
-    n_boot: int = 100,
 ) -> pd.DataFrame:
     """All checks of ``run_dir`` as a table (check, what, value, allowed, held, note).
 
@@ -441,7 +393,7 @@ def evaluate_run(
             f"--update-baseline: run {str(run_dir)!r} has no {META_FILE}, so its config is "
             "unknown; pass --force to write the baseline anyway"
         )
-    a = analysis.analyze_run(run_dir, n_boot=n_boot)
+    a = analysis.analyze_run(run_dir)
     metrics = suite_metrics(a)
     reasons = unavailable_reasons(a.optima)
     table = check_expectations(metrics, spec, reasons)

@@ -6,9 +6,10 @@ Panels: one column per scheme (or per block depth), one row per (optimizer, bloc
 sit outside the axes, on the right or under each panel.
 
     loss_vs_lr_<axis>  final training loss vs log2 learning rate, a line per depth (width)
-    eta_star_<axis>    log2 eta* vs depth (width) for every scheme, bootstrap intervals
+    eta_star_<axis>    log2 eta* vs depth (width) for every scheme, seed intervals, brackets
     movement_depth     own movement and relative weight change per layer role vs depth, log-log
     training_curves    training loss vs step at each depth's eta*
+    horizon_<axis>     drift of eta* per doubling vs training steps, seed-interval bands
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from PIL import Image
 from hptransfer.analysis import (
     AXES,
     OTHER_AXIS,
+    TRANSFER_SLOPE,
     Analysis,
     held_value,
     role_order,
@@ -152,11 +154,11 @@ def _log_y(ax) -> None:
 
 
 def _optimum_marker(edge) -> tuple[str, bool]:
-    """(marker, filled): a filled star for a refined optimum, a hollow triangle pointing the
-    way the true optimum may lie for an edge optimum (a bound)."""
+    """(marker, filled): a filled star for a refined optimum, a hollow diamond at the best grid
+    rate of a censored one (the optimum is only known to lie in its bracket)."""
     if pd.isna(edge):
         return "*", True
-    return ("^" if edge == "high" else "v"), False
+    return "D", False
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,7 +168,8 @@ def _optimum_marker(edge) -> tuple[str, bool]:
 def plot_loss_vs_lr(a: Analysis, path: str | Path, axis: str = "depth") -> Path | None:
     """Final training loss (seed mean, band = min-max over seeds) vs log2 learning rate, one
     line per value of ``axis`` at the held value of the other axis; one panel per scheme, one
-    row per (optimizer, block depth). eta* is marked (a hollow triangle where it is a bound);
+    row per (optimizer, block depth). eta* is marked (a hollow diamond with its bracket as a
+    horizontal bar where it is censored);
     rates at which a seed diverged are marked x at the top. None when ``axis`` has one value."""
     held = held_value(a.optima, axis)
     if held is None:
@@ -224,7 +227,15 @@ def plot_loss_vs_lr(a: Analysis, path: str | Path, axis: str = "depth") -> Path 
             Patch(color="0.6", alpha=0.35, label="band: min-max\nover seeds"),
             Line2D([], [], ls="", marker="*", ms=11, mfc="0.3", mec="k", label="eta* (parabola)"),
             Line2D(
-                [], [], ls="", marker="^", ms=7, mfc="white", mec="0.3", label="eta* bound\n(edge)"
+                [],
+                [],
+                ls="-",
+                marker="D",
+                ms=6,
+                mfc="white",
+                mec="0.3",
+                color="0.3",
+                label="censored eta*\n(and its bracket)",
             ),
             Line2D([], [], ls="", marker="x", ms=6, color="0.3", label="a seed diverged"),
         ]
@@ -243,6 +254,10 @@ def _draw_optima(ax, opt: pd.DataFrame, axis: str, colors: dict) -> None:
             continue
         marker, filled = _optimum_marker(o["edge"])
         color = colors[o[axis]]
+        if not filled:
+            lo = max(o["bracket_lo"], o["grid_min"] - 0.4)
+            hi = min(o["bracket_hi"], o["grid_max"] + 0.4)
+            ax.plot([lo, hi], [o["best_loss"]] * 2, color=color, lw=1.6, alpha=0.8, zorder=5)
         ax.plot(
             o["log2_eta_star"],
             o["best_loss"],
@@ -280,8 +295,8 @@ def _draw_diverged(ax, cs: pd.DataFrame, axis: str, values: list, colors: dict) 
 
 def plot_eta_star(a: Analysis, path: str | Path, axis: str = "depth") -> Path | None:
     """log2 eta* vs ``axis`` (log2 axis) for every scheme, one panel per block depth (row per
-    optimizer), at the held value of the other axis. Bars: the bootstrap interval over seeds;
-    a hollow triangle is an edge optimum (a bound, pointing the way the true optimum may lie).
+    optimizer), at the held value of the other axis. Bars: the seed interval of eta* (t, or the
+    range of 2 seeds); a censored optimum is drawn as its bracket (:func:`_draw_eta_series`).
     Each panel's legend gives the drift slope per scheme. None when ``axis`` has one value."""
     held = held_value(a.optima, axis)
     if held is None:
@@ -319,7 +334,7 @@ def plot_eta_star(a: Analysis, path: str | Path, axis: str = "depth") -> Path | 
                 bbox_to_anchor=(0.5, -0.25),
                 frameon=False,
                 fontsize="small",
-                title=f"slope per doubling of {axis} [{pct}% interval]",
+                title=f"slope per doubling of {axis} [{_interval_words(opt, pct)}]",
                 title_fontsize="small",
             )
         handles = [
@@ -327,23 +342,15 @@ def plot_eta_star(a: Analysis, path: str | Path, axis: str = "depth") -> Path | 
             Line2D(
                 [],
                 [],
-                ls="",
-                marker="^",
-                ms=7,
+                color="0.3",
+                lw=2.2,
+                alpha=0.6,
+                marker="D",
                 mfc="white",
-                mec="0.3",
-                label="bound: optimum\nat/above this",
-            ),
-            Line2D(
-                [],
-                [],
-                ls="",
-                marker="v",
-                ms=7,
-                mfc="white",
-                mec="0.3",
-                label="bound: optimum\nat/below this",
-            ),
+                ms=5,
+                label="censored: optimum\nin this bracket",
+            ),  # fmt: skip
+            Line2D([], [], ls="", marker="X", ms=7, color="0.3", label="every rate\ndiverged"),
             Line2D([], [], color="0.5", ls=":", label="grid edges\n(per scheme if they differ)"),
         ]
         fig.legend(
@@ -352,9 +359,16 @@ def plot_eta_star(a: Analysis, path: str | Path, axis: str = "depth") -> Path | 
         _suptitle(
             fig,
             f"Optimal learning rate vs {axis} ({other} {AXIS_SYMBOL[other]} = {held}); "
-            f"bars: {pct}% bootstrap interval over seeds",
+            f"bars: {_interval_words(opt, pct)}",
         )
         return _save(fig, Path(path))
+
+
+def _interval_words(opt: pd.DataFrame, pct: int) -> str:
+    n = int(opt["n_seeds"].max())
+    if n < 2:
+        return "no interval: 1 seed"
+    return f"{pct}% t-interval over {n} seeds" if n >= 3 else f"range of {n} seeds"
 
 
 def _draw_grid_edges(ax, opt: pd.DataFrame, colors: dict) -> None:
@@ -380,34 +394,45 @@ def _slope_text(drift: pd.DataFrame | None, sel: dict, scheme: str) -> str:
     row = d.iloc[0]
     text = f"{row['slope']:+.2f}"
     if np.isfinite(row["slope_lo"]):
-        text += f" [{row['slope_lo']:+.2f}, {row['slope_hi']:+.2f}]"
-    return text + (" (bounds)" if row["n_edge"] else "")
+        kind = "" if row["interval"] == "t" else " range"
+        text += f" [{row['slope_lo']:+.2f}, {row['slope_hi']:+.2f}]{kind}"
+    if row["n_censored"]:
+        text += f"; bracketed: {row['slope_min']:+.2f} to {row['slope_max']:+.2f}"
+    return text
 
 
 def _draw_eta_series(ax, s: pd.DataFrame, axis: str, color, offset: float, label: str) -> None:
+    """A scheme's eta* along ``axis``: located optima as dots with their seed interval, censored
+    ones as their bracket (a bar between the neighbouring grid rates, an arrow where it is open
+    past the grid), shapes where every rate diverged as an "x" at the panel's top."""
     x = s[axis].to_numpy(float) * 2.0**offset
     y = s["log2_eta_star"].to_numpy(float)
-    ax.plot(x, y, color=color, lw=1.4, label=label)
+    censored = s["edge"].notna().to_numpy()
+    ax.plot(x, np.where(np.isfinite(y), y, np.nan), color=color, lw=1.4, label=label)
     if "log2_eta_lo" in s:
         lo = np.clip(y - s["log2_eta_lo"].to_numpy(float), 0, None)
         hi = np.clip(s["log2_eta_hi"].to_numpy(float) - y, 0, None)
         err = np.nan_to_num(np.vstack([lo, hi]))
-        ax.errorbar(x, y, yerr=err, fmt="none", ecolor=color, elinewidth=1.1, capsize=2.5)
-    for xi, yi, edge in zip(x, y, s["edge"], strict=True):
-        if not np.isfinite(yi):
+        ok = ~censored & np.isfinite(y)
+        ax.errorbar(x[ok], y[ok], yerr=err[:, ok], fmt="none", ecolor=color, elinewidth=1.1,
+                    capsize=2.5)  # fmt: skip
+        ax.plot(x[ok], y[ok], ls="", marker="o", ms=5.5, mfc=color, mec=color, zorder=4)
+    grid_lo, grid_hi = s["grid_min"].min(), s["grid_max"].max()
+    trans = blended_transform_factory(ax.transData, ax.transAxes)
+    for _, (xi, yi, r) in enumerate(zip(x, y, s.to_dict("records"), strict=True)):
+        if r["edge_cause"] == "all_diverged" or not np.isfinite(yi):
+            ax.plot(xi, 0.97, ls="", marker="X", ms=8, color=color, transform=trans, zorder=5)
             continue
-        marker, filled = _optimum_marker(edge)
-        ax.plot(
-            xi,
-            yi,
-            ls="",
-            marker="o" if filled else marker,
-            ms=5.5 if filled else 8,
-            mfc=color if filled else "white",
-            mec=color,
-            mew=1.6,
-            zorder=4,
-        )
+        if pd.isna(r["edge"]):
+            continue
+        lo, hi = r["bracket_lo"], r["bracket_hi"]
+        top, bottom = min(hi, grid_hi + 1.0), max(lo, grid_lo - 1.0)
+        ax.plot([xi, xi], [bottom, top], color=color, lw=2.2, alpha=0.6, solid_capstyle="butt")
+        ax.plot(xi, yi, ls="", marker="D", ms=5, mfc="white", mec=color, mew=1.5, zorder=4)
+        for end, open_, sign in ((top, np.isinf(hi), 1), (bottom, np.isinf(lo), -1)):
+            if open_:
+                ax.annotate("", xy=(xi, end + 0.6 * sign), xytext=(xi, end),
+                            arrowprops=dict(arrowstyle="-|>", color=color, lw=1.5))  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,7 +446,7 @@ def plot_movement(
 ) -> Path | None:
     """Feature movement at each depth's eta* vs depth, log-log: one line per layer role, one
     panel per scheme, one row per (optimizer, block depth) and statistic; a dashed L^(-1/2)
-    guide through hidden_1's first point (claim 3 of DESIGN.md). None without a depth axis
+    guide through hidden_1's first point (claim (c) of the report). None without a depth axis
     or movement columns."""
     held = held_value(a.optima, "depth")
     if held is None or a.movement.empty:
@@ -552,6 +577,60 @@ def plot_training_curves(a: Analysis, path: str | Path) -> Path | None:
 # --------------------------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------------------------
+# (e) the training horizon
+
+
+def plot_horizon(a: Analysis, path: str | Path, axis: str = "depth") -> Path | None:
+    """Drift of eta* per doubling of ``axis`` against training steps (each step's eta* from
+    the losses up to it), one line per scheme with its seed interval as a band, one panel per
+    (optimizer, block depth); the grey band is |drift| < TRANSFER_SLOPE. None without a
+    horizon table for ``axis``."""
+    held = held_value(a.optima, axis)
+    if held is None or a.horizon is None or a.horizon.empty:
+        return None
+    other = OTHER_AXIS[axis]
+    h = a.horizon[(a.horizon["axis"] == axis) & (a.horizon[other] == held)]
+    if h.empty or h["step"].nunique() < 2:
+        return None
+    panels = _facet_rows(h)
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    schemes = scheme_order(h["scheme"].unique())
+    colors = _scheme_colors(schemes)
+    pct = round(100 * a.ci)
+    with _style()[0], _style()[1]:
+        fig, axes = _figure(nrows, ncols, extra_width=1.6, panel=(4.2, 3.0))
+        for ax in axes.flat[len(panels) :]:
+            ax.set_visible(False)
+        for ax, (sel, panel_label) in zip(axes.flat, panels, strict=False):
+            ax.axhspan(-TRANSFER_SLOPE, TRANSFER_SLOPE, color="0.9", zorder=0)
+            ax.axhline(0.0, color="0.6", lw=0.8)
+            for scheme in schemes:
+                d = h[_mask(h, sel | {"scheme": scheme})].sort_values("step")
+                if d.empty:
+                    continue
+                ax.plot(d["step"], d["slope"], color=colors[scheme], lw=1.5, marker="o", ms=3)
+                ax.fill_between(d["step"], d["slope_lo"], d["slope_hi"], color=colors[scheme],
+                                alpha=0.2, lw=0)  # fmt: skip
+            lim = np.nanmax(np.abs(h[_mask(h, sel)][["slope", "slope_lo", "slope_hi"]].to_numpy()))
+            if np.isfinite(lim):
+                ax.set_ylim(-min(max(lim * 1.1, 0.5), 4.0), min(max(lim * 1.1, 0.5), 4.0))
+            ax.set_xlabel("training steps")
+            ax.set_ylabel(f"drift (octaves / doubling of {axis})")
+            ax.set_title(panel_label.replace("k=", "block depth k = "))
+        band = _interval_words(a.optima, pct)
+        handles = [Line2D([], [], color=colors[s], lw=2, label=scheme_label(s)) for s in schemes]
+        handles += [Patch(color="0.9", label=f"|drift| < {TRANSFER_SLOPE}")]
+        fig.legend(handles=handles, loc="outside right center", frameon=False)
+        _suptitle(
+            fig,
+            f"Drift of eta* per doubling of {axis} vs training steps "
+            f"({other} {AXIS_SYMBOL[other]} = {held}); bands: {band}",
+        )
+        return _save(fig, Path(path))
+
+
 FIGURES = {
     "loss_vs_lr_depth": "Final training loss vs learning rate across depth",
     "eta_star_depth": "Optimal learning rate vs depth",
@@ -559,6 +638,8 @@ FIGURES = {
     "eta_star_width": "Optimal learning rate vs width",
     "movement_depth": "Feature movement per layer vs depth",
     "training_curves": "Training curves at the optimal learning rate",
+    "horizon_depth": "Drift across depth vs training steps",
+    "horizon_width": "Drift across width vs training steps",
 }
 
 
@@ -566,7 +647,8 @@ def make_figures(a: Analysis, out_dir: str | Path) -> dict[str, Path]:
     """Draw every figure that the sweep's shapes allow into ``out_dir``: {name: PNG path}.
 
     Names (FIGURES): loss_vs_lr_depth, eta_star_depth, loss_vs_lr_width, eta_star_width (only
-    with several widths), movement_depth (with movement columns), training_curves.
+    with several widths), movement_depth (with movement columns), training_curves,
+    horizon_depth / horizon_width (drift against training steps).
     """
     out_dir = Path(out_dir)
     drawn = {
@@ -576,5 +658,7 @@ def make_figures(a: Analysis, out_dir: str | Path) -> dict[str, Path]:
         "eta_star_width": plot_eta_star(a, out_dir / "eta_star_width.png", "width"),
         "movement_depth": plot_movement(a, out_dir / "movement_depth.png"),
         "training_curves": plot_training_curves(a, out_dir / "training_curves.png"),
+        "horizon_depth": plot_horizon(a, out_dir / "horizon_depth.png", "depth"),
+        "horizon_width": plot_horizon(a, out_dir / "horizon_width.png", "width"),
     }
     return {name: p for name, p in drawn.items() if p is not None}

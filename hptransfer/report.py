@@ -36,22 +36,31 @@ from hptransfer.analysis import (
     role_order,
     scheme_order,
 )
+from hptransfer.calibration import coverage_table
 from hptransfer.figures import FIGURES, make_figures, scheme_label
+from hptransfer.intervals import MIN_SEEDS_T
+from hptransfer.verdicts import COLLAPSE, RESTORED, bracket_text
 
 FIGURE_DIR = "figures"
 FIGURE_CAPTIONS = {
     "loss_vs_lr_depth": "Seed-averaged final training loss against the swept learning rate, one "
-    "line per depth; stars mark eta* (parabola refinement), hollow triangles an eta* that is only "
-    "a bound, crosses the rates at which a seed diverged.",
-    "eta_star_depth": "log2 eta* against depth for every scheme with bootstrap intervals over "
-    "seeds; a flat line is depth-wise transfer. The legend under each panel gives the drift slope.",
+    "line per depth; stars mark eta* (parabola refinement), hollow diamonds with a bar a "
+    "censored eta* and the bracket that must contain it, crosses the rates at which a seed "
+    "diverged.",
+    "eta_star_depth": "log2 eta* against depth for every scheme with seed intervals (bars); a "
+    "censored eta* is drawn as its bracket (arrow: open past the grid), X = every rate diverged. "
+    "A flat line is depth-wise transfer. The legend under each panel gives the drift slope.",
     "loss_vs_lr_width": "As above, one line per width.",
     "eta_star_width": "log2 eta* against width; a flat line is width-wise transfer.",
     "movement_depth": "Feature movement of each layer role at each depth's eta*, log-log. The "
     "dashed guide has slope -1/2 (the collapse of the first internal layer under depth-muP "
-    "with two-layer blocks, claim 3 of DESIGN.md).",
+    "with two-layer blocks, claim (c) of the report).",
     "training_curves": "Training loss against step at each depth's eta* (nearest stable grid "
     "rate): the tuned runs themselves.",
+    "horizon_depth": "Drift of eta* per doubling of depth against training steps: at step t, "
+    "eta* of every depth comes from the losses up to t (with a constant learning rate, the "
+    "t-step run). Bands: seed intervals; grey: the transfer threshold.",
+    "horizon_width": "As above, across width.",
 }
 
 
@@ -92,11 +101,21 @@ def _signed(v: float) -> str:
     return "" if v is None or pd.isna(v) else f"{v:+.2f}"
 
 
-def _slope_ci(v: float, lo: float, hi: float) -> str:
+def _slope_ci(v: float, lo: float, hi: float, kind: str = "t") -> str:
     if pd.isna(v):
         return ""
     text = f"{v:+.2f}"
-    return text + (f" [{lo:+.2f}, {hi:+.2f}]" if not (pd.isna(lo) or pd.isna(hi)) else "")
+    if pd.isna(lo) or pd.isna(hi):
+        return text
+    return text + f" [{lo:+.2f}, {hi:+.2f}]" + ("" if kind == "t" else f" ({kind})")
+
+
+def _interval_header(card: pd.DataFrame) -> str:
+    n = int(card["n_seeds"].max()) if "n_seeds" in card else 0
+    pct = round(100 * float(card["ci"].iloc[0])) if "ci" in card and len(card) else 90
+    if n < 2:
+        return "no interval: 1 seed"
+    return f"{pct}% t, {n} seeds" if n >= MIN_SEEDS_T else f"range of {n} seeds"
 
 
 def scorecard_display(card: pd.DataFrame) -> pd.DataFrame:
@@ -114,23 +133,37 @@ def scorecard_display(card: pd.DataFrame) -> pd.DataFrame:
             continue
         sym = "L" if axis == "depth" else "n"
         out[f"{axis}s"] = card[f"{axis}s"].fillna("")
-        out[f"drift vs {axis} (oct/doubling) [90%]"] = [
-            _slope_ci(v, lo, hi)
-            for v, lo, hi in zip(
+        out[f"drift vs {axis} (oct/doubling) [{_interval_header(card)}]"] = [
+            _slope_ci(v, lo, hi, kind)
+            for v, lo, hi, kind in zip(
                 card[f"drift_{axis}"],
                 card[f"drift_{axis}_lo"],
                 card[f"drift_{axis}_hi"],
+                card[f"drift_{axis}_interval"],
                 strict=True,
             )
         ]
+        out[f"drift with brackets ({axis})"] = [
+            f"[{lo:+.2f}, {hi:+.2f}]" if n else ""
+            for lo, hi, n in zip(
+                card[f"drift_{axis}_min"],
+                card[f"drift_{axis}_max"],
+                card[f"censored_{axis}"],
+                strict=True,
+            )
+        ]
+        if f"transfer_from_step_{axis}" in card:
+            out[f"|drift| < {TRANSFER_SLOPE} from step"] = [
+                "never" if pd.isna(v) else str(int(v)) for v in card[f"transfer_from_step_{axis}"]
+            ]
         out[f"spread ({axis}, oct)"] = card[f"spread_{axis}"].map(lambda v: _fmt_num(v, 2))
         out[f"worst regret ({axis})"] = [
             "" if pd.isna(r) else f"{_pct(r)} @{sym}={int(at)}"
             for r, at in zip(card[f"regret_{axis}"], card[f"regret_{axis}_at"], strict=True)
         ]
     out["best loss (deepest)"] = card["best_loss_deepest"].map(_fmt_num)
-    if "h1_own_slope" in card:
-        out["hidden_1 own-movement slope"] = card["h1_own_slope"].map(_signed)
+    if "h1_own_slope_at_eta" in card:
+        out["hidden_1 own-movement slope"] = card["h1_own_slope_at_eta"].map(_signed)
     if "stable_shift_depth" in card:
         out["stable-rate shift (oct)"] = card["stable_shift_depth"].map(_signed)
     flags = [
@@ -142,12 +175,15 @@ def scorecard_display(card: pd.DataFrame) -> pd.DataFrame:
 
 
 def _eta_cell(r: Mapping[str, Any]) -> str:
-    if r["edge_cause"] == "all_diverged":
-        return "all diverged"
+    """ "-0.75 [-0.80, -0.70]" (seed interval), "in [-3.00, -1.50]" (censored: its bracket),
+    or "unknown (all diverged)"."""
+    if r["edge_cause"] == "all_diverged" or pd.isna(r["log2_eta_star"]):
+        return "unknown (all diverged)"
+    if not pd.isna(r["edge"]):
+        return f"in {bracket_text(r)}"
     v = f"{r['log2_eta_star']:+.2f}"
-    if pd.isna(r["edge"]):
-        return v
-    return ("≥" if r["edge"] == "high" else "≤") + v
+    lo, hi = r.get("log2_eta_lo", math.nan), r.get("log2_eta_hi", math.nan)
+    return v if pd.isna(lo) or pd.isna(hi) else f"{v} [{lo:+.2f}, {hi:+.2f}]"
 
 
 def _row_label(df: pd.DataFrame, r: Mapping[str, Any]) -> str:
@@ -241,24 +277,98 @@ def _config_items(a: Analysis) -> list[str]:
     return items
 
 
-def _method_items(a: Analysis) -> list[str]:
+def claims_display(claims: pd.DataFrame) -> pd.DataFrame:
+    """The claims table (:func:`hptransfer.verdicts.claims`) as short strings."""
+
+    def measured(r: Mapping[str, Any]) -> str:
+        if pd.isna(r["value"]):
+            return ""
+        return f"{100 * r['value']:+.1f}%" if r["claim"] == "e" else f"{r['value']:+.2f}"
+
+    def interval(r: Mapping[str, Any]) -> str:
+        if pd.isna(r["lo"]) or pd.isna(r["hi"]):
+            return ""
+        if r["claim"] == "e":
+            return f"[{100 * r['lo']:+.1f}%, {100 * r['hi']:+.1f}%] ({r['interval']})"
+        return f"[{r['lo']:+.2f}, {r['hi']:+.2f}] ({r['interval']})"
+
+    return pd.DataFrame(
+        {
+            "claim": [f"({r['claim']}) {r['statement']}" for _, r in claims.iterrows()],
+            "measured": [measured(r) for _, r in claims.iterrows()],
+            "interval": [interval(r) for _, r in claims.iterrows()],
+            "what": claims["metric"],
+            "scale": claims["scale"],
+            "horizon": claims["horizon"],
+            "verdict": claims["verdict"],
+            "why / what would settle it": claims["note"],
+        }
+    )
+
+
+def coverage_display(table: pd.DataFrame) -> pd.DataFrame:
+    """Measured coverage of the nominal intervals, per method and seed count: the lowest and
+    highest over the planted settings (:func:`hptransfer.calibration.coverage_table`)."""
+    methods = {
+        "eta_t": "eta*: t over per-seed optima (range at 2 seeds)",
+        "drift_t": "drift: t over per-seed slopes (range at 2 seeds)",
+        "eta_boot": "eta*: percentile bootstrap over seeds (not used)",
+        "drift_boot": "drift: percentile bootstrap over seeds (not used)",
+    }
+    rows = []
+    for col, label in methods.items():
+        row = {"interval method": label}
+        for n, g in table.groupby("n_seeds"):
+            row[f"{n} seeds"] = f"{100 * g[col].min():.0f}-{100 * g[col].max():.0f}%"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _method_items(a: Analysis, coverage: pd.DataFrame) -> list[str]:
     pct = round(100 * a.ci)
+    draws = int(coverage["n_draws"].iloc[0]) if len(coverage) else 0
+    settings = coverage.groupby(["noise", "seed_sd", "offset"]).ngroups if len(coverage) else 0
     return [
         f"Final loss of a replica: mean training loss over its last {a.last_evals} evaluations; "
         "a replica that diverged counts as +inf, and a learning rate where any seed diverged "
         "loses to every finite one.",
         "eta*: argmin of the seed-averaged final loss over the log2 lr grid, refined by the "
         "vertex of a parabola through the argmin and its two neighbours. At the grid edge or "
-        "next to a diverging rate it is the grid point, marked ≥ / ≤ (a bound).",
-        f"Drift: OLS slope of log2 eta* against log2 depth (width), in octaves per doubling; "
-        f"interval: {pct}% percentile bootstrap over seeds (resampled jointly for all shapes).",
+        "next to a diverging rate it is censored: if the loss is unimodal in log2 lr, the "
+        "optimum lies in the bracket [x_{i-1}, x_{i+1}] around the best grid rate x_i, open "
+        "past the grid's ends ((-inf, x_2] at the low edge, [x_{n-1}, +inf) at the high edge); "
+        "tables show that bracket, never a one-sided bound.",
+        f"Intervals: the same estimator on each seed's own curve gives per-seed optima, and on "
+        f"each seed's optima a per-seed drift slope; with n >= {MIN_SEEDS_T} seeds the interval "
+        f"is the estimate +- t(n-1) sd(per-seed values) / sqrt(n), a {pct}% Student-t "
+        "interval on n-1 degrees of freedom; with 2 seeds it is the "
+        "range of the 2 values (no calibrated interval exists there; it covers about half the "
+        f"time). Measured coverage on {settings} planted settings x {draws} draws each "
+        "(noise levels, seed-to-seed spread, grid offsets) is in the table below, computed "
+        "when this report was written.",
+        "Drift: OLS slope of log2 eta* against log2 depth (width), in octaves per doubling, "
+        "over the shapes with a finite bracket (a censored optimum next to a diverging rate "
+        "enters at its best grid rate; one at the grid edge is left out). 'Drift with "
+        "brackets': the range of OLS slopes when every censored optimum may lie anywhere in "
+        "its bracket; a verdict is inconclusive when that range crosses the threshold.",
+        "Training horizon: with a constant learning rate the run read at step t is the t-step "
+        f"run, so eta* and drift are recomputed at every evaluation step from the last "
+        f"{a.last_evals} evaluations up to t; 'from step t on' = the first step after which "
+        f"|drift| < {TRANSFER_SLOPE} at every later evaluation.",
         "Transfer regret at a shape: (loss at the eta* tuned at the smallest shape of the series, "
         "read off the loss curve in log2 lr) / (best loss at the shape) - 1.",
         "Feature movement: seed mean at the final step at the stable grid rate nearest eta*; "
-        "slopes are log-log OLS against depth (own / weight / total).",
+        "slopes are log-log OLS against depth (own / weight / total). Claim (c) uses one fixed "
+        "rate for all depths (the grid rate nearest the shallowest depth's eta*), with a t "
+        "interval over per-seed slopes.",
         f"Verdict thresholds: transfer when |drift| < {TRANSFER_SLOPE} octave per doubling and "
-        f"worst regret < {TRANSFER_REGRET:.0%}; a shift of the largest stable rate is reported "
-        f"from {STABILITY_SHIFT:g} octave.",
+        f"worst regret < {TRANSFER_REGRET:.0%}; claims decided only by a calibrated interval "
+        f"(>= {MIN_SEEDS_T} seeds), a regret above {TRANSFER_REGRET:.0%} only when every "
+        "seed's own worst regret (on its own curves and base-shape optimum) exceeds it; "
+        f"claim (c) holds when the interval lies in "
+        f"[{COLLAPSE[0]}, {COLLAPSE[1]}], (d) needs NFD's transfer and a hidden_1 slope >= "
+        f"{RESTORED} above depth-muP's, (e) a paired interval of the relative loss below 0; "
+        f"a shift of the largest stable rate is reported from {STABILITY_SHIFT:g} octave.",
     ]
 
 
@@ -270,6 +380,14 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
         _Block(
             "p", "Does the learning rate tuned at the base shape stay optimal as the network grows?"
         ),
+        _Block("h2", "Claims"),
+        _Block(
+            "p",
+            "The paper's claims, each decided from this run's numbers: holds / does not hold "
+            "when the interval lies on one side of the threshold (Method), otherwise "
+            "inconclusive with what would settle it.",
+        ),
+        _Block("table", table=claims_display(a.claims)),
         _Block("h2", "Sweep"),
         _Block("ul", items=tuple(_config_items(a))),
         _Block("h2", "Verdicts"),
@@ -298,7 +416,10 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
             _Block("h2", f"Optimal learning rate across {axis} ({sym} = {held})"),
             _Block(
                 "p",
-                "log2 eta* (octaves); ≥ / ≤ mark a bound at the grid edge or next to a diverging rate.",
+                "log2 eta* (octaves) [seed interval: "
+                + _interval_header(card)
+                + "]; a censored eta* (grid edge or next to a diverging rate) is given as the "
+                "bracket that must contain it.",
             ),
             _Block("table", table=_pivot(opt, axis, _eta_cell)),
         ]
@@ -333,7 +454,17 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
         roof = roofline(a.meta.get("cells", []), a.meta["device_peaks"])
         if len(roof):
             blocks += [_Block("h2", "Where the time goes"), _Block("table", table=roof)]
-    blocks += [_Block("h2", "Method"), _Block("ul", items=tuple(_method_items(a)))]
+    coverage = coverage_table(ci=a.ci)
+    blocks += [
+        _Block("h2", "Method"),
+        _Block("ul", items=tuple(_method_items(a, coverage))),
+        _Block(
+            "p",
+            f"Measured coverage of the nominal {round(100 * a.ci)}% intervals (lowest-highest "
+            "over the planted settings; hptransfer.calibration):",
+        ),
+        _Block("table", table=coverage_display(coverage)),
+    ]
     if a.meta.get("config"):
         blocks += [
             _Block("h2", "Configuration"),
@@ -446,13 +577,11 @@ def _render_html(blocks: Sequence[_Block]) -> str:
 # Public API
 
 
-def write_report(
-    run_dir: str | Path, *, last_evals: int = 3, n_boot: int = 200, seed: int = 0
-) -> Path:
+def write_report(run_dir: str | Path, *, last_evals: int = 3) -> Path:
     """Analyse a sweep directory and write run_dir/report.md, run_dir/report.html and the
     figures under run_dir/figures/; returns the path of report.md."""
     run_dir = Path(run_dir)
-    a = analyze_run(run_dir, last_evals=last_evals, n_boot=n_boot, seed=seed)
+    a = analyze_run(run_dir, last_evals=last_evals)
     figures = make_figures(a, run_dir / FIGURE_DIR)
     blocks = _report_blocks(a, figures, run_dir)
     md_path = run_dir / "report.md"
@@ -475,7 +604,7 @@ def _run_names(run_dirs: Sequence[Path], analyses: Sequence[Analysis]) -> list[s
 
 def compare(run_dirs: Sequence[str | Path], **kwargs: Any) -> pd.DataFrame:
     """The scorecards of several sweep directories stacked, with a leading ``run`` column.
-    Keyword arguments go to :func:`hptransfer.analysis.analyze` (last_evals, n_boot, seed)."""
+    Keyword arguments go to :func:`hptransfer.analysis.analyze` (last_evals, ci)."""
     paths = [Path(p) for p in run_dirs]
     if not paths:
         raise ValueError("compare needs at least one run directory")

@@ -105,19 +105,24 @@ def test_edge_optimum_is_flagged_and_not_extrapolated(loss, edge, cause, at):
     assert (opt.edge, opt.edge_cause) == (edge, cause)
     if math.isnan(at):
         assert math.isnan(opt.log2_eta) and opt.loss == math.inf
+        assert math.isnan(opt.bracket_lo) and math.isnan(opt.bracket_hi)
     else:
-        assert opt.log2_eta == at  # the grid point itself: a bound, not a parabola vertex
+        assert opt.log2_eta == at  # the grid point itself, not a parabola vertex
+        # the bracket: one grid step either side, open past the grid's ends
+        assert opt.bracket_lo == (at - 1.0 if at > -4.0 else -math.inf)
+        assert opt.bracket_hi == (at + 1.0 if at < 0.0 else math.inf)
 
 
 def test_edge_optimum_is_flagged_in_the_table_and_the_verdict():
     # optimum planted at -8, below the grid [-6, 0] at every depth
     df = make_results(quadratic(lambda *_: -8.0), depths=(2, 4, 8))
-    a = A.analyze(df, n_boot=20)
+    a = A.analyze(df)
     assert (a.optima["edge"] == "low").all() and (a.optima["edge_cause"] == "grid").all()
     assert (a.optima["log2_eta_star"] == -6.0).all()
     row = a.scorecard.iloc[0]
     assert row["edges_grid_depth"] == "2, 4, 8 (low)"
-    assert "grid edge" in row["verdict"] and "widen the grid" in row["verdict"]
+    assert (a.optima["bracket_lo"] == -np.inf).all() and (a.optima["bracket_hi"] == -5.0).all()
+    assert row["verdict"].startswith("Inconclusive") and "widen the grid" in row["verdict"]
     assert "transfers" not in row["verdict"].lower()
 
 
@@ -177,33 +182,49 @@ def planted_drift(slope: float, noise: float, seeds=tuple(range(5))) -> pd.DataF
     )
 
 
-def test_bootstrap_interval_contains_the_planted_slope():
+def test_seed_interval_contains_the_planted_slope():
     df = planted_drift(slope=-0.4, noise=0.15)
     optima = A.optimal_lr(df)
-    boot = A.bootstrap_optima(df, n_boot=200, seed=0)
-    (row,) = A.drift(optima, boot, axes=("depth",)).to_dict("records")
+    seeds = A.seed_optima(df)
+    (row,) = A.drift(optima, seeds, axes=("depth",)).to_dict("records")
+    assert row["interval"] == "t" and row["n_seed_slopes"] == 5
     assert row["slope_lo"] < -0.4 < row["slope_hi"]
     assert row["slope_lo"] < row["slope"] < row["slope_hi"]
-    assert 0.01 < row["slope_hi"] - row["slope_lo"] < 0.3  # a real interval, not a blanket
-    assert row["n_points"] == 5 and row["n_edge"] == 0
+    assert 0.01 < row["slope_hi"] - row["slope_lo"] < 0.5  # a real interval, not a blanket
+    assert row["n_points"] == 5 and row["n_edge"] == 0 and row["n_censored"] == 0
     assert row["spread"] == pytest.approx(np.ptp(optima["log2_eta_star"].to_numpy()))
+    # every per-group interval is a t-interval over 5 per-seed optima around the estimate
+    assert (optima["interval"] == "t").all() and (optima["n_seed_optima"] == 5).all()
+    assert (optima["log2_eta_lo"] < optima["log2_eta_hi"]).all()
 
 
-def test_bootstrap_interval_collapses_without_seed_noise_and_is_reproducible():
+def test_seed_interval_collapses_without_seed_noise():
     df = planted_drift(slope=0.3, noise=0.0)
-    optima = A.optimal_lr(df)
-    boot = A.bootstrap_optima(df, n_boot=50, seed=3)
-    (row,) = A.drift(optima, boot, axes=("depth",)).to_dict("records")
+    a = A.analyze(df)
+    (row,) = a.drift.to_dict("records")
     assert row["slope"] == pytest.approx(0.3, abs=1e-9)
     assert row["slope_lo"] == pytest.approx(0.3, abs=1e-9)
     assert row["slope_hi"] == pytest.approx(0.3, abs=1e-9)
-    again = A.bootstrap_optima(planted_drift(slope=0.3, noise=0.2), n_boot=50, seed=3)
-    assert again.equals(A.bootstrap_optima(planted_drift(slope=0.3, noise=0.2), n_boot=50, seed=3))
+
+
+def test_two_seeds_give_their_range_not_an_interval():
+    df = planted_drift(slope=0.3, noise=0.1, seeds=(0, 1))
+    a = A.analyze(df)
+    (row,) = a.drift.to_dict("records")
+    assert row["interval"] == "range" and row["n_seed_slopes"] == 2
+    per_seed = [
+        A.ols_slope(np.log2(g["depth"].to_numpy(float)), g["log2_eta_star"])
+        for _, g in a.seeds.sort_values("depth").groupby("seed")
+    ]
+    assert row["slope_lo"] == pytest.approx(min(per_seed))
+    assert row["slope_hi"] == pytest.approx(max(per_seed))
+    assert "range of 2 seeds" in a.scorecard["verdict"].iloc[0]
+    assert "90%" not in a.scorecard["verdict"].iloc[0]
 
 
 def test_one_seed_gives_no_interval():
     df = planted_drift(slope=0.3, noise=0.1, seeds=(0,))
-    a = A.analyze(df, n_boot=20)
+    a = A.analyze(df)
     (row,) = a.drift.to_dict("records")
     assert row["slope"] == pytest.approx(0.3, abs=0.15)
     assert math.isnan(row["slope_lo"]) and math.isnan(row["slope_hi"])
@@ -232,7 +253,7 @@ def test_regret_is_infinite_where_the_base_rate_diverges():
         return None if (L == 4 and x >= -3) else (x - c) ** 2 + 1
 
     df = make_results(loss, depths=(2, 4))
-    a = A.analyze(df, n_boot=10)
+    a = A.analyze(df)
     assert a.regret.set_index("depth").loc[4, "regret"] == math.inf
     row = a.scorecard.iloc[0]
     assert "diverges at L=4" in row["verdict"]
@@ -274,7 +295,7 @@ def test_scorecard_verdicts_follow_the_numbers():
         log2_lrs=tuple(np.arange(-8.0, 0.5, 0.5)),
         movement=movement,
     )
-    card = A.analyze(df, n_boot=50).scorecard.set_index("scheme")
+    card = A.analyze(df).scorecard.set_index("scheme")
     flat, down = card.loc["flat"], card.loc["down"]
     assert flat["drift_depth"] == pytest.approx(0.0, abs=0.05)
     assert flat["regret_depth"] < A.TRANSFER_REGRET
@@ -283,7 +304,7 @@ def test_scorecard_verdicts_follow_the_numbers():
     assert down["drift_depth_lo"] <= down["drift_depth"] <= down["drift_depth_hi"]
     assert down["verdict"].startswith("Drifts down by 0.8")
     assert "L^-0.50" in down["verdict"]  # k = 1 here: reported, not called a collapse
-    assert down["h1_own_slope"] == pytest.approx(-0.5)
+    assert down["h1_own_slope_at_eta"] == pytest.approx(-0.5)
     assert down["best_loss_deepest"] == pytest.approx(1.0004, abs=1e-6)
     assert down["at_width"] == 64 and down["depths"] == "2-16"
 
@@ -297,10 +318,120 @@ def test_optima_next_to_divergence_everywhere_make_the_verdict_inconclusive():
     df = make_results(
         lambda scheme, n, L, k, x, s: None if x >= -1 else (x + 1.5) ** 2 + 1, depths=(2, 4)
     )
-    a = A.analyze(df, n_boot=10)
+    a = A.analyze(df)
     assert (a.optima["edge"] == "high").all()
     assert (a.optima["edge_cause"] == "divergence").all()
     assert (a.optima["log2_eta_star"] == -2.0).all()
     verdict = a.scorecard["verdict"].iloc[0]
-    assert verdict.startswith("Inconclusive: eta* sits next to a diverging rate at every depth")
-    assert "transfers" not in verdict
+    # eta* lies in [-3, -1] at both depths: the slope can be anything in [-2, 2]
+    assert (a.optima["bracket_lo"] == -3.0).all() and (a.optima["bracket_hi"] == -1.0).all()
+    assert a.drift["slope_min"].iloc[0] == pytest.approx(-2.0)
+    assert a.drift["slope_max"].iloc[0] == pytest.approx(2.0)
+    assert verdict.startswith("Inconclusive") and "[-2.00, +2.00]" in verdict
+    assert "transfers" not in verdict.lower()
+
+
+def test_the_check_passes_a_censored_eta_whose_bracket_contains_the_baseline():
+    from hptransfer.check import check_baseline
+
+    def record(value, edge=None, lo=None, hi=None):
+        return {
+            "eta_star": [{"scheme": "a", "optimizer": "sgd", "block_depth": 1, "width": 64,
+                          "depth": 2, "log2_eta_star": value, "edge": edge, "bracket_lo": lo,
+                          "bracket_hi": hi}],
+            "metrics": [],
+        }  # fmt: skip
+
+    base = record(-4.0)
+    tol = {"log2_eta_star": 1.0}
+    # censored at -1.5 (next to divergence): eta* in [-4.5, -1.5] contains -4.0
+    assert check_baseline(record(-1.5, "high", -4.5, -1.5), base, tol)["held"].all()
+    # at the low grid edge: (-inf, -2.0] contains it too
+    assert check_baseline(record(-3.0, "low", None, -2.0), base, tol)["held"].all()
+    # a bracket that misses the baseline fails, and so does an unknown eta* (all diverged)
+    assert not check_baseline(record(-1.5, "high", -3.0, 0.0), base, tol)["held"].any()
+    assert not check_baseline(record(None, "low", None, None), base, tol)["held"].any()
+
+
+def horizon_results(drift_at, steps=(50, 100, 150, 200), depths=(2, 4, 8), seeds=(0, 1, 2)):
+    """Replicas whose loss at step t is (log2 lr - c)^2 + 1 + 0.01 seed, with
+    c = -3 + drift_at(t) log2(L / 2): the optimum moves with the training horizon."""
+    rows = []
+    for L in depths:
+        for x in np.arange(-7.0, 0.5, 0.5):
+            for s in seeds:
+                for t in steps:
+                    c = -3.0 + drift_at(t) * math.log2(L / 2) + 0.05 * (s - 1)
+                    loss = (x - c) ** 2 + 1.0
+                    rows.append(dict(family="mlp", scheme="s", optimizer="sgd", width=64,
+                                     depth=L, block_depth=2, log2_lr=x, lr=2.0**x, seed=s,
+                                     step=t, train_loss=loss, test_loss=loss, diverged=False))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_drift_at_every_step_and_the_step_from_which_transfer_holds():
+    df = horizon_results(lambda t: -0.8 if t <= 100 else 0.0)
+    a = A.analyze(df, last_evals=1)
+    h = a.horizon[a.horizon["axis"] == "depth"].set_index("step")
+    assert h.loc[50, "slope"] == pytest.approx(-0.8, abs=1e-6)
+    assert h.loc[100, "slope"] == pytest.approx(-0.8, abs=1e-6)
+    assert h.loc[150, "slope"] == pytest.approx(0.0, abs=1e-6)
+    assert h.loc[50, "worst_regret"] > 0.5 and h.loc[200, "worst_regret"] < 1e-9
+    # the last step is the final analysis
+    assert h.loc[200, "slope"] == pytest.approx(a.drift["slope"].iloc[0], abs=1e-12)
+    row = a.scorecard.iloc[0]
+    assert row["transfer_from_step_depth"] == 150 and row["last_step"] == 200
+    assert "|drift| < 0.25 from step 150 on (of 200)" in row["verdict"]
+    # the other way round: transfer at short horizons is lost by the end
+    late = A.analyze(horizon_results(lambda t: 0.0 if t <= 100 else -0.8), last_evals=1)
+    assert pd.isna(late.scorecard.iloc[0]["transfer_from_step_depth"])
+    assert late.scorecard.iloc[0]["drift_from_step_depth"] == 150
+    assert "|drift| >= 0.25 from step 150 on (of 200)" in late.scorecard.iloc[0]["verdict"]
+
+
+def test_losses_by_step_average_the_evaluations_up_to_each_step_and_mark_divergence():
+    df = make_results(lambda scheme, n, L, k, x, s: None if x == -3 else 2.0 + x / 10)
+    by_step = A.losses_by_step(df, last_evals=2)
+    assert list(by_step.columns) == [50, 100, 150, 200]
+    alive = by_step.xs(-2.0, level="log2_lr").iloc[0]
+    # step 50 adds 3.0 to the loss (make_results): window of 2 at step 100 = mean of 50 and 100
+    assert alive[50] == pytest.approx(4.8) and alive[100] == pytest.approx(3.3)
+    assert alive[200] == pytest.approx(1.8)
+    dead = by_step.xs(-3.0, level="log2_lr").iloc[0]  # diverges at step 120
+    assert np.isfinite(dead[100]) and dead[150] == math.inf and dead[200] == math.inf
+
+
+def test_claims_are_decided_from_planted_numbers():
+    def centre(scheme, n, L, k, s):
+        drift = 0.6 if (scheme == "depth_mup" and k == 2) else 0.0
+        return -3.0 + drift * math.log2(L / 2) + 0.03 * (s - 1)
+
+    def movement(scheme, n, L, k, x, s):
+        p = -0.5 if (scheme == "depth_mup" and k == 2) else 0.0
+        return {"own_movement/hidden_1": 0.2 * L**p * (1 + 0.01 * s)}
+
+    df = make_results(
+        quadratic(centre),
+        schemes=("depth_mup", "nfd"),
+        depths=(2, 4, 8, 16),
+        block_depths=(1, 2),
+        seeds=(0, 1, 2),
+        log2_lrs=tuple(np.arange(-8.0, 1.0, 0.5)),
+        movement=movement,
+    )
+    a = A.analyze(df)
+    claims = a.claims.set_index("claim")
+    assert claims.loc["a", "verdict"] == "holds"  # flat, t-interval inside +-0.25
+    assert claims.loc["a", "interval"] == "90% t-interval over 3 seeds"
+    assert claims.loc["b", "verdict"] == "holds"  # +0.6 per doubling: no transfer
+    assert claims.loc["b", "value"] == pytest.approx(0.6, abs=0.05)
+    assert claims.loc["c", "verdict"] == "holds"  # L^-1/2 at one fixed rate
+    assert claims.loc["c", "value"] == pytest.approx(-0.5, abs=1e-6)
+    assert claims.loc["d", "verdict"] == "holds"
+    assert claims.loc["e", "verdict"] == "inconclusive"  # same best loss: interval spans 0
+    assert claims.loc["b", "scale"] == "n=64, L=2-16, k=2"
+    card = a.scorecard.set_index(["scheme", "block_depth"])
+    assert card.loc[("depth_mup", 2), "regret_depth_seed_min"] > 0.02
+    # two seeds: nothing is decided
+    two = A.analyze(df[df["seed"] < 2]).claims
+    assert set(two["verdict"]) == {"inconclusive"}

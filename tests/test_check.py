@@ -101,7 +101,7 @@ def test_a_broken_scheme_table_fails_the_check(sweep_with_broken_scheme):
     broken = frame[frame.scheme == "depth_mup_broken"].assign(scheme="depth_mup")
     results = {}
     for name, table in (("good", good), ("broken", broken)):
-        metrics = suite_metrics(analysis.analyze(table.reset_index(drop=True), n_boot=20))
+        metrics = suite_metrics(analysis.analyze(table.reset_index(drop=True)))
         results[name] = check_expectations(metrics, {"expect": flat})
     assert results["good"]["held"].all(), results["good"].to_string()
     assert not results["broken"]["held"].any(), results["broken"].to_string()
@@ -125,11 +125,11 @@ def test_check_command_fails_on_the_broken_run(sweep_with_broken_scheme, tmp_pat
         )
     table = evaluate_run(
         run, "mini", expectations=expectations, baselines=tmp_path, update_baseline=True,
-        force=True, n_boot=20,
+        force=True,
     )  # fmt: skip
     assert not table["held"].iloc[0] and math.isfinite(table["value"].iloc[0])
     assert (tmp_path / "mini.json").exists()
-    again = evaluate_run(run, "mini", expectations=expectations, baselines=tmp_path, n_boot=20)
+    again = evaluate_run(run, "mini", expectations=expectations, baselines=tmp_path)
     assert again[again.check == "baseline"]["held"].all()  # same run, same baseline
     assert EXPECTATIONS.exists()
 

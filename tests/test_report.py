@@ -89,7 +89,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def written(run_dir: Path) -> Path:
-    return R.write_report(run_dir, n_boot=30)
+    return R.write_report(run_dir)
 
 
 EXPECTED_FIGURES = {
@@ -99,6 +99,8 @@ EXPECTED_FIGURES = {
     "eta_star_width.png",
     "movement_depth.png",
     "training_curves.png",
+    "horizon_depth.png",
+    "horizon_width.png",
 }
 
 
@@ -143,11 +145,11 @@ def test_html_report_is_standalone(run_dir: Path, written: Path):
 
 def test_compare_stacks_scorecards_with_a_run_column(run_dir: Path, tmp_path: Path):
     other = write_run(tmp_path / "other", name="other", seed=1)
-    card = R.compare([run_dir, other], n_boot=10)
+    card = R.compare([run_dir, other])
     assert list(card.columns[:2]) == ["run", "family"]
     assert card.groupby("run").size().to_dict() == {"synthetic": 4, "other": 4}
     assert card["verdict"].str.len().min() > 20
-    md = R.compare_markdown([run_dir, other], n_boot=10)
+    md = R.compare_markdown([run_dir, other])
     assert md.startswith("| run | scheme |")
     assert "**other: SP, sgd, k=2**" in md and "**synthetic: depth-muP, sgd, k=1**" in md
 
@@ -158,6 +160,54 @@ def test_format_table_aligns_columns_and_lists_verdicts(run_dir: Path):
     assert lines[0].split() == ["name", "value", "n"]
     assert lines[2].split() == ["a", "1.500", "3"] and lines[3].split() == ["bb", "inf", "10"]
     assert len({len(line) for line in lines[1:]}) == 1  # numbers right-aligned to one width
-    card = R.compare([run_dir], n_boot=5)
+    card = R.compare([run_dir])
     text = R.format_table(card)
     assert "drift vs depth" in text and "synthetic: SP, sgd, k=1: Depth: drifts down" in text
+
+
+def test_report_opens_with_the_claims_and_says_what_its_intervals_are(written: Path):
+    md = written.read_text()
+    assert md.index("## Claims") < md.index("## Sweep") < md.index("## Verdicts")
+    claims = md[md.index("## Claims") : md.index("## Sweep")]
+    rows = [line for line in claims.splitlines() if line.startswith("| (")]
+    assert [r[3] for r in rows] == ["a", "b", "c", "d", "e"]
+    # depth-muP with k = 1 is flat: measured, but 2 seeds decide nothing
+    measured = float(rows[0].split("|")[2])
+    assert abs(measured) < 0.05 and "range of 2 seeds" in rows[0] and "inconclusive" in rows[0]
+    # the synthetic sweep has no NFD: (d) and (e) are not measured
+    assert "not measured in this run" in rows[3] and "not measured in this run" in rows[4]
+    assert (
+        "[90%]" not in md
+        and "(90% interval" not in md
+        and "bootstrap over seeds (resampled" not in md
+    )
+
+
+def test_method_coverage_comes_from_the_calibration_functions(written: Path):
+    from hptransfer.calibration import coverage_table
+
+    md = written.read_text()
+    method = md[md.index("## Method") :]
+    expected = R.markdown_table(R.coverage_display(coverage_table()))
+    assert expected in method
+    assert "t over per-seed optima" in expected and "3 seeds" in expected
+
+
+def test_a_shape_where_every_rate_diverged_is_reported_not_a_crash(tmp_path: Path):
+    df = synthetic_results()
+    dead = (df["scheme"] == "sp") & (df["depth"] == 8) & (df["block_depth"] == 1)
+    late = dead & (df["step"] >= 100)
+    df.loc[dead, "diverged_step"] = 100.0
+    df.loc[late, ["train_loss", "test_loss", "test_accuracy"]] = math.nan
+    df.loc[late, "diverged"] = True
+    from hptransfer.analysis import analyze
+    from hptransfer.figures import plot_eta_star, plot_loss_vs_lr
+
+    a = analyze(df)
+    dead_row = a.optima[(a.optima["scheme"] == "sp") & (a.optima["depth"] == 8)]
+    assert (dead_row[dead_row["block_depth"] == 1]["edge_cause"] == "all_diverged").all()
+    md = R._render_md(R._report_blocks(a, {}, tmp_path), tmp_path)
+    assert "unknown (all diverged)" in md
+    assert "every learning rate diverged at n=32 L=8" in md
+    assert plot_eta_star(a, tmp_path / "eta.png").exists()
+    assert plot_loss_vs_lr(a, tmp_path / "loss.png").exists()
