@@ -360,6 +360,21 @@ def _cmd_coordcheck(args) -> int:
     return 0
 
 
+def _add_shape_args(
+    p: argparse.ArgumentParser, *, depth: int, block_depth: int, held: bool = False
+) -> None:
+    """--width, --depth, --block-depth, --base-width, --base-depth (``held``: the width and
+    depth are the ones held fixed while the coordinate check varies the other)."""
+    count = _number(int, lo=1)
+    p.add_argument("--width", type=count, default=64,
+                   help="width held for --axis depth" if held else "hidden width n")  # fmt: skip
+    p.add_argument("--depth", type=count, default=depth,
+                   help="depth held for --axis width" if held else "residual blocks L")  # fmt: skip
+    p.add_argument("--block-depth", type=count, default=block_depth, help="layers per block k")
+    p.add_argument("--base-width", type=count, default=64, help="base width n0 (m = n / n0)")
+    p.add_argument("--base-depth", type=count, default=2, help="base depth L0 (r = L / L0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: one block per command."""
     from hptransfer.optim import OPTIMIZERS
@@ -385,11 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="NAME", help="schemes to train, one run each")  # fmt: skip
     p.add_argument("--scheme-file", action="append", default=[], metavar="FILE",
                    help=scheme_file)  # fmt: skip
-    p.add_argument("--width", type=count, default=64, help="hidden width n")
-    p.add_argument("--depth", type=count, default=8, help="residual blocks L")
-    p.add_argument("--block-depth", type=count, default=2, help="layers per block k")
-    p.add_argument("--base-width", type=count, default=64, help="base width n0 (m = n / n0)")
-    p.add_argument("--base-depth", type=count, default=2, help="base depth L0 (r = L / L0)")
+    _add_shape_args(p, depth=8, block_depth=2)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer")
     p.add_argument("--momentum", type=_number(float, lo=0, hi=1), default=0.0,
                    help="SGD momentum")  # fmt: skip
@@ -493,27 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="depths for --axis depth (default: 2 4 8 16 32 64)",
     )
-    p.add_argument(
-        "--width",
-        type=_number(int, lo=1),
-        default=64,
-        help="width held for --axis depth (default: 64)",
-    )
-    p.add_argument(
-        "--depth",
-        type=_number(int, lo=1),
-        default=2,
-        help="depth held for --axis width (default: 2)",
-    )
-    p.add_argument(
-        "--block-depth", type=_number(int, lo=1), default=1, help="layers per block k (default: 1)"
-    )
-    p.add_argument(
-        "--base-width", type=_number(int, lo=1), default=64, help="base width n0 (default: 64)"
-    )
-    p.add_argument(
-        "--base-depth", type=_number(int, lo=1), default=2, help="base depth L0 (default: 2)"
-    )
+    _add_shape_args(p, depth=2, block_depth=1, held=True)
     p.add_argument(
         "--optimizer", choices=["sgd", "adam"], default="sgd", help="optimizer (default: sgd)"
     )
