@@ -65,8 +65,23 @@ from hptransfer import costmodel, rundir
 from hptransfer import results as results_io
 from hptransfer.config import ConfigError, SweepConfig, check_limits
 from hptransfer.data import Dataset, load_dataset
+from hptransfer.hosts import (  # noqa: F401  (initialize_distributed: the CLI's entry)
+    DistributedError,
+    all_agree,
+    fetch,
+    from_writer,
+    initialize_distributed,
+)
 from hptransfer.model import Architecture, check_inputs, kernel_shapes
 from hptransfer.movement import flatten_stats, layer_stats
+from hptransfer.savings import (  # noqa: F401  (deduplicate, savings_enabled: public API)
+    bucket_size,
+    deduplicate,
+    identity,
+    savings_enabled,
+    savings_mode,
+    worth_compacting,
+)
 from hptransfer.scaling import Multipliers, multipliers, stack
 from hptransfer.schemes import Scheme, load_schemes
 from hptransfer.train import TrainState, evaluate, init_state, probe_batch, sample_batch, train_step
@@ -75,25 +90,12 @@ COMPILE_STATS: dict[str, float] = {"count": 0, "seconds": 0.0}
 _PROGRAMS: dict[Any, Any] = {}
 
 
-def _host(x) -> np.ndarray:
-    """Every device -> host read of the engine goes through here: the full value of an array
-    sharded over the global mesh, on every process (a plain read when all its shards are local,
-    an all-gather across processes otherwise)."""
-    if not isinstance(x, jax.Array) or x.is_fully_addressable:
-        return np.asarray(x)
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-
-
 class SimulatedKill(RuntimeError):
     """Raised by the fault-injection hook (tests): the sweep 'dies' after N segments."""
 
 
 class MemoryLimitError(ConfigError):
     """One replica of a cell needs more device memory than the budget allows."""
-
-
-class DistributedError(ValueError):
-    """``--distributed`` was asked for but no process group can be formed."""
 
 
 @struct.dataclass
@@ -346,76 +348,6 @@ def chunk_size(n_replicas: int, per_replica: int, n_devices: int, override: int 
 
 
 # --------------------------------------------------------------------------------------------
-# Savings: deduplication and compaction
-
-LANES = 8
-"""Smallest replicas per device of a compacted program (one AVX vector of float32): smaller
-programs save little time, and each bucket size costs one more compilation."""
-
-
-def savings_mode() -> str:
-    """HPTRANSFER_SAVINGS: "0" = off (every requested replica computed, nothing compacted);
-    "1" (default) = deduplicate, and compact when the expected saving beats the compile time of
-    the smaller program; "always" = compact whenever a smaller bucket fits (tests)."""
-    mode = os.environ.get("HPTRANSFER_SAVINGS", "1")
-    if mode not in ("0", "1", "always"):
-        raise ConfigError(
-            f"environment variable HPTRANSFER_SAVINGS = {mode!r}; allowed: 0, 1, always"
-        )
-    return mode
-
-
-def savings_enabled() -> bool:
-    """Deduplication and compaction are on unless the environment sets HPTRANSFER_SAVINGS=0."""
-    return savings_mode() != "0"
-
-
-def worth_compacting(
-    current: int, new: int, segment_seconds: float, segments_left: int, compile_seconds: float
-) -> bool:
-    """Compaction pays when the time saved on the remaining segments, (1 - new / current) x
-    segment time x segments left, exceeds the compile time of the smaller program (0 once it
-    is compiled). A bucket of 0 (nothing alive) always pays."""
-    saved = (1 - new / current) * segment_seconds * segments_left
-    return new == 0 or saved > compile_seconds
-
-
-def _identity(rep: Replica, mult: Multipliers) -> tuple:
-    """What decides a replica's training, as bytes: every multiplier array, the lr and the seed."""
-    leaves = [np.asarray(x, np.float32) for x in jax.tree.leaves(mult)]
-    return (tuple(x.tobytes() for x in leaves), np.float32(2.0**rep.log2_lr).tobytes(), rep.seed)
-
-
-def deduplicate(reps: list[Replica], mults: dict[str, Multipliers]) -> tuple[list[int], np.ndarray]:
-    """(indices of the distinct replicas, owner) with ``owner[i]`` = the position in that list
-    of the replica that trains ``reps[i]``.
-
-    Two replicas are one when their computed multipliers (init std, forward, lr and eps factors
-    per leaf, branch multiplier) are exactly equal and so are their learning rate and seed: e.g.
-    sp and mup at the base width, nfd and depth_mup for one-layer blocks.
-    """
-    first: dict[tuple, int] = {}
-    distinct: list[int] = []
-    owner = np.empty(len(reps), np.int64)
-    for i, rep in enumerate(reps):
-        key = _identity(rep, mults[rep.scheme])
-        if key not in first:
-            first[key] = len(distinct)
-            distinct.append(i)
-        owner[i] = first[key]
-    return distinct, owner
-
-
-def bucket_size(n_live: int, n_devices: int, current: int) -> int:
-    """Program size for ``n_live`` replicas: n_devices x a power of two >= LANES, or
-    ``current`` when that is not smaller (0 when none is alive)."""
-    if n_live == 0:
-        return 0
-    per_device = max(LANES, 1 << max(0, math.ceil(math.log2(math.ceil(n_live / n_devices)))))
-    return min(current, n_devices * per_device)
-
-
-# --------------------------------------------------------------------------------------------
 # Running one cell
 
 
@@ -447,7 +379,7 @@ def _restore(mgr, path, state, history, expected: dict) -> tuple[Any, dict, int,
         if not meta.get("finished") and slots:
             items["state"] = ocp.args.StandardRestore(_abstract(state, len(slots)))
         restored = mgr.restore(step, args=ocp.args.Composite(**items))
-        history = {k: _host(v) for k, v in restored["history"].items()}
+        history = {k: fetch(v) for k, v in restored["history"].items()}
         return restored.get("state", state), history, int(step), slots
     except Exception as err:  # corrupt, foreign or from an older format: recompute
         warnings.warn(
@@ -532,7 +464,7 @@ def _abstract(state, size: int):
 
 def _gather(state, positions: np.ndarray, sharding: NamedSharding):
     """The replicas at ``positions`` of ``state``, placed as one smaller program's input."""
-    return jax.tree.map(lambda a: jax.device_put(_host(a)[positions], sharding), state)
+    return jax.tree.map(lambda a: jax.device_put(fetch(a)[positions], sharding), state)
 
 
 def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) -> dict:
@@ -589,10 +521,10 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
             t_seg = time.perf_counter()
             state, seg_loss = seg_prog(*args)
             metrics = eval_prog(state, mult, *eval_args)
-            history["train_loss"][seg, owned] = _host(seg_loss)[first]
+            history["train_loss"][seg, owned] = fetch(seg_loss)[first]
             for key, value in metrics.items():
-                history[key][seg, owned] = _host(value)[first]
-            history["diverged_step"][owned] = _host(state.diverged_step)[first]
+                history[key][seg, owned] = fetch(value)[first]
+            history["diverged_step"][owned] = fetch(state.diverged_step)[first]
             segment_seconds = time.perf_counter() - t_seg
             cell.steps["computed"] += len(slots) * every
         cell.steps["compaction"] += (size - len(slots)) * every
@@ -601,12 +533,12 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
                 history[key][seg, idle] = history[key][seg - 1, idle] if "/" in key else np.nan
         finished = seg == n_seg - 1
         if cell.savings != "0" and not finished and len(slots):
-            alive = _host(state.alive)[first]
+            alive = fetch(state.alive)[first]
             new = bucket_size(int(alive.sum()), len(jax.devices()), len(slots))
             per_program = COMPILE_STATS["seconds"] / max(COMPILE_STATS["count"], 1)
             cost = 0.0 if new in cell.sizes else 2 * per_program  # segment + evaluation
             # A decision from timings: process 0's holds for all (the programs are collective).
-            if new < len(slots) and _from_writer(
+            if new < len(slots) and from_writer(
                 cell.savings == "always"
                 or worth_compacting(len(slots), new, segment_seconds, n_seg - 1 - seg, cost)
             ):
@@ -619,7 +551,7 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
                     seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
         now = time.perf_counter()
         # Process 0's clock decides: Orbax saves are collective over processes.
-        if finished or _from_writer(now - last_save >= cell.checkpoint_seconds):
+        if finished or from_writer(now - last_save >= cell.checkpoint_seconds):
             # A finished chunk keeps only its metrics (the other chunks of the cell may still
             # die); an unfinished one keeps its whole training state and which replicas it holds.
             meta = {**expected, "finished": finished, "slots": slots.tolist()}
@@ -765,7 +697,7 @@ def run_cell(
     while new:
         trained = []
         for rep in new:
-            key = _identity(rep, mults[rep.scheme]) if savings != "0" else ("replica", len(reps))
+            key = identity(rep, mults[rep.scheme]) if savings != "0" else ("replica", len(reps))
             if key not in known:
                 known[key] = len(known)
                 trained.append(rep)
@@ -864,73 +796,6 @@ def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
 # The whole sweep
 
 
-def initialize_distributed(
-    heartbeat_timeout_seconds: int | None = None, initialization_timeout: int | None = None
-) -> None:
-    """Join the process group of a multi-host sweep (``--distributed``).
-
-    With JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID all set, they are passed
-    to :func:`jax.distributed.initialize`; with none set, JAX's cluster auto-detection (SLURM,
-    TPU pods, ...) runs; otherwise :class:`DistributedError`. A process that stops sending
-    heartbeats for ``heartbeat_timeout_seconds`` (env HPTRANSFER_HEARTBEAT_TIMEOUT, default 60)
-    is declared dead and the others stop with an error instead of waiting forever; joining waits
-    at most ``initialization_timeout`` (env HPTRANSFER_INIT_TIMEOUT, default 300) seconds.
-    On CPU, cross-process collectives use gloo.
-    """
-    names = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
-    given = {n: os.environ.get(n) for n in names if os.environ.get(n)}
-    kwargs: dict[str, Any] = {}
-    if len(given) == len(names):
-        try:
-            kwargs = {
-                "coordinator_address": given["JAX_COORDINATOR_ADDRESS"],
-                "num_processes": int(given["JAX_NUM_PROCESSES"]),
-                "process_id": int(given["JAX_PROCESS_ID"]),
-            }
-        except ValueError:
-            raise DistributedError(
-                f"--distributed: JAX_NUM_PROCESSES={given['JAX_NUM_PROCESSES']!r} and "
-                f"JAX_PROCESS_ID={given['JAX_PROCESS_ID']!r}; allowed: integers"
-            ) from None
-        if not 0 <= kwargs["process_id"] < kwargs["num_processes"]:
-            raise DistributedError(
-                f"--distributed: JAX_PROCESS_ID={kwargs['process_id']}; allowed: 0 to "
-                f"JAX_NUM_PROCESSES - 1 = {kwargs['num_processes'] - 1}"
-            )
-    elif given:
-        missing = [n for n in names if n not in given]
-        raise DistributedError(
-            f"--distributed: {', '.join(given)} set but {', '.join(missing)} not; allowed: all "
-            f"three of {', '.join(names)}, or none (cluster auto-detection: SLURM, TPU pods)"
-        )
-    heartbeat = heartbeat_timeout_seconds or int(os.environ.get("HPTRANSFER_HEARTBEAT_TIMEOUT", 60))
-    init = initialization_timeout or int(os.environ.get("HPTRANSFER_INIT_TIMEOUT", 300))
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    try:
-        jax.distributed.initialize(
-            **kwargs, heartbeat_timeout_seconds=heartbeat, initialization_timeout=init
-        )
-    except ValueError as err:  # auto-detection found no cluster
-        raise DistributedError(
-            f"--distributed: no process group ({err}); set {', '.join(names)} on every host, or "
-            "run under a cluster JAX detects (SLURM, TPU pods)"
-        ) from None
-
-
-def _all_agree(ok: bool) -> bool:
-    """True on every process iff ``ok`` is true on every process (one process: ``ok``)."""
-    if jax.process_count() == 1:
-        return ok
-    return bool(np.all(multihost_utils.process_allgather(np.array(ok))))
-
-
-def _from_writer(flag: bool) -> bool:
-    """Process 0's ``flag`` on every process (its decisions about files hold for all)."""
-    if jax.process_count() == 1:
-        return flag
-    return bool(multihost_utils.broadcast_one_to_all(np.array(flag)))
-
-
 @contextlib.contextmanager
 def _run_dir(out: Path, config: SweepConfig, fresh: bool):
     """Process 0 takes the run directory (:func:`rundir.open_run_dir`); every process learns
@@ -945,15 +810,15 @@ def _run_dir(out: Path, config: SweepConfig, fresh: bool):
                     rundir.open_run_dir(out, config, code_version(), fresh=fresh)
                 )
             except BaseException:
-                _all_agree(False)
+                all_agree(False)
                 raise
-        if not _all_agree(True):
+        if not all_agree(True):
             raise rundir.RunDirError(f"process 0 refused --out {str(out)!r} (see its message)")
         if jax.process_count() > 1:
             token = np.frombuffer(bytes.fromhex(ident.get("run_id", "0" * 32)), np.uint8)
             shared = multihost_utils.broadcast_one_to_all(token)
             seen = rundir.read_run_id(out) == bytes(np.asarray(shared, np.uint8)).hex()
-            if not _all_agree(seen):
+            if not all_agree(seen):
                 where = "" if seen else f" (process {jax.process_index()} does not see it)"
                 raise rundir.RunDirError(
                     f"--out {str(out)!r} is not one directory shared by all processes{where}; "
@@ -1033,12 +898,12 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
             f"cell {i + 1}/{len(archs)}: n={arch.width} L={arch.depth} k={arch.block_depth}"
         )
         table = None
-        if _from_writer(cell_file.exists()):
+        if from_writer(cell_file.exists()):
             try:
                 table = pd.read_parquet(cell_file)
             except Exception as err:
                 warnings.warn(f"{cell_file} is unreadable ({err}); recomputing", stacklevel=2)
-        if _all_agree(table is not None):
+        if all_agree(table is not None):
             tables.append(table)
             bar.update(n_reps * config.steps)
             cells.append({"cell": chash, "width": arch.width, "depth": arch.depth,
