@@ -196,6 +196,14 @@ def _row_label(df: pd.DataFrame, r: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _stable_cell(r: Mapping[str, Any]) -> str:
+    """The largest stable grid rate of a shape; '>=' when it is the top of the grid."""
+    v = r["max_stable_log2_lr"]
+    if pd.isna(v):
+        return "none"
+    return f"{'≥' if r.get('max_stable_at_top') else ''}{v:+.2f}"
+
+
 def _pivot(df: pd.DataFrame, axis: str, cell) -> pd.DataFrame:
     """Rows: scheme/optimizer/k; columns: values of ``axis``; cells: cell(row) strings."""
     order = {s: i for i, s in enumerate(scheme_order(df["scheme"].unique()))}
@@ -423,6 +431,15 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
             ),
             _Block("table", table=_pivot(opt, axis, _eta_cell)),
         ]
+        if "max_stable_log2_lr" in opt:
+            blocks += [
+                _Block(
+                    "p",
+                    "Stable range: log2 of the largest grid rate at which no seed diverged "
+                    "(>= : the top of the grid is stable, so the range reaches past it).",
+                ),
+                _Block("table", table=_pivot(opt, axis, _stable_cell)),
+            ]
         if len(reg):
             blocks += [
                 _Block(

@@ -211,3 +211,20 @@ def test_a_shape_where_every_rate_diverged_is_reported_not_a_crash(tmp_path: Pat
     assert "every learning rate diverged at n=32 L=8" in md
     assert plot_eta_star(a, tmp_path / "eta.png").exists()
     assert plot_loss_vs_lr(a, tmp_path / "loss.png").exists()
+
+
+def test_report_gives_the_stable_range_per_shape(written: Path):
+    """The largest grid rate where no seed diverged: planted divergence above centre + 2.2."""
+    md = written.read_text()
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Stable range"))
+    table = lines[start + 2 : lines.index("", start + 2)]  # header, rule, rows (depth, n = 64)
+    rows = table[2:]
+    assert rows, "no stable-range table"
+    for line in rows:
+        label, *cells = [c.strip() for c in line.strip("|").split("|")]
+        scheme = "sp" if label.startswith("SP") else "depth_mup"
+        k = int(label.split("k=")[1])
+        for L, cell in zip((2, 4, 8), cells, strict=True):
+            top = max(x for x in range(-7, 0) if not x > centre(scheme, 64, L, k) + 2.2)
+            assert cell == (f"≥{top:+.2f}" if top == -1 else f"{top:+.2f}"), (label, L, cell)
