@@ -131,10 +131,13 @@ def read_identity(out: Path) -> dict[str, Any] | None:
 
 
 def _legacy_config_hash(out: Path) -> str | None:
-    """The config hash of a directory written before identity files existed (from meta.json)."""
+    """The config hash of a directory written before identity files existed (from meta.json).
+
+    Fields added to the config since then are filled with their defaults, which are what the
+    code of that time did (float32, no adaptive grid, no replica limit)."""
     try:
         meta = json.loads((out / results_io.META_FILE).read_text())
-        return config_hash(dict(meta["config"]))
+        return config_hash({**SweepConfig().to_dict(), **dict(meta["config"])})
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -217,3 +217,19 @@ def test_an_out_that_is_not_writable_is_refused(tmp_path, teacher_data):
             run_sweep(tiny(), locked / "run", data=teacher_data, progress=False)
     finally:
         locked.chmod(0o700)
+
+
+def test_a_directory_from_before_identity_files_is_recognised_by_its_meta(tmp_path):
+    """A results directory written before run.json existed (a committed suite's results) holds
+    its config in meta.json, without the fields added since: it is the same config when those
+    are at their defaults, another config otherwise."""
+    config = tiny()
+    stored = config.to_dict()
+    for newer in ("precision", "max_replicas", "lr_adaptive", "lr_max_extra_octaves", "lr_refine"):
+        stored.pop(newer)
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "meta.json").write_text(json.dumps({"config": stored}, default=list))
+    assert rundir.check_identity(out, config, engine.code_version()) is None
+    with pytest.raises(RunDirMismatch, match="another config"):
+        rundir.check_identity(out, tiny(steps=80), engine.code_version())
