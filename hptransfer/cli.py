@@ -601,5 +601,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def entry() -> None:
+    """The ``hptransfer`` program: :func:`main`, then exit with its status. After Ctrl-C the
+    process ends at once (``os._exit``) once its message is printed: finished cells and
+    checkpoints are already on disk, and tearing the interpreter down while XLA still has
+    compilations or transfers in flight can crash it (SIGSEGV) and replace exit code 130."""
+    status = main()
+    if status == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
