@@ -74,14 +74,7 @@ from hptransfer.hosts import (  # noqa: F401  (initialize_distributed: the CLI's
 )
 from hptransfer.model import Architecture, check_inputs, kernel_shapes
 from hptransfer.movement import flatten_stats, layer_stats
-from hptransfer.savings import (  # noqa: F401  (deduplicate, savings_enabled: public API)
-    bucket_size,
-    deduplicate,
-    identity,
-    savings_enabled,
-    savings_mode,
-    worth_compacting,
-)
+from hptransfer.savings import bucket_size, deduplicate, savings_mode, worth_compacting
 from hptransfer.scaling import Multipliers, multipliers, stack
 from hptransfer.schemes import Scheme, load_schemes
 from hptransfer.train import TrainState, evaluate, init_state, probe_batch, sample_batch, train_step
@@ -505,6 +498,7 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
         cell.progress.bar.update(start * every * n)
 
     last_save = time.perf_counter()
+    programs: dict[int, tuple[Any, Any]] = {}  # replicas per program -> (segment, eval)
     for seg in range(start, n_seg):
         # The chunk-local replica of each slot, once (padding slots repeat a replica).
         owned, first = np.unique(slots, return_index=True)
@@ -513,10 +507,14 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
         if len(slots):
             first_step = jax.device_put(jnp.int32(seg * every), dev.factor.sharding)
             args = (state, seeds, lrs, mult, dev.factor, dev.x, dev.y, first_step)
-            seg_prog = _compiled("segment", cell.seg_fn, cell.static + (every, config.batch_size),
-                                 cell.sharding, *args, precision=prec)  # fmt: skip
-            eval_prog = _compiled("eval", cell.eval_fn, cell.static, cell.sharding,
-                                  state, mult, *eval_args, precision=prec)  # fmt: skip
+            if len(slots) not in programs:  # looked up once per program size, not per segment
+                programs[len(slots)] = (
+                    _compiled("segment", cell.seg_fn, cell.static + (every, config.batch_size),
+                              cell.sharding, *args, precision=prec),
+                    _compiled("eval", cell.eval_fn, cell.static, cell.sharding,
+                              state, mult, *eval_args, precision=prec),
+                )  # fmt: skip
+            seg_prog, eval_prog = programs[len(slots)]
             cell.sizes.add(len(slots))
             t_seg = time.perf_counter()
             state, seg_loss = seg_prog(*args)
@@ -665,7 +663,7 @@ def run_cell(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Train every replica of one cell; returns its tidy table and timing facts.
 
-    With savings on (:func:`savings_enabled`) identical replicas are trained once
+    With savings on (HPTRANSFER_SAVINGS, :func:`savings_mode`) identical replicas are trained once
     (:func:`deduplicate`) and diverged ones stop costing compute (compaction, :func:`_run_chunk`).
     """
     chash = cell_hash(config, arch, registry)
@@ -689,20 +687,16 @@ def run_cell(
     t_start = time.perf_counter()
     reps: list[Replica] = []  # every requested replica, all rounds
     owner: list[int] = []  # reps[i] reads column owner[i] of the trained history
-    known: dict[tuple, int] = {}  # identity -> column
+    known: dict[object, int] = {}  # identity -> column, over all rounds
     histories: list[dict[str, np.ndarray]] = []
     sizes: list[int] = []
     memory: dict[str, Any] = {}
     new, rounds = replicas(config), 0
     while new:
-        trained = []
-        for rep in new:
-            key = identity(rep, mults[rep.scheme]) if savings != "0" else ("replica", len(reps))
-            if key not in known:
-                known[key] = len(known)
-                trained.append(rep)
-            owner.append(known[key])
-            reps.append(rep)
+        distinct, owned = deduplicate(new, mults, known, enabled=savings != "0")
+        trained = [new[i] for i in distinct]
+        owner += owned.tolist()
+        reps += new
         if trained:
             size = chunk_size(
                 len(trained), bytes_per_replica(arch, config), n_dev, config.max_replicas_per_chunk

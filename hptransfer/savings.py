@@ -44,11 +44,6 @@ def savings_mode() -> str:
     return mode
 
 
-def savings_enabled() -> bool:
-    """Deduplication and compaction are on unless the environment sets HPTRANSFER_SAVINGS=0."""
-    return savings_mode() != "0"
-
-
 def worth_compacting(
     current: int, new: int, segment_seconds: float, segments_left: int, compile_seconds: float
 ) -> bool:
@@ -65,23 +60,30 @@ def identity(rep: Replica, mult: Multipliers) -> tuple:
     return (tuple(x.tobytes() for x in leaves), np.float32(2.0**rep.log2_lr).tobytes(), rep.seed)
 
 
-def deduplicate(reps: list[Replica], mults: dict[str, Multipliers]) -> tuple[list[int], np.ndarray]:
-    """(indices of the distinct replicas, owner) with ``owner[i]`` = the position in that list
-    of the replica that trains ``reps[i]``.
+def deduplicate(
+    reps: list[Replica],
+    mults: dict[str, Multipliers],
+    known: dict[object, int] | None = None,
+    enabled: bool = True,
+) -> tuple[list[int], np.ndarray]:
+    """(indices of the replicas to train, owner) with ``owner[i]`` = the column of the trained
+    replica whose history ``reps[i]`` reads.
 
     Two replicas are one when their computed multipliers (init std, forward, lr and eps factors
     per leaf, branch multiplier) are exactly equal and so are their learning rate and seed: e.g.
-    sp and mup at the base width, nfd and depth_mup for one-layer blocks.
+    sp and mup at the base width, nfd and depth_mup for one-layer blocks. ``known`` (identity ->
+    column, updated in place) carries the replicas trained in earlier rounds of a cell, so a
+    later round trains only what is new; ``enabled=False`` trains every replica.
     """
-    first: dict[tuple, int] = {}
+    known = {} if known is None else known
     distinct: list[int] = []
     owner = np.empty(len(reps), np.int64)
     for i, rep in enumerate(reps):
-        key = identity(rep, mults[rep.scheme])
-        if key not in first:
-            first[key] = len(distinct)
+        key = identity(rep, mults[rep.scheme]) if enabled else ("replica", len(known))
+        if key not in known:
+            known[key] = len(known)
             distinct.append(i)
-        owner[i] = first[key]
+        owner[i] = known[key]
     return distinct, owner
 
 

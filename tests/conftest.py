@@ -6,7 +6,20 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
 import pytest  # noqa: E402
 
+from hptransfer.config import SweepConfig, config_from_dict  # noqa: E402
 from hptransfer.data import teacher  # noqa: E402
+
+
+def config_with(raw: dict, overrides: dict) -> SweepConfig:
+    """A sweep config from ``raw`` with ``overrides`` (tables merged key by key, e.g.
+    ``model={"depths": [4]}`` keeps the other model fields)."""
+    raw = dict(raw)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    return config_from_dict(raw)
 
 
 @pytest.fixture(scope="session")

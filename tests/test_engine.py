@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import config_with
 
 from hptransfer.config import ConfigError, config_from_dict, load_config
 from hptransfer.data import teacher
@@ -37,12 +38,7 @@ def tiny(**overrides):
         "lr": {"start": -3, "stop": -1, "step": 1},
         "probe_size": 64,
     }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(raw.get(key), dict):
-            raw[key] = {**raw[key], **value}
-        else:
-            raw[key] = value
-    return config_from_dict(raw)
+    return config_with(raw, overrides)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ import sys
 import time
 
 import pytest
+from conftest import config_with
 
 from hptransfer import engine, rundir
-from hptransfer.config import ConfigError, config_from_dict
+from hptransfer.config import ConfigError
 from hptransfer.engine import COMPILE_STATS, MemoryLimitError, SimulatedKill, run_sweep
 from hptransfer.results import read_meta
 from hptransfer.rundir import RunDirError, RunDirLocked, RunDirMismatch
@@ -30,12 +31,7 @@ def tiny(**overrides):
         "lr": {"start": -2, "stop": -1, "step": 1},
         "probe_size": 32,
     }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(raw.get(key), dict):
-            raw[key] = {**raw[key], **value}
-        else:
-            raw[key] = value
-    return config_from_dict(raw)
+    return config_with(raw, overrides)
 
 
 def _files(path):
