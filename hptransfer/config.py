@@ -24,6 +24,14 @@ errors. Layout (see benchmarks/*.toml)::
     [lr]        adaptive = false            (true: extend a cell's grid past an edge optimum
                 max_extra_octaves = 2.0      by up to this many octaves beyond start/stop;
                 refine = false               true: then add half-steps around the optimum)
+    [lr]        default                     (log2 lr of groups that do not sweep lr; also
+                                             per scheme under [lr.by_scheme.NAME])
+    [model]     path = [[32, 2], [64, 4]]   (instead of widths x depths: these (n, L) shapes)
+    [axes.NAME] start, stop, step | values, default   (hptransfer.axes.SPECS: init_scale,
+                                             output_multiplier, momentum, batch_size, ...)
+    [axes]      groups = [["lr", "init_scale"], ["output_multiplier"]]
+                                            (crossed within a group, union over groups;
+                                             default: each axis crossed with lr)
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from hptransfer import axes as axes_mod
+from hptransfer.axes import SPECS, Axis
 from hptransfer.data import DATASETS
 from hptransfer.model import FAMILIES
 from hptransfer.optim import OPTIMIZERS, OptimizerConfig
@@ -93,6 +103,13 @@ class ModelConfig:
     base_width: int = 64
     base_depth: int = 2
     bias: bool = False
+    path: tuple[tuple[int, int], ...] | None = None  # (width, depth) shapes instead of the product
+
+    def shapes(self) -> list[tuple[int, int]]:
+        """(width, depth) of every cell of one block depth: the path, or widths x depths."""
+        if self.path is not None:
+            return list(self.path)
+        return [(n, L) for n in self.widths for L in self.depths]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,19 +134,60 @@ class SweepConfig:
     lr_adaptive: bool = False
     lr_max_extra_octaves: float = 2.0
     lr_refine: bool = False
+    lr_default: float | None = None
+    lr_default_by_scheme: tuple[tuple[str, float], ...] = ()
+    axes: tuple[Axis, ...] = ()
+    axis_groups: tuple[tuple[str, ...], ...] = ()  # () = hptransfer.axes.default_groups
 
     def lr_grid(self, scheme: str) -> tuple[float, ...]:
         """log2 learning rates swept for ``scheme``."""
         return dict(self.lr_by_scheme).get(scheme, self.lr).log2_values()
 
+    def lr_default_of(self, scheme: str) -> float | None:
+        """log2 learning rate of ``scheme`` in groups that do not sweep lr."""
+        return dict(self.lr_default_by_scheme).get(scheme, self.lr_default)
+
+    def groups(self) -> tuple[tuple[str, ...], ...]:
+        return self.axis_groups or axes_mod.default_groups(self.axes)
+
+    def points(self, scheme: str) -> list[tuple[float, axes_mod.Point]]:
+        """(log2 lr, traced point) of every replica of ``scheme`` at one seed."""
+        if not self.axes:
+            return [(lr, ()) for lr in self.lr_grid(scheme)]
+        return axes_mod.points(
+            self.axes, self.groups(), self.lr_grid(scheme), self.lr_default_of(scheme)
+        )
+
+    def shape_points(self) -> list[tuple[int, int]]:
+        """(batch_size, steps) of each set of cells (shape axes; the defaults first)."""
+        return axes_mod.shape_points(self.axes, self.batch_size, self.steps)
+
     def replicas_per_cell(self) -> int:
-        """sum over schemes of (lr grid points) x len(seeds), computed without enumerating."""
+        """sum over schemes of (lr grid points) x len(seeds), computed without enumerating
+        (with axes: the points of every scheme's groups x len(seeds))."""
+        if self.axes:
+            return sum(len(self.points(s)) for s in self.schemes) * len(self.seeds)
         grids = dict(self.lr_by_scheme)
         return sum(grids.get(s, self.lr).count() for s in self.schemes) * len(self.seeds)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data (meta.json). Fields added for axes and paths appear only when set, so a
+        config without them has the same dict (and identity hash) as before they existed."""
         out = dataclasses.asdict(self)
         out["lr_by_scheme"] = {k: dataclasses.asdict(v) for k, v in self.lr_by_scheme}
+        for key in ("lr_default", "lr_default_by_scheme", "axes", "axis_groups"):
+            del out[key]
+        if self.model.path is None:
+            del out["model"]["path"]
+        else:
+            out["model"]["path"] = [list(p) for p in self.model.path]
+        if self.lr_default is not None:
+            out["lr_default"] = self.lr_default
+        if self.lr_default_by_scheme:
+            out["lr_default_by_scheme"] = dict(self.lr_default_by_scheme)
+        if self.axes:
+            out["axes"] = {a.name: a.to_dict() for a in self.axes}
+            out["axis_groups"] = [list(g) for g in self.groups()]
         return out
 
 
@@ -219,7 +277,11 @@ def check_limits(config: SweepConfig, source: str = "<config>") -> None:
 
 
 # Every SweepConfig field is a TOML key, except the lr_* fields, which live under [lr].
-_TOP = tuple(f.name for f in dataclasses.fields(SweepConfig) if not f.name.startswith("lr_"))
+_TOP = tuple(
+    f.name
+    for f in dataclasses.fields(SweepConfig)
+    if not f.name.startswith("lr_") and f.name != "axis_groups"
+)
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
@@ -317,9 +379,11 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
         raise _fail(source, "model", model_raw, "a table")
     _check_keys(
         source, "model", model_raw,
-        ("family", "widths", "depths", "block_depths", "base_width", "base_depth", "bias"),
+        ("family", "widths", "depths", "block_depths", "base_width", "base_depth", "bias", "path"),
     )  # fmt: skip
     model_kw: dict[str, Any] = {}
+    if "path" in model_raw:
+        model_kw |= _path(source, model_raw)
     if "family" in model_raw:
         if model_raw["family"] not in FAMILIES:
             raise _fail(source, "model.family", model_raw["family"], f"one of {list(FAMILIES)}")
@@ -368,7 +432,11 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
     lr_raw = raw.get("lr", {})
     if not isinstance(lr_raw, dict):
         raise _fail(source, "lr", lr_raw, "a table {start, stop, step, by_scheme}")
-    extra = ("by_scheme", "adaptive", "max_extra_octaves", "refine")
+    extra = ("by_scheme", "adaptive", "max_extra_octaves", "refine", "default")
+    if "default" in lr_raw:
+        adapt_default = _float(source, "lr.default", lr_raw["default"])
+    else:
+        adapt_default = None
     _check_keys(source, "lr", lr_raw, ("start", "stop", "step", *extra))
     grid_raw = {k: v for k, v in lr_raw.items() if k not in extra}
     adapt: dict[str, Any] = {}
@@ -390,20 +458,148 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
             source, "lr.by_scheme", by_scheme_raw, "a table of {scheme = {start, stop, step}}"
         )
     schemes = top.get("schemes", defaults.schemes)
-    by_scheme = []
+    by_scheme, lr_defaults = [], []
     for name, table in by_scheme_raw.items():
         if name not in schemes:
             raise _fail(
                 source, f"lr.by_scheme.{name}", name, f"a scheme of this sweep: {list(schemes)}"
             )
+        if isinstance(table, dict) and "default" in table:
+            table = dict(table)
+            default = table.pop("default")
+            lr_defaults.append((name, _float(source, f"lr.by_scheme.{name}.default", default)))
         by_scheme.append((name, _lr_grid(source, f"lr.by_scheme.{name}", table)))
 
     config = dataclasses.replace(
         defaults, **top, data=data, model=model, optimizer=optimizer, lr=lr,
-        lr_by_scheme=tuple(by_scheme), **adapt,
+        lr_by_scheme=tuple(by_scheme), **adapt, lr_default=adapt_default,
+        lr_default_by_scheme=tuple(lr_defaults),
     )  # fmt: skip
+    if "axes" in raw:
+        config = _axes(source, raw["axes"], config)
     check_limits(config, source)
     return config
+
+
+def _path(source: str, model_raw: dict[str, Any]) -> dict[str, Any]:
+    """[model] path: (width, depth) pairs instead of widths x depths; base = the first pair."""
+    path = model_raw["path"]
+    ok = isinstance(path, list) and len(path) >= 2 and all(
+        isinstance(p, list) and len(p) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in p
+        ) for p in path
+    )  # fmt: skip
+    if not ok:
+        raise _fail(source, "model.path", path, "a list of at least 2 [width, depth] pairs of "
+                    "integers >= 1, e.g. [[32, 2], [64, 4], [128, 8]]")  # fmt: skip
+    pairs = tuple((int(n), int(L)) for n, L in path)
+    if len(set(pairs)) != len(pairs):
+        raise _fail(source, "model.path", path, "a list without repeats")
+    for key in ("widths", "depths"):
+        if key in model_raw:
+            raise _fail(source, f"model.{key}", model_raw[key], "nothing when model.path is set")
+    return {
+        "path": pairs,
+        "widths": tuple(sorted({n for n, _ in pairs})),
+        "depths": tuple(sorted({L for _, L in pairs})),
+        "base_width": model_raw.get("base_width", pairs[0][0]),
+        "base_depth": model_raw.get("base_depth", pairs[0][1]),
+    }
+
+
+def _axis(source: str, name: str, table: Any, config: SweepConfig) -> Axis:
+    """One [axes.NAME] table: a grid (start, stop, step) or values, and a default."""
+    field = f"axes.{name}"
+    spec = SPECS[name]
+    if not isinstance(table, dict):
+        raise _fail(source, field, table, "a table {start, stop, step} or {values}, and default")
+    keys = ("values",) if spec.kind == "shape" else ("start", "stop", "step", "values", "default")
+    _check_keys(source, field, table, keys)
+    if config.optimizer.name not in spec.optimizers:
+        raise _fail(source, field, name, f"an axis of optimizer.name = {config.optimizer.name!r} "
+                    f"(axis '{name}' applies to {list(spec.optimizers)})")  # fmt: skip
+    if "values" in table:
+        if any(k in table for k in ("start", "stop", "step")):
+            raise _fail(source, field, table, "either values or start/stop/step, not both")
+        raw = table["values"]
+        if not isinstance(raw, list) or not raw:
+            raise _fail(source, f"{field}.values", raw, "a non-empty list of numbers")
+        if spec.kind == "shape":
+            values = _int_list(source, f"{field}.values", raw)
+        else:
+            values = tuple(_float(source, f"{field}.values[{i}]", v) for i, v in enumerate(raw))
+            if len(set(values)) != len(values):
+                raise _fail(source, f"{field}.values", raw, "a list without repeats")
+        if len(values) > MAX_LR_POINTS:
+            raise _fail(source, f"{field}.values", f"{len(values)} values",
+                        f"at most {MAX_LR_POINTS} values")  # fmt: skip
+    else:
+        values = _lr_grid(source, field, {k: v for k, v in table.items() if k != "default"})
+        values = values.log2_values()
+    values = tuple(sorted(float(v) for v in values))
+    for v in values:
+        if (spec.lo is not None and v < spec.lo) or (spec.hi is not None and v >= spec.hi):
+            hi = f" and < {spec.hi}" if spec.hi is not None else ""
+            raise _fail(source, field, v, f"values >= {spec.lo}{hi} ({spec.doc})")
+    if name == "steps":
+        for v in values:
+            if int(v) % config.eval_every:
+                raise _fail(source, f"{field}.values", int(v),
+                            f"multiples of eval_every ({config.eval_every})")  # fmt: skip
+    natural = {
+        "momentum": config.optimizer.momentum, "b2": config.optimizer.b2,
+        "weight_decay": config.optimizer.weight_decay, "batch_size": config.batch_size,
+        "steps": config.steps,
+    }.get(name, 0.0)  # fmt: skip
+    default = natural
+    if "default" in table:
+        lo, hi = spec.lo, spec.hi
+        default = _float(source, f"{field}.default", table["default"], lo=lo, hi=hi)
+    return Axis(name, values, float(default))
+
+
+def _axes(source: str, raw: Any, config: SweepConfig) -> SweepConfig:
+    """The [axes] table: one [axes.NAME] per axis (:data:`hptransfer.axes.SPECS`) and
+    ``groups``, lists of traced axes (and "lr") crossed within the list."""
+    if not isinstance(raw, dict) or not raw:
+        raise _fail(source, "axes", raw, "a table of [axes.NAME] tables and groups")
+    _check_keys(source, "axes", raw, (*SPECS, "groups"))
+    axes = tuple(_axis(source, k, v, config) for k, v in raw.items() if k != "groups")
+    if not axes:
+        raise _fail(source, "axes", raw, f"at least one [axes.NAME] table, NAME in {list(SPECS)}")
+    if config.lr_adaptive:
+        raise _fail(source, "lr.adaptive", True, "false when the sweep has [axes]")
+    names = [a.name for a in axes_mod.traced(axes)]
+    groups: tuple[tuple[str, ...], ...] = ()
+    if "groups" in raw:
+        groups_raw = raw["groups"]
+        allowed = f"a list of lists of 1 or 2 names from {['lr', *names]}"
+        if not isinstance(groups_raw, list) or not groups_raw:
+            raise _fail(source, "axes.groups", groups_raw, allowed)
+        for i, g in enumerate(groups_raw):
+            bad = (
+                not isinstance(g, list) or not 1 <= len(g) <= 2 or len(set(g)) != len(g)
+                or any(n not in ("lr", *names) for n in g)
+            )  # fmt: skip
+            if bad:
+                raise _fail(source, f"axes.groups[{i}]", g, allowed + ", without repeats")
+        groups = tuple(tuple(g) for g in groups_raw)
+        if len(set(groups)) != len(groups):
+            raise _fail(source, "axes.groups", groups_raw, "groups without repeats")
+        swept = {n for g in groups for n in g}
+        for n in names:
+            if n not in swept:
+                raise _fail(source, "axes.groups", groups_raw,
+                            f"groups that sweep every declared traced axis ('{n}' is missing)")  # fmt: skip
+        if any("lr" not in g for g in groups):
+            for s in config.schemes:
+                if config.lr_default_of(s) is None:
+                    raise ConfigError(
+                        f"{source}: field 'lr.default' is missing; a group without 'lr' trains "
+                        f"scheme {s!r} at its default log2 learning rate (set lr.default, or "
+                        f"lr.by_scheme.{s}.default)"
+                    )
+    return dataclasses.replace(config, axes=axes, axis_groups=groups)
 
 
 def load_config(path: str | Path) -> SweepConfig:

@@ -63,6 +63,7 @@ from tqdm.auto import tqdm
 
 from hptransfer import costmodel, rundir
 from hptransfer import results as results_io
+from hptransfer.axes import Point, apply_point
 from hptransfer.config import ConfigError, SweepConfig, check_limits
 from hptransfer.data import Dataset, load_dataset
 from hptransfer.hosts import (  # noqa: F401  (initialize_distributed: the CLI's entry)
@@ -74,6 +75,7 @@ from hptransfer.hosts import (  # noqa: F401  (initialize_distributed: the CLI's
 )
 from hptransfer.model import Architecture, check_inputs, kernel_shapes
 from hptransfer.movement import flatten_stats, layer_stats
+from hptransfer.optim import traced_settings
 from hptransfer.savings import bucket_size, deduplicate, savings_mode, worth_compacting
 from hptransfer.scaling import Multipliers, multipliers, stack
 from hptransfer.schemes import Scheme, load_schemes
@@ -106,6 +108,12 @@ class Replica:
     scheme: str
     log2_lr: float
     seed: int
+    point: Point = ()  # the value of every traced sweep axis (hptransfer.axes), sorted by name
+
+    @property
+    def key(self) -> tuple[str, Point]:
+        """Which multipliers this replica trains with: its scheme at its traced point."""
+        return (self.scheme, self.point)
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,19 +238,24 @@ def architectures(config: SweepConfig, data: Dataset) -> list[Architecture]:
             bias=m.bias,
         )  # fmt: skip
         for k in m.block_depths
-        for n in m.widths
-        for L in m.depths
+        for n, L in m.shapes()
     ]
 
 
 def replicas(config: SweepConfig) -> list[Replica]:
-    """Every (scheme, log2 lr, seed) of a cell, scheme-major."""
+    """Every (scheme, log2 lr, traced point, seed) of a cell, scheme-major."""
     return [
-        Replica(s, lr, seed)
+        Replica(s, lr, seed, point)
         for s in config.schemes
-        for lr in config.lr_grid(s)
+        for lr, point in config.points(s)
         for seed in config.seeds
     ]
+
+
+def cell_configs(config: SweepConfig) -> list[SweepConfig]:
+    """The config of each set of cells: ``config`` itself, then one per other value of a
+    shape axis (batch_size, steps), each compiled and trained as cells of their own."""
+    return [dataclasses.replace(config, batch_size=b, steps=t) for b, t in config.shape_points()]
 
 
 def code_version() -> dict[str, str]:
@@ -444,7 +457,7 @@ def _chunk_inputs(cell: _Cell, chunk: list[Replica], mults: dict[str, Multiplier
     picked = [chunk[i] for i in slots]
     seeds = jax.device_put(jnp.array([r.seed for r in picked], jnp.int32), cell.sharding)
     lrs = jax.device_put(jnp.array([2.0**r.log2_lr for r in picked], jnp.float32), cell.sharding)
-    mult: Multipliers = _place(stack([mults[r.scheme] for r in picked]), cell.sharding)
+    mult: Multipliers = _place(stack([mults[r.key] for r in picked]), cell.sharding)
     return seeds, lrs, mult
 
 
@@ -668,7 +681,10 @@ def run_cell(
     """
     chash = cell_hash(config, arch, registry)
     family = config.optimizer.family
-    mults = {s: multipliers(registry[s], arch, family) for s in config.schemes}
+    settings = traced_settings(config.optimizer)
+    base = {s: multipliers(registry[s], arch, family).replace(optimizer=settings)
+            for s in config.schemes}  # fmt: skip
+    mults = {r.key: apply_point(base[r.scheme], r.point) for r in replicas(config)}
     savings = savings_mode()
     state_dtype = jnp.bfloat16 if config.precision == "bf16_state" else None
     n_dev = len(jax.devices())
@@ -779,6 +795,11 @@ def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
         "diverged_step": np.where(died_rep >= 0, died_rep, np.nan).astype(np.float64),
         "cell": chash,
     }
+    for axis in config.axes:  # one column per declared axis, in its unit (hptransfer.axes)
+        if axis.name in ("batch_size", "steps"):
+            frame[axis.name] = float(getattr(config, axis.name))
+        else:
+            frame[axis.name] = np.tile([dict(c.point)[axis.name] for c in chunk], n_seg)
     for key, value in history.items():
         if "/" in key:
             frame[key] = value[:, :r].ravel().astype(np.float64)
@@ -873,23 +894,30 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
     archs = architectures(config, data)
     for arch in archs:
         check_inputs(data.x_train, arch)
-    preflight(config, archs)
+    # Every (config of a shape-axis value, shape) pair is a cell; without shape axes, one config.
+    plan = [(cfg, arch) for cfg in cell_configs(config) for arch in archs]
+    for cfg in cell_configs(config):
+        preflight(cfg, archs)
     n_reps = len(replicas(config))
-    total = len(archs) * n_reps * config.steps
+    total = sum(n_reps * cfg.steps for cfg, _ in plan)
     t0 = time.perf_counter()
     compiles0 = COMPILE_STATS["count"]
     bar = tqdm(
         total=total, unit="replica-step", unit_scale=True, disable=not progress or not writer,
-        desc=f"{config.name}: {len(archs)} cells x {n_reps} replicas", smoothing=0.05,
+        desc=f"{config.name}: {len(plan)} cells x {n_reps} replicas", smoothing=0.05,
     )  # fmt: skip
     tracker = _Progress(bar, kill_after=kill_after_segments)
     tables, cells = [], []
     dev: _DeviceData | None = None  # placed on the devices when the first cell needs it
-    for i, arch in enumerate(archs):
-        chash = cell_hash(config, arch, registry)
+    for i, (cfg, arch) in enumerate(plan):
+        chash = cell_hash(cfg, arch, registry)
         cell_file = out / results_io.CELLS_DIR / f"{chash}.parquet"
+        shape_axes = "".join(
+            f" {a.name}={getattr(cfg, a.name)}" for a in config.axes if a.spec.kind == "shape"
+        )
         bar.set_postfix_str(
-            f"cell {i + 1}/{len(archs)}: n={arch.width} L={arch.depth} k={arch.block_depth}"
+            f"cell {i + 1}/{len(plan)}: n={arch.width} L={arch.depth} k={arch.block_depth}"
+            + shape_axes
         )
         table = None
         if from_writer(cell_file.exists()):
@@ -899,13 +927,15 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
                 warnings.warn(f"{cell_file} is unreadable ({err}); recomputing", stacklevel=2)
         if all_agree(table is not None):
             tables.append(table)
-            bar.update(n_reps * config.steps)
+            bar.update(n_reps * cfg.steps)
             cells.append({"cell": chash, "width": arch.width, "depth": arch.depth,
                           "block_depth": arch.block_depth, "resumed": True})  # fmt: skip
             continue
         dev = dev or _device_data(config, data, NamedSharding(_mesh(), PartitionSpec()))
         computed0 = tracker.computed
-        table, facts = run_cell(config, arch, dev, registry, out, tracker, checkpoint_seconds)
+        table, facts = run_cell(cfg, arch, dev, registry, out, tracker, checkpoint_seconds)
+        if shape_axes:
+            facts |= {"batch_size": cfg.batch_size, "steps": cfg.steps}
         facts["replica_steps"] = tracker.computed - computed0  # restored segments not counted
         if writer:
             results_io.write_table(table, cell_file)

@@ -14,6 +14,7 @@ tensor (CompleteP scales the hidden epsilon by 1/(m r)).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import jax
@@ -120,24 +121,52 @@ def scale_by_tree(scales: optax.Updates) -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
+def traced_settings(config: OptimizerConfig) -> dict[str, jax.Array]:
+    """The settings the engine passes as traced scalars (``make_optimizer``'s ``traced``):
+    momentum (SGD with momentum), b2 (Adam), weight_decay (AdamW with decay). A runtime value
+    and a compile-time constant can round differently (XLA folds constants), so a sweep that
+    makes one of them an axis and one that does not must both trace it: then the sweep's
+    default points reproduce the plain sweep bit for bit."""
+    out = {}
+    if config.name == "sgd" and config.momentum > 0:
+        out["momentum"] = jnp.float32(config.momentum)
+    if config.name != "sgd":
+        out["b2"] = jnp.float32(config.b2)
+    if config.name == "adamw" and config.weight_decay > 0:
+        out["weight_decay"] = jnp.float32(config.weight_decay)
+    return out
+
+
 def make_optimizer(
-    config: OptimizerConfig, lr: jax.Array, lr_scale: optax.Updates, eps_scale: optax.Updates
+    config: OptimizerConfig,
+    lr: jax.Array,
+    lr_scale: optax.Updates,
+    eps_scale: optax.Updates,
+    traced: Mapping[str, jax.Array] | None = None,
 ) -> optax.GradientTransformation:
     """The optax chain for ``config`` with base learning rate ``lr`` (may be traced).
 
     ``lr_scale`` and ``eps_scale`` are per-leaf factor trees (``Multipliers.lr``/``.eps``).
+    ``traced`` replaces ``momentum``, ``b2`` or ``weight_decay`` of ``config`` by traced
+    scalars (sweep axes, ``Multipliers.optimizer``): the same arithmetic with a runtime value,
+    and the momentum trace / decay term present whatever the value (0 included).
     """
+    traced = traced or {}
     if config.name == "sgd":
-        direction = (
-            optax.trace(decay=config.momentum, nesterov=config.nesterov)
-            if config.momentum > 0
-            else optax.identity()
-        )
+        if "momentum" in traced:
+            direction = optax.trace(decay=traced["momentum"], nesterov=config.nesterov)
+        elif config.momentum > 0:
+            direction = optax.trace(decay=config.momentum, nesterov=config.nesterov)
+        else:
+            direction = optax.identity()
         parts = [direction]
     else:
         eps = jax.tree.map(lambda e: config.eps * e, eps_scale)
-        parts = [scale_by_adam_per_leaf_eps(config.b1, config.b2, eps)]
-        if config.name == "adamw" and config.weight_decay > 0:
+        b2 = traced.get("b2", config.b2)
+        parts = [scale_by_adam_per_leaf_eps(config.b1, b2, eps)]
+        if "weight_decay" in traced:
+            parts.append(optax.add_decayed_weights(traced["weight_decay"]))
+        elif config.name == "adamw" and config.weight_decay > 0:
             parts.append(optax.add_decayed_weights(config.weight_decay))
     step = jax.tree.map(lambda s: -lr * s, lr_scale)
     return optax.chain(*parts, scale_by_tree(step))

@@ -69,8 +69,9 @@ def deduplicate(
     """(indices of the replicas to train, owner) with ``owner[i]`` = the column of the trained
     replica whose history ``reps[i]`` reads.
 
-    Two replicas are one when their computed multipliers (init std, forward, lr and eps factors
-    per leaf, branch multiplier) are exactly equal and so are their learning rate and seed: e.g.
+    ``mults`` maps a replica's ``key`` (scheme, traced point) to its multipliers. Two replicas
+    are one when their computed multipliers (init std, forward, lr and eps factors per leaf,
+    branch multiplier, traced optimizer settings) are exactly equal and so are their learning rate and seed: e.g.
     sp and mup at the base width, nfd and depth_mup for one-layer blocks. ``known`` (identity ->
     column, updated in place) carries the replicas trained in earlier rounds of a cell, so a
     later round trains only what is new; ``enabled=False`` trains every replica.
@@ -79,7 +80,7 @@ def deduplicate(
     distinct: list[int] = []
     owner = np.empty(len(reps), np.int64)
     for i, rep in enumerate(reps):
-        key = identity(rep, mults[rep.scheme]) if enabled else ("replica", len(known))
+        key = identity(rep, mults[rep.key]) if enabled else ("replica", len(known))
         if key not in known:
             known[key] = len(known)
             distinct.append(i)

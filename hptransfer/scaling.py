@@ -15,6 +15,8 @@ program serves every scheme.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,6 +37,9 @@ class Multipliers:
     lr: Params
     eps: Params
     branch: jax.Array
+    # Traced optimizer settings that replace the config's (axes momentum, b2, weight_decay):
+    # empty unless a sweep declares such an axis (:func:`hptransfer.axes.apply_point`).
+    optimizer: dict[str, jax.Array] = dataclasses.field(default_factory=dict)
 
 
 def multipliers(scheme: Scheme, arch: Architecture, optimizer_family: str = "sgd") -> Multipliers:

@@ -101,7 +101,7 @@ def test_identity_is_decided_by_the_multipliers():
     def distinct(width, block_depth, schemes):
         config = config_from_dict({**RAW, "schemes": schemes, "seeds": [0]})
         arch = Architecture(width, 4, block_depth, (32,), 10, base_width=16)
-        mults = {s: multipliers(registry[s], arch, "sgd") for s in schemes}
+        mults = {(s, ()): multipliers(registry[s], arch, "sgd") for s in schemes}
         return len(deduplicate(replicas(config), mults)[0])
 
     assert distinct(16, 1, ["sp", "mup"]) == 10  # base width: one network
