@@ -100,6 +100,14 @@ def files(tmp_path):
     write("uses_missing.toml", _with_top('scheme_files = ["nowhere.toml"]'))
     write("scheme_unknown_field.toml", '[mine]\nextends = "mup"\nhiden = { lr_sgd = [0, 0] }\n')
     write("scheme_clash.toml", '[mup]\nextends = "sp"\n')
+    write("unknown_axis.toml", GOOD_CONFIG + "[axes.init_scal]\nvalues = [0.0]\n")
+    write("axis_grid.toml", GOOD_CONFIG + "[axes.init_scale]\nstart = 1\nstop = 0\nstep = 1\n")
+    write("axis_opt.toml", GOOD_CONFIG + "[axes.b2]\nvalues = [0.9, 0.99]\n")
+    write(
+        "axis_group.toml",
+        GOOD_CONFIG + '[axes]\ngroups = [["init_scale"]]\n[axes.init_scale]\nvalues = [0.0]\n',
+    )
+    write("bad_path.toml", GOOD_CONFIG.replace("widths = [8]\ndepths = [2]", "path = [[8, 2]]"))
     write("a_file", "not a directory")
     (tmp_path / "config_dir").mkdir()
     p["config_dir"] = str(tmp_path / "config_dir")
@@ -147,6 +155,11 @@ CASES = [
     (["sweep", "{cifar_no_path.toml}", "--out", "{out}"], "'data.path'"),
     (["sweep", "{uses_cycle.toml}", "--out", "{out}"], "cycle a -> b -> a"),
     (["sweep", "{uses_missing.toml}", "--out", "{out}"], "nowhere.toml"),
+    (["sweep", "{unknown_axis.toml}", "--out", "{out}"], "'axes.init_scal'"),
+    (["sweep", "{axis_grid.toml}", "--out", "{out}"], "'axes.init_scale.stop'"),
+    (["sweep", "{axis_opt.toml}", "--out", "{out}"], "'axes.b2'"),
+    (["sweep", "{axis_group.toml}", "--out", "{out}"], "'lr.default'"),
+    (["sweep", "{bad_path.toml}", "--out", "{out}"], "'model.path'"),
     # sweep: the arguments
     (["sweep", "{good.toml}", "--out", "{a_file}"], "--out"),
     (["sweep", "{good.toml}", "--out", "{a_file}/sub"], "--out"),
