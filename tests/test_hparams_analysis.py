@@ -85,7 +85,7 @@ def make_axes_results(config, loss_fn, *, shapes=((64, 2), (64, 4), (64, 8)), se
 
 
 def planted(x_slope=0.0, lr_slope=0.0, noise=0.0, x0=0.3, lr0=-2.6, axis="init_scale",
-            along="depth", salt=0):  # fmt: skip
+            along="depth", salt=0, om_star=0.0):  # fmt: skip
     """loss = 1 + 0.2 (x - x*)^2 + 0.2 (log2 lr - lr*)^2 with seed noise on the optimum, x* and
     lr* moving by the given slopes per doubling of depth from L = 2 (of width from n = 32).
     The noise is one fixed realization per ``salt`` (a 90% interval misses 1 in 10)."""
@@ -95,7 +95,8 @@ def planted(x_slope=0.0, lr_slope=0.0, noise=0.0, x0=0.3, lr0=-2.6, axis="init_s
         jitter = noise * np.random.default_rng([s, L, n, salt]).standard_normal(2)
         xs = x0 + x_slope * r + jitter[0]
         ls = lr0 + lr_slope * r + jitter[1]
-        return 1.0 + 0.2 * (p[axis] - xs) ** 2 + 0.2 * (p["lr"] - ls) ** 2
+        om = 0.2 * (p.get("output_multiplier", 0.0) - om_star) ** 2
+        return 1.0 + 0.2 * (p[axis] - xs) ** 2 + 0.2 * (p["lr"] - ls) ** 2 + om
 
     return fn
 
@@ -267,7 +268,7 @@ def test_analyze_without_axes_has_no_hparams():
 
 def test_suite_metrics_name_the_axes():
     config = axes_config([["lr", "init_scale"], ["output_multiplier"]])
-    table = make_axes_results(config, planted(x_slope=0.5, noise=0.03))
+    table = make_axes_results(config, planted(x_slope=0.5, noise=0.03, om_star=0.4))
     m = suite_metrics(A.analyze(table, {"config": config}))
     names = set(m["metric"])
     for metric in (
@@ -295,7 +296,7 @@ def write_axes_run(path: Path, config, table) -> Path:
 
 def test_report_of_an_axes_run_has_the_section_and_its_figures(tmp_path: Path):
     config = axes_config([["lr", "init_scale"], ["output_multiplier"]])
-    table = make_axes_results(config, planted(x_slope=0.5, noise=0.03), seeds=(0, 1))
+    table = make_axes_results(config, planted(x_slope=0.5, noise=0.03, om_star=0.4))
     run = write_axes_run(tmp_path / "run", config, table)
     md = R.write_report(run).read_text()
     assert "## Hyperparameters beyond the learning rate" in md
