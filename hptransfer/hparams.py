@@ -119,7 +119,13 @@ def model_path(config: Mapping[str, Any] | None) -> list[tuple[int, int]] | None
 
 
 def has_axes(config: Mapping[str, Any] | None) -> bool:
+    """Whether a sweep config declares axes beyond the learning rate."""
     return bool(declared_axes(config))
+
+
+def at_default_conditions(df: pd.DataFrame, config: Mapping[str, Any] | None) -> pd.DataFrame:
+    """The rows of a table where every shape axis (a condition) is at its default."""
+    return df[_at_default(df, shape_axes(config), declared_axes(config))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -659,6 +665,7 @@ class HparamsAnalysis:
     path: list[tuple[int, int]] | None = None
     gamma: float = math.nan
     conditions: list[str] = field(default_factory=list)  # the shape-axis columns
+    config: dict[str, Any] = field(default_factory=dict)  # the sweep config it was read with
 
 
 def hparams_analysis(
@@ -688,4 +695,5 @@ def hparams_analysis(
         path=path,
         gamma=path_exponent(path) if path else math.nan,
         conditions=[a for a in shape_axes(config) if a in finals.columns],
+        config=dict(config or {}),
     )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hptransfer.hparams import LR, group_label, worst_joint_regret
+from hptransfer.hparams import LR, at_default_conditions, group_label, worst_joint_regret
 from hptransfer.intervals import RANGE, T_INTERVAL, interval_label, seed_interval
 from hptransfer.optimum import refine
 from hptransfer.tables import AXES, OTHER_AXIS, fixed_lr_slopes, fmt_edges, held_value
@@ -690,14 +690,6 @@ def axis_verdict(row: Mapping[str, Any], threshold: float = TRANSFER_SLOPE) -> s
     return INCONCLUSIVE
 
 
-def _at_default_condition(df: pd.DataFrame, h: Any) -> pd.DataFrame:
-    """The rows of an hparams table at every shape axis's default value."""
-    for name in h.conditions:
-        if name in df.columns:
-            df = df[np.isclose(df[name].astype(float), h.axes[name].default)]
-    return df
-
-
 def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
     """The check's metrics of the axes beyond the learning rate (rows of :func:`suite_metrics`).
 
@@ -721,8 +713,8 @@ def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
         for name in group:
             if name != LR:
                 first.setdefault(name, group_label(group))
-    optima = _at_default_condition(h.optima, h)
-    drift = _at_default_condition(h.drift, h)
+    optima = at_default_conditions(h.optima, h.config)
+    drift = at_default_conditions(h.drift, h.config)
     for name, label in first.items():
         opt = optima[(optima["hparam"] == name) & (optima["group"] == label)]
         sel = drift[(drift["hparam"] == name) & (drift["group"] == label)]
@@ -740,13 +732,13 @@ def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
                     rows.append({**base, "metric": f"abs_drift_depth/{name}",
                                  "value": abs(float(r["slope"]))})  # fmt: skip
         if h.path_drift is not None and len(h.path_drift):
-            p = _at_default_condition(h.path_drift, h)
+            p = at_default_conditions(h.path_drift, h.config)
             p = p[(p["hparam"] == name) & (p["group"] == label)]
             for _, r in p.iterrows():
                 if pd.notna(r["slope"]):
                     rows.append({**{k: r[k] for k in SERIES}, "metric": f"drift_path/{name}",
                                  "value": float(r["slope"])})  # fmt: skip
-    worst = _at_default_condition(worst_joint_regret(h.regret), h)
+    worst = at_default_conditions(worst_joint_regret(h.regret), h.config)
     for _, r in worst.iterrows():
         if pd.notna(r["regret"]):
             rows.append({**{k: r[k] for k in SERIES}, "metric": f"regret_joint/{r['group']}",
