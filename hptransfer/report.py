@@ -606,7 +606,7 @@ def _hparams_blocks(a: Analysis, figures: Mapping[str, Path]) -> list[_Block]:
     if shape is not None and len(shape) and "axis" in shape:
         shape = shape[shape["axis"] == "depth"]
         table = pd.DataFrame(
-            {"shape axis": r["shape_axis"], "value": _fmt_num(r["shape_value"]),
+            {"shape axis": r["shape_axis"], "value": f"{float(r['shape_value']):g}",
              "series": _series_label(r), "at width": _fmt_num(r.get("width"))}
             | _drift_cells(r)
             for _, r in shape.iterrows()
