@@ -7,7 +7,8 @@
 The pieces, each usable alone: :mod:`hptransfer.optimum` (eta* of a loss curve: parabola
 refinement and brackets), :mod:`hptransfer.intervals` (slopes and seed intervals),
 :mod:`hptransfer.tables` (results -> finals -> curves -> optima -> drift, regret, movement,
-horizon) and :mod:`hptransfer.verdicts` (scorecard, claims, check metrics). Their public names
+horizon), :mod:`hptransfer.verdicts` (scorecard, claims, check metrics) and
+:mod:`hptransfer.hparams` (axes beyond the learning rate, model paths). Their public names
 are re-exported here so ``from hptransfer.analysis import ...`` keeps working.
 """
 
@@ -20,6 +21,13 @@ from typing import Any
 
 import pandas as pd
 
+from hptransfer.hparams import (
+    HparamsAnalysis,
+    default_rows,
+    hparams_analysis,
+    model_path,
+    path_drift,
+)
 from hptransfer.intervals import ols_slope, seed_interval, slope_range
 from hptransfer.optimum import Optimum, curve_value, refine, refine_optimum
 from hptransfer.results import META_FILE, read_meta, read_results
@@ -103,6 +111,8 @@ class Analysis:
     meta: dict[str, Any] = field(default_factory=dict)
     last_evals: int = 3
     ci: float = 0.9
+    hparams: HparamsAnalysis | None = None  # axes beyond the learning rate (hptransfer.hparams)
+    path_drift: pd.DataFrame | None = None  # drift of eta* along model.path (None without one)
 
     @property
     def name(self) -> str:
@@ -117,7 +127,17 @@ def analyze(
     ci: float = 0.9,
 ) -> Analysis:
     """Run the whole chain on a results table. Intervals are Student-t over per-seed estimates
-    (:mod:`hptransfer.intervals`)."""
+    (:mod:`hptransfer.intervals`).
+
+    With axes beyond the learning rate (meta config ``axes``) the learning-rate chain reads
+    only the rows where every other axis is at its default (:func:`hptransfer.hparams.
+    default_rows`), so eta*, drift and the claims mean what they mean without axes; the axes
+    themselves are analysed by :func:`hptransfer.hparams.hparams_analysis` (Analysis.hparams).
+    With model.path, Analysis.path_drift is the drift of eta* along the path.
+    """
+    config = dict(meta or {}).get("config") or {}
+    everything = results
+    results = default_rows(results, config)
     finals = final_losses(results, last_evals)
     curves = lr_curves(finals)
     optima = optimal_lr(finals, ci=ci)
@@ -130,6 +150,7 @@ def analyze(
     horizon = horizon_drift(results, last_evals, ci)
     seed_regrets = seed_regret(finals, optima)
     card = scorecard(optima, drift_table, regret_table, mslopes, fixed, horizon, ci, seed_regrets)
+    path = model_path(config)
     return Analysis(
         results=results,
         finals=finals,
@@ -147,6 +168,8 @@ def analyze(
         meta=dict(meta or {}),
         last_evals=last_evals,
         ci=ci,
+        hparams=hparams_analysis(everything, config, last_evals, ci),
+        path_drift=path_drift(optima, seeds, path, ci, "log2_eta_star") if path else None,
     )
 
 

@@ -10,6 +10,8 @@ sit outside the axes, on the right or under each panel.
     movement_depth     own movement and relative weight change per layer role vs depth, log-log
     training_curves    training loss vs step at each depth's eta*
     horizon_<axis>     drift of eta* per doubling vs training steps, seed-interval bands
+
+The figures of axes beyond the learning rate are in :mod:`hptransfer.axis_figures`.
 """
 
 from __future__ import annotations
@@ -648,7 +650,8 @@ def make_figures(a: Analysis, out_dir: str | Path) -> dict[str, Path]:
 
     Names (FIGURES): loss_vs_lr_depth, eta_star_depth, loss_vs_lr_width, eta_star_width (only
     with several widths), movement_depth (with movement columns), training_curves,
-    horizon_depth / horizon_width (drift against training steps).
+    horizon_depth / horizon_width (drift against training steps); with axes beyond the
+    learning rate, those of :func:`hptransfer.axis_figures.make_axis_figures`.
     """
     out_dir = Path(out_dir)
     drawn = {
@@ -661,4 +664,8 @@ def make_figures(a: Analysis, out_dir: str | Path) -> dict[str, Path]:
         "horizon_depth": plot_horizon(a, out_dir / "horizon_depth.png", "depth"),
         "horizon_width": plot_horizon(a, out_dir / "horizon_width.png", "width"),
     }
+    if getattr(a, "hparams", None) is not None:  # axes beyond the learning rate
+        from hptransfer.axis_figures import make_axis_figures  # it draws with this module
+
+        drawn |= make_axis_figures(a.hparams, out_dir)
     return {name: p for name, p in drawn.items() if p is not None}

@@ -36,10 +36,12 @@ from hptransfer.analysis import (
     role_order,
     scheme_order,
 )
+from hptransfer.axis_figures import axis_figure_names
 from hptransfer.calibration import coverage_table
 from hptransfer.figures import FIGURES, make_figures, scheme_label
+from hptransfer.hparams import at_default_conditions, worst_joint_regret
 from hptransfer.intervals import MIN_SEEDS_T
-from hptransfer.verdicts import COLLAPSE, RESTORED, bracket_text
+from hptransfer.verdicts import COLLAPSE, RESTORED, axis_verdict, bracket_text
 
 FIGURE_DIR = "figures"
 FIGURE_CAPTIONS = {
@@ -61,6 +63,15 @@ FIGURE_CAPTIONS = {
     "eta* of every depth comes from the losses up to t (with a constant learning rate, the "
     "t-step run). Bands: seed intervals; grey: the transfer threshold.",
     "horizon_width": "As above, across width.",
+}
+AXIS_CAPTIONS = {
+    "axis_loss": "Seed-mean final training loss against the axis's value, one line per shape; "
+    "for an axis crossed with another (the learning rate), each point is the best over that "
+    "axis. Stars: the group's optimum (parabola or local quadratic); hollow diamonds: a "
+    "censored optimum (grid edge or next to divergence).",
+    "axis_heatmap": "Seed-mean final training loss over the group's two axes at each shape "
+    "(log colour scale); blank cells: a seed diverged there or the point was not run; star: "
+    "the optimum (local quadratic on the 3 x 3 neighbourhood of the grid argmin).",
 }
 
 
@@ -458,9 +469,12 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
             ),
             _Block("table", table=mp),
         ]
-    if figures:
+    blocks += _path_blocks(a)
+    blocks += _hparams_blocks(a, figures)
+    lr_figures = {n: p for n, p in figures.items() if not n.startswith("axis_")}
+    if lr_figures:
         blocks.append(_Block("h2", "Figures"))
-        for name, path in figures.items():
+        for name, path in lr_figures.items():
             blocks += [
                 _Block("fig", FIGURES.get(name, name), path=path),
                 _Block("p", FIGURE_CAPTIONS.get(name, "")),
@@ -487,6 +501,130 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
             _Block("h2", "Configuration"),
             _Block("code", json.dumps(a.meta["config"], indent=2, default=str)),
         ]
+    return blocks
+
+
+def _series_label(r: Mapping[str, Any]) -> str:
+    return f"{scheme_label(r['scheme'])}, {r['optimizer']}, k={int(r['block_depth'])}"
+
+
+def _drift_cells(r: Mapping[str, Any]) -> dict[str, str]:
+    """drift [interval], verdict word and censoring of one drift row."""
+    kind = str(r.get("interval", "t"))
+    return {
+        "drift / doubling": _slope_ci(r["slope"], r["slope_lo"], r["slope_hi"], kind),
+        "verdict": axis_verdict(r),
+        "censored": _fmt_num(r.get("n_censored")),
+    }
+
+
+def _path_blocks(a: Analysis) -> list[_Block]:
+    """The drift of eta* along model.path (nothing without a path)."""
+    if a.path_drift is None or a.path_drift.empty:
+        return []
+    gamma = float(a.path_drift["gamma"].iloc[0])
+    rows = [
+        {"series": _series_label(r), "n": f"{int(r['n_min'])}-{int(r['n_max'])}"} | _drift_cells(r)
+        for _, r in a.path_drift.iterrows()
+    ]
+    return [
+        _Block("h2", "Optimal learning rate along the model path"),
+        _Block(
+            "p",
+            f"Drift of log2 eta* per doubling of the width n along the path, with the depth L "
+            f"growing by 2^{gamma:.2f} at each doubling (L ~ n^{gamma:.2f}); seed interval in "
+            f"brackets; verdict: transfers when |drift| < {TRANSFER_SLOPE} and a t-interval "
+            "lies within it.",
+        ),
+        _Block("table", table=pd.DataFrame(rows)),
+    ]
+
+
+def _hparams_blocks(a: Analysis, figures: Mapping[str, Path]) -> list[_Block]:
+    """The section "Hyperparameters beyond the learning rate" (nothing without axes): drift of
+    every axis's optimum, joint regret, eta* per shape-axis value, the axis figures."""
+    h = a.hparams
+    if h is None:
+        return []
+    config = h.config
+    optima = at_default_conditions(h.optima, config)
+    drift = at_default_conditions(h.drift, config)
+    rows = []
+    for (label, name), d in drift.groupby(["group", "hparam"], sort=False):
+        opt = optima[(optima["group"] == label) & (optima["hparam"] == name)]
+        for axis in AXES:
+            other = OTHER_AXIS[axis]
+            held = held_value(opt, axis)
+            if held is None or other not in d:
+                continue
+            sym = "n" if other == "width" else "L"
+            for _, r in d[(d["axis"] == axis) & (d[other] == held)].iterrows():
+                rows.append(
+                    {"axis": name, "group": label, "series": _series_label(r),
+                     "along": f"{axis} ({sym} = {held})"} | _drift_cells(r)
+                )  # fmt: skip
+    if h.path_drift is not None and len(h.path_drift):
+        for _, r in at_default_conditions(h.path_drift, config).iterrows():
+            rows.append(
+                {"axis": r["hparam"], "group": r["group"], "series": _series_label(r),
+                 "along": f"path (L ~ n^{float(r['gamma']):.2f})"} | _drift_cells(r)
+            )  # fmt: skip
+    units = ", ".join(f"{n}: {ax.unit}" for n, ax in h.axes.items())
+    blocks = [
+        _Block("h2", "Hyperparameters beyond the learning rate"),
+        _Block(
+            "p",
+            "The learning-rate sections above read only the points where every other axis is at "
+            "its default. Here each group of axes is searched jointly at every shape; the "
+            "optimum of each axis drifts by the slope of its value against log2 depth (width, "
+            f"path), in its own unit per doubling ({units}; log2 axes in octaves). Verdict: "
+            f"transfers when |drift| < {TRANSFER_SLOPE} and a t-interval lies within "
+            f"+-{TRANSFER_SLOPE}; drifts when |drift| >= {TRANSFER_SLOPE}; inconclusive when an "
+            "optimum is censored (grid edge or divergence) or no calibrated interval excludes a "
+            "larger drift.",
+        ),
+    ]
+    if rows:
+        blocks.append(_Block("table", table=pd.DataFrame(rows)))
+    worst = at_default_conditions(worst_joint_regret(h.regret), config)
+    if len(worst):
+        table = pd.DataFrame(
+            {"group": r["group"], "series": _series_label(r), "worst joint regret": _pct(r["regret"]),
+             "at": f"n={int(r['at_width'])}, L={int(r['at_depth'])}"}
+            for _, r in worst.iterrows()
+        )  # fmt: skip
+        blocks += [
+            _Block(
+                "p",
+                "Joint regret: the grid point that is best at the base shape, all of the "
+                "group's axes together, used at every other shape: its seed-mean loss over "
+                f"that shape's best in the group, minus 1 (transfer: < {_pct(TRANSFER_REGRET)}).",
+            ),
+            _Block("table", table=table),
+        ]
+    shape = h.shape_drift
+    if shape is not None and len(shape) and "axis" in shape:
+        shape = shape[shape["axis"] == "depth"]
+        table = pd.DataFrame(
+            {"shape axis": r["shape_axis"], "value": f"{float(r['shape_value']):g}",
+             "series": _series_label(r), "at width": _fmt_num(r.get("width"))}
+            | _drift_cells(r)
+            for _, r in shape.iterrows()
+        )  # fmt: skip
+        if len(table):
+            blocks += [
+                _Block(
+                    "p",
+                    "eta* at each value of a shape axis (every other axis at its default): "
+                    "drift of log2 eta* per doubling of depth.",
+                ),
+                _Block("table", table=table),
+            ]
+    titles = axis_figure_names(h)
+    for name, path in figures.items():
+        if name in titles:
+            kind = "axis_heatmap" if name.startswith("axis_heatmap") else "axis_loss"
+            blocks += [_Block("fig", titles[name], path=path), _Block("p", AXIS_CAPTIONS[kind])]
     return blocks
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hptransfer.hparams import LR, at_default_conditions, group_label, worst_joint_regret
 from hptransfer.intervals import RANGE, T_INTERVAL, interval_label, seed_interval
 from hptransfer.optimum import refine
 from hptransfer.tables import AXES, OTHER_AXIS, fixed_lr_slopes, fmt_edges, held_value
@@ -670,13 +671,89 @@ def claims(card: pd.DataFrame, finals: pd.DataFrame | None = None, ci: float = 0
 # Metrics of the regression check
 
 
+def axis_verdict(row: Mapping[str, Any], threshold: float = TRANSFER_SLOPE) -> str:
+    """The verdict word of one drift row of an axis optimum (slope, slope_lo / slope_hi,
+    interval, n_censored): "transfers" when |slope| < threshold and a calibrated (t) interval
+    lies inside (-threshold, threshold); "inconclusive" when an optimum is censored or the
+    point drift is small but no calibrated interval excludes a larger one; "drifts" when
+    |slope| >= threshold; "not measured" without a slope."""
+    slope = float(row.get("slope", math.nan))
+    if not np.isfinite(slope):
+        return NOT_MEASURED
+    if int(row.get("n_censored", 0) or 0) > 0:
+        return INCONCLUSIVE
+    if abs(slope) >= threshold:
+        return "drifts"
+    lo, hi = float(row.get("slope_lo", math.nan)), float(row.get("slope_hi", math.nan))
+    if row.get("interval") == T_INTERVAL and -threshold < lo and hi < threshold:
+        return "transfers"
+    return INCONCLUSIVE
+
+
+def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
+    """The check's metrics of the axes beyond the learning rate (rows of :func:`suite_metrics`).
+
+    For every traced axis but "lr", from the first group that holds it, at the default of
+    every shape axis: drift_depth/<axis> and abs_drift_depth/<axis> (over depth at the held
+    width), drift_width/<axis> (over width at the held depth), drift_path/<axis> (along
+    model.path); regret_joint/<group label> (the worst joint regret of each group over the
+    shapes); drift_path (eta* along model.path).
+    """
+    rows: list[dict[str, Any]] = []
+    if a.path_drift is not None:
+        for _, r in a.path_drift.iterrows():
+            if pd.notna(r["slope"]):
+                rows.append({**{k: r[k] for k in SERIES}, "metric": "drift_path",
+                             "value": float(r["slope"])})  # fmt: skip
+    h = a.hparams
+    if h is None:
+        return rows
+    first = {}
+    for group in h.groups:
+        for name in group:
+            if name != LR:
+                first.setdefault(name, group_label(group))
+    optima = at_default_conditions(h.optima, h.config)
+    drift = at_default_conditions(h.drift, h.config)
+    for name, label in first.items():
+        opt = optima[(optima["hparam"] == name) & (optima["group"] == label)]
+        sel = drift[(drift["hparam"] == name) & (drift["group"] == label)]
+        for axis in AXES:
+            held, other = held_value(opt, axis), OTHER_AXIS[axis]
+            if held is None or other not in sel.columns:
+                continue
+            d = sel[(sel["axis"] == axis) & (sel[other] == held)]
+            for _, r in d.iterrows():
+                if pd.isna(r["slope"]):
+                    continue
+                base = {k: r[k] for k in SERIES}
+                rows.append({**base, "metric": f"drift_{axis}/{name}", "value": float(r["slope"])})
+                if axis == "depth":
+                    rows.append({**base, "metric": f"abs_drift_depth/{name}",
+                                 "value": abs(float(r["slope"]))})  # fmt: skip
+        if h.path_drift is not None and len(h.path_drift):
+            p = at_default_conditions(h.path_drift, h.config)
+            p = p[(p["hparam"] == name) & (p["group"] == label)]
+            for _, r in p.iterrows():
+                if pd.notna(r["slope"]):
+                    rows.append({**{k: r[k] for k in SERIES}, "metric": f"drift_path/{name}",
+                                 "value": float(r["slope"])})  # fmt: skip
+    worst = at_default_conditions(worst_joint_regret(h.regret), h.config)
+    for _, r in worst.iterrows():
+        if pd.notna(r["regret"]):
+            rows.append({**{k: r[k] for k in SERIES}, "metric": f"regret_joint/{r['group']}",
+                         "value": float(r["regret"])})  # fmt: skip
+    return rows
+
+
 def suite_metrics(a: Analysis) -> pd.DataFrame:
     """Long table (scheme, optimizer, block_depth, metric, value) of the check's metrics.
 
     Per series over depth at the held width (and over width at the held depth): drift_<A>,
     abs_drift_<A>, spread_<A>, regret_<A>, plus drift_<A>_min / drift_<A>_max (the slope range
     allowed by censored optima); and h1_own_slope_fixed_lr / h1_weight_slope_fixed_lr
-    (:func:`hptransfer.tables.fixed_lr_slopes`).
+    (:func:`hptransfer.tables.fixed_lr_slopes`); with axes or a model path, the rows of
+    :func:`axis_metrics` (drift_depth/<axis>, regret_joint/<group>, drift_path, ...).
     """
     rows = []
     for _, r in a.scorecard.iterrows():
@@ -703,6 +780,7 @@ def suite_metrics(a: Analysis) -> pd.DataFrame:
             for metric in ("h1_own_slope_fixed_lr", "h1_weight_slope_fixed_lr"):
                 if pd.notna(r[metric]):
                     rows.append({**{k: r[k] for k in SERIES}, "metric": metric, "value": r[metric]})
+    rows += axis_metrics(a)
     frame = pd.DataFrame(rows, columns=[*SERIES, "metric", "value"])
     frame["block_depth"] = frame["block_depth"].astype(int)
     return frame

@@ -110,6 +110,8 @@ def test_write_report_renders_markdown_with_every_figure(run_dir: Path, written:
     assert md.startswith("# hptransfer report: synthetic")
     for section in ("## Sweep", "## Verdicts", "## Scorecard", "## Figures", "## Method"):
         assert section in md
+    assert "Hyperparameters beyond the learning rate" not in md  # a run without axes
+    assert "along the model path" not in md
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert {Path(link).name for link in links} == EXPECTED_FIGURES
     for link in links:
