@@ -24,7 +24,8 @@ the grid argmin (i, j); when all 3 x 3 neighbours exist and are finite, fit by l
 
 and take its stationary point -H^{-1} (c1, c2), H = [[2 c3, c4], [c4, 2 c5]], when H is
 positive definite and the point lies in [a_{i-1}, a_{i+1}] x [b_{j-1}, b_{j+1}]; otherwise the
-grid point. Each coordinate has the 1-D bracket [a_{i-1}, a_{i+1}] (open past the grid's end)
+grid point, each coordinate then refined by the parabola along its own line through the
+argmin when both of its neighbours there are finite. Each coordinate has the 1-D bracket [a_{i-1}, a_{i+1}] (open past the grid's end)
 and is censored ("low"/"high") at a grid edge or next to a diverged point along it.
 """
 
@@ -39,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from hptransfer.intervals import interval_method, ols_slope, seed_interval
+from hptransfer.optimum import refine
 from hptransfer.tables import (
     GROUP,
     _seed_mean,
@@ -103,8 +105,8 @@ def axis_groups(config: Mapping[str, Any] | None) -> list[tuple[str, ...]]:
 
 
 def group_label(group: Sequence[str]) -> str:
-    """A group's name in tables and metric names: its axes joined by "x" ("lrxinit_scale")."""
-    return "x".join(group)
+    """A group's name in tables, file and metric names: its axes joined by "_x_" ("lr_x_init_scale")."""
+    return "_x_".join(group)
 
 
 def coordinate(name: str) -> str:
@@ -159,7 +161,22 @@ def group_rows(
     are left as they are: each of their values is a condition)."""
     axes = declared_axes(config)
     outside = [a for a in traced_axes(config) if a not in group]
-    return results[_at_default(results, outside, axes)]
+    mask = _at_default(results, outside, axes)
+    if LR not in group:  # the group trains each scheme at its default learning rate only
+        defaults = lr_defaults(config, results["scheme"].unique())
+        if defaults:
+            want = results["scheme"].map(defaults).to_numpy(float)
+            mask &= np.isclose(results[LR_COLUMN].to_numpy(float), want, rtol=0.0, atol=1e-9)
+    return results[mask]
+
+
+def lr_defaults(config: Mapping[str, Any] | None, schemes: Sequence[str]) -> dict[str, float]:
+    """log2 learning rate of each scheme in groups without "lr" (config lr_default, or
+    lr_default_by_scheme); empty when the config states none."""
+    cfg = config or {}
+    by_scheme = cfg.get("lr_default_by_scheme") or {}
+    out = {s: by_scheme.get(s, cfg.get("lr_default")) for s in schemes}
+    return {s: float(v) for s, v in out.items() if v is not None}
 
 
 def axis_finals(
@@ -278,6 +295,15 @@ def refine_2d(a: np.ndarray, b: np.ndarray, z: np.ndarray) -> Optimum2D:
             ):
                 value = c[0] + c[1] * du + c[2] * dv + c[3] * du**2 + c[4] * du * dv + c[5] * dv**2
                 best = (float(a[i] + du), float(b[j] + dv), float(value))
+                return Optimum2D(*best, edge_a, edge_b, cause_a, cause_b, bracket_a, bracket_b)
+    # No convex 3 x 3 fit (a diverged neighbour, an edge): each coordinate with two finite
+    # neighbours along its own line through the argmin is refined by that line's parabola.
+    line_a, line_b = refine(a, zz[:, j]), refine(b, zz[i, :])
+    best = (
+        float(line_a.log2_eta) if edge_a is None else best[0],
+        float(line_b.log2_eta) if edge_b is None else best[1],
+        best[2],
+    )
     return Optimum2D(*best, edge_a, edge_b, cause_a, cause_b, bracket_a, bracket_b)
 
 

@@ -149,7 +149,7 @@ def test_two_axis_optimum_recovers_both_coordinates_and_their_drift():
         assert o.loc["init_scale", "optimum"] == pytest.approx(0.3 + 0.5 * r, abs=0.1)
         assert o.loc["lr", "optimum"] == pytest.approx(-2.6 - 0.4 * r, abs=0.1)
         assert o.loc["init_scale", "best_loss"] == pytest.approx(1.0, abs=0.01)
-        assert (o["group"] == "lrxinit_scale").all() and o["edge"].isna().all()
+        assert (o["group"] == "lr_x_init_scale").all() and o["edge"].isna().all()
     d = h.drift[h.drift["axis"] == "depth"].set_index("hparam")
     for hp, slope in (("init_scale", 0.5), ("lr", -0.4)):
         assert d.loc[hp, "slope"] == pytest.approx(slope, abs=0.1)
@@ -275,7 +275,7 @@ def test_suite_metrics_name_the_axes():
         "drift_depth/init_scale",
         "abs_drift_depth/init_scale",
         "drift_depth/output_multiplier",
-        "regret_joint/lrxinit_scale",
+        "regret_joint/lr_x_init_scale",
         "regret_joint/output_multiplier",
         "drift_depth",
     ):
@@ -301,9 +301,9 @@ def test_report_of_an_axes_run_has_the_section_and_its_figures(tmp_path: Path):
     md = R.write_report(run).read_text()
     assert "## Hyperparameters beyond the learning rate" in md
     for name in (
-        "axis_loss_lrxinit_scale_init_scale.png",
+        "axis_loss_lr_x_init_scale_init_scale.png",
         "axis_loss_output_multiplier_output_multiplier.png",
-        "axis_heatmap_lrxinit_scale.png",
+        "axis_heatmap_lr_x_init_scale.png",
     ):
         assert (run / "figures" / name).exists()
         assert f"figures/{name}" in md
@@ -317,3 +317,45 @@ def test_meta_json_round_trip_keeps_the_axes(tmp_path: Path):
     run = write_axes_run(tmp_path / "r", config, make_axes_results(config, planted()))
     meta = json.loads((run / "meta.json").read_text())
     assert H.axis_groups(meta["config"]) == [("init_scale",)]
+
+
+def test_refine_2d_refines_each_coordinate_along_its_line_next_to_divergence():
+    """A diverged corner of the 3 x 3 neighbourhood: no joint fit, but a coordinate with two
+    finite neighbours on its own line is refined by that line's parabola (the other is
+    censored next to the divergence)."""
+    a, b = np.array([-1.0, 0.0, 1.0]), np.array([-1.0, 0.0, 1.0])
+    z = (a[:, None] - 0.3) ** 2 + (b[None, :] - 0.0) ** 2
+    z[2, 2] = np.inf  # diverged corner: the 3 x 3 fit is out
+    z[1, 2] = np.inf  # b's upper neighbour diverged: b censored high
+    o = H.refine_2d(a, b, z)
+    assert o.a == pytest.approx(0.3)
+    assert o.b == 0.0 and o.edge_b == "high" and o.cause_b == "divergence"
+    assert o.edge_a is None
+
+
+def test_a_group_without_lr_reads_only_the_default_learning_rate():
+    config = {
+        "lr_default": -1.0,
+        "lr_default_by_scheme": {"mup": -3.0},
+        "axes": {
+            "output_multiplier": {
+                "values": [-1.0, 0.0, 1.0],
+                "default": 0.0,
+                "unit": "log2",
+                "kind": "traced",
+            }
+        },  # fmt: skip
+        "axis_groups": [["lr"], ["output_multiplier"]],
+    }
+    rows = pd.DataFrame(
+        [
+            {"scheme": s, "log2_lr": lr, "output_multiplier": om}
+            for s in ("mup", "nfd")
+            for lr in (-3.0, -2.0, -1.0)
+            for om in ((-1.0, 0.0, 1.0) if lr == (-3.0 if s == "mup" else -1.0) else (0.0,))
+        ]
+    )
+    got = H.group_rows(rows, config, ("output_multiplier",))
+    assert set(zip(got.scheme, got.log2_lr, strict=True)) == {("mup", -3.0), ("nfd", -1.0)}
+    assert len(got) == 6
+    assert len(H.group_rows(rows, config, ("lr",))) == 6  # the lr line at output 0
