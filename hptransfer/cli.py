@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from hptransfer import __version__
+from hptransfer import __version__, interrupt
 
 DESCRIPTION = """\
 Answers: is the learning rate tuned on a small ResNet still optimal at larger width and depth?
@@ -585,10 +585,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; 0 on success, 2 on a user error, 130 on Ctrl-C."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None
+    interrupt.install()
     try:
         configure_host_devices()
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        status = args.func(args)
+        interrupt.check()  # a SIGINT swallowed inside a callback still ends the run as one
+        return status
     except KeyboardInterrupt:
         print(interrupted_line(args, argv), file=sys.stderr)
         return 130

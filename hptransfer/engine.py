@@ -61,7 +61,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from hptransfer import costmodel, rundir
+from hptransfer import costmodel, interrupt, rundir
 from hptransfer import results as results_io
 from hptransfer.axes import Point, apply_point
 from hptransfer.config import ConfigError, SweepConfig, check_limits
@@ -406,6 +406,7 @@ class _Progress:
         self.bar.update(replica_steps)
         self.computed += replica_steps
         self.segments_done += 1
+        interrupt.check()  # a Ctrl-C swallowed by a callback stops the sweep here
         if self.kill_after is not None and self.segments_done >= self.kill_after:
             if os.environ.get("HPTRANSFER_HARD_KILL"):
                 os._exit(137)  # a real death: no cleanup, no finally blocks
