@@ -64,6 +64,13 @@ FIGURE_CAPTIONS = {
     "eta* of every depth comes from the losses up to t (with a constant learning rate, the "
     "t-step run). Bands: seed intervals; grey: the transfer threshold.",
     "horizon_width": "As above, across width.",
+    "loss_vs_lr_path": "Seed-averaged final training loss against the swept learning rate, one "
+    "line per point (n, L) of the model path; markers as in the depth figure (stars: eta*, "
+    "hollow diamonds: a censored eta* and its bracket, crosses: a seed diverged).",
+    "eta_star_path": "log2 eta* against log2(n / n0) along the model path (the depth grows with "
+    "the width) for every scheme, with seed intervals (bars); censored optima as their "
+    "brackets. A flat line is transfer along the path; the legend under each panel gives the "
+    "drift slope per doubling of the width.",
 }
 AXIS_CAPTIONS = {
     "axis_loss": "Seed-mean final training loss against the axis's value, one line per shape; "
