@@ -8,7 +8,8 @@ The pieces, each usable alone: :mod:`hptransfer.optimum` (eta* of a loss curve: 
 refinement and brackets), :mod:`hptransfer.intervals` (slopes and seed intervals),
 :mod:`hptransfer.tables` (results -> finals -> curves -> optima -> drift, regret, movement,
 horizon), :mod:`hptransfer.verdicts` (scorecard, claims, check metrics) and
-:mod:`hptransfer.hparams` (axes beyond the learning rate, model paths). Their public names
+:mod:`hptransfer.hparams` (axes beyond the learning rate, model paths),
+:mod:`hptransfer.path_transfer` (eta* and regret at every point of a model path). Their public names
 are re-exported here so ``from hptransfer.analysis import ...`` keeps working.
 """
 
