@@ -8,7 +8,8 @@ The pieces, each usable alone: :mod:`hptransfer.optimum` (eta* of a loss curve: 
 refinement and brackets), :mod:`hptransfer.intervals` (slopes and seed intervals),
 :mod:`hptransfer.tables` (results -> finals -> curves -> optima -> drift, regret, movement,
 horizon), :mod:`hptransfer.verdicts` (scorecard, claims, check metrics) and
-:mod:`hptransfer.hparams` (axes beyond the learning rate, model paths). Their public names
+:mod:`hptransfer.hparams` (axes beyond the learning rate, model paths),
+:mod:`hptransfer.path_transfer` (eta* and regret at every point of a model path). Their public names
 are re-exported here so ``from hptransfer.analysis import ...`` keeps working.
 """
 
@@ -30,6 +31,7 @@ from hptransfer.hparams import (
 )
 from hptransfer.intervals import ols_slope, seed_interval, slope_range
 from hptransfer.optimum import Optimum, curve_value, refine, refine_optimum
+from hptransfer.path_transfer import path_optima, path_regret, path_summary
 from hptransfer.results import META_FILE, read_meta, read_results
 from hptransfer.tables import (
     AXES,
@@ -113,6 +115,8 @@ class Analysis:
     ci: float = 0.9
     hparams: HparamsAnalysis | None = None  # axes beyond the learning rate (hptransfer.hparams)
     path_drift: pd.DataFrame | None = None  # drift of eta* along model.path (None without one)
+    path_optima: pd.DataFrame | None = None  # eta* at every path point (None without a path)
+    path_regret: pd.DataFrame | None = None  # regret of the base-tuned eta* along the path
 
     @property
     def name(self) -> str:
@@ -133,7 +137,9 @@ def analyze(
     only the rows where every other axis is at its default (:func:`hptransfer.hparams.
     default_rows`), so eta*, drift and the claims mean what they mean without axes; the axes
     themselves are analysed by :func:`hptransfer.hparams.hparams_analysis` (Analysis.hparams).
-    With model.path, Analysis.path_drift is the drift of eta* along the path.
+    With model.path, Analysis.path_drift is the drift of eta* along the path, path_optima and
+    path_regret its eta* and base-tuned regret per point (:mod:`hptransfer.path_transfer`), and
+    the scorecard's verdicts read them.
     """
     config = dict(meta or {}).get("config") or {}
     everything = results
@@ -149,8 +155,14 @@ def analyze(
     fixed = fixed_lr_slopes(finals, optima) if movement_columns(finals) else pd.DataFrame()
     horizon = horizon_drift(results, last_evals, ci)
     seed_regrets = seed_regret(finals, optima)
-    card = scorecard(optima, drift_table, regret_table, mslopes, fixed, horizon, ci, seed_regrets)
     path = model_path(config)
+    p_drift = path_drift(optima, seeds, path, ci, "log2_eta_star") if path else None
+    p_optima = path_optima(optima, path) if path else None
+    p_regret = path_regret(curves, optima, path) if path else None
+    p_summary = path_summary(optima, p_drift, p_regret, path) if path else None
+    card = scorecard(
+        optima, drift_table, regret_table, mslopes, fixed, horizon, ci, seed_regrets, p_summary
+    )
     return Analysis(
         results=results,
         finals=finals,
@@ -169,7 +181,9 @@ def analyze(
         last_evals=last_evals,
         ci=ci,
         hparams=hparams_analysis(everything, config, last_evals, ci),
-        path_drift=path_drift(optima, seeds, path, ci, "log2_eta_star") if path else None,
+        path_drift=p_drift,
+        path_optima=p_optima,
+        path_regret=p_regret,
     )
 
 

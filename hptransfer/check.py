@@ -30,6 +30,10 @@ _width over width at the held depth, when the sweep has several widths):
                        the base shape's eta*. A fixed rate isolates the depth scaling of the
                        scheme from the drift of eta* itself (the scorecard's
                        h1_own_slope_at_eta reads each depth at its own eta*).
+With a model path ([model] path: one depth per width), along the path:
+  drift_path           slope of log2 eta* against log2(n / n0) (octaves per doubling of n)
+  abs_drift_path       |drift_path|
+  regret_path          worst relative regret of the eta* tuned at the path's first point
 The metrics are computed by :func:`hptransfer.verdicts.suite_metrics`.
 """
 

@@ -10,6 +10,8 @@ sit outside the axes, on the right or under each panel.
     movement_depth     own movement and relative weight change per layer role vs depth, log-log
     training_curves    training loss vs step at each depth's eta*
     horizon_<axis>     drift of eta* per doubling vs training steps, seed-interval bands
+    loss_vs_lr_path    final training loss vs log2 learning rate, a line per model-path point
+    eta_star_path      log2 eta* vs log2(n / n0) along the model path, drift slope in the legend
 
 The figures of axes beyond the learning rate are in :mod:`hptransfer.axis_figures`.
 """
@@ -180,10 +182,28 @@ def plot_loss_vs_lr(a: Analysis, path: str | Path, axis: str = "depth") -> Path 
     opt = a.optima[a.optima[other] == held]
     cur = a.curves[a.curves[other] == held]
     fin = a.finals[(a.finals[other] == held) & ~a.finals["diverged"]]
+    labels = {v: f"{AXIS_SYMBOL[axis]} = {v}" for v in sorted(opt[axis].unique())}
+    title = (
+        f"Final training loss (mean of last {a.last_evals} evaluations) vs learning rate, "
+        f"one line per {axis}; {other} {AXIS_SYMBOL[other]} = {held}"
+    )
+    return _loss_vs_lr_figure(opt, cur, fin, axis, labels, title, path)
+
+
+def _loss_vs_lr_figure(
+    opt: pd.DataFrame,
+    cur: pd.DataFrame,
+    fin: pd.DataFrame,
+    axis: str,
+    labels: dict,
+    title: str,
+    path: str | Path,
+) -> Path:
+    """The panels of :func:`plot_loss_vs_lr` for the given optima, curves and finals (stable
+    replicas), one line per value of column ``axis`` named by ``labels``."""
     rows, schemes = _facet_rows(opt), scheme_order(opt["scheme"].unique())
     values = sorted(opt[axis].unique())
     colors = _sequential(values)
-    sym = AXIS_SYMBOL[axis]
     grids = cur.groupby("scheme")["log2_lr"].agg(["min", "max"])  # grids may differ by scheme
     with _style()[0], _style()[1]:
         fig, axes = _figure(len(rows), len(schemes))
@@ -224,7 +244,7 @@ def plot_loss_vs_lr(a: Analysis, path: str | Path, axis: str = "depth") -> Path 
                 ax.set_ylabel(f"{row_label}\nfinal train loss (nats)" if c == 0 else "")
                 if r == 0:
                     ax.set_title(scheme_label(scheme))
-        handles = [Line2D([], [], color=colors[v], lw=2, label=f"{sym} = {v}") for v in values]
+        handles = [Line2D([], [], color=colors[v], lw=2, label=labels[v]) for v in values]
         handles += [
             Patch(color="0.6", alpha=0.35, label="band: min-max\nover seeds"),
             Line2D([], [], ls="", marker="*", ms=11, mfc="0.3", mec="k", label="eta* (parabola)"),
@@ -242,12 +262,31 @@ def plot_loss_vs_lr(a: Analysis, path: str | Path, axis: str = "depth") -> Path 
             Line2D([], [], ls="", marker="x", ms=6, color="0.3", label="a seed diverged"),
         ]
         fig.legend(handles=handles, loc="outside right center", frameon=False)
-        _suptitle(
-            fig,
-            f"Final training loss (mean of last {a.last_evals} evaluations) vs learning rate, "
-            f"one line per {axis}; {other} {AXIS_SYMBOL[other]} = {held}",
-        )
+        _suptitle(fig, title)
         return _save(fig, Path(path))
+
+
+def _path_rows(a: Analysis, df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``df`` at a point of the model path."""
+    opt = a.path_optima
+    return df.merge(opt[["width", "depth"]].drop_duplicates(), on=["width", "depth"])
+
+
+def plot_loss_vs_lr_path(a: Analysis, path: str | Path) -> Path | None:
+    """:func:`plot_loss_vs_lr` along the model path: final training loss vs log2 learning
+    rate, one line per path point (n_i, L_i). None without a path."""
+    opt = a.path_optima
+    if opt is None or opt.empty or opt["path_index"].nunique() < 2:
+        return None
+    labels = dict(zip(opt["width"], opt["point"], strict=True))
+    fin = _path_rows(a, a.finals)
+    title = (
+        f"Final training loss (mean of last {a.last_evals} evaluations) vs learning rate, "
+        "one line per point of the model path"
+    )
+    return _loss_vs_lr_figure(
+        opt, _path_rows(a, a.curves), fin[~fin["diverged"]], "width", labels, title, path
+    )
 
 
 def _draw_optima(ax, opt: pd.DataFrame, axis: str, colors: dict) -> None:
@@ -306,15 +345,66 @@ def plot_eta_star(a: Analysis, path: str | Path, axis: str = "depth") -> Path | 
     other = OTHER_AXIS[axis]
     opt = a.optima[a.optima[other] == held]
     drift = a.drift[(a.drift["axis"] == axis) & (a.drift[other] == held)] if len(a.drift) else None
+    pct = round(100 * a.ci)
+    return _eta_star_figure(
+        opt,
+        drift,
+        axis,
+        None,
+        f"{AXIS_LABEL[axis]}, log2 axis",
+        f"slope per doubling of {axis} [{_interval_words(opt, pct)}]",
+        f"Optimal learning rate vs {axis} ({other} {AXIS_SYMBOL[other]} = {held}); "
+        f"bars: {_interval_words(opt, pct)}",
+        path,
+    )
+
+
+def plot_eta_star_path(a: Analysis, path: str | Path) -> Path | None:
+    """:func:`plot_eta_star` along the model path: log2 eta* vs x = log2(n / n_0) (the depth
+    grows with the width), seed-interval bars, each scheme's drift slope per doubling of the
+    width in the legend (:func:`hptransfer.hparams.path_drift`). None without a path."""
+    opt = a.path_optima
+    if opt is None or opt.empty or opt["path_index"].nunique() < 2:
+        return None
+    ticks = {
+        float(x): f"{x:g} ({int(n)}, {int(L)})"
+        for x, n, L in zip(opt["path_x"], opt["width"], opt["depth"], strict=True)
+    }
+    pct = round(100 * a.ci)
+    return _eta_star_figure(
+        opt,
+        a.path_drift,
+        "path_x",
+        ticks,
+        "log2(n / n0) along the model path (n, L)",
+        f"slope per doubling of n along the path [{_interval_words(opt, pct)}]",
+        f"Optimal learning rate along the model path; bars: {_interval_words(opt, pct)}",
+        path,
+    )
+
+
+def _eta_star_figure(
+    opt: pd.DataFrame,
+    drift: pd.DataFrame | None,
+    axis: str,
+    ticks: dict | None,
+    xlabel: str,
+    legend_title: str,
+    title: str,
+    path: str | Path,
+) -> Path:
+    """The panels of :func:`plot_eta_star`: log2 eta* vs column ``axis`` per scheme, one panel
+    per (family, optimizer, block depth). ticks = None: ``axis`` holds shape sizes drawn on a
+    log2 axis; else it is already log2 and ticks = {value: label}."""
     panels = _facet_rows(opt)  # one panel per (family, optimizer, block depth)
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
     schemes = scheme_order(opt["scheme"].unique())
     colors = _scheme_colors(schemes)
     values = sorted(opt[axis].unique())
-    jitter = 0.03 * math.log2(max(values) / min(values))  # octaves, so bars do not overlap
+    span = math.log2(max(values) / min(values)) if ticks is None else max(values) - min(values)
+    jitter = 0.03 * span  # octaves, so bars do not overlap
     offsets = dict(zip(schemes, np.linspace(-jitter, jitter, len(schemes)), strict=True))
-    pct = round(100 * a.ci)
     with _style()[0], _style()[1]:
         fig, axes = _figure(nrows, ncols, extra_width=0.4, panel=(4.2, 3.6))
         for ax in axes.flat[len(panels) :]:
@@ -326,9 +416,12 @@ def plot_eta_star(a: Analysis, path: str | Path, axis: str = "depth") -> Path | 
                 if s.empty:
                     continue
                 label = f"{scheme_label(scheme)}: {_slope_text(drift, sel, scheme)}"
-                _draw_eta_series(ax, s, axis, colors[scheme], offsets[scheme], label)
-            _log2_axis(ax, values)
-            ax.set_xlabel(f"{AXIS_LABEL[axis]}, log2 axis")
+                _draw_eta_series(ax, s, axis, colors[scheme], offsets[scheme], label, ticks is None)
+            if ticks is None:
+                _log2_axis(ax, values)
+            else:
+                ax.set_xticks(list(ticks), list(ticks.values()), fontsize="small")
+            ax.set_xlabel(xlabel)
             ax.set_ylabel("log2 eta* (octaves)")
             ax.set_title(panel_label.replace("k=", "block depth k = "))
             ax.legend(
@@ -336,7 +429,7 @@ def plot_eta_star(a: Analysis, path: str | Path, axis: str = "depth") -> Path | 
                 bbox_to_anchor=(0.5, -0.25),
                 frameon=False,
                 fontsize="small",
-                title=f"slope per doubling of {axis} [{_interval_words(opt, pct)}]",
+                title=legend_title,
                 title_fontsize="small",
             )
         handles = [
@@ -358,11 +451,7 @@ def plot_eta_star(a: Analysis, path: str | Path, axis: str = "depth") -> Path | 
         fig.legend(
             handles=handles, loc="outside lower center", ncols=4 if ncols > 1 else 2, frameon=False
         )
-        _suptitle(
-            fig,
-            f"Optimal learning rate vs {axis} ({other} {AXIS_SYMBOL[other]} = {held}); "
-            f"bars: {_interval_words(opt, pct)}",
-        )
+        _suptitle(fig, title)
         return _save(fig, Path(path))
 
 
@@ -403,11 +492,14 @@ def _slope_text(drift: pd.DataFrame | None, sel: dict, scheme: str) -> str:
     return text
 
 
-def _draw_eta_series(ax, s: pd.DataFrame, axis: str, color, offset: float, label: str) -> None:
+def _draw_eta_series(
+    ax, s: pd.DataFrame, axis: str, color, offset: float, label: str, log_x: bool = True
+) -> None:
     """A scheme's eta* along ``axis``: located optima as dots with their seed interval, censored
     ones as their bracket (a bar between the neighbouring grid rates, an arrow where it is open
-    past the grid), shapes where every rate diverged as an "x" at the panel's top."""
-    x = s[axis].to_numpy(float) * 2.0**offset
+    past the grid), shapes where every rate diverged as an "x" at the panel's top. ``offset``
+    (octaves) shifts the points: x 2^offset on a log2 axis (log_x), x + offset on a linear one."""
+    x = s[axis].to_numpy(float) * 2.0**offset if log_x else s[axis].to_numpy(float) + offset
     y = s["log2_eta_star"].to_numpy(float)
     censored = s["edge"].notna().to_numpy()
     ax.plot(x, np.where(np.isfinite(y), y, np.nan), color=color, lw=1.4, label=label)
@@ -642,6 +734,8 @@ FIGURES = {
     "training_curves": "Training curves at the optimal learning rate",
     "horizon_depth": "Drift across depth vs training steps",
     "horizon_width": "Drift across width vs training steps",
+    "loss_vs_lr_path": "Final training loss vs learning rate along the model path",
+    "eta_star_path": "Optimal learning rate along the model path",
 }
 
 
@@ -650,7 +744,8 @@ def make_figures(a: Analysis, out_dir: str | Path) -> dict[str, Path]:
 
     Names (FIGURES): loss_vs_lr_depth, eta_star_depth, loss_vs_lr_width, eta_star_width (only
     with several widths), movement_depth (with movement columns), training_curves,
-    horizon_depth / horizon_width (drift against training steps); with axes beyond the
+    horizon_depth / horizon_width (drift against training steps), loss_vs_lr_path and
+    eta_star_path (with a model path: a line per path point, eta* along it); with axes beyond the
     learning rate, those of :func:`hptransfer.axis_figures.make_axis_figures`.
     """
     out_dir = Path(out_dir)
@@ -663,6 +758,8 @@ def make_figures(a: Analysis, out_dir: str | Path) -> dict[str, Path]:
         "training_curves": plot_training_curves(a, out_dir / "training_curves.png"),
         "horizon_depth": plot_horizon(a, out_dir / "horizon_depth.png", "depth"),
         "horizon_width": plot_horizon(a, out_dir / "horizon_width.png", "width"),
+        "loss_vs_lr_path": plot_loss_vs_lr_path(a, out_dir / "loss_vs_lr_path.png"),
+        "eta_star_path": plot_eta_star_path(a, out_dir / "eta_star_path.png"),
     }
     if getattr(a, "hparams", None) is not None:  # axes beyond the learning rate
         from hptransfer.axis_figures import make_axis_figures  # it draws with this module

@@ -41,6 +41,7 @@ from hptransfer.calibration import coverage_table
 from hptransfer.figures import FIGURES, make_figures, scheme_label
 from hptransfer.hparams import at_default_conditions, worst_joint_regret
 from hptransfer.intervals import MIN_SEEDS_T
+from hptransfer.path_transfer import point_label
 from hptransfer.verdicts import COLLAPSE, RESTORED, axis_verdict, bracket_text
 
 FIGURE_DIR = "figures"
@@ -63,6 +64,13 @@ FIGURE_CAPTIONS = {
     "eta* of every depth comes from the losses up to t (with a constant learning rate, the "
     "t-step run). Bands: seed intervals; grey: the transfer threshold.",
     "horizon_width": "As above, across width.",
+    "loss_vs_lr_path": "Seed-averaged final training loss against the swept learning rate, one "
+    "line per point (n, L) of the model path; markers as in the depth figure (stars: eta*, "
+    "hollow diamonds: a censored eta* and its bracket, crosses: a seed diverged).",
+    "eta_star_path": "log2 eta* against log2(n / n0) along the model path (the depth grows with "
+    "the width) for every scheme, with seed intervals (bars); censored optima as their "
+    "brackets. A flat line is transfer along the path; the legend under each panel gives the "
+    "drift slope per doubling of the width.",
 }
 AXIS_CAPTIONS = {
     "axis_loss": "Seed-mean final training loss against the axis's value, one line per shape; "
@@ -177,6 +185,23 @@ def scorecard_display(card: pd.DataFrame) -> pd.DataFrame:
         out["hidden_1 own-movement slope"] = card["h1_own_slope_at_eta"].map(_signed)
     if "stable_shift_depth" in card:
         out["stable-rate shift (oct)"] = card["stable_shift_depth"].map(_signed)
+    if "drift_path" in card:
+        out["path (n)"] = card["paths"].fillna("")
+        out[f"drift along path (oct/doubling of n) [{_interval_header(card)}]"] = [
+            "" if pd.isna(v) else _slope_ci(v, lo, hi, kind)
+            for v, lo, hi, kind in zip(
+                card["drift_path"],
+                card["drift_path_lo"],
+                card["drift_path_hi"],
+                card["drift_path_interval"],
+                strict=True,
+            )
+        ]
+        out["worst regret (path)"] = [
+            "" if pd.isna(r) else f"{_pct(r)} @{at}"
+            for r, at in zip(card["regret_path"], card["regret_path_at"], strict=True)
+        ]
+        out["stable-rate shift along path (oct)"] = card["stable_shift_path"].map(_signed)
     flags = [
         "; ".join(x for x in (e, d) if isinstance(x, str) and x)
         for e, d in zip(card["edge_flags"], card["divergence_flags"], strict=True)
@@ -215,17 +240,17 @@ def _stable_cell(r: Mapping[str, Any]) -> str:
     return f"{'≥' if r.get('max_stable_at_top') else ''}{v:+.2f}"
 
 
-def _pivot(df: pd.DataFrame, axis: str, cell) -> pd.DataFrame:
-    """Rows: scheme/optimizer/k; columns: values of ``axis``; cells: cell(row) strings."""
+def _pivot(df: pd.DataFrame, axis: str, cell, label=None) -> pd.DataFrame:
+    """Rows: scheme/optimizer/k; columns: values of ``axis`` (named by label(row) when given,
+    else "L=2" / "n=64"); cells: cell(row) strings."""
     order = {s: i for i, s in enumerate(scheme_order(df["scheme"].unique()))}
     df = df.assign(_o=df["scheme"].map(order)).sort_values(
         ["family", "optimizer", "block_depth", "_o", axis]
     )
     table: dict[str, dict[str, str]] = {}
     for _, r in df.iterrows():
-        table.setdefault(_row_label(df, r), {})[
-            f"{'L' if axis == 'depth' else 'n'}={int(r[axis])}"
-        ] = cell(r)
+        name = label(r) if label else f"{'L' if axis == 'depth' else 'n'}={int(r[axis])}"
+        table.setdefault(_row_label(df, r), {})[name] = cell(r)
     out = pd.DataFrame.from_dict(table, orient="index").fillna("")
     out.index.name = "scheme, k"
     return out.reset_index()
@@ -518,10 +543,52 @@ def _drift_cells(r: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def _base_point(opt: pd.DataFrame) -> str:
+    """The label of the path's first point ("n=16, L=2")."""
+    base = opt.loc[opt["path_index"].idxmin()]
+    return point_label(base["width"], base["depth"])
+
+
 def _path_blocks(a: Analysis) -> list[_Block]:
-    """The drift of eta* along model.path (nothing without a path)."""
+    """The section along model.path (nothing without a path): the drift of eta* per series,
+    then eta*, the largest stable rate and the base-tuned regret at every path point."""
     if a.path_drift is None or a.path_drift.empty:
         return []
+    per_point: list[_Block] = []
+    opt = a.path_optima
+    if opt is not None and len(opt):
+        point = lambda r: r["point"]  # noqa: E731
+        per_point += [
+            _Block(
+                "p",
+                "log2 eta* (octaves) at every path point [seed interval: "
+                + _interval_header(a.scorecard)
+                + "]; a censored eta* is given as the bracket that must contain it.",
+            ),
+            _Block("table", table=_pivot(opt, "path_index", _eta_cell, point)),
+            _Block(
+                "p",
+                "Stable range: log2 of the largest grid rate at which no seed diverged "
+                "(>= : the top of the grid is stable, so the range reaches past it).",
+            ),
+            _Block("table", table=_pivot(opt, "path_index", _stable_cell, point)),
+        ]
+    reg = a.path_regret
+    if reg is not None and len(reg):
+        worst = reg.groupby(["family", "scheme", "optimizer", "block_depth"], sort=False)
+        reg = reg.assign(worst=worst["regret"].transform("max"))
+        table = _pivot(reg, "path_index", lambda r: _pct(r["regret"]), lambda r: r["point"])
+        table["worst"] = _pivot(reg, "path_index", lambda r: _pct(r["worst"]), lambda r: "w")["w"]
+        per_point += [
+            _Block(
+                "p",
+                f"Transfer regret along the path: extra loss of the rate tuned at the first "
+                f"point ({_base_point(a.path_optima)}), read off "
+                f"each point's loss curve; transfers needs a worst regret < "
+                f"{TRANSFER_REGRET:.0%}.",
+            ),
+            _Block("table", table=table),
+        ]
     gamma = float(a.path_drift["gamma"].iloc[0])
     rows = [
         {"series": _series_label(r), "n": f"{int(r['n_min'])}-{int(r['n_max'])}"} | _drift_cells(r)
@@ -537,6 +604,7 @@ def _path_blocks(a: Analysis) -> list[_Block]:
             "lies within it.",
         ),
         _Block("table", table=pd.DataFrame(rows)),
+        *per_point,
     ]
 
 

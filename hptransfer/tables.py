@@ -416,6 +416,22 @@ def _int_axes(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def regret_on_curve(
+    curve: pd.DataFrame, log2_eta_star: float, log2_eta_base: float
+) -> tuple[float, float, float]:
+    """(L(x_base), L(x*), regret) on one shape's seed-averaged loss curve L (log2_lr,
+    loss_mean; read by :func:`curve_value`): regret = (L(x_base) - L(x*)) / L(x*), +inf where
+    the base rate diverges, NaN where it lies outside the grid or L(x*) is not finite."""
+    x, y = curve["log2_lr"].to_numpy(float), curve["loss_mean"].to_numpy(float)
+    best = curve_value(x, y, log2_eta_star)
+    at_base = curve_value(x, y, log2_eta_base)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        regret = (at_base - best) / best if np.isfinite(best) else math.nan
+    if at_base == math.inf and np.isfinite(best):
+        regret = math.inf
+    return float(at_base), float(best), float(regret)
+
+
 def transfer_regret(
     curves: pd.DataFrame, optima: pd.DataFrame, axes: Sequence[str] = AXES
 ) -> pd.DataFrame:
@@ -437,13 +453,7 @@ def transfer_regret(
             x_base = float(base["log2_eta_star"])
             for _, r in s.iterrows():
                 c = curve_of[tuple(r[k] for k in GROUP)]
-                x, y = c["log2_lr"].to_numpy(float), c["loss_mean"].to_numpy(float)
-                best = curve_value(x, y, r["log2_eta_star"])
-                at_base = curve_value(x, y, x_base)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    regret = (at_base - best) / best if np.isfinite(best) else math.nan
-                if at_base == math.inf and np.isfinite(best):
-                    regret = math.inf
+                at_base, best, regret = regret_on_curve(c, r["log2_eta_star"], x_base)
                 rows.append(
                     {k: r[k] for k in GROUP}
                     | dict(

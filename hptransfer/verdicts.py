@@ -128,9 +128,12 @@ def scorecard(
     horizon: pd.DataFrame | None = None,
     ci: float = 0.9,
     seed_regrets: pd.DataFrame | None = None,
+    path_summary: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (family, scheme, optimizer, block_depth), each axis summarised at the held
     value of the other (:func:`hptransfer.tables.held_value`), with a verdict (:func:`verdict`).
+    With a model path, the columns of :func:`hptransfer.path_transfer.path_summary` (paths,
+    drift_path, regret_path, ...) join each row and its verdict reads them.
 
     Per axis A in {depth, width} (when the sweep has >= 2 values of A): at_<other>, <A>s,
     <A>_min, <A>_max, n_<A>; drift_<A> (OLS over uncensored shapes), drift_<A>_lo / _hi and
@@ -231,6 +234,9 @@ def scorecard(
         )
         row["divergence_flags"] = _divergence_flags(g, regret_table, row, show_w, show_d)
         row["ci"] = ci
+        p = _select(path_summary, {k: row[k] for k in CARD_KEYS})
+        if len(p):
+            row |= {c: v for c, v in p.iloc[0].items() if c not in CARD_KEYS}
         rows.append(row)
     card = pd.DataFrame(rows)
     if card.empty:
@@ -295,12 +301,14 @@ def _interval_text(row: Mapping[str, Any], axis: str) -> str:
 
 
 def _cost_text(regret: float, sym: str, at: Any) -> str:
-    """What the rate tuned at the base shape costs at the worst shape."""
+    """What the rate tuned at the base shape costs at the worst shape (``at``: its value of the
+    axis, or a path point's label)."""
+    where = at if isinstance(at, str) else f"{sym}={_int(at)}"
     if regret == math.inf:
-        return f"the base-tuned rate diverges at {sym}={_int(at)}"
+        return f"the base-tuned rate diverges at {where}"
     if not np.isfinite(regret):
         return "the base-tuned rate is off the grid elsewhere (regret unknown)"
-    return f"the base-tuned rate costs {regret:.1%} extra loss at {sym}={_int(at)}"
+    return f"the base-tuned rate costs {regret:.1%} extra loss at {where}"
 
 
 def _horizon_text(row: Mapping[str, Any], axis: str) -> str:
@@ -316,23 +324,36 @@ def _horizon_text(row: Mapping[str, Any], axis: str) -> str:
     return f"; |drift| < {TRANSFER_SLOPE} from step {_int(start)} on (of {last})"
 
 
+# Per axis: the symbol of a shape, what doubles, where eta* transfers, where it is flat, and
+# the prefix of a censored shape's name. Along a path the drift is per doubling of the width
+# (the depth grows with it) and the shapes are named as path points ("n=16, L=2").
+_WORDS = {
+    "depth": ("L", "depth", "across depth", "in depth", "depth "),
+    "width": ("n", "width", "across width", "in width", "width "),
+    "path": ("n", "width along the path", "along the path", "along the path", ""),
+}
+
+
 def _axis_verdict(axis: str, row: Mapping[str, Any]) -> str:
-    """Plain-language verdict for one axis from the scorecard numbers of that axis.
+    """Plain-language verdict for one axis ("depth", "width" or "path") from the scorecard
+    numbers of that axis.
 
     The drift is fitted over the uncensored shapes; censored shapes (eta* at the grid edge or
     next to divergence: only a bracket) are excluded and named, with the slope range they
     allow. Fewer than 2 uncensored shapes: inconclusive. "Transfers" needs |drift| <
     TRANSFER_SLOPE, worst regret < TRANSFER_REGRET and a bracket slope range within the
-    threshold; otherwise the drift is reported with its interval and cost.
+    threshold; otherwise the drift is reported with its interval and cost. Along a path it
+    also needs a t-interval of the drift inside (-TRANSFER_SLOPE, TRANSFER_SLOPE) and no
+    censored point (as the path's drift table, :func:`axis_verdict`): else it is inconclusive.
     """
-    sym = "L" if axis == "depth" else "n"
+    sym, doubling, across, flat_in, prefix = _WORDS[axis]
     slope = row[f"drift_{axis}"]
     smin, smax = row.get(f"drift_{axis}_min", math.nan), row.get(f"drift_{axis}_max", math.nan)
     regret, regret_at = row[f"regret_{axis}"], row[f"regret_{axis}_at"]
     n_cens = int(row.get(f"censored_{axis}", 0) or 0)
     ci = _interval_text(row, axis)
     censored = ", ".join(
-        f"{cause} at {axis} {text}"
+        f"{cause} at {prefix}{text}"
         for cause, text in (
             ("grid edge", row[f"edges_grid_{axis}"]),
             ("next to divergence", row[f"edges_div_{axis}"]),
@@ -348,7 +369,7 @@ def _axis_verdict(axis: str, row: Mapping[str, Any]) -> str:
     if n_cens and _side(smin, smax, TRANSFER_SLOPE) == "across":
         return (
             f"inconclusive: the fit over the bracketed optima gives {slope:+.2f} octave per "
-            f"doubling of {axis}{ci}, but {cens_note}: refine or widen the grid there"
+            f"doubling of {doubling}{ci}, but {cens_note}: refine or widen the grid there"
             + _horizon_text(row, axis)
         )
     within = True
@@ -357,23 +378,36 @@ def _axis_verdict(axis: str, row: Mapping[str, Any]) -> str:
             f"|slope| = {abs(slope):.2f} < {TRANSFER_SLOPE} octave per doubling{ci} and "
             f"worst regret {regret:.1%} < {TRANSFER_REGRET:.0%}"
         )
-        msg = (
-            f"transfers across {axis}: {numbers}"
-            if within
-            else f"consistent with transfer across {axis} over the located optima ({numbers})"
-        )
         lo, hi = row[f"drift_{axis}_lo"], row[f"drift_{axis}_hi"]
-        if np.isfinite(lo) and max(abs(lo), abs(hi)) >= TRANSFER_SLOPE:
-            msg += f"; the interval still allows |slope| >= {TRANSFER_SLOPE}: more seeds or steps"
+        t_kind = row.get(f"drift_{axis}_interval") == T_INTERVAL
+        t_inside = t_kind and -TRANSFER_SLOPE < lo and hi < TRANSFER_SLOPE
+        if axis == "path" and not (t_inside and n_cens == 0):
+            if not t_kind:
+                why = f"no t-interval (>= 3 seeds) bounds |slope| below {TRANSFER_SLOPE}"
+            elif not t_inside:
+                why = f"the interval still allows |slope| >= {TRANSFER_SLOPE}: more seeds or steps"
+            else:
+                why = "censored points leave the slope only bracketed"
+            msg = f"inconclusive {across}: {numbers}, but {why}"
+        else:
+            msg = (
+                f"transfers {across}: {numbers}"
+                if within
+                else f"consistent with transfer {across} over the located optima ({numbers})"
+            )
+            if np.isfinite(lo) and max(abs(lo), abs(hi)) >= TRANSFER_SLOPE:
+                msg += (
+                    f"; the interval still allows |slope| >= {TRANSFER_SLOPE}: more seeds or steps"
+                )
     elif abs(slope) < TRANSFER_SLOPE:
         msg = (
-            f"eta* nearly flat in {axis} (slope {slope:+.2f} octave per doubling{ci}) "
+            f"eta* nearly flat {flat_in} (slope {slope:+.2f} octave per doubling{ci}) "
             f"but {_cost_text(regret, sym, regret_at)}"
         )
     else:
         direction = "up" if slope > 0 else "down"
         msg = (
-            f"drifts {direction} by {abs(slope):.2f} octave per doubling of {axis}{ci}; "
+            f"drifts {direction} by {abs(slope):.2f} octave per doubling of {doubling}{ci}; "
             f"{_cost_text(regret, sym, regret_at)}"
         )
         lo, hi = row[f"drift_{axis}_lo"], row[f"drift_{axis}_hi"]
@@ -386,11 +420,14 @@ def _axis_verdict(axis: str, row: Mapping[str, Any]) -> str:
 def verdict(row: Mapping[str, Any]) -> str:
     """The plain-language verdict of one scorecard row, computed from its numbers only.
 
-    Per axis (depth, then width): :func:`_axis_verdict`; then the hidden_1 own-movement slope
-    against depth at each depth's eta* (fading beyond MOVEMENT_SLOPE), a shift of the largest
-    stable rate by >= STABILITY_SHIFT octaves, and shapes where every rate diverged.
+    Per axis (depth, then width, then the model path when the row has one): :func:`_axis_verdict`;
+    then the hidden_1 own-movement slope against depth at each depth's eta* (fading beyond
+    MOVEMENT_SLOPE), a shift of the largest stable rate by >= STABILITY_SHIFT octaves (over
+    depth, and along the path), and shapes where every rate diverged.
     """
     axes = [a for a in AXES if f"drift_{a}" in row and not pd.isna(row.get(f"{a}s"))]
+    if "drift_path" in row and not pd.isna(row.get("paths")):
+        axes.append("path")
     sentences = []
     for axis in axes:
         text = _axis_verdict(axis, row)
@@ -422,6 +459,13 @@ def verdict(row: Mapping[str, Any]) -> str:
         sentences.append(
             f"the largest stable rate {word} by {abs(shift):.1f} octaves from "
             f"L={_int(row['depth_min'])} to L={_int(row['depth_max'])}"
+        )
+    shift = row.get("stable_shift_path", math.nan) if "path" in axes else math.nan
+    if shift is not None and np.isfinite(shift) and abs(shift) >= STABILITY_SHIFT:
+        word = "falls" if shift < 0 else "rises"
+        sentences.append(
+            f"the largest stable rate {word} by {abs(shift):.1f} octaves along the path, from "
+            f"{row['path_from']} to {row['path_to']}"
         )
     dead = row.get("all_diverged_at")
     if isinstance(dead, str) and dead:
@@ -697,14 +741,23 @@ def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
     every shape axis: drift_depth/<axis> and abs_drift_depth/<axis> (over depth at the held
     width), drift_width/<axis> (over width at the held depth), drift_path/<axis> (along
     model.path); regret_joint/<group label> (the worst joint regret of each group over the
-    shapes); drift_path (eta* along model.path).
+    shapes); drift_path and abs_drift_path (eta* along model.path, octaves per doubling of the
+    width) and regret_path (the worst regret of the base-tuned eta* along the path).
     """
     rows: list[dict[str, Any]] = []
     if a.path_drift is not None:
         for _, r in a.path_drift.iterrows():
             if pd.notna(r["slope"]):
-                rows.append({**{k: r[k] for k in SERIES}, "metric": "drift_path",
-                             "value": float(r["slope"])})  # fmt: skip
+                base = {k: r[k] for k in SERIES}
+                rows.append({**base, "metric": "drift_path", "value": float(r["slope"])})
+                rows.append({**base, "metric": "abs_drift_path", "value": abs(float(r["slope"]))})
+    path_regret = getattr(a, "path_regret", None)
+    if path_regret is not None and len(path_regret):
+        worst = path_regret.groupby(["family", *SERIES], sort=True)["regret"].max()
+        for key, v in worst.items():
+            if pd.notna(v):
+                rows.append({**dict(zip(SERIES, key[1:], strict=True)), "metric": "regret_path",
+                             "value": float(v)})  # fmt: skip
     h = a.hparams
     if h is None:
         return rows

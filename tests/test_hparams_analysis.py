@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from itertools import product
 from pathlib import Path
 
@@ -359,3 +360,98 @@ def test_a_group_without_lr_reads_only_the_default_learning_rate():
     assert set(zip(got.scheme, got.log2_lr, strict=True)) == {("mup", -3.0), ("nfd", -1.0)}
     assert len(got) == 6
     assert len(H.group_rows(rows, config, ("lr",))) == 6  # the lr line at output 0
+
+
+# --------------------------------------------------------------------------------------------
+# Transfer along a model path (no axes beyond the learning rate)
+
+
+def path_config(name="path") -> dict:
+    """A plain sweep over the learning rate whose shapes are the points of PATH."""
+    return {"name": name, "steps": STEPS[-1], "axes": {}, "axis_groups": [["lr"]],
+            "model": {"path": [list(p) for p in PATH]}}  # fmt: skip
+
+
+def planted_lr(slope: float, noise: float = 0.03, lr0: float = -2.6, salt: int = 0):
+    """loss = 1 + 0.2 (log2 lr - lr*)^2, lr* = lr0 + slope log2(n / 32) + seed noise: eta*
+    moves by ``slope`` octaves per doubling of the width along PATH."""
+
+    def fn(scheme, n, L, k, p, s):
+        jitter = noise * np.random.default_rng([s, n, salt]).standard_normal()
+        return 1.0 + 0.2 * (p["lr"] - (lr0 + slope * math.log2(n / 32) + jitter)) ** 2
+
+    return fn
+
+
+def path_analysis(slope: float) -> A.Analysis:
+    config = path_config()
+    table = make_axes_results(config, planted_lr(slope), shapes=PATH, seeds=(0, 1, 2, 3, 4))
+    return A.analyze(table, {"config": config})
+
+
+def test_a_planted_drift_along_the_path_is_recovered_per_point_and_drifts():
+    a = path_analysis(-0.5)
+    opt = a.path_optima.set_index("point")
+    assert list(opt.index) == ["n=32, L=2", "n=64, L=4", "n=128, L=8", "n=256, L=16"]
+    want = -2.6 - 0.5 * np.arange(4)
+    assert opt["log2_eta_star"].to_numpy() == pytest.approx(want, abs=0.1)
+    assert (opt["log2_eta_lo"] <= opt["log2_eta_star"]).all()
+    table = R._pivot(a.path_optima, "path_index", R._eta_cell, lambda r: r["point"])
+    assert list(table.columns) == ["scheme, k", *opt.index]
+    card = a.scorecard.iloc[0]
+    assert card["drift_path"] == pytest.approx(-0.5, abs=0.08)
+    assert card["regret_path"] > 0.02 and card["regret_path_at"] == "n=256, L=16"
+    assert card["verdict"].startswith("Drifts down by 0.5")
+    assert "per doubling of width along the path" in card["verdict"]
+    assert "A single shape" not in card["verdict"]
+    reg = a.path_regret.set_index("point")["regret"]
+    assert reg.loc["n=32, L=2"] == 0.0 and reg.is_monotonic_increasing
+    m = suite_metrics(a).set_index("metric")["value"]
+    assert m["abs_drift_path"] == pytest.approx(0.5, abs=0.08)
+    assert m["regret_path"] == pytest.approx(reg.max())
+    assert m["drift_path"] == pytest.approx(card["drift_path"])
+
+
+def test_a_flat_optimum_along_the_path_transfers_with_no_regret():
+    a = path_analysis(0.0)
+    card = a.scorecard.iloc[0]
+    assert abs(card["drift_path"]) < 0.08
+    assert card["regret_path"] == pytest.approx(0.0, abs=2e-3)
+    assert card["verdict"].startswith("Transfers along the path")
+    m = suite_metrics(a)
+    assert {"drift_path", "abs_drift_path", "regret_path"} <= set(m["metric"])
+    assert m.groupby(["scheme", "optimizer", "block_depth", "metric"]).size().max() == 1
+
+
+def test_report_of_a_path_run_has_the_tables_and_figures(tmp_path: Path):
+    config = path_config()
+    table = make_axes_results(config, planted_lr(-0.5), shapes=PATH)
+    run = write_axes_run(tmp_path / "run", config, table)
+    md = R.write_report(run).read_text()
+    section = md.split("## Optimal learning rate along the model path")[1].split("\n## ")[0]
+    assert "| scheme, k | n=32, L=2 | n=64, L=4 | n=128, L=8 | n=256, L=16 |" in section
+    assert "Transfer regret along the path" in section and "| worst |" in section
+    assert "Stable range" in section
+    for name in ("loss_vs_lr_path.png", "eta_star_path.png"):
+        assert (run / "figures" / name).exists()
+        assert f"figures/{name}" in md
+    assert "A single shape" not in md and "Drifts down" in md
+
+
+def test_a_run_without_a_path_keeps_its_report_sections(tmp_path: Path):
+    config = {"name": "plain", "steps": STEPS[-1], "axes": {}, "axis_groups": [["lr"]]}
+    table = make_axes_results(config, planted_lr(0.0))  # depths 2, 4, 8 at width 64
+    run = write_axes_run(tmp_path / "run", config, table)
+    md = R.write_report(run).read_text()
+    assert re.findall(r"^## (.+)$", md, re.M) == [
+        "Claims",
+        "Sweep",
+        "Verdicts",
+        "Scorecard",
+        "Optimal learning rate across depth (n = 64)",
+        "Figures",
+        "Method",
+        "Configuration",
+    ]
+    assert "model path" not in md and "path" not in A.analyze_run(run).scorecard.columns
+    assert not (run / "figures" / "eta_star_path.png").exists()
