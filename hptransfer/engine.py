@@ -685,7 +685,8 @@ def run_cell(
     settings = traced_settings(config.optimizer)
     base = {s: multipliers(registry[s], arch, family).replace(optimizer=settings)
             for s in config.schemes}  # fmt: skip
-    mults = {r.key: apply_point(base[r.scheme], r.point) for r in replicas(config)}
+    keys = {r.key for r in replicas(config)}  # seeds share their multipliers
+    mults = {(s, point): apply_point(base[s], point) for s, point in keys}
     savings = savings_mode()
     state_dtype = jnp.bfloat16 if config.precision == "bf16_state" else None
     n_dev = len(jax.devices())
@@ -896,8 +897,9 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
     for arch in archs:
         check_inputs(data.x_train, arch)
     # Every (config of a shape-axis value, shape) pair is a cell; without shape axes, one config.
-    plan = [(cfg, arch) for cfg in cell_configs(config) for arch in archs]
-    for cfg in cell_configs(config):
+    configs = cell_configs(config)
+    plan = [(cfg, arch) for cfg in configs for arch in archs]
+    for cfg in configs:
         preflight(cfg, archs)
     n_reps = len(replicas(config))
     total = sum(n_reps * cfg.steps for cfg, _ in plan)

@@ -48,6 +48,7 @@ from hptransfer.tables import (
     drift_fit,
     final_losses,
     optimal_lr,
+    rows_where,
     seed_optima,
 )
 
@@ -448,9 +449,7 @@ def axis_drift(
     frames = []
     for key, part in _by(optima, keys):
         sel = dict(zip(keys, key, strict=True))
-        s = seeds
-        for k, v in sel.items():
-            s = s[s[k] == v]
+        s = rows_where(seeds, sel)
         d = drift(_as_eta(part[[*GROUP, *OPTIMA_COLUMNS]]), _as_eta(s), ci)
         if len(d):
             frames.append(d.assign(**sel))
@@ -499,15 +498,12 @@ def path_drift(
         sel = dict(zip(series, key, strict=True))
         x = np.log2(s["width"].to_numpy(float) / n0)
         per_seed = np.full((0, len(s)), np.nan)
-        if seeds is not None and len(seeds):
-            ss = seeds
-            for k, v in sel.items():
-                ss = ss[ss[k] == v]
-            if len(ss):
-                wide = ss.pivot_table(index="seed", columns=["width", "depth"], values=value,
-                                      aggfunc="mean", dropna=False)  # fmt: skip
-                cols = pd.MultiIndex.from_arrays([s["width"], s["depth"]])
-                per_seed = wide.reindex(columns=cols).to_numpy(float)
+        ss = rows_where(seeds, sel)
+        if len(ss):
+            wide = ss.pivot_table(index="seed", columns=["width", "depth"], values=value,
+                                  aggfunc="mean", dropna=False)  # fmt: skip
+            cols = pd.MultiIndex.from_arrays([s["width"], s["depth"]])
+            per_seed = wide.reindex(columns=cols).to_numpy(float)
         fit = drift_fit(
             x,
             s[value].to_numpy(float),

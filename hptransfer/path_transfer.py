@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from hptransfer.tables import GROUP, regret_on_curve
+from hptransfer.tables import GROUP, regret_on_curve, rows_where
 
 SERIES = ("family", "scheme", "optimizer", "block_depth")
 
@@ -122,7 +122,7 @@ def path_summary(
             edges_div_path=_edges(s, "divergence"),
             stable_shift_path=float(last["max_stable_log2_lr"] - first["max_stable_log2_lr"]),
         )
-        d = _select(drift, sel)
+        d = rows_where(drift, sel)
         dr = d.iloc[0] if len(d) else None
         for name, col in (("", "slope"), ("_lo", "slope_lo"), ("_hi", "slope_hi"),
                           ("_min", "slope_min"), ("_max", "slope_max")):  # fmt: skip
@@ -130,7 +130,7 @@ def path_summary(
         row["drift_path_interval"] = dr["interval"] if dr is not None else "none"
         row["drift_path_seeds"] = int(dr["n_seed_slopes"]) if dr is not None else 0
         row["censored_path"] = int(dr["n_censored"]) if dr is not None else 0
-        r = _select(regret, sel)
+        r = rows_where(regret, sel)
         if len(r) and r["regret"].notna().any():
             worst = r.loc[r["regret"].fillna(-1.0).idxmax()]
             row["regret_path"], row["regret_path_at"] = float(worst["regret"]), worst["point"]
@@ -138,12 +138,3 @@ def path_summary(
             row["regret_path"], row["regret_path_at"] = math.nan, None
         rows.append(row)
     return pd.DataFrame(rows, columns=None if rows else [*SERIES, "paths", "drift_path"])
-
-
-def _select(df: pd.DataFrame | None, sel: dict) -> pd.DataFrame:
-    if df is None or df.empty:
-        return pd.DataFrame()
-    mask = np.ones(len(df), bool)
-    for k, v in sel.items():
-        mask &= (df[k] == v).to_numpy(bool)
-    return df[mask]

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,18 @@ def _check(results: pd.DataFrame) -> None:
         )
     if results.empty:
         raise AnalysisError("results table is empty: nothing to analyse")
+
+
+def rows_where(df: pd.DataFrame | None, sel: Mapping[str, Any]) -> pd.DataFrame:
+    """The rows of ``df`` whose columns equal ``sel``'s values (keys that are not columns are
+    ignored); an empty frame for None or an empty table."""
+    if df is None or df.empty:
+        return pd.DataFrame()
+    mask = np.ones(len(df), bool)
+    for k, v in sel.items():
+        if k in df.columns:
+            mask &= (df[k] == v).fillna(False).to_numpy(bool)
+    return df[mask]
 
 
 def movement_columns(df: pd.DataFrame) -> list[str]:

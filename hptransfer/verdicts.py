@@ -24,7 +24,7 @@ import pandas as pd
 from hptransfer.hparams import LR, at_default_conditions, group_label, worst_joint_regret
 from hptransfer.intervals import RANGE, T_INTERVAL, interval_label, seed_interval
 from hptransfer.optimum import refine
-from hptransfer.tables import AXES, OTHER_AXIS, fixed_lr_slopes, fmt_edges, held_value
+from hptransfer.tables import AXES, OTHER_AXIS, fixed_lr_slopes, fmt_edges, held_value, rows_where
 from hptransfer.tables import scheme_order as _scheme_order
 
 if TYPE_CHECKING:
@@ -102,16 +102,6 @@ def horizon_summary(horizon: pd.DataFrame) -> pd.DataFrame:
 # Scorecard
 
 
-def _select(df: pd.DataFrame | None, sel: Mapping[str, Any]) -> pd.DataFrame:
-    if df is None or df.empty:
-        return pd.DataFrame()
-    mask = np.ones(len(df), bool)
-    for k, v in sel.items():
-        if k in df.columns:
-            mask &= (df[k] == v).fillna(False).to_numpy(bool)
-    return df[mask]
-
-
 def _shape_label(r: Mapping[str, Any], show_width: bool, show_depth: bool) -> str:
     parts = ([f"n={int(r['width'])}"] if show_width else []) + (
         [f"L={int(r['depth'])}"] if show_depth else []
@@ -159,8 +149,8 @@ def scorecard(
                 continue
             s = g[g[other] == held[axis]].sort_values(axis)
             sel = {k: row[k] for k in CARD_KEYS} | {other: held[axis], "axis": axis}
-            d = _select(drift_table, sel)
-            r = _select(regret_table, sel)
+            d = rows_where(drift_table, sel)
+            r = rows_where(regret_table, sel)
             row[f"at_{other}"] = held[axis]
             row[f"{axis}s"] = f"{int(s[axis].min())}-{int(s[axis].max())}" if len(s) else None
             row[f"{axis}_min"] = int(s[axis].min()) if len(s) else None
@@ -185,14 +175,14 @@ def scorecard(
                 row[f"regret_{axis}_at"] = int(worst[axis])
             else:
                 row[f"regret_{axis}"], row[f"regret_{axis}_at"] = math.nan, None
-            sr = _select(seed_regrets, sel)
+            sr = rows_where(seed_regrets, sel)
             vals = sr["worst_regret"].to_numpy(float) if len(sr) else np.array([])
             ok = len(vals) >= 2 and not np.isnan(vals).any()
             row[f"regret_{axis}_seed_min"] = float(vals.min()) if ok else math.nan
             row[f"regret_{axis}_seed_max"] = float(vals.max()) if ok else math.nan
             row[f"edges_grid_{axis}"] = fmt_edges(s, axis, "grid")
             row[f"edges_div_{axis}"] = fmt_edges(s, axis, "divergence")
-            h = _select(hs, sel)
+            h = rows_where(hs, sel)
             if len(h):
                 row[f"transfer_from_step_{axis}"] = h["transfer_from_step"].iloc[0]
                 row[f"transfer_from_step_ci_{axis}"] = h["transfer_from_step_ci"].iloc[0]
@@ -209,10 +199,10 @@ def scorecard(
                     ("own_movement", "h1_own_slope_at_eta"),
                     ("weight_change", "h1_weight_slope_at_eta"),
                 ):
-                    m = _select(ms, sel | {"role": "hidden_1", "stat": stat})
+                    m = rows_where(ms, sel | {"role": "hidden_1", "stat": stat})
                     row[name] = float(m["slope"].iloc[0]) if len(m) else math.nan
             if axis == "depth" and fixed_slopes is not None and len(fixed_slopes):
-                f = _select(fixed_slopes, {k: row[k] for k in SERIES} | {"width": held[axis]})
+                f = rows_where(fixed_slopes, {k: row[k] for k in SERIES} | {"width": held[axis]})
                 for col in ("h1_own_slope_fixed_lr", "h1_weight_slope_fixed_lr"):
                     for suffix in ("", "_lo", "_hi"):
                         name = col + suffix
@@ -234,7 +224,7 @@ def scorecard(
         )
         row["divergence_flags"] = _divergence_flags(g, regret_table, row, show_w, show_d)
         row["ci"] = ci
-        p = _select(path_summary, {k: row[k] for k in CARD_KEYS})
+        p = rows_where(path_summary, {k: row[k] for k in CARD_KEYS})
         if len(p):
             row |= {c: v for c, v in p.iloc[0].items() if c not in CARD_KEYS}
         rows.append(row)
@@ -273,7 +263,7 @@ def _divergence_flags(
     if len(dead):
         shapes = ", ".join(_shape_label(r, show_w, show_d) for _, r in dead.iterrows())
         flags.append(f"every learning rate diverged at {shapes}: eta* unknown there")
-    r = _select(regret_table, {k: row[k] for k in CARD_KEYS})
+    r = rows_where(regret_table, {k: row[k] for k in CARD_KEYS})
     if len(r):
         bad = r[r["regret"] == math.inf]
         if len(bad):
