@@ -1,25 +1,38 @@
 """Regression check of transfer quality: a run against a suite's expectations and baseline.
 
-Two kinds of checks, both data (an expectations TOML file and a baseline JSON file):
+Three kinds of checks, all data (an expectations TOML file and a baseline JSON file), and all
+decided by one rule on intervals, :func:`hptransfer.intervals.interval_outcome`: *holds* when
+the whole interval lies inside the allowed range, *fails* when it lies wholly outside,
+*inconclusive* otherwise, *missing* when the metric, the scheme or the reference is not in the
+run (named in the note). Only *holds* passes the gate, and *inconclusive* where the expectation
+says ``allow_inconclusive = true`` (shown as "ok (inconclusive)").
 
-- *Expectations* state what the science says at this scale, per (scheme, block depth): a metric
-  of the run (:func:`suite_metrics`) must lie above ``min`` / below ``max``, or relative to the
-  same metric of another series (``min_ref`` / ``max_ref`` = {scheme, block_depth, offset}:
-  bound = that series' value + offset). A file holds one table per suite.
-- *Baseline*: eta* of every cell and the suite metrics must stay within the suite's stated
-  tolerances of the baseline (``--update-baseline`` rewrites it deliberately: refused when the
-  run's config is not the suite's or an expectation fails, unless ``--force``). An eta* that is
-  a bound gets at least one grid step of tolerance.
+- *Expectations* ([[SUITE.expect]]) state what the science says at this scale, per (scheme,
+  block depth): a metric of the run (:func:`suite_metrics`) must lie in [min, max], or relative
+  to the same metric of another series (``min_ref`` / ``max_ref`` = {scheme, block_depth,
+  offset}: metric - reference >= offset / <= offset). A metric's interval is
+  :func:`hptransfer.seed_metrics.with_intervals`: a Student-t interval over the per-seed values
+  around the point value, for a drift with censored optima widened to the slope range the
+  brackets allow; a relative bound is decided on the paired per-seed differences.
+- *Coordinate checks* ([[SUITE.coordcheck]]) train a few steps across widths (or depths) and
+  decide every layer role on the interval of its log-log slope over seeds: the gate's view of
+  width scaling when the sweep itself has a single width.
+- *Baseline*: eta* of every cell and the compared metrics are tested against the baseline by a
+  two-sample test with a stated family-wise false-alarm rate (:mod:`hptransfer.baseline_test`;
+  ``false_alarm`` in the suite's table, default 0.05). ``--update-baseline`` rewrites it
+  deliberately: refused when the run's config is not the suite's or an expectation fails,
+  unless ``--force``.
 
 The built-in suites (benchmarks/*.toml: sweep configs and expectations.toml) and their baselines
 (results/baselines/*.json) ship as package data (``hptransfer.suites``,
 ``hptransfer.baselines``), so the check runs from any directory; a project of its own passes
-``--expectations FILE`` (and optionally ``--baseline FILE``): see docs/ci-gate.md.
+``--expectations FILE`` (and optionally ``--baseline FILE``): see docs/ci-gate.md. The gate's
+power against regressions is measured by :mod:`hptransfer.mutation`.
 
 Metrics per (scheme, optimizer, block depth), over depth at the held width (and the same with
 _width over width at the held depth, when the sweep has several widths):
   drift_depth          slope of log2 eta* against log2 L (octaves per doubling)
-  abs_drift_depth      |drift_depth|
+  abs_drift_depth      |drift_depth| (its interval: |.| of drift_depth's)
   spread_depth         max - min of log2 eta* (octaves)
   regret_depth         worst relative transfer regret of the base-tuned rate
   drift_depth_min, drift_depth_max
@@ -51,7 +64,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hptransfer import analysis
+from hptransfer import analysis, baseline_test, seed_metrics
+from hptransfer.baseline_test import COLUMNS
+from hptransfer.intervals import (
+    HOLDS,
+    INCONCLUSIVE,
+    MISSING,
+    interval_method,
+    interval_outcome,
+    seed_interval,
+    worst_outcome,
+)
 from hptransfer.results import META_FILE, check_results, read_meta, write_json
 from hptransfer.verdicts import suite_metrics
 
@@ -84,7 +107,20 @@ class CheckError(ValueError):
 
 def suite_names(path: str | Path = EXPECTATIONS) -> list[str]:
     """The suites (top-level tables) of an expectations file."""
-    return sorted(_read_toml(Path(path)))
+    return sorted(k for k, v in _read_toml(Path(path)).items() if isinstance(v, dict))
+
+
+def _suite_tables(path: Path, data: Mapping[str, Any], needed: str | None) -> None:
+    """Refuse top-level entries that are not suite tables (a top-level [[expect]] or a bare
+    key), naming the suite tables the file has and the one the run needs."""
+    stray = sorted(k for k, v in data.items() if not isinstance(v, dict))
+    if stray:
+        tables = sorted(k for k, v in data.items() if isinstance(v, dict))
+        need = f"; this run needs [{needed}]" if needed else ""
+        raise CheckError(
+            f"{path}: top-level {stray} are not suite tables; put each expectation under its "
+            f"suite ([[SUITE.expect]]); the file has suite tables {tables}{need}"
+        )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -100,6 +136,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def choose_suite(path: str | Path, suite: str | None, config_name: str | None) -> str:
     """The suite to check: ``suite`` when given; else the file's only table; else the table
     named like the run's config."""
+    _suite_tables(Path(path), _read_toml(Path(path)), suite or config_name)
     names = suite_names(path)
     if suite is not None:
         return suite
@@ -117,10 +154,11 @@ def load_expectations(suite: str, path: str | Path = EXPECTATIONS) -> dict[str, 
     """The validated table ``suite`` of an expectations file."""
     path = Path(path)
     data = _read_toml(path)
+    _suite_tables(path, data, suite)
     if suite not in data:
         raise CheckError(f"{path}: no suite {suite!r}; allowed: {sorted(data)}")
     spec = data[suite]
-    allowed = {"description", "expect", "tolerance"}
+    allowed = {"description", "expect", "tolerance", "false_alarm", "coordcheck"}
     unknown = set(spec) - allowed
     if unknown:
         raise CheckError(
@@ -136,6 +174,7 @@ def load_expectations(suite: str, path: str | Path = EXPECTATIONS) -> dict[str, 
         "max",
         "min_ref",
         "max_ref",
+        "allow_inconclusive",
     }
     for i, e in enumerate(spec.get("expect", [])):
         bad = set(e) - keys
@@ -150,20 +189,58 @@ def load_expectations(suite: str, path: str | Path = EXPECTATIONS) -> dict[str, 
             raise CheckError(
                 f"{path}: {suite}.expect[{i}] needs a bound: min, max, min_ref or max_ref"
             )
+        for key in ("min_ref", "max_ref"):
+            ref = e.get(key)
+            if ref is not None and not (
+                isinstance(ref, dict) and {"scheme", "block_depth"} <= set(ref)
+                and set(ref) <= {"scheme", "block_depth", "offset", "metric"}
+            ):  # fmt: skip
+                raise CheckError(
+                    f"{path}: {suite}.expect[{i}].{key} = {ref!r}; allowed: a table with "
+                    "scheme, block_depth and optionally offset and metric"
+                )
+        if not isinstance(e.get("allow_inconclusive", False), bool):
+            raise CheckError(
+                f"{path}: {suite}.expect[{i}].allow_inconclusive: allowed: true or false"
+            )
+    for i, c in enumerate(spec.get("coordcheck", [])):
+        _coord_setting(c, f"{path}: {suite}.coordcheck[{i}]")
+    fa = spec.get("false_alarm", baseline_test.FALSE_ALARM)
+    if not (isinstance(fa, int | float) and not isinstance(fa, bool) and 0 < fa < 1):
+        raise CheckError(f"{path}: [{suite}] false_alarm = {fa!r}; allowed: a number in (0, 1)")
     return spec
+
+
+def _series_rows(metrics: pd.DataFrame, scheme: str, k: int, optimizer: str | None):
+    sel = metrics[(metrics["scheme"] == scheme) & (metrics["block_depth"] == k)]
+    return sel[sel["optimizer"] == optimizer] if optimizer is not None else sel
+
+
+def _metric_row(
+    metrics: pd.DataFrame, scheme: str, k: int, metric: str, optimizer: str | None
+) -> tuple[Mapping[str, Any] | None, str]:
+    """(the metric's row, "") or (None, why it is missing: which scheme, series or metric)."""
+    if not (metrics["scheme"] == scheme).any():
+        have = sorted(metrics["scheme"].unique())
+        return None, f"scheme {scheme!r} has no metrics in this run (schemes with metrics: {have})"
+    series = _series_rows(metrics, scheme, k, optimizer)
+    if series.empty:
+        return None, f"{scheme} k={k} has no metrics in this run"
+    sel = series[series["metric"] == metric]
+    if len(sel) != 1:
+        opt = f" ({len(sel)} optimizers: name one)" if len(sel) > 1 else ""
+        return None, f"metric {metric!r} of {scheme} k={k} is not measured by this run{opt}"
+    row = sel.iloc[0].to_dict()
+    if not np.isfinite(row["value"]) and row["value"] != math.inf:
+        return None, f"metric {metric!r} of {scheme} k={k} is not finite"
+    return row, ""
 
 
 def _lookup(
     metrics: pd.DataFrame, scheme: str, k: int, metric: str, optimizer: str | None
 ) -> float:
-    sel = metrics[
-        (metrics["scheme"] == scheme)
-        & (metrics["block_depth"] == k)
-        & (metrics["metric"] == metric)
-    ]
-    if optimizer is not None:
-        sel = sel[sel["optimizer"] == optimizer]
-    return float(sel["value"].iloc[0]) if len(sel) == 1 else math.nan
+    row, _ = _metric_row(metrics, scheme, k, metric, optimizer)
+    return float(row["value"]) if row is not None else math.nan
 
 
 def unavailable_reasons(optima: pd.DataFrame) -> dict[tuple[str, int], str]:
@@ -177,135 +254,195 @@ def unavailable_reasons(optima: pd.DataFrame) -> dict[tuple[str, int], str]:
     return out
 
 
-def _reason(e: Mapping[str, Any], reasons: Mapping[tuple[str, int], str]) -> str:
-    refs = [e] + [e[k] for k in ("min_ref", "max_ref") if k in e]
-    found = [reasons[(r["scheme"], r["block_depth"])] for r in refs
-             if (r["scheme"], r["block_depth"]) in reasons]  # fmt: skip
-    return "unavailable: " + ("; ".join(found) if found else "metric not measured by this run")
+def _relative_interval(
+    row: Mapping[str, Any], ref: Mapping[str, Any], samples: pd.DataFrame, ci: float
+) -> tuple[float, float, float, str]:
+    """(difference, lo, hi, method) of metric(row) - metric(ref): a paired Student-t interval
+    over the seeds both series share (their replicas share initial draws and batches) when
+    neither interval was widened by brackets; otherwise the interval of the difference of two
+    intervals, [lo_a - hi_b, hi_a - lo_b], which covers whenever both do."""
+    diff = float(row["value"]) - float(ref["value"])
+    paired = seed_metrics.paired_samples(
+        samples,
+        (row["scheme"], row["optimizer"], int(row["block_depth"])),
+        (ref["scheme"], ref["optimizer"], int(ref["block_depth"])),
+        str(row["metric"]),
+        str(ref["metric"]),
+    )
+    if not (row.get("bracketed") or ref.get("bracketed")) and np.isfinite(paired).sum() >= 2:
+        _, lo, hi, n = seed_interval(paired, ci, centre=diff)
+        return diff, float(lo), float(hi), f"paired {interval_method(int(n))}"
+    lo = float(row["lo"]) - float(ref["hi"])
+    hi = float(row["hi"]) - float(ref["lo"])
+    return diff, lo, hi, "difference of intervals"
+
+
+def _interval_text(lo: float, hi: float) -> str:
+    return f"[{lo:+.2f}, {hi:+.2f}]" if np.isfinite([lo, hi]).any() else "n/a"
 
 
 def check_expectations(
     metrics: pd.DataFrame,
     spec: Mapping[str, Any],
     reasons: Mapping[tuple[str, int], str] | None = None,
+    samples: pd.DataFrame | None = None,
+    ci: float = 0.9,
 ) -> pd.DataFrame:
-    """One row per expectation: claim, measured value, bound text, held (bool) and a note
-    (why a value is unavailable: :func:`unavailable_reasons`); an unavailable value fails."""
+    """One row per expectation, decided on intervals by :func:`hptransfer.intervals.
+    interval_outcome`: ``metrics`` carries each metric's interval
+    (:func:`hptransfer.seed_metrics.with_intervals`), ``samples`` the per-seed values that
+    relative bounds pair. An expectation with several bounds (min / max and min_ref /
+    max_ref) is judged by each and takes the worst outcome (:func:`worst_outcome`).
+
+    Columns: check, what, value, lo, hi, allowed, outcome (holds / fails / inconclusive /
+    missing), held (holds, or inconclusive where the expectation says allow_inconclusive),
+    note (what is missing, or how a relative bound was decided).
+    """
+    samples = samples if samples is not None else pd.DataFrame(columns=seed_metrics.SAMPLE_COLUMNS)
     rows = []
     for e in spec.get("expect", []):
         opt = e.get("optimizer")
-        value = _lookup(metrics, e["scheme"], e["block_depth"], e["metric"], opt)
-        lo, hi = e.get("min", -math.inf), e.get("max", math.inf)
-        parts = []
-        for side, ref in (("min", e.get("min_ref")), ("max", e.get("max_ref"))):
-            if ref is None:
+        what = f"{e['claim']} [{e['scheme']}, k={e['block_depth']}, {e['metric']}]"
+        row, why = _metric_row(metrics, e["scheme"], e["block_depth"], e["metric"], opt)
+        parts, notes, allowed = [], [], []
+        value, lo, hi = math.nan, math.nan, math.nan
+        if row is None:
+            notes.append(why)
+            parts.append(MISSING)
+        else:
+            value, lo, hi = float(row["value"]), float(row["lo"]), float(row["hi"])
+        if row is not None and ("min" in e or "max" in e):
+            b_lo, b_hi = float(e.get("min", -math.inf)), float(e.get("max", math.inf))
+            parts.append(interval_outcome(lo, hi, b_lo, b_hi))
+            allowed.append(f"[{b_lo:+.2f}, {b_hi:+.2f}]")
+            if parts[-1] == MISSING:  # measured, but without an interval: undecided
+                parts[-1] = INCONCLUSIVE
+                notes.append(f"no interval ({row.get('interval', 'none')}): not decided on a point")
+        for side in ("min_ref", "max_ref"):
+            ref_spec = e.get(side)
+            if ref_spec is None or row is None:
                 continue
-            other = _lookup(
-                metrics, ref["scheme"], ref["block_depth"], ref.get("metric", e["metric"]), opt
+            ref_metric = ref_spec.get("metric", e["metric"])
+            ref, why = _metric_row(
+                metrics, ref_spec["scheme"], ref_spec["block_depth"], ref_metric, opt
             )
-            bound = other + ref.get("offset", 0.0)
-            parts.append(
-                f"{side} = {ref['scheme']} k={ref['block_depth']} {other:+.2f} {ref.get('offset', 0.0):+.2f}"
+            offset = float(ref_spec.get("offset", 0.0))
+            name = f"{ref_spec['scheme']} k={ref_spec['block_depth']}"
+            if ref is None:
+                notes.append(f"reference {name}: {why}")
+                parts.append(MISSING)
+                continue
+            diff, d_lo, d_hi, method = _relative_interval(row, ref, samples, ci)
+            bound = (offset, math.inf) if side == "min_ref" else (-math.inf, offset)
+            parts.append(interval_outcome(d_lo, d_hi, *bound))
+            if parts[-1] == MISSING:
+                parts[-1] = INCONCLUSIVE
+            op = ">=" if side == "min_ref" else "<="
+            allowed.append(f"minus {name} {op} {offset:+.2f}")
+            notes.append(
+                f"minus {name} ({float(ref['value']):+.2f}): {diff:+.2f} "
+                f"{_interval_text(d_lo, d_hi)} ({method})"
             )
-            lo, hi = (max(lo, bound), hi) if side == "min" else (lo, min(hi, bound))
-        available = np.isfinite(value) and not (math.isnan(lo) or math.isnan(hi))
+        outcome = worst_outcome(parts)
+        if outcome == MISSING and reasons:
+            found = [reasons[key] for key in [(e["scheme"], e["block_depth"])] + [
+                (e[s]["scheme"], e[s]["block_depth"]) for s in ("min_ref", "max_ref") if s in e
+            ] if key in reasons]  # fmt: skip
+            notes += found
+        allow = bool(e.get("allow_inconclusive", False))
         rows.append({
             "check": "expectation",
-            "what": f"{e['claim']} [{e['scheme']}, k={e['block_depth']}, {e['metric']}]",
+            "what": what + (" (may be inconclusive)" if allow else ""),
             "value": value,
-            "allowed": f"[{lo:+.2f}, {hi:+.2f}]" + (f" ({'; '.join(parts)})" if parts else ""),
-            "held": bool(available and lo <= value <= hi),
-            "note": "" if available else _reason(e, reasons or {}),
+            "lo": lo,
+            "hi": hi,
+            "allowed": "; ".join(allowed),
+            "outcome": outcome,
+            "held": outcome == HOLDS or (allow and outcome == INCONCLUSIVE),
+            "note": "; ".join(notes),
         })  # fmt: skip
-    return pd.DataFrame(rows, columns=["check", "what", "value", "allowed", "held", "note"])
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def baseline_record(
-    a: analysis.Analysis, metrics: pd.DataFrame, config: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """What the baseline keeps: eta* per cell (with its edge flag), the suite metrics and the
-    config of the run it was made from (compared with later runs' configs)."""
-    cols = [*SERIES, "width", "depth", "log2_eta_star", "edge", "bracket_lo", "bracket_hi"]
-    eta = a.optima[cols].copy()
-    eta["grid_step"] = (a.optima["grid_max"] - a.optima["grid_min"]) / (a.optima["n_lr"] - 1)
-    eta["edge"] = eta["edge"].where(eta["edge"].notna(), None)
-    record = {
-        "eta_star": json.loads(eta.to_json(orient="records")),
-        "metrics": json.loads(metrics.to_json(orient="records")),
-    }
-    if config is not None:
-        record["config"] = dict(config)
-    return record
+# --------------------------------------------------------------------------------------------
+# Coordinate checks in the gate: width (and depth) scaling where the sweep has one shape
 
 
-def _num(v: Any) -> float:
-    return math.nan if v is None else float(v)
+COORD_KEYS = {"claim", "scheme", "axis", "values", "width", "depth", "block_depth", "log2_lr",
+              "steps", "seeds", "tolerance", "optimizer", "batch_size"}  # fmt: skip
 
 
-def check_baseline(
-    record: dict[str, Any],
-    baseline: dict[str, Any],
-    tolerance: Mapping[str, float],
-    reasons: Mapping[tuple[str, int], str] | None = None,
-) -> pd.DataFrame:
-    """Compare eta* per cell and the toleranced metrics with the baseline. A null eta* (every
-    replica diverged) on either side fails with the reason in ``note`` (``reasons``:
-    :func:`unavailable_reasons` of this run, for the metrics)."""
-    rows = []
-    tol_eta = float(tolerance.get("log2_eta_star", 1.0))
-    now = {
-        (r["scheme"], r["optimizer"], r["block_depth"], r["width"], r["depth"]): r
-        for r in record["eta_star"]
-    }
-    for b in baseline["eta_star"]:
-        key = (b["scheme"], b["optimizer"], b["block_depth"], b["width"], b["depth"])
-        r = now.get(key)
-        value = _num(r["log2_eta_star"]) if r else math.nan
-        ref = _num(b["log2_eta_star"])
-        # A bound (optimum at the grid edge or next to a diverging rate) is a grid point: where
-        # divergence sets in may move by one grid step between runs, so allow at least that.
-        tol = max(tol_eta, b.get("grid_step") or 0.0) if b.get("edge") else tol_eta
-        note = (
-            "unavailable: cell not in this run" if r is None
-            else "unavailable: no eta* in this run (every replica diverged)" if math.isnan(value)
-            else "unavailable: no eta* in the baseline (every replica diverged)" if math.isnan(ref)
-            else ""
-        )  # fmt: skip
-        within = not note and abs(value - ref) <= tol
-        # a censored eta* passes when its bracket (null = open end) contains the baseline
-        if not note and r.get("edge"):
-            lo, hi = _num(r.get("bracket_lo")), _num(r.get("bracket_hi"))
-            within = within or ((math.isnan(lo) or lo <= ref) and (math.isnan(hi) or ref <= hi))
-        rows.append({
-            "check": "baseline",
-            "what": f"log2 eta* {b['scheme']} k={b['block_depth']} n={b['width']} L={b['depth']}"
-                    + (f" (bound: {b['edge']})" if b.get("edge") else ""),
-            "value": value,
-            "allowed": f"{ref:+.2f} +- {tol:g}" if not math.isnan(ref) else "n/a",
-            "held": bool(within),
-            "note": note,
-        })  # fmt: skip
-    metrics_now = pd.DataFrame(record["metrics"])
-    for m in baseline["metrics"]:
-        if m["metric"] not in tolerance:
-            continue
-        tol = float(tolerance[m["metric"]])
-        value = (
-            _lookup(metrics_now, m["scheme"], m["block_depth"], m["metric"], m["optimizer"])
-            if len(metrics_now)
-            else math.nan
+def _coord_setting(c: Mapping[str, Any], where: str):
+    """(CoordSetting, tolerance) of one [[SUITE.coordcheck]] table, validated in one line."""
+    from hptransfer import coordcheck as cc
+
+    if not isinstance(c, dict):
+        raise CheckError(f"{where}: must be a table")
+    bad = sorted(set(c) - COORD_KEYS)
+    if bad:
+        raise CheckError(f"{where} has unknown field(s) {bad}; allowed: {sorted(COORD_KEYS)}")
+    for need in ("claim", "scheme", "axis", "values"):
+        if need not in c:
+            raise CheckError(f"{where} is missing {need!r}")
+    tolerance = c.get("tolerance", cc.DEFAULT_TOLERANCE)
+    if not (isinstance(tolerance, int | float) and tolerance > 0):
+        raise CheckError(f"{where}.tolerance = {tolerance!r}; allowed: a number > 0")
+    optimizer = c.get("optimizer", "sgd")
+    log2_lr = c.get("log2_lr", cc.DEFAULT_LOG2_LR.get(optimizer, -3.0))
+    seeds = c.get("seeds", 3)
+    if not (isinstance(seeds, int) and seeds >= 2):
+        raise CheckError(
+            f"{where}.seeds = {seeds!r}; allowed: an integer >= 2 (an interval needs seeds)"
         )
-        ref = _num(m["value"])
-        ok = bool(np.isfinite(value) and np.isfinite(ref) and abs(value - ref) <= tol)
+    try:
+        setting = cc.CoordSetting(
+            axis=c["axis"], values=tuple(c["values"]), width=c.get("width", 64),
+            depth=c.get("depth", 2), block_depth=c.get("block_depth", 1),
+            optimizer=optimizer, lr=2.0 ** float(log2_lr), steps=c.get("steps", 5),
+            seeds=tuple(range(seeds)), batch_size=c.get("batch_size", 128),
+        )  # fmt: skip
+    except (cc.CoordCheckError, TypeError, ValueError) as err:
+        raise CheckError(f"{where}: {err}") from None
+    return setting, float(tolerance)
+
+
+def check_coordchecks(
+    spec: Mapping[str, Any],
+    registry: Mapping[str, Any],
+    data_name: str = "mnist1d",
+    ci: float = 0.9,
+) -> pd.DataFrame:
+    """One row per [[SUITE.coordcheck]]: the coordinate check of the scheme (looked up in
+    ``registry``, so a mutated scheme can stand in for a built-in one) across the stated
+    widths or depths, every role decided on its slope interval over seeds
+    (:func:`hptransfer.coordcheck.interval_verdict`); the row takes the worst role."""
+    from hptransfer import coordcheck as cc
+    from hptransfer.data import load_dataset
+    from hptransfer.schemes import get_scheme
+
+    rows = []
+    items = spec.get("coordcheck", [])
+    data = load_dataset(data_name, num_samples=1000) if items else None
+    for i, c in enumerate(items):
+        setting, tolerance = _coord_setting(c, f"coordcheck[{i}]")
+        scheme = get_scheme(c["scheme"], registry)
+        frame = cc.measure(scheme, setting, data)
+        roles = cc.interval_verdict(frame, setting.axis, tolerance, ci)
+        outcome = worst_outcome(roles["outcome"].tolist())
+        worst = roles[roles["outcome"] == outcome].iloc[0]
+        flagged = roles[roles["outcome"] != HOLDS]
+        note = "; ".join(
+            f"{r.role} {r.stat} step {r.step}: {r.slope:+.2f} {_interval_text(r.lo, r.hi)} {r.outcome}"
+            for r in flagged.itertuples()
+        )  # fmt: skip
         rows.append({
-            "check": "baseline",
-            "what": f"{m['metric']} {m['scheme']} k={m['block_depth']}",
-            "value": value,
-            "allowed": f"{ref:+.2f} +- {tol:g}",
-            "held": ok,
-            "note": "" if np.isfinite(value) else _reason(m, reasons or {}),
+            "check": "coordcheck",
+            "what": f"{c['claim']} [{c['scheme']}, {setting.axis}s {list(setting.values)}]",
+            "value": float(worst["slope"]), "lo": float(worst["lo"]), "hi": float(worst["hi"]),
+            "allowed": f"every role's slope in [{-tolerance:+.2f}, {tolerance:+.2f}]",
+            "outcome": outcome, "held": outcome == HOLDS, "note": note,
         })  # fmt: skip
-    return pd.DataFrame(rows, columns=["check", "what", "value", "allowed", "held", "note"])
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,8 +497,12 @@ def evaluate_run(
     baseline: str | Path | None = None,
     update_baseline: bool = False,
     force: bool = False,
+    schemes: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """All checks of ``run_dir`` as a table (check, what, value, allowed, held, note).
+    """All checks of ``run_dir`` as a table (columns :data:`COLUMNS`): expectations, coordinate
+    checks and the baseline comparison. ``schemes`` replaces registry entries for the
+    coordinate checks (the mutation test passes a mutated scheme under its original name);
+    by default the registry is the built-in schemes plus the run's scheme files.
 
     The suite is ``suite``, else the file's only table, else the one named like the run's
     config. The baseline file is ``baseline``, else ``baselines/<suite>.json`` (None: no
@@ -398,10 +539,17 @@ def evaluate_run(
             "unknown; pass --force to write the baseline anyway"
         )
     a = analysis.analyze_run(run_dir)
-    metrics = suite_metrics(a)
+    samples = seed_metrics.seed_samples(a)
+    metrics = seed_metrics.with_intervals(suite_metrics(a), samples, a.ci)
     reasons = unavailable_reasons(a.optima)
-    table = check_expectations(metrics, spec, reasons)
-    record = baseline_record(a, metrics, config)
+    table = check_expectations(metrics, spec, reasons, samples, a.ci)
+    if spec.get("coordcheck"):
+        from hptransfer.schemes import load_schemes
+
+        registry = load_schemes(tuple((config or {}).get("scheme_files", ()))) | dict(schemes or {})
+        data_name = str(((config or {}).get("data") or {}).get("name", "mnist1d"))
+        table = pd.concat([table, check_coordchecks(spec, registry, data_name, a.ci)])
+    record = baseline_test.baseline_record(a.optima, a.seeds, metrics, samples, config, a.ci)
     if update_baseline:
         if baseline is None:
             raise CheckError("--update-baseline needs a baseline file: pass --baseline FILE")
@@ -414,13 +562,13 @@ def evaluate_run(
         write_json(record, baseline)
         print(f"baseline written to {baseline}")
     elif stored:
-        tolerance = spec.get("tolerance", {})
-        table = pd.concat([table, check_baseline(record, stored, tolerance, reasons)])
+        false_alarm = float(spec.get("false_alarm", baseline_test.FALSE_ALARM))
+        table = pd.concat([table, baseline_test.compare(record, stored, false_alarm)])
     elif baseline is not None:
         table = pd.concat([table, pd.DataFrame([{
             "check": "baseline", "what": f"baseline {baseline}", "value": math.nan,
-            "allowed": "exists", "held": False,
-            "note": "missing: create it with --update-baseline",
+            "lo": math.nan, "hi": math.nan, "allowed": "exists", "outcome": MISSING,
+            "held": False, "note": "missing: create it with --update-baseline",
         }])])  # fmt: skip
     table = table.reset_index(drop=True)
     table.attrs["suite"] = suite
@@ -428,25 +576,30 @@ def evaluate_run(
 
 
 def format_table(table: pd.DataFrame, width: int = 100) -> str:
-    """The check table as text no wider than ``width`` columns: status, value, allowed range,
-    then what was checked (wrapped); a long allowed range or a note goes on its own line."""
+    """The check table as text no wider than ``width`` columns: per row its outcome (ok, FAILED,
+    INCONCLUSIVE, MISSING; "ok (inconclusive)" where that is allowed), the value, its interval,
+    the allowed range and what was checked; notes on their own lines."""
     lines = []
     for check, rows in table.groupby("check", sort=False):
         lines.append(f"{check}s:")
         for r in rows.itertuples():
-            status = "ok" if r.held else "FAILED"
+            outcome = getattr(r, "outcome", HOLDS if r.held else "fails")
+            status = (
+                "ok" if outcome == HOLDS
+                else "ok (inconclusive)" if r.held
+                else {"fails": "FAILED", INCONCLUSIVE: "INCONCLUSIVE"}.get(outcome, "MISSING")
+            )  # fmt: skip
             value = f"{r.value:+.3f}" if np.isfinite(r.value) else "n/a"
-            allowed = r.allowed if len(r.allowed) <= 16 else ""
-            head = f"  {status:<6} {value:>7}  {allowed:<16}  "
-            pad = " " * len(head)
-            body = textwrap.wrap(r.what, width - len(head)) or [""]
-            lines.append(head + body[0])
-            lines += [pad + part for part in body[1:]]
-            extra = ([f"allowed {r.allowed}"] if not allowed else []) + (
-                [r.note] if getattr(r, "note", "") else []
-            )
-            for text in extra:
-                lines += textwrap.wrap(text, width, initial_indent=pad, subsequent_indent=pad)
+            lo, hi = getattr(r, "lo", math.nan), getattr(r, "hi", math.nan)
+            interval = _interval_text(lo, hi) if not (math.isnan(lo) and math.isnan(hi)) else ""
+            lines += textwrap.wrap(f"{status}: {r.what}", width, subsequent_indent="    ")
+            detail = f"value {value}" + (f" in {interval}" if interval else "")
+            if r.allowed:
+                detail += f"; allowed {r.allowed}"
+            lines += textwrap.wrap(detail, width, initial_indent="    ", subsequent_indent="    ")
+            if getattr(r, "note", ""):
+                lines += textwrap.wrap(r.note, width, initial_indent="    ",
+                                       subsequent_indent="    ")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -472,5 +625,10 @@ def run_check(
     )  # fmt: skip
     print(format_table(table))
     failed = int((~table["held"]).sum())
-    print(f"\n{table.attrs['suite']}: {len(table) - failed} held, {failed} failed")
+    counts = table["outcome"].value_counts()
+    print(
+        f"\n{table.attrs['suite']}: {len(table) - failed} held, {failed} failed "
+        f"({int(counts.get('fails', 0))} outside, {int(counts.get(INCONCLUSIVE, 0))} inconclusive, "
+        f"{int(counts.get(MISSING, 0))} missing)"
+    )
     return 1 if failed else 0

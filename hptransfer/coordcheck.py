@@ -357,3 +357,57 @@ def plot_coord_check(frame: pd.DataFrame, axis: str, path: str | Path, title: st
         fig.legend(handles=handles, loc="outside right center", frameon=False, title="layer role")
         fg._suptitle(fig, title or f"Coordinate check across {axis} (band: min-max over seeds)")
         return fg._save(fig, Path(path))
+
+
+def seed_slopes(frame: pd.DataFrame, axis: str, stats: tuple[str, ...]) -> pd.DataFrame:
+    """Each seed's own log-log slope d log(size) / d log(axis): one row per (role, stat, step,
+    seed); NaN where a size of that seed is non-finite or <= 0 (a blow-up is never skipped)."""
+    sel = frame[frame["stat"].isin(stats)]
+    rows = []
+    for (role, stat, step, seed), s in sel.groupby(["role", "stat", "step", "seed"], sort=False):
+        per = s.groupby(axis)["value"].mean()
+        ok = np.isfinite(per.to_numpy(float)) & (per.to_numpy(float) > 0)
+        slope = (
+            ols_slope(np.log(per.index.to_numpy(float)), np.log(per.to_numpy(float)))
+            if ok.all()
+            else np.nan
+        )
+        rows.append({"role": role, "stat": stat, "step": int(step), "seed": int(seed),
+                     "slope": slope})  # fmt: skip
+    return pd.DataFrame(rows, columns=["role", "stat", "step", "seed", "slope"])
+
+
+def interval_verdict(
+    frame: pd.DataFrame, axis: str, tolerance: float = DEFAULT_TOLERANCE, ci: float = 0.9
+) -> pd.DataFrame:
+    """One row per role, decided on intervals: for every checked quantity and step, the
+    interval of the slope over seeds (:func:`hptransfer.intervals.seed_interval` of the
+    per-seed slopes around the seed-mean slope of :func:`slopes`) is judged against
+    [-tolerance, tolerance] by :func:`hptransfer.intervals.interval_outcome`; the role takes
+    the worst outcome over them (a non-finite per-seed slope: fails). Columns: role, stat,
+    step, slope, lo, hi (the deciding quantity), outcome."""
+    from hptransfer.intervals import FAILS, interval_outcome, seed_interval, worst_outcome
+
+    point = slopes(frame, axis, ("rms", "rms_change")).set_index(["role", "stat", "step"])
+    per_seed = seed_slopes(frame, axis, ("rms", "rms_change"))
+    rows = []
+    for role in role_order(per_seed["role"].unique()):
+        mine = per_seed[(per_seed["role"] == role) & per_seed["stat"].isin(checked_stats(role))]
+        parts = []
+        for (stat, step), s in mine.groupby(["stat", "step"], sort=False):
+            centre = float(point.loc[(role, stat, step), "slope"])
+            v = s["slope"].to_numpy(float)
+            if not np.isfinite(v).all() or not np.isfinite(centre):
+                parts.append((FAILS, stat, step, centre, np.nan, np.nan))
+                continue
+            _, lo, hi, _ = seed_interval(v, ci, centre=centre)
+            outcome = interval_outcome(float(lo), float(hi), -tolerance, tolerance)
+            parts.append((outcome, stat, step, centre, float(lo), float(hi)))
+        worst = worst_outcome([p[0] for p in parts])
+        deciding = max(
+            (p for p in parts if p[0] == worst),
+            key=lambda p: abs(p[3]) if np.isfinite(p[3]) else 9e9,
+        )
+        rows.append(dict(zip(["outcome", "stat", "step", "slope", "lo", "hi"], deciding,
+                             strict=True)) | {"role": role})  # fmt: skip
+    return pd.DataFrame(rows, columns=["role", "stat", "step", "slope", "lo", "hi", "outcome"])

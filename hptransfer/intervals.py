@@ -112,3 +112,30 @@ def interval_label(n: int, ci: float = 0.9) -> str:
     if method == RANGE:
         return "range of 2 seeds"
     return "no interval (1 seed)"
+
+
+HOLDS, FAILS, INCONCLUSIVE, MISSING = "holds", "fails", "inconclusive", "missing"
+
+
+def interval_outcome(lo: float, hi: float, bound_lo: float, bound_hi: float) -> str:
+    """The one rule by which an interval [lo, hi] is judged against an allowed range
+    [bound_lo, bound_hi] (an end may be infinite): "holds" when the whole interval lies inside,
+    "fails" when it lies wholly outside, "inconclusive" when it straddles an end, "missing" when
+    the interval is unknown (an end NaN) or the range is empty or unknown."""
+    values = (lo, hi, bound_lo, bound_hi)
+    if any(v is None or np.isnan(v) for v in values) or bound_lo > bound_hi:
+        return MISSING
+    if bound_lo <= lo and hi <= bound_hi:
+        return HOLDS
+    if hi < bound_lo or lo > bound_hi:
+        return FAILS
+    return INCONCLUSIVE
+
+
+def worst_outcome(outcomes: Sequence[str]) -> str:
+    """The outcome of several parts of one statement: missing before fails before
+    inconclusive before holds (an empty list holds nothing: missing)."""
+    for outcome in (MISSING, FAILS, INCONCLUSIVE, HOLDS):
+        if outcome in outcomes:
+            return outcome
+    return MISSING

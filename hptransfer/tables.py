@@ -320,6 +320,15 @@ def _edge_list(s: pd.DataFrame, axis: str) -> str:
     return "; ".join(f"{cause}: {text}" for cause, text in parts if text)
 
 
+def seed_slopes(x: np.ndarray, usable: np.ndarray, seed_eta: np.ndarray) -> np.ndarray:
+    """Each seed's own drift [S]: the OLS slope of its eta* [S, m] on x [m] over the ``usable``
+    shapes (those the seed-mean slope uses); NaN for a seed whose optimum is open at one of
+    them, so every finite value is a slope over the same shapes as the seed-mean one."""
+    per_seed = ols_rows(x, np.where(usable[None, :], seed_eta, np.nan))
+    complete = np.isfinite(seed_eta[:, usable]).all(-1)
+    return np.where(complete, per_seed, np.nan)
+
+
 def drift_fit(
     x: np.ndarray,
     eta: np.ndarray,
@@ -346,9 +355,7 @@ def drift_fit(
     b_lo = np.where(censored, lo, eta)
     b_hi = np.where(censored, hi, eta)
     smin, smax = slope_range(x, b_lo, b_hi) if censored.any() else (slope, slope)
-    per_seed = ols_rows(x, np.where(usable[None, :], seed_eta, np.nan))
-    complete = np.isfinite(seed_eta[:, usable]).all(-1)
-    per_seed = np.where(complete, per_seed, np.nan)
+    per_seed = seed_slopes(x, usable, seed_eta)
     _, s_lo, s_hi, n = seed_interval(per_seed, ci, centre=slope)
     return dict(
         slope=slope,
@@ -565,19 +572,17 @@ def training_curves(results: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFrame
     return results.merge(at, on=[*GROUP, "log2_lr"])
 
 
-def fixed_lr_slopes(finals: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFrame:
-    """hidden_1 movement slopes against depth, every depth trained at ONE learning rate.
+FIXED_LR_SLOPES = {
+    "own_movement": "h1_own_slope_fixed_lr",
+    "weight_change": "h1_weight_slope_fixed_lr",
+}
+_FIXED_SERIES = ["scheme", "optimizer", "block_depth", "width"]
 
-    Per (scheme, optimizer, block_depth, width) series: the rate is the stable grid rate
-    nearest the shallowest shape's eta* (log2_lr_nearest there); h1_own_slope_fixed_lr /
-    h1_weight_slope_fixed_lr = log-log OLS slope against depth of the seed mean of
-    own_movement/hidden_1 / weight_change/hidden_1 at that rate (replicas that diverged left
-    out), with _lo / _hi = :func:`seed_interval` over the per-seed slopes. A fixed rate isolates the depth scaling of the scheme from the drift of eta* itself;
-    compare movement_slopes, which reads each depth at its own eta*.
-    """
-    series = ["scheme", "optimizer", "block_depth", "width"]
-    rows = []
-    for key, s in optima.groupby(series, sort=True):
+
+def _fixed_lr_rows(finals: pd.DataFrame, optima: pd.DataFrame):
+    """(series key dict, finals rows of that series at its fixed rate) per (scheme, optimizer,
+    block_depth, width) series with >= 2 depths and a stable base rate."""
+    for key, s in optima.groupby(_FIXED_SERIES, sort=True):
         base = s.loc[s["depth"].idxmin()]
         lr = base["log2_lr_nearest"]
         if pd.isna(lr) or s["depth"].nunique() < 2:
@@ -590,11 +595,32 @@ def fixed_lr_slopes(finals: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFrame:
             & np.isclose(finals["log2_lr"], lr)
             & ~finals["diverged"]
         ]
-        row = dict(zip(series, key, strict=True))
-        for stat, name in (
-            ("own_movement", "h1_own_slope_fixed_lr"),
-            ("weight_change", "h1_weight_slope_fixed_lr"),
-        ):
+        yield dict(zip(_FIXED_SERIES, key, strict=True)), sel
+
+
+def _per_seed_log_slopes(sel: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
+    """(seeds, each seed's log-log OLS slope of ``col`` against depth)."""
+    per_seed = sel.pivot_table(index="seed", columns="depth", values=col, aggfunc="mean")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log2(per_seed.where(per_seed > 0).to_numpy(float))
+    slopes = ols_rows(np.log2(per_seed.columns.to_numpy(float)), logs)
+    return per_seed.index.to_numpy(), np.atleast_1d(slopes)
+
+
+def fixed_lr_slopes(finals: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFrame:
+    """hidden_1 movement slopes against depth, every depth trained at ONE learning rate.
+
+    Per (scheme, optimizer, block_depth, width) series: the rate is the stable grid rate
+    nearest the shallowest shape's eta* (log2_lr_nearest there); h1_own_slope_fixed_lr /
+    h1_weight_slope_fixed_lr = log-log OLS slope against depth of the seed mean of
+    own_movement/hidden_1 / weight_change/hidden_1 at that rate (replicas that diverged left
+    out), with _lo / _hi = :func:`seed_interval` over the per-seed slopes
+    (:func:`fixed_lr_seed_slopes`). A fixed rate isolates the depth scaling of the scheme from
+    the drift of eta* itself; compare movement_slopes, which reads each depth at its own eta*.
+    """
+    rows = []
+    for row, sel in _fixed_lr_rows(finals, optima):
+        for stat, name in FIXED_LR_SLOPES.items():
             col = f"{stat}/hidden_1"
             if col not in sel:
                 row[name] = row[f"{name}_lo"] = row[f"{name}_hi"] = math.nan
@@ -606,14 +632,27 @@ def fixed_lr_slopes(finals: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFrame:
                 if len(per_depth) >= 2
                 else math.nan
             )
-            per_seed = sel.pivot_table(index="seed", columns="depth", values=col, aggfunc="mean")
-            with np.errstate(divide="ignore", invalid="ignore"):
-                logs = np.log2(per_seed.where(per_seed > 0).to_numpy(float))
-            slopes = ols_rows(np.log2(per_seed.columns.to_numpy(float)), logs)
+            _, slopes = _per_seed_log_slopes(sel, col)
             _, lo, hi, _ = seed_interval(slopes)
             row[f"{name}_lo"], row[f"{name}_hi"] = float(lo), float(hi)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def fixed_lr_seed_slopes(finals: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFrame:
+    """Each seed's own hidden_1 movement slope at the fixed rate of :func:`fixed_lr_slopes`:
+    one row per (scheme, optimizer, block_depth, width, metric, seed) with ``value`` (NaN
+    where the seed lacks a positive movement at fewer than 2 depths)."""
+    rows = []
+    for key, sel in _fixed_lr_rows(finals, optima):
+        for stat, name in FIXED_LR_SLOPES.items():
+            col = f"{stat}/hidden_1"
+            if col not in sel:
+                continue
+            seeds, slopes = _per_seed_log_slopes(sel, col)
+            rows += [key | dict(metric=name, seed=int(seed), value=float(v))
+                     for seed, v in zip(seeds, slopes, strict=True)]  # fmt: skip
+    return pd.DataFrame(rows, columns=[*_FIXED_SERIES, "metric", "seed", "value"])
 
 
 # --------------------------------------------------------------------------------------------

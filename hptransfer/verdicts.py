@@ -724,6 +724,29 @@ def axis_verdict(row: Mapping[str, Any], threshold: float = TRANSFER_SLOPE) -> s
     return INCONCLUSIVE
 
 
+def _drift_rows(
+    base: Mapping[str, Any], metric: str, abs_metric: str | None, r: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """A drift row of :func:`drift_fit`'s columns as check metrics with their interval: the
+    seed interval (slope_lo / slope_hi), widened to the bracket range [slope_min, slope_max]
+    pushed out by the same half-widths when optima are censored; abs_metric gets |.| of it."""
+    slope = float(r["slope"])
+    lo, hi = float(r.get("slope_lo", math.nan)), float(r.get("slope_hi", math.nan))
+    smin, smax = float(r.get("slope_min", slope)), float(r.get("slope_max", slope))
+    bracketed = bool(np.isfinite(lo) and smin < smax)
+    if bracketed:
+        lo, hi = min(lo, smin - (slope - lo)), max(hi, smax + (hi - slope))
+    rows = [{**base, "metric": metric, "value": slope, "lo": lo, "hi": hi,
+             "bracketed": bracketed}]  # fmt: skip
+    if abs_metric is not None:
+        a_lo, a_hi = (0.0, max(-lo, hi)) if lo <= 0.0 <= hi else sorted((abs(lo), abs(hi)))
+        if not np.isfinite(lo):
+            a_lo = a_hi = math.nan
+        rows.append({**base, "metric": abs_metric, "value": abs(slope), "lo": a_lo, "hi": a_hi,
+                     "bracketed": bracketed})  # fmt: skip
+    return rows
+
+
 def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
     """The check's metrics of the axes beyond the learning rate (rows of :func:`suite_metrics`).
 
@@ -739,8 +762,7 @@ def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
         for _, r in a.path_drift.iterrows():
             if pd.notna(r["slope"]):
                 base = {k: r[k] for k in SERIES}
-                rows.append({**base, "metric": "drift_path", "value": float(r["slope"])})
-                rows.append({**base, "metric": "abs_drift_path", "value": abs(float(r["slope"]))})
+                rows += _drift_rows(base, "drift_path", "abs_drift_path", r)
     path_regret = getattr(a, "path_regret", None)
     if path_regret is not None and len(path_regret):
         worst = path_regret.groupby(["family", *SERIES], sort=True)["regret"].max()
@@ -770,17 +792,14 @@ def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
                 if pd.isna(r["slope"]):
                     continue
                 base = {k: r[k] for k in SERIES}
-                rows.append({**base, "metric": f"drift_{axis}/{name}", "value": float(r["slope"])})
-                if axis == "depth":
-                    rows.append({**base, "metric": f"abs_drift_depth/{name}",
-                                 "value": abs(float(r["slope"]))})  # fmt: skip
+                absolute = f"abs_drift_depth/{name}" if axis == "depth" else None
+                rows += _drift_rows(base, f"drift_{axis}/{name}", absolute, r)
         if h.path_drift is not None and len(h.path_drift):
             p = at_default_conditions(h.path_drift, h.config)
             p = p[(p["hparam"] == name) & (p["group"] == label)]
             for _, r in p.iterrows():
                 if pd.notna(r["slope"]):
-                    rows.append({**{k: r[k] for k in SERIES}, "metric": f"drift_path/{name}",
-                                 "value": float(r["slope"])})  # fmt: skip
+                    rows += _drift_rows({k: r[k] for k in SERIES}, f"drift_path/{name}", None, r)
     worst = at_default_conditions(worst_joint_regret(h.regret), h.config)
     for _, r in worst.iterrows():
         if pd.notna(r["regret"]):
@@ -824,6 +843,7 @@ def suite_metrics(a: Analysis) -> pd.DataFrame:
                 if pd.notna(r[metric]):
                     rows.append({**{k: r[k] for k in SERIES}, "metric": metric, "value": r[metric]})
     rows += axis_metrics(a)
-    frame = pd.DataFrame(rows, columns=[*SERIES, "metric", "value"])
+    frame = pd.DataFrame(rows, columns=[*SERIES, "metric", "value", "lo", "hi", "bracketed"])
+    frame["bracketed"] = frame["bracketed"].map(lambda v: v is True)
     frame["block_depth"] = frame["block_depth"].astype(int)
     return frame

@@ -1,0 +1,200 @@
+"""Mutation test of a regression gate: does the check fail on every mutant of the schemes, and
+pass on the unmutated ones?
+
+:func:`mutation_test` runs the gate's sweep (DIR/gate, resumable like any sweep), then ONE sweep
+of every mutant copy of the swept schemes (DIR/mutants: :mod:`hptransfer.mutants`; same cells,
+seeds and learning-rate grids, so replicas of one seed see the same draws and batches), and
+judges with :func:`hptransfer.check.evaluate_run`:
+
+- the unmutated run, as the gate does;
+- for every mutant, the run the gate would have seen had the scheme source been edited:
+  DIR/as/<mutant>, the gate's results with the affected schemes' rows replaced by their mutant
+  copies' (:func:`hptransfer.mutants.substitute`), and the coordinate checks of the gate run on
+  the mutated schemes.
+
+With ``seed_sets`` the same is done on disjoint subsets of the seeds of one larger sweep: the
+unmutated code with another seed set than the baseline's measures the gate's false-alarm rate,
+the mutants its power (benchmarks/gate_power.py). The result is the kill table, one row per
+(seed set, mutant): caught (the gate failed), what caught it, and the check's seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hptransfer import check
+from hptransfer.config import SweepConfig, load_config
+from hptransfer.mutants import (
+    Mutant,
+    as_toml,
+    builtin_tables,
+    load_mutants,
+    mutant_tables,
+    original_name,
+    substitute,
+)
+from hptransfer.results import META_FILE, RESULTS_FILE, read_meta, read_results, write_json
+from hptransfer.schemes import BUILTIN_SCHEMES, Scheme, load_schemes, schemes_from_tables
+
+UNMUTATED = "(none)"
+
+
+def same_at_shapes(a: Scheme, b: Scheme, config: SweepConfig) -> bool:
+    """Whether two schemes give the same multipliers (the same network and learning rates) at
+    every cell of ``config``: a width regression is invisible at the base width, so such a
+    mutant copy needs no training there (its rows are the original's)."""
+    import jax
+    import numpy as np
+
+    from hptransfer.model import Architecture
+    from hptransfer.scaling import multipliers
+
+    m = config.model
+    family = "sgd" if config.optimizer.name == "sgd" else "adam"
+    for n, L in m.shapes():
+        for k in m.block_depths:
+            arch = Architecture(
+                width=n, depth=L, block_depth=k, in_shape=(8,), num_classes=2, family=m.family,
+                base_width=m.base_width, base_depth=m.base_depth, bias=m.bias,
+            )  # fmt: skip
+            ma, mb = multipliers(a, arch, family), multipliers(b, arch, family)
+            la, lb = jax.tree.leaves(ma), jax.tree.leaves(mb)
+            if len(la) != len(lb) or not all(
+                np.array_equal(x, y) for x, y in zip(la, lb, strict=True)
+            ):
+                return False
+    return True
+
+
+def mutant_configs(
+    config: SweepConfig, mutants: Sequence[Mutant], scheme_file: Path
+) -> tuple[list[SweepConfig], dict[str, Scheme]]:
+    """(one sweep per block depth k of the mutant copies of ``config``'s schemes that are not
+    the same network as their original at some cell of that k (:func:`same_at_shapes`: e.g.
+    NFD's copies at k = 1, where NFD is depth-muP, or a width mutant at the base width), {every
+    copy's name: Scheme}); writes the copies' tables to ``scheme_file``."""
+    tables = builtin_tables()
+    registry = load_schemes(config.scheme_files)
+    raw: dict[str, Any] = {}
+    for m in mutants:
+        raw |= mutant_tables(m, tables)
+    copies = schemes_from_tables(raw, registry)
+    scheme_file.parent.mkdir(parents=True, exist_ok=True)
+    scheme_file.write_text(as_toml(raw))
+    grids = dict(config.lr_by_scheme)
+    sweeps = []
+    for k in config.model.block_depths:
+        at_k = dataclasses.replace(
+            config, model=dataclasses.replace(config.model, block_depths=(k,))
+        )
+        swept = [
+            name for name, s in copies.items()
+            if original_name(name) in config.schemes
+            and not same_at_shapes(s, registry[original_name(name)], at_k)
+        ]  # fmt: skip
+        if not swept:
+            continue
+        sweeps.append(dataclasses.replace(
+            at_k,
+            name=f"{config.name}-mutants-k{k}",
+            schemes=tuple(swept),
+            scheme_files=(*config.scheme_files, str(scheme_file.resolve())),
+            lr_by_scheme=tuple((n, grids[original_name(n)]) for n in swept
+                               if original_name(n) in grids),
+        ))  # fmt: skip
+    return sweeps, copies
+
+
+def _write_run(results: pd.DataFrame, meta: dict[str, Any], out: Path) -> Path:
+    """A run directory (results + meta) for the check to read, replaced if it exists."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    results.to_parquet(out / RESULTS_FILE)
+    write_json(meta, out / META_FILE)
+    return out
+
+
+def _seed_subset(results: pd.DataFrame, meta: dict[str, Any], seeds: Sequence[int]):
+    sub = results[results["seed"].isin(list(seeds))].reset_index(drop=True)
+    meta = dict(meta)
+    meta["config"] = dict(meta["config"]) | {"seeds": [int(s) for s in seeds]}
+    return sub, meta
+
+
+def _caught_by(table: pd.DataFrame) -> str:
+    failed = table[~table["held"]]
+    return "; ".join(f"{r.check}: {r.what} ({r.outcome})" for r in failed.itertuples())
+
+
+def mutation_test(
+    config_path: str | Path,
+    mutants_path: str | Path,
+    out: str | Path,
+    suite: str | None = None,
+    *,
+    expectations: str | Path | None = None,
+    baseline: str | Path | None = None,
+    seed_sets: Sequence[Sequence[int]] | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The kill table of ``mutants_path`` against the gate (``config_path`` swept, checked by
+    ``suite`` of ``expectations`` with ``baseline``; the built-in ones by default): one row per
+    (seed set, mutant) with seeds, mutant ('(none)' = the unmutated schemes), description,
+    failed (the gate failed), n_failed, caught_by, seconds (of its check). ``seed_sets`` =
+    subsets of the config's seeds to judge separately (default: all seeds, once)."""
+    from hptransfer.engine import run_sweep
+
+    out = Path(out)
+    config = load_config(config_path)
+    mutants = load_mutants(mutants_path, sorted(BUILTIN_SCHEMES))
+    sweeps, copies = mutant_configs(config, mutants, out / "mutant_schemes.toml")
+    run_sweep(config, out / "gate", progress=progress)
+    gate_rows = read_results(out / "gate")
+    frames = [gate_rows]
+    for sweep in sweeps:
+        k = sweep.model.block_depths[0]
+        run_sweep(sweep, out / f"mutants-k{k}", progress=progress)
+        frames.append(read_results(out / f"mutants-k{k}"))
+    meta = read_meta(out / "gate")
+    everything = pd.concat(frames, ignore_index=True)
+    registry = load_schemes(config.scheme_files) | copies
+    kwargs: dict[str, Any] = {}
+    if expectations is not None:
+        kwargs = {"expectations": expectations, "baseline": baseline}
+    elif baseline is not None:
+        kwargs = {"baseline": baseline}
+    sets = [tuple(s) for s in (seed_sets or [tuple(config.seeds)])]
+    rows = []
+    for seeds in sets:
+        forced = sorted(seeds) != sorted(config.seeds)
+        for m in [None, *mutants]:
+            name = UNMUTATED if m is None else m.name
+            results = gate_rows if m is None else substitute(everything, m.name, config.schemes)
+            sub, sub_meta = _seed_subset(results, meta, seeds)
+            run = _write_run(
+                sub, sub_meta, out / "as" / f"{name.strip('()')}-{'_'.join(map(str, seeds))}"
+            )
+            overrides = {} if m is None else {
+                original_name(n): dataclasses.replace(registry[n], name=original_name(n))
+                for n in registry if n.endswith("--" + m.name) and original_name(n) in config.schemes
+            }  # fmt: skip
+            start = time.perf_counter()
+            table = check.evaluate_run(run, suite, force=forced, schemes=overrides, **kwargs)
+            seconds = time.perf_counter() - start
+            failed = table[~table["held"]]
+            rows.append({
+                "seeds": ",".join(map(str, seeds)), "mutant": name,
+                "description": "" if m is None else m.description,
+                "failed": bool(len(failed)), "n_failed": int(len(failed)),
+                "caught_by": _caught_by(table), "seconds": round(seconds, 1),
+                "mutant_schemes": ", ".join(n for n in copies if m and n.endswith("--" + m.name)),
+            })  # fmt: skip
+    return pd.DataFrame(rows)
