@@ -98,6 +98,7 @@ def files(tmp_path):
     write("cycle.toml", CYCLE_SCHEMES)
     write("uses_cycle.toml", _with_top('scheme_files = ["cycle.toml"]'))
     write("uses_missing.toml", _with_top('scheme_files = ["nowhere.toml"]'))
+    write("uses_python.toml", _with_top('scheme_files = ["os:system"]'))
     write("scheme_unknown_field.toml", '[mine]\nextends = "mup"\nhiden = { lr_sgd = [0, 0] }\n')
     write("scheme_clash.toml", '[mup]\nextends = "sp"\n')
     write("unknown_axis.toml", GOOD_CONFIG + "[axes.init_scal]\nvalues = [0.0]\n")
@@ -155,6 +156,7 @@ CASES = [
     (["sweep", "{cifar_no_path.toml}", "--out", "{out}"], "'data.path'"),
     (["sweep", "{uses_cycle.toml}", "--out", "{out}"], "cycle a -> b -> a"),
     (["sweep", "{uses_missing.toml}", "--out", "{out}"], "nowhere.toml"),
+    (["sweep", "{uses_python.toml}", "--out", "{out}"], "'scheme_files[0]' = 'os:system'"),
     (["sweep", "{unknown_axis.toml}", "--out", "{out}"], "'axes.init_scal'"),
     (["sweep", "{axis_grid.toml}", "--out", "{out}"], "'axes.init_scale.stop'"),
     (["sweep", "{axis_opt.toml}", "--out", "{out}"], "'axes.b2'"),
@@ -168,6 +170,8 @@ CASES = [
     (["sweep", "{good.toml}", "--out", "{out}", "--max-replicas-per-chunk", "x"], "--max-repl"),
     (["sweep", "{good.toml}", "--out", "{out}", "--fresh", "--resume"], "--resume"),
     (["sweep", "{good.toml}", "--out", "{out}", "--fre"], "--fre"),
+    (["sweep", "{good.toml}", "--out", "{out}", "--scheme-file", ":X"], "--scheme-file: ':X'"),
+    (["sweep", "{good.toml}", "--out", "{out}", "--scheme-file", "no_such_xyz:S"], "no_such_xyz"),
     # run
     (["run", "--width", "-3"], "--width"),
     (["run", "--width", "abc"], "--width"),
@@ -196,6 +200,8 @@ CASES = [
     (["schemes", "--scheme-file", "{scheme_unknown_field.toml}"], "'hiden'"),
     (["schemes", "--scheme-file", "{scheme_clash.toml}"], "built in"),
     (["schemes", "--scheme-file", "no_such_module_xyz:SCHEMES"], "no_such_module_xyz"),
+    (["schemes", "--scheme-file", ":X"], "--scheme-file: ':X' is not allowed"),
+    (["schemes", "--scheme-file", "a..b:X"], "package.module:attribute"),
     # report
     (["report", "{missing}"], "does not exist"),
     (["report", "{a_file}"], "not a directory"),
