@@ -2,13 +2,19 @@
 machine is refused before compute (issue 21; docs/design.md, "What each input file may contain").
 """
 
+import os
+import pickle
+import shlex
 import sys
+import tarfile
 
+import numpy as np
 import pytest
 
 from hptransfer import cli
 from hptransfer.cli import main
 from hptransfer.config import ConfigError, config_from_dict, load_config
+from hptransfer.data import UnsafePickleError, cifar10, load_cifar_pickle, write_cifar10_archive
 from hptransfer.schemes import SchemeError, load_schemes, schemes_from_python
 
 CONFIG = """
@@ -129,3 +135,84 @@ def test_a_malformed_scheme_file_option_is_one_line(command, capsys, monkeypatch
     assert len(lines) == 1 and "Traceback" not in err
     assert lines[0].startswith("hptransfer: error: argument --scheme-file: ':X'")
     assert "package.module:attribute" in lines[0]
+
+
+# --------------------------------------------------------------------------------------------
+# CIFAR-10 batches: a restricted unpickler
+
+
+class _Marks:
+    """Unpickled, this calls os.system: a crafted data_batch_1 that runs a shell command."""
+
+    def __init__(self, mark):
+        self.mark = mark
+
+    def __reduce__(self):
+        return (os.system, (f"touch {shlex.quote(str(self.mark))}",))
+
+
+def _cifar_folder(tmp_path):
+    """A small dataset in the exact CIFAR-10 format, as an extracted folder (no checksum)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, 24)
+    archive = write_cifar10_archive(tmp_path / "cifar-10-python.tar.gz", images, labels)
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "extracted", filter="data")
+    return tmp_path / "extracted" / "cifar-10-batches-py", images, labels
+
+
+def test_a_cifar_batch_that_would_call_a_function_is_refused(tmp_path):
+    folder, _, _ = _cifar_folder(tmp_path)
+    mark = tmp_path / "ran"
+    batch = {b"data": np.zeros((4, 3072), np.uint8), b"labels": [0, 1, 2, 3], b"x": _Marks(mark)}
+    (folder / "data_batch_1").write_bytes(pickle.dumps(batch))
+    with pytest.raises(UnsafePickleError) as err:
+        cifar10(folder)
+    message = str(err.value)
+    assert "data_batch_1" in message and f"{os.system.__module__}.system" in message
+    assert "\n" not in message and cli.is_user_error(err.value)
+    assert not mark.exists()  # the command never ran
+
+
+def test_a_crafted_cifar_folder_ends_a_sweep_in_one_line_before_compute(tmp_path, capsys):
+    folder, _, _ = _cifar_folder(tmp_path)
+    mark = tmp_path / "ran"
+    (folder / "test_batch").write_bytes(pickle.dumps(_Marks(mark), protocol=2))
+    config = tmp_path / "cifar.toml"
+    config.write_text(
+        CONFIG.replace('name = "teacher"', f'name = "cifar10"\npath = "{folder}"').replace(
+            "[model]", '[model]\nfamily = "conv"'
+        )
+    )
+    assert main(["sweep", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("hptransfer: error: CIFAR-10 batch") and "test_batch" in lines[0]
+    assert not mark.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_the_cifar_format_still_loads_at_every_pickle_protocol(tmp_path, protocol):
+    folder, images, labels = _cifar_folder(tmp_path)
+    for path in folder.iterdir():
+        batch = pickle.loads(path.read_bytes())  # our own fixture: trusted
+        path.write_bytes(pickle.dumps(batch, protocol=protocol))
+    assert load_cifar_pickle((folder / "data_batch_1").read_bytes())[b"labels"] == [
+        int(v) for v in labels[:4]
+    ]
+    data = cifar10(folder)
+    assert data.x_train.shape == (20, 32, 32, 3) and data.x_test.shape == (4, 32, 32, 3)
+    np.testing.assert_array_equal(data.y_test, labels[20:])
+
+
+def test_a_numpy_1_cifar_batch_loads(tmp_path):
+    """The published batches were pickled by Python 2 with numpy 1: they name
+    numpy.core.multiarray._reconstruct (numpy 2 calls it numpy._core.multiarray)."""
+    folder, _, labels = _cifar_folder(tmp_path)
+    blob = pickle.dumps(pickle.loads((folder / "data_batch_1").read_bytes()), protocol=2)
+    old = blob.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert old != blob
+    batch = load_cifar_pickle(old)
+    assert batch[b"data"].shape == (4, 3072) and batch[b"labels"] == [int(v) for v in labels[:4]]
