@@ -1,7 +1,10 @@
 """Sweep configuration: a TOML file, validated completely before any compute starts.
 
 Every error names the file, the field, the bad value and what is allowed; unknown fields are
-errors. Layout (see benchmarks/*.toml)::
+errors. A config must name its suite (``name``) or state its cells (``schemes``, ``[model]``
+widths/depths/path/block_depths): an empty file is refused, never run as the default grid.
+Scheme files named by a config are .toml only (data); Python schemes come from the command
+line's ``--scheme-file`` or the Python API. Layout (see benchmarks/*.toml)::
 
     name = "quick"                # used in reports
     steps = 1000                  # optimizer steps per replica (a multiple of eval_every)
@@ -499,8 +502,28 @@ def config_from_dict(
     )  # fmt: skip
     if "axes" in raw:
         config = _axes(source, raw["axes"], config)
+    check_stated(raw, source)
     check_limits(config, source)
     return config
+
+
+STATING_FIELDS = ("name", "schemes", "model.widths", "model.depths", "model.path",
+                  "model.block_depths")  # fmt: skip
+"""A config must set one of these: its suite's name or its cells. Everything else has a
+default, and a config of defaults only (an empty file) would start the default grid unasked."""
+
+
+def check_stated(raw: dict[str, Any], source: str = "<config>") -> None:
+    """Refuse a config that sets none of :data:`STATING_FIELDS` (an empty file, or one of
+    settings only): nothing runs that the user did not ask for."""
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    stated = [f for f in STATING_FIELDS if f.split(".")[-1] in (model if "." in f else raw)]
+    if not stated:
+        what = "empty config" if not raw else f"config of settings only ({', '.join(raw)})"
+        raise ConfigError(
+            f'{source}: {what}: name the suite (name = "...") or state its cells ([model] '
+            "widths/depths/path, schemes); a config never falls back to the default grid"
+        )
 
 
 def _path(source: str, model_raw: dict[str, Any]) -> dict[str, Any]:

@@ -99,6 +99,9 @@ def files(tmp_path):
     write("uses_cycle.toml", _with_top('scheme_files = ["cycle.toml"]'))
     write("uses_missing.toml", _with_top('scheme_files = ["nowhere.toml"]'))
     write("uses_python.toml", _with_top('scheme_files = ["os:system"]'))
+    write("empty.toml", "")
+    write("comments_only.toml", "# a sweep, one day\n")
+    write("settings_only.toml", "steps = 20\neval_every = 10\n[data]\nnum_samples = 256\n")
     write("scheme_unknown_field.toml", '[mine]\nextends = "mup"\nhiden = { lr_sgd = [0, 0] }\n')
     write("scheme_clash.toml", '[mup]\nextends = "sp"\n')
     write("unknown_axis.toml", GOOD_CONFIG + "[axes.init_scal]\nvalues = [0.0]\n")
@@ -162,6 +165,12 @@ CASES = [
     (["sweep", "{axis_opt.toml}", "--out", "{out}"], "'axes.b2'"),
     (["sweep", "{axis_group.toml}", "--out", "{out}"], "'lr.default'"),
     (["sweep", "{bad_path.toml}", "--out", "{out}"], "'model.path'"),
+    (["sweep", "{empty.toml}", "--out", "{out}"], "empty config: name the suite"),
+    (["sweep", "{comments_only.toml}", "--out", "{out}"], "empty config"),
+    (
+        ["sweep", "{settings_only.toml}", "--out", "{out}"],
+        "settings only (steps, eval_every, data)",
+    ),
     # sweep: the arguments
     (["sweep", "{good.toml}", "--out", "{a_file}"], "--out"),
     (["sweep", "{good.toml}", "--out", "{a_file}/sub"], "--out"),

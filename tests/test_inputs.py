@@ -216,3 +216,34 @@ def test_a_numpy_1_cifar_batch_loads(tmp_path):
     assert old != blob
     batch = load_cifar_pickle(old)
     assert batch[b"data"].shape == (4, 3072) and batch[b"labels"] == [int(v) for v in labels[:4]]
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Nothing runs that was not asked for
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{}, {"steps": 20, "eval_every": 10}, {"data": {"num_samples": 256}, "model": {"bias": True}}],
+)
+def test_a_config_that_names_no_suite_and_no_cells_is_refused(raw):
+    with pytest.raises(ConfigError, match="sent.toml: .*name the suite .*state its cells"):
+        config_from_dict(raw, "sent.toml")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{"name": "mine"}, {"schemes": ["mup"]}, {"model": {"widths": [64]}},
+     {"model": {"path": [[32, 2], [64, 4]]}}, {"model": {"block_depths": [2]}}],
+)  # fmt: skip
+def test_a_config_that_names_its_suite_or_states_its_cells_loads(raw):
+    assert config_from_dict(raw).replicas_per_cell() > 0
+
+
+def test_an_empty_config_file_is_refused_before_anything_runs(tmp_path, captured_sweep):
+    path = tmp_path / "empty.toml"
+    path.write_text("")
+    with pytest.raises(ConfigError, match="empty.toml: empty config"):
+        load_config(path)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert captured_sweep == [] and not (tmp_path / "out").exists()
