@@ -222,6 +222,9 @@ def _cmd_run(args) -> int:
         raise UsageError(
             f"arguments --optimizer {args.optimizer} --momentum {args.momentum:g}: {err}"
         ) from err
+    from hptransfer.limits import check_dataset
+
+    check_dataset("argument --samples", "mnist1d", args.samples)
     data = load_dataset("mnist1d", num_samples=args.samples)
     arch = Architecture(
         args.width, args.depth, args.block_depth, data.in_shape, data.num_classes,
@@ -243,8 +246,8 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
+    from hptransfer import engine
     from hptransfer.config import load_config
-    from hptransfer.engine import run_sweep
     from hptransfer.results import read_meta
 
     _user_schemes(args.scheme_file)  # a bad --scheme-file is named as such
@@ -253,12 +256,23 @@ def _cmd_sweep(args) -> int:
         from hptransfer.engine import initialize_distributed
 
         initialize_distributed()
-    _writable_dir(args.out, "argument --out:", create=True)
     if args.max_replicas_per_chunk is not None:
         import dataclasses
 
         config = dataclasses.replace(config, max_replicas_per_chunk=args.max_replicas_per_chunk)
-    run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
+    import jax
+
+    from hptransfer import limits
+
+    # Memory for the dataset and the results table, disk for the checkpoints: before --out is
+    # made and anything is built or compiled.
+    budget = engine.memory_budget()
+    limits.check_sweep(
+        config, args.out, source=args.config, devices=len(jax.devices()),
+        fit=lambda arch: budget // engine.bytes_per_replica(arch, config),
+    )  # fmt: skip
+    _writable_dir(args.out, "argument --out:", create=True)
+    engine.run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
     if args.distributed:
         import jax
 
@@ -328,6 +342,9 @@ def _cmd_coordcheck(args) -> int:
         optimizer=args.optimizer, lr=2.0**log2_lr, steps=args.steps,
         seeds=tuple(range(args.seeds)), batch_size=args.batch_size,
     )  # fmt: skip
+    from hptransfer.limits import check_dataset
+
+    check_dataset("argument --batch-size", args.data, max(args.batch_size, 1000))
     data = load_dataset(args.data, num_samples=max(args.batch_size, 1000))
     held = f"depth {setting.depth}" if args.axis == "width" else f"width {setting.width}"
     where = (

@@ -100,6 +100,8 @@ def files(tmp_path):
     write("uses_missing.toml", _with_top('scheme_files = ["nowhere.toml"]'))
     write("uses_python.toml", _with_top('scheme_files = ["os:system"]'))
     write("empty.toml", "")
+    write("huge_data.toml", GOOD_CONFIG.replace("num_samples = 256", "num_samples = 10000000000"))
+    write("float_data.toml", GOOD_CONFIG.replace("num_samples = 256", "num_samples = 1e10"))
     write("comments_only.toml", "# a sweep, one day\n")
     write("settings_only.toml", "steps = 20\neval_every = 10\n[data]\nnum_samples = 256\n")
     write("scheme_unknown_field.toml", '[mine]\nextends = "mup"\nhiden = { lr_sgd = [0, 0] }\n')
@@ -166,6 +168,11 @@ CASES = [
     (["sweep", "{axis_group.toml}", "--out", "{out}"], "'lr.default'"),
     (["sweep", "{bad_path.toml}", "--out", "{out}"], "'model.path'"),
     (["sweep", "{empty.toml}", "--out", "{out}"], "empty config: name the suite"),
+    (["sweep", "{huge_data.toml}", "--out", "{out}"], "'data.num_samples' = 10000000000"),
+    (
+        ["sweep", "{float_data.toml}", "--out", "{out}"],
+        "'data.num_samples' = 10000000000.0 is not allowed; allowed: an integer",
+    ),
     (["sweep", "{comments_only.toml}", "--out", "{out}"], "empty config"),
     (
         ["sweep", "{settings_only.toml}", "--out", "{out}"],
@@ -197,6 +204,7 @@ CASES = [
     (["run", "--batch-size", "-1"], "--batch-size"),
     (["run", "--samples", "5"], "--samples"),
     (["run", "--seed", "-1"], "--seed"),
+    (["run", "--samples", "10000000000"], "--samples = 10000000000: building the mnist1d"),
     (["run", "--schemes", "mup", "mu_p"], "--schemes"),
     (["run", "--scheme-file", "{cycle.toml}"], "cycle"),
     (["run", "--optimizer", "adam", "--momentum", "0.9"], "--momentum 0.9: field 'momentum'"),

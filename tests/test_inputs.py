@@ -7,11 +7,12 @@ import pickle
 import shlex
 import sys
 import tarfile
+from functools import partial
 
 import numpy as np
 import pytest
 
-from hptransfer import cli
+from hptransfer import cli, limits
 from hptransfer.cli import main
 from hptransfer.config import ConfigError, config_from_dict, load_config
 from hptransfer.data import UnsafePickleError, cifar10, load_cifar_pickle, write_cifar10_archive
@@ -247,3 +248,143 @@ def test_an_empty_config_file_is_refused_before_anything_runs(tmp_path, captured
         load_config(path)
     assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
     assert captured_sweep == [] and not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Limits: refused before compute, naming the field, the need and the available amount
+
+TINY = {
+    "name": "tiny", "steps": 20, "eval_every": 10, "batch_size": 16, "seeds": [0],
+    "schemes": ["mup", "depth_mup"], "data": {"name": "teacher", "num_samples": 256},
+    "model": {"widths": [8], "depths": [2, 4], "block_depths": [2], "base_width": 8},
+    "lr": {"start": -2.0, "stop": -1.0, "step": 1.0}, "probe_size": 16,
+}  # fmt: skip
+PLENTY = 1 << 50
+
+
+def test_check_fits_refuses_only_a_need_over_the_available_amount():
+    limits.check_fits(100, 100, "never raised")
+    with pytest.raises(limits.LimitError, match="^the message$"):
+        limits.check_fits(101, 100, "the message")
+
+
+def test_a_dataset_over_the_available_memory_is_refused_naming_the_field():
+    config = config_from_dict({**TINY, "data": {"name": "mnist1d", "num_samples": 10**6}})
+    need = limits.dataset_bytes("mnist1d", 10**6)
+    limits.check_sweep(config, ".", memory=need, disk=PLENTY)
+    with pytest.raises(limits.LimitError) as err:
+        limits.check_sweep(config, ".", source="sent.toml", memory=need - 1, disk=PLENTY)
+    line = str(err.value)
+    assert line.startswith("sent.toml: field 'data.num_samples' = 1000000: building the mnist1d")
+    assert f"({need} bytes) of memory" in line and f"({need - 1} bytes) are available" in line
+    assert "at most 999999 samples" in line
+
+
+def test_the_results_table_over_the_available_memory_is_refused_naming_eval_every():
+    config = config_from_dict({**TINY, "steps": 100_000, "eval_every": 1})
+    rows, cols = limits.results_shape(config)
+    assert rows == 2 * 4 * 100_000  # 2 cells x (2 schemes x 2 rates) x 100000 evaluations
+    need = limits.results_bytes(config)
+    assert need == 2 * rows * cols * 8 > limits.dataset_bytes("teacher", 256)
+    limits.check_sweep(config, ".", memory=need, disk=PLENTY)
+    with pytest.raises(limits.LimitError, match="field 'eval_every' = 1: the results table"):
+        limits.check_sweep(config, ".", memory=need - 1, disk=PLENTY)
+
+
+def test_the_checkpoint_over_the_free_disk_is_refused_naming_max_replicas_per_chunk(tmp_path):
+    config = config_from_dict({**TINY, "lr": {"start": -8.0, "stop": -1.0, "step": 1.0}})
+    need, arch, n = limits.checkpoint_bytes(config, devices=2)
+    assert (arch.depth, n) == (4, 16)  # the deeper cell; 2 schemes x 8 rates, all in one chunk
+    with pytest.raises(limits.LimitError) as err:
+        limits.check_sweep(config, tmp_path / "out", devices=2, memory=PLENTY, disk=need - 1)
+    line = str(err.value)
+    assert "field 'max_replicas_per_chunk' = 0: the checkpoint of the largest chunk" in line
+    assert f"({need} bytes) of disk" in line and f"({need - 1} bytes) are free" in line
+    assert "max_replicas_per_chunk <= 15" in line
+    # Smaller chunks (from the config, or from device memory as the engine plans) fit.
+    smaller = config_from_dict({**TINY, "lr": config.to_dict()["lr"], "max_replicas_per_chunk": 4})
+    limits.check_sweep(smaller, tmp_path / "out", devices=2, memory=PLENTY, disk=need - 1)
+    limits.check_sweep(config, tmp_path, devices=2, fit=lambda a: 4, memory=PLENTY, disk=need - 1)
+    assert limits.free_disk(tmp_path / "not" / "made") == limits.free_disk(tmp_path) > 0
+
+
+def test_the_results_shape_is_that_of_the_engines_table():
+    """The estimate's columns are those of a real cell table (hptransfer.engine._chunk_table)."""
+    from hptransfer import engine
+    from hptransfer.movement import STATS
+
+    config = config_from_dict({**TINY, "model": {**TINY["model"], "depths": [2]}})
+    (arch,) = limits.architectures(config)
+    chunk = engine.replicas(config)
+    n_seg = config.steps // config.eval_every
+    history = {key: np.zeros((n_seg, len(chunk)), np.float32)
+               for key in ["train_loss", "test_loss", "test_accuracy",
+                           *(f"{s}/{r}" for s in STATS for r in arch.roles)]}  # fmt: skip
+    history["diverged_step"] = np.full(len(chunk), -1, np.int32)
+    table = engine._chunk_table(config, arch, "hash", chunk, history)
+    assert table.shape == limits.results_shape(config)
+
+
+def test_the_checkpointed_state_is_what_the_estimate_counts():
+    """Parameters, initial parameters and optimizer slots of one replica, from the real init."""
+    import jax
+
+    from hptransfer.optim import traced_settings
+    from hptransfer.scaling import multipliers
+    from hptransfer.schemes import get_scheme
+    from hptransfer.train import init_state
+
+    for optimizer in ({"name": "sgd"}, {"name": "sgd", "momentum": 0.9}, {"name": "adam"}):
+        config = config_from_dict({**TINY, "optimizer": optimizer})
+        arch = limits.architectures(config)[-1]
+        mult = multipliers(get_scheme("mup"), arch, config.optimizer.family)
+        mult = mult.replace(optimizer=traced_settings(config.optimizer))
+        init = partial(init_state, arch=arch, opt=config.optimizer)
+        shapes = jax.eval_shape(init, np.uint32(0), mult)
+        state = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shapes))
+        _, cols = limits.results_shape(config)
+        estimate = limits.checkpoint_bytes_per_replica(config, arch) - 2 * cols * 4
+        assert state - 64 <= estimate <= state, optimizer  # a few scalars (step, counts) aside
+
+
+@pytest.mark.parametrize(("name", "in_shape"), [("teacher", (32,)), ("teacher_images", (8, 8, 3))])
+def test_the_dataset_estimate_covers_the_real_peak(name, in_shape):
+    import tracemalloc
+
+    from hptransfer.data import load_dataset
+
+    tracemalloc.start()
+    data = load_dataset(name, num_samples=4000)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert data.in_shape == in_shape == limits.DATASET_SHAPES[name]
+    assert peak <= limits.dataset_bytes(name, 4000) <= 3 * peak
+
+
+def test_the_mnist1d_estimate_covers_the_real_peak(tmp_path, monkeypatch):
+    import tracemalloc
+
+    import mnist1d.data  # noqa: F401  (imported first: its import is not the dataset's memory)
+
+    from hptransfer.data import mnist1d
+
+    monkeypatch.setenv("HPTRANSFER_CACHE", str(tmp_path))
+    tracemalloc.start()
+    data = mnist1d(num_samples=1000, seed=3)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert data.in_shape == limits.DATASET_SHAPES["mnist1d"]
+    assert peak <= limits.dataset_bytes("mnist1d", 1000) <= 3 * peak
+
+
+def test_a_huge_dataset_ends_the_cli_in_one_line_before_anything_is_made(tmp_path, capsys,
+                                                                        captured_sweep):  # fmt: skip
+    path = tmp_path / "huge.toml"
+    path.write_text(CONFIG.replace("num_samples = 256", "num_samples = 10000000000"))
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert "field 'data.num_samples' = 10000000000" in lines[0] and "are available" in lines[0]
+    assert captured_sweep == [] and not out.exists()
