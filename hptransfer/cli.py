@@ -89,6 +89,26 @@ def _number(kind: type, lo: float | None = None, hi: float | None = None) -> Cal
     return parse
 
 
+def _scheme_source(text: str) -> str:
+    """An argparse type: a .toml scheme file (or an existing path) or ``package.module:attr``."""
+    from hptransfer.schemes import SOURCE_FORMS, is_python_source
+
+    if text.endswith(".toml") or Path(text).exists() or is_python_source(text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: {SOURCE_FORMS}")
+
+
+def _user_schemes(sources: list[str]) -> dict:
+    """The scheme registry with the ``--scheme-file`` sources (Python ones are imported: the
+    user asked for code on the command line); an error names the option."""
+    from hptransfer.schemes import SchemeError, load_schemes
+
+    try:
+        return load_schemes(sources)
+    except SchemeError as err:
+        raise UsageError(f"argument --scheme-file: {err}") from None
+
+
 def configure_host_devices() -> None:
     """Split the host into one XLA device per core (call before importing jax)."""
     flags = os.environ.get("XLA_FLAGS", "")
@@ -160,9 +180,9 @@ def _writable_file(path: str, what: str) -> Path:
 # --------------------------------------------------------------------------------------------
 # Commands
 def _cmd_schemes(args) -> int:
-    from hptransfer.schemes import BUILTIN_SCHEMES, QUANTITIES, load_schemes
+    from hptransfer.schemes import BUILTIN_SCHEMES, QUANTITIES
 
-    registry = load_schemes(args.scheme_file)
+    registry = _user_schemes(args.scheme_file)
     for name, scheme in registry.items():
         origin = "built-in" if name in BUILTIN_SCHEMES else "user"
         print(f"{name} ({origin}): {scheme.description}")
@@ -187,10 +207,9 @@ def _cmd_run(args) -> int:
     from hptransfer.data import load_dataset
     from hptransfer.model import Architecture
     from hptransfer.optim import OptimizerConfig, OptimizerError
-    from hptransfer.schemes import load_schemes
     from hptransfer.train import train_run
 
-    registry = load_schemes(args.scheme_file)
+    registry = _user_schemes(args.scheme_file)
     unknown = [name for name in args.schemes if name not in registry]
     if unknown:
         raise UsageError(
@@ -203,6 +222,9 @@ def _cmd_run(args) -> int:
         raise UsageError(
             f"arguments --optimizer {args.optimizer} --momentum {args.momentum:g}: {err}"
         ) from err
+    from hptransfer.limits import check_dataset
+
+    check_dataset("argument --samples", "mnist1d", args.samples)
     data = load_dataset("mnist1d", num_samples=args.samples)
     arch = Architecture(
         args.width, args.depth, args.block_depth, data.in_shape, data.num_classes,
@@ -224,21 +246,33 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
+    from hptransfer import engine
     from hptransfer.config import load_config
-    from hptransfer.engine import run_sweep
     from hptransfer.results import read_meta
 
-    config = load_config(_input_file(args.config, "config file"))
+    _user_schemes(args.scheme_file)  # a bad --scheme-file is named as such
+    config = load_config(_input_file(args.config, "config file"), tuple(args.scheme_file))
     if args.distributed:  # a missing process group is refused before --out is touched
         from hptransfer.engine import initialize_distributed
 
         initialize_distributed()
-    _writable_dir(args.out, "argument --out:", create=True)
     if args.max_replicas_per_chunk is not None:
         import dataclasses
 
         config = dataclasses.replace(config, max_replicas_per_chunk=args.max_replicas_per_chunk)
-    run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
+    import jax
+
+    from hptransfer import limits
+
+    # Memory for the dataset and the results table, disk for the checkpoints: before --out is
+    # made and anything is built or compiled.
+    budget = engine.memory_budget()
+    limits.check_sweep(
+        config, args.out, source=args.config, devices=len(jax.devices()),
+        fit=lambda arch: budget // engine.bytes_per_replica(arch, config),
+    )  # fmt: skip
+    _writable_dir(args.out, "argument --out:", create=True)
+    engine.run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
     if args.distributed:
         import jax
 
@@ -290,9 +324,9 @@ def _cmd_coordcheck(args) -> int:
     from hptransfer import coordcheck as cc
     from hptransfer.data import load_dataset
     from hptransfer.ladder import ladder
-    from hptransfer.schemes import get_scheme, load_schemes
+    from hptransfer.schemes import get_scheme
 
-    registry = load_schemes(args.scheme_file)
+    registry = _user_schemes(args.scheme_file)
     scheme = get_scheme(args.scheme, registry)
     start = get_scheme(args.ladder_from, registry) if args.ladder else None
     if args.tolerance <= 0:
@@ -308,6 +342,9 @@ def _cmd_coordcheck(args) -> int:
         optimizer=args.optimizer, lr=2.0**log2_lr, steps=args.steps,
         seeds=tuple(range(args.seeds)), batch_size=args.batch_size,
     )  # fmt: skip
+    from hptransfer.limits import check_dataset
+
+    check_dataset("argument --batch-size", args.data, max(args.batch_size, 1000))
     data = load_dataset(args.data, num_samples=max(args.batch_size, 1000))
     held = f"depth {setting.depth}" if args.axis == "width" else f"width {setting.width}"
     where = (
@@ -388,18 +425,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     count = _number(int, lo=1)
-    scheme_file = "extra schemes: a .toml file or package.module:attribute (repeatable)"
+    scheme_file = (
+        "extra schemes: a .toml file or package.module:attribute, which is imported (repeatable)"
+    )
 
     p = sub.add_parser("schemes", help="list built-in and user schemes with their tables")
     p.add_argument("--scheme-file", action="append", default=[], metavar="FILE",
-                   help=scheme_file)  # fmt: skip
+                   type=_scheme_source, help=scheme_file)  # fmt: skip
     p.set_defaults(func=_cmd_schemes)
 
     p = sub.add_parser("run", help="one training run per scheme on MNIST-1D (a quick look)")
     p.add_argument("--schemes", nargs="+", default=["sp", "mup", "depth_mup", "nfd", "completep"],
                    metavar="NAME", help="schemes to train, one run each")  # fmt: skip
     p.add_argument("--scheme-file", action="append", default=[], metavar="FILE",
-                   help=scheme_file)  # fmt: skip
+                   type=_scheme_source, help=scheme_file)  # fmt: skip
     _add_shape_args(p, depth=8, block_depth=2)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer")
     p.add_argument("--momentum", type=_number(float, lo=0, hi=1), default=0.0,
@@ -426,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-replicas-per-chunk", type=_number(int, lo=0), default=None, metavar="N",
                    help="replicas per compiled chunk, 0 = from memory "
                    "(default: the config's max_replicas_per_chunk)")  # fmt: skip
+    p.add_argument("--scheme-file", action="append", default=[], metavar="FILE",
+                   type=_scheme_source, help=scheme_file + "; a config's own scheme_files "
+                   "take .toml files only")  # fmt: skip
     p.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize()")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_sweep, fresh=False)
@@ -487,7 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheme-file",
         action="append",
         default=[],
-        help="user schemes, .toml or module:attr (repeatable; default: none)",
+        type=_scheme_source,
+        help="user schemes, .toml or module:attr (imported; repeatable; default: none)",
     )
     p.add_argument(
         "--axis", choices=["width", "depth"], default="width", help="axis to vary (default: width)"

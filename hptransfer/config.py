@@ -1,7 +1,10 @@
 """Sweep configuration: a TOML file, validated completely before any compute starts.
 
 Every error names the file, the field, the bad value and what is allowed; unknown fields are
-errors. Layout (see benchmarks/*.toml)::
+errors. A config must name its suite (``name``) or state its cells (``schemes``, ``[model]``
+widths/depths/path/block_depths): an empty file is refused, never run as the default grid.
+Scheme files named by a config are .toml only (data); Python schemes come from the command
+line's ``--scheme-file`` or the Python API. Layout (see benchmarks/*.toml)::
 
     name = "quick"                # used in reports
     steps = 1000                  # optimizer steps per replica (a multiple of eval_every)
@@ -9,7 +12,7 @@ errors. Layout (see benchmarks/*.toml)::
     batch_size = 128
     seeds = [0, 1]
     schemes = ["sp", "mup", "depth_mup", "nfd"]
-    scheme_files = []             # extra schemes: .toml paths or "module:attribute"
+    scheme_files = []             # extra schemes: .toml paths only (code: --scheme-file)
     divergence_factor = 10.0      # a loss above factor x its initial loss counts as diverged
     probe_size = 256              # probe batch for feature movement
     max_replicas_per_chunk = 0    # 0 = from the memory estimate
@@ -55,6 +58,13 @@ MAX_LR_POINTS = 256  # learning rates per grid: far above any useful sweep, far 
 PRECISIONS = ("f32", "tf32", "bf16_state")
 """f32: float32 everywhere (exact); tf32: matmuls at TensorFloat-32 (GPUs; CPUs ignore it);
 bf16_state: optimizer state (momentum, Adam moments) stored in bfloat16 between steps."""
+
+
+SCHEME_FILES_ALLOWED = (
+    "a path to a .toml scheme file (relative to this config); a config file is data and never "
+    "names code: Python schemes ('module:attribute') are accepted only from the command line "
+    "(--scheme-file) or the Python API (hptransfer.schemes.load_schemes)"
+)
 
 
 class ConfigError(ValueError):
@@ -284,8 +294,16 @@ _TOP = tuple(
 )
 
 
-def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConfig:
-    """Validate a parsed TOML table and build a :class:`SweepConfig`."""
+def config_from_dict(
+    raw: dict[str, Any], source: str = "<config>", *, scheme_sources: tuple[str, ...] = ()
+) -> SweepConfig:
+    """Validate a parsed TOML table and build a :class:`SweepConfig`.
+
+    ``raw`` is data: its ``scheme_files`` must be .toml paths. ``scheme_sources`` are scheme
+    sources the caller asks for explicitly (the command line's ``--scheme-file``, or code),
+    which may be ``module:attribute`` (imported, so code runs); they are appended to the
+    config's ``scheme_files`` so that the engine loads them too.
+    """
     _check_keys(source, "", raw, _TOP)
     defaults = SweepConfig()
     top: dict[str, Any] = {}
@@ -312,19 +330,26 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
         top["precision"] = raw["precision"]
     if "seeds" in raw:
         top["seeds"] = _int_list(source, "seeds", raw["seeds"], lo=0)
+    config_files: tuple[str, ...] = ()
     if "scheme_files" in raw:
         files = raw["scheme_files"]
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-            raise _fail(source, "scheme_files", files, "a list of .toml paths or 'module:attr'")
+            raise _fail(source, "scheme_files", files, "a list of paths to .toml scheme files")
+        for i, f in enumerate(files):
+            if not f.endswith(".toml"):
+                raise _fail(source, f"scheme_files[{i}]", f, SCHEME_FILES_ALLOWED)
         base = Path(source).parent if source != "<config>" else Path(".")
-        top["scheme_files"] = tuple(
-            f if (":" in f and not f.endswith(".toml")) or Path(f).is_absolute() else str(base / f)
-            for f in files
-        )
+        config_files = tuple(f if Path(f).is_absolute() else str(base / f) for f in files)
+    try:
+        load_schemes(config_files)
+    except SchemeError as err:
+        raise ConfigError(f"{source}: field 'scheme_files': {err}") from None
+    if config_files or scheme_sources:
+        top["scheme_files"] = config_files + tuple(scheme_sources)
     try:
         registry = load_schemes(top.get("scheme_files", ()))
     except SchemeError as err:
-        raise ConfigError(f"{source}: field 'scheme_files': {err}") from None
+        raise ConfigError(f"{source}: scheme sources given with the config: {err}") from None
     if "schemes" in raw:
         schemes = raw["schemes"]
         if (
@@ -477,8 +502,28 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> SweepConf
     )  # fmt: skip
     if "axes" in raw:
         config = _axes(source, raw["axes"], config)
+    check_stated(raw, source)
     check_limits(config, source)
     return config
+
+
+STATING_FIELDS = ("name", "schemes", "model.widths", "model.depths", "model.path",
+                  "model.block_depths")  # fmt: skip
+"""A config must set one of these: its suite's name or its cells. Everything else has a
+default, and a config of defaults only (an empty file) would start the default grid unasked."""
+
+
+def check_stated(raw: dict[str, Any], source: str = "<config>") -> None:
+    """Refuse a config that sets none of :data:`STATING_FIELDS` (an empty file, or one of
+    settings only): nothing runs that the user did not ask for."""
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    stated = [f for f in STATING_FIELDS if f.split(".")[-1] in (model if "." in f else raw)]
+    if not stated:
+        what = "empty config" if not raw else f"config of settings only ({', '.join(raw)})"
+        raise ConfigError(
+            f'{source}: {what}: name the suite (name = "...") or state its cells ([model] '
+            "widths/depths/path, schemes); a config never falls back to the default grid"
+        )
 
 
 def _path(source: str, model_raw: dict[str, Any]) -> dict[str, Any]:
@@ -602,8 +647,8 @@ def _axes(source: str, raw: Any, config: SweepConfig) -> SweepConfig:
     return dataclasses.replace(config, axes=axes, axis_groups=groups)
 
 
-def load_config(path: str | Path) -> SweepConfig:
-    """Read and validate a sweep TOML file."""
+def load_config(path: str | Path, scheme_sources: tuple[str, ...] = ()) -> SweepConfig:
+    """Read and validate a sweep TOML file (``scheme_sources``: see :func:`config_from_dict`)."""
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -612,4 +657,4 @@ def load_config(path: str | Path) -> SweepConfig:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    return config_from_dict(raw, str(path))
+    return config_from_dict(raw, str(path), scheme_sources=tuple(scheme_sources))

@@ -8,14 +8,17 @@ local folder or the canonical ``cifar-10-python.tar.gz`` archive, checked agains
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import hashlib
+import importlib
 import io
 import os
 import pickle
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +96,7 @@ def mnist1d(num_samples: int = 20_000, seed: int = 42, cache: Path | None = None
     path = (cache or cache_dir()) / f"mnist1d_n{num_samples}_seed{seed}.npz"
     if path.exists():
         try:
-            with np.load(path) as f:
+            with np.load(path, allow_pickle=False) as f:  # arrays only, never objects
                 arrays = {k: f[k] for k in ("x", "y", "x_test", "y_test")}
         except Exception:  # a corrupt cache entry is rebuilt, never trusted
             path.unlink(missing_ok=True)
@@ -151,9 +154,63 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _numpy_core(submodule: str) -> Any:
+    """numpy's ``_core.<submodule>`` (numpy 2), else ``core.<submodule>`` (numpy 1)."""
+    try:
+        return importlib.import_module(f"numpy._core.{submodule}")
+    except ImportError:
+        return importlib.import_module(f"numpy.core.{submodule}")
+
+
+CIFAR10_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    **{
+        (f"{core}.{sub}", name): getattr(_numpy_core(sub), name)
+        for core in ("numpy.core", "numpy._core")
+        for sub, name in (("multiarray", "_reconstruct"), ("numeric", "_frombuffer"))
+    },
+    ("_codecs", "encode"): codecs.encode,
+}
+"""The only globals a CIFAR-10 batch may name: numpy's array rebuilders (pickle protocols 2-4:
+``_reconstruct``, ``ndarray``, ``dtype``; protocol 5: ``_frombuffer``), under numpy 1 and 2
+module names, and ``_codecs.encode`` (bytes in a protocol-2 pickle written by Python 3). The
+rest of the format (dicts, lists, bytes, str, ints) needs no global at all."""
+
+
+class UnsafePickleError(DataError):
+    """A pickled dataset file names a global outside :data:`CIFAR10_GLOBALS`."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`CIFAR10_GLOBALS`: any other global (a function a
+    crafted file would call, such as ``os.system``) is refused before it is even imported."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = CIFAR10_GLOBALS.get((module, name))
+        if found is None:
+            raise UnsafePickleError(
+                f"it names the global {module}.{name}, which the CIFAR-10 format never does "
+                "(allowed: dicts, lists, bytes, str, numbers and numpy arrays); not loaded"
+            )
+        return found
+
+
+def load_cifar_pickle(blob: bytes) -> Any:
+    """Unpickle one CIFAR-10 batch with :class:`_CifarUnpickler` (never ``pickle.loads``)."""
+    return _CifarUnpickler(io.BytesIO(blob), encoding="bytes").load()
+
+
 def _read_batch(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        batch = pickle.loads(blob, encoding="bytes")
+        batch = load_cifar_pickle(blob)
+    except UnsafePickleError as err:
+        raise UnsafePickleError(f"CIFAR-10 batch {where}: {err}") from None
+    except Exception as err:
+        raise DataError(
+            f"CIFAR-10 batch {where} is corrupt or not in the CIFAR-10 format: {err}"
+        ) from err
+    try:
         data = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(batch[b"labels"], np.int32)
     except Exception as err:

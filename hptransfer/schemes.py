@@ -318,13 +318,26 @@ def schemes_from_toml(
         raise SchemeError(f"{path}: {err}") from None
 
 
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+PYTHON_SOURCE = re.compile(rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}$")
+"""The form of a Python scheme source: ``package.module:attribute`` (identifiers only)."""
+
+SOURCE_FORMS = "an existing .toml file or 'package.module:attribute'"
+
+
+def is_python_source(spec: str) -> bool:
+    """Whether ``spec`` has the form ``package.module:attribute`` (a Python scheme source)."""
+    return bool(PYTHON_SOURCE.match(spec))
+
+
 def schemes_from_python(spec: str) -> dict[str, Scheme]:
-    """Load schemes from ``module:attribute``: a Scheme, a list of them, or a {name: table} dict."""
-    if ":" not in spec:
-        raise SchemeError(
-            f"scheme source {spec!r} is not allowed; allowed: an existing .toml file or "
-            "'package.module:attribute'"
-        )
+    """Load schemes from ``module:attribute``: a Scheme, a list of them, or a {name: table} dict.
+
+    This imports and so runs the module: it is reached only from code or from the command
+    line's ``--scheme-file``, never from a config file (which accepts .toml files only).
+    """
+    if not is_python_source(spec):
+        raise SchemeError(f"scheme source {spec!r} is not allowed; allowed: {SOURCE_FORMS}")
     module_name, attr = spec.split(":", 1)
     try:
         obj = getattr(importlib.import_module(module_name), attr)
@@ -347,7 +360,10 @@ BUILTIN_SCHEMES: dict[str, Scheme] = schemes_from_toml(Path(__file__).with_name(
 def load_schemes(sources: list[str] | tuple[str, ...] = ()) -> dict[str, Scheme]:
     """The registry: built-in schemes plus those from each source (a .toml path or module:attr).
 
-    A user scheme may not silently replace a built-in one of the same name.
+    A ``module:attr`` source is imported (it is code): this is the Python API and the command
+    line's ``--scheme-file``; a config file's ``scheme_files`` are checked to be .toml paths
+    before they get here (:func:`hptransfer.config.config_from_dict`). A user scheme may not
+    silently replace a built-in one of the same name.
     """
     registry = dict(BUILTIN_SCHEMES)
     for source in sources:

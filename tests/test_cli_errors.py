@@ -98,6 +98,12 @@ def files(tmp_path):
     write("cycle.toml", CYCLE_SCHEMES)
     write("uses_cycle.toml", _with_top('scheme_files = ["cycle.toml"]'))
     write("uses_missing.toml", _with_top('scheme_files = ["nowhere.toml"]'))
+    write("uses_python.toml", _with_top('scheme_files = ["os:system"]'))
+    write("empty.toml", "")
+    write("huge_data.toml", GOOD_CONFIG.replace("num_samples = 256", "num_samples = 10000000000"))
+    write("float_data.toml", GOOD_CONFIG.replace("num_samples = 256", "num_samples = 1e10"))
+    write("comments_only.toml", "# a sweep, one day\n")
+    write("settings_only.toml", "steps = 20\neval_every = 10\n[data]\nnum_samples = 256\n")
     write("scheme_unknown_field.toml", '[mine]\nextends = "mup"\nhiden = { lr_sgd = [0, 0] }\n')
     write("scheme_clash.toml", '[mup]\nextends = "sp"\n')
     write("unknown_axis.toml", GOOD_CONFIG + "[axes.init_scal]\nvalues = [0.0]\n")
@@ -155,11 +161,23 @@ CASES = [
     (["sweep", "{cifar_no_path.toml}", "--out", "{out}"], "'data.path'"),
     (["sweep", "{uses_cycle.toml}", "--out", "{out}"], "cycle a -> b -> a"),
     (["sweep", "{uses_missing.toml}", "--out", "{out}"], "nowhere.toml"),
+    (["sweep", "{uses_python.toml}", "--out", "{out}"], "'scheme_files[0]' = 'os:system'"),
     (["sweep", "{unknown_axis.toml}", "--out", "{out}"], "'axes.init_scal'"),
     (["sweep", "{axis_grid.toml}", "--out", "{out}"], "'axes.init_scale.stop'"),
     (["sweep", "{axis_opt.toml}", "--out", "{out}"], "'axes.b2'"),
     (["sweep", "{axis_group.toml}", "--out", "{out}"], "'lr.default'"),
     (["sweep", "{bad_path.toml}", "--out", "{out}"], "'model.path'"),
+    (["sweep", "{empty.toml}", "--out", "{out}"], "empty config: name the suite"),
+    (["sweep", "{huge_data.toml}", "--out", "{out}"], "'data.num_samples' = 10000000000"),
+    (
+        ["sweep", "{float_data.toml}", "--out", "{out}"],
+        "'data.num_samples' = 10000000000.0 is not allowed; allowed: an integer",
+    ),
+    (["sweep", "{comments_only.toml}", "--out", "{out}"], "empty config"),
+    (
+        ["sweep", "{settings_only.toml}", "--out", "{out}"],
+        "settings only (steps, eval_every, data)",
+    ),
     # sweep: the arguments
     (["sweep", "{good.toml}", "--out", "{a_file}"], "--out"),
     (["sweep", "{good.toml}", "--out", "{a_file}/sub"], "--out"),
@@ -168,6 +186,8 @@ CASES = [
     (["sweep", "{good.toml}", "--out", "{out}", "--max-replicas-per-chunk", "x"], "--max-repl"),
     (["sweep", "{good.toml}", "--out", "{out}", "--fresh", "--resume"], "--resume"),
     (["sweep", "{good.toml}", "--out", "{out}", "--fre"], "--fre"),
+    (["sweep", "{good.toml}", "--out", "{out}", "--scheme-file", ":X"], "--scheme-file: ':X'"),
+    (["sweep", "{good.toml}", "--out", "{out}", "--scheme-file", "no_such_xyz:S"], "no_such_xyz"),
     # run
     (["run", "--width", "-3"], "--width"),
     (["run", "--width", "abc"], "--width"),
@@ -184,6 +204,7 @@ CASES = [
     (["run", "--batch-size", "-1"], "--batch-size"),
     (["run", "--samples", "5"], "--samples"),
     (["run", "--seed", "-1"], "--seed"),
+    (["run", "--samples", "10000000000"], "--samples = 10000000000: building the mnist1d"),
     (["run", "--schemes", "mup", "mu_p"], "--schemes"),
     (["run", "--scheme-file", "{cycle.toml}"], "cycle"),
     (["run", "--optimizer", "adam", "--momentum", "0.9"], "--momentum 0.9: field 'momentum'"),
@@ -196,6 +217,8 @@ CASES = [
     (["schemes", "--scheme-file", "{scheme_unknown_field.toml}"], "'hiden'"),
     (["schemes", "--scheme-file", "{scheme_clash.toml}"], "built in"),
     (["schemes", "--scheme-file", "no_such_module_xyz:SCHEMES"], "no_such_module_xyz"),
+    (["schemes", "--scheme-file", ":X"], "--scheme-file: ':X' is not allowed"),
+    (["schemes", "--scheme-file", "a..b:X"], "package.module:attribute"),
     # report
     (["report", "{missing}"], "does not exist"),
     (["report", "{a_file}"], "not a directory"),

@@ -275,7 +275,7 @@ def test_benchmark_configs_are_valid():
 
 
 def test_precision_f32_is_the_default_and_bf16_state_moves_only_the_last_bits(tmp_path, data):
-    assert config_from_dict({}).precision == "f32"
+    assert config_from_dict({"name": "defaults"}).precision == "f32"
     momentum = {"optimizer": {"name": "sgd", "momentum": 0.9}, "schemes": ["depth_mup"],
                 "lr": {"start": -4, "stop": -3, "step": 1}, "steps": 20}  # fmt: skip
     runs = {
