@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SUITE  ?= quick
 OUT    ?= results/$(SUITE)
 
-.PHONY: setup test lint bench clean
+.PHONY: setup test lint bench gate clean
 
 $(BIN)/hptransfer: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/run.py $(SUITE) --out $(OUT)
+
+# The CI gate as .ci/run runs it: the ci sweep, its check, then the mutation test (every mutant of
+# benchmarks/mutants.toml must fail the gate). GATE_OUT keeps the sweeps (resumable).
+GATE_OUT ?= results/scratch/gate
+gate: setup
+	$(BIN)/hptransfer sweep benchmarks/ci.toml --out $(GATE_OUT)/gate --quiet
+	$(BIN)/hptransfer check $(GATE_OUT)/gate --suite ci
+	$(BIN)/hptransfer mutate benchmarks/ci.toml --mutants benchmarks/mutants.toml --suite ci --out $(GATE_OUT) --quiet
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -271,7 +271,8 @@ def _relative_interval(
     )
     if not (row.get("bracketed") or ref.get("bracketed")) and np.isfinite(paired).sum() >= 2:
         _, lo, hi, n = seed_interval(paired, ci, centre=diff)
-        return diff, float(lo), float(hi), f"paired {interval_method(int(n))}"
+        # the range of 2 seeds need not contain the seed-mean estimate: it always does here
+        return diff, min(float(lo), diff), max(float(hi), diff), f"paired {interval_method(int(n))}"
     lo = float(row["lo"]) - float(ref["hi"])
     hi = float(row["hi"]) - float(ref["lo"])
     return diff, lo, hi, "difference of intervals"

@@ -320,6 +320,27 @@ def _cmd_check(args) -> int:
     )  # fmt: skip
 
 
+def _cmd_mutate(args) -> int:
+    from hptransfer.mutation import UNMUTATED, format_kill_table, mutation_test
+
+    table = mutation_test(
+        _input_file(args.config, "config file"), _input_file(args.mutants, "argument --mutants"),
+        args.out, args.suite, expectations=args.expectations, baseline=args.baseline,
+        progress=not args.quiet,
+    )  # fmt: skip
+    print(format_kill_table(table))
+    clean = table[table["mutant"] == UNMUTATED]
+    mutants = table[table["mutant"] != UNMUTATED]
+    survived = mutants[~mutants["failed"]]
+    ok = not clean["failed"].any() and survived.empty
+    print(
+        f"\nmutation test: the unmutated gate {'passes' if not clean['failed'].any() else 'FAILS'}; "
+        f"{len(mutants) - len(survived)} of {len(mutants)} mutants caught"
+        + (f"; survived: {', '.join(survived['mutant'])}" if len(survived) else "")
+    )
+    return 0 if ok else 1
+
+
 def _cmd_coordcheck(args) -> int:
     from hptransfer import coordcheck as cc
     from hptransfer.data import load_dataset
@@ -513,6 +534,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="check or write the baseline despite those refusals (default: off)",
     )
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser(
+        "mutate",
+        help="mutation test of a gate: the check must fail on every mutant of the schemes",
+    )
+    p.add_argument("config", help="the gate's sweep config (TOML)")
+    p.add_argument(
+        "--mutants", required=True, help="mutants TOML (benchmarks/mutants.toml for the built-ins)"
+    )
+    p.add_argument("--out", required=True, help="directory for the gate's and the mutants' sweeps")
+    p.add_argument("--suite", default=None, help="suite of the expectations (as for check)")
+    p.add_argument("--expectations", default=None, help="your own expectations TOML")
+    p.add_argument("--baseline", default=None, help="baseline JSON (as for check)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown)")
+    p.set_defaults(func=_cmd_mutate)
 
     p = sub.add_parser(
         "coordcheck",

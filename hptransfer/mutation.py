@@ -41,7 +41,7 @@ from hptransfer.mutants import (
     substitute,
 )
 from hptransfer.results import META_FILE, RESULTS_FILE, read_meta, read_results, write_json
-from hptransfer.schemes import BUILTIN_SCHEMES, Scheme, load_schemes, schemes_from_tables
+from hptransfer.schemes import Scheme, load_schemes, schemes_from_tables
 
 UNMUTATED = "(none)"
 
@@ -73,6 +73,20 @@ def same_at_shapes(a: Scheme, b: Scheme, config: SweepConfig) -> bool:
     return True
 
 
+def source_tables(config: SweepConfig) -> dict[str, dict[str, Any]]:
+    """The raw scheme tables a sweep's schemes come from: the built-in file and the config's
+    scheme files (.toml), as written, so that a mutant edits a user's scheme like a built-in."""
+    import tomllib
+
+    tables = builtin_tables()
+    for path in config.scheme_files:
+        if not str(path).endswith(".toml"):
+            continue  # a Python source given on the command line has no tables to edit
+        with open(path, "rb") as f:
+            tables |= tomllib.load(f)
+    return tables
+
+
 def mutant_configs(
     config: SweepConfig, mutants: Sequence[Mutant], scheme_file: Path
 ) -> tuple[list[SweepConfig], dict[str, Scheme]]:
@@ -80,7 +94,7 @@ def mutant_configs(
     the same network as their original at some cell of that k (:func:`same_at_shapes`: e.g.
     NFD's copies at k = 1, where NFD is depth-muP, or a width mutant at the base width), {every
     copy's name: Scheme}); writes the copies' tables to ``scheme_file``."""
-    tables = builtin_tables()
+    tables = source_tables(config)
     registry = load_schemes(config.scheme_files)
     raw: dict[str, Any] = {}
     for m in mutants:
@@ -135,8 +149,8 @@ def _caught_by(table: pd.DataFrame) -> str:
 
 
 def mutation_test(
-    config_path: str | Path,
-    mutants_path: str | Path,
+    config_path: str | Path | SweepConfig,
+    mutants_path: str | Path | None,
     out: str | Path,
     suite: str | None = None,
     *,
@@ -149,12 +163,14 @@ def mutation_test(
     ``suite`` of ``expectations`` with ``baseline``; the built-in ones by default): one row per
     (seed set, mutant) with seeds, mutant ('(none)' = the unmutated schemes), description,
     failed (the gate failed), n_failed, caught_by, seconds (of its check). ``seed_sets`` =
-    subsets of the config's seeds to judge separately (default: all seeds, once)."""
+    subsets of the config's seeds to judge separately (default: all seeds, once); without
+    ``mutants_path`` only the unmutated gate is judged (the false-alarm measurement)."""
     from hptransfer.engine import run_sweep
 
     out = Path(out)
-    config = load_config(config_path)
-    mutants = load_mutants(mutants_path, sorted(BUILTIN_SCHEMES))
+    config = config_path if isinstance(config_path, SweepConfig) else load_config(config_path)
+    known = sorted(source_tables(config))
+    mutants = load_mutants(mutants_path, known) if mutants_path else []
     sweeps, copies = mutant_configs(config, mutants, out / "mutant_schemes.toml")
     run_sweep(config, out / "gate", progress=progress)
     gate_rows = read_results(out / "gate")
@@ -167,8 +183,8 @@ def mutation_test(
     everything = pd.concat(frames, ignore_index=True)
     registry = load_schemes(config.scheme_files) | copies
     kwargs: dict[str, Any] = {}
-    if expectations is not None:
-        kwargs = {"expectations": expectations, "baseline": baseline}
+    if expectations is not None:  # a project's own gate: its baseline only when given
+        kwargs = {"expectations": expectations, "baselines": None, "baseline": baseline}
     elif baseline is not None:
         kwargs = {"baseline": baseline}
     sets = [tuple(s) for s in (seed_sets or [tuple(config.seeds)])]
@@ -198,3 +214,22 @@ def mutation_test(
                 "mutant_schemes": ", ".join(n for n in copies if m and n.endswith("--" + m.name)),
             })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def format_kill_table(table: pd.DataFrame, width: int = 100) -> str:
+    """The kill table as text: per (seed set, mutant) whether the gate failed and what failed."""
+    import textwrap
+
+    lines = []
+    for r in table.itertuples():
+        state = "gate FAILS" if r.failed else "gate passes"
+        lines.append(
+            f"{r.mutant} (seeds {r.seeds}): {state} ({r.n_failed} failed, {r.seconds:.1f} s)"
+        )
+        if r.description:
+            lines += textwrap.wrap(
+                r.description, width, initial_indent="    ", subsequent_indent="    "
+            )
+        for part in r.caught_by.split("; ") if r.caught_by else []:
+            lines += textwrap.wrap(part, width, initial_indent="    - ", subsequent_indent="      ")
+    return "\n".join(lines)

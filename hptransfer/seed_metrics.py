@@ -167,6 +167,8 @@ def with_intervals(metrics: pd.DataFrame, samples: pd.DataFrame, ci: float = 0.9
         centre = point[(*series, source)]
         _, lo, hi, n = seed_interval(v.to_numpy(float), ci, centre=centre)
         lo, hi = float(lo), float(hi)
+        if np.isfinite(lo) and np.isfinite(centre):  # a range of 2 seeds holds the estimate too
+            lo, hi = min(lo, centre), max(hi, centre)
         smin, smax = point.get((*series, f"{source}_min")), point.get((*series, f"{source}_max"))
         if source.startswith("drift_") and smin is not None and smax is not None:
             if np.isfinite(lo) and smin < smax:  # censored: the bracket range, pushed out

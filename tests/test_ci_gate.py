@@ -23,7 +23,7 @@ name = "gate"
 steps = 40
 eval_every = 20
 batch_size = 64
-seeds = [0]
+seeds = [0, 1, 2]
 schemes = ["mup", "my_depth_mup"]
 scheme_files = ["schemes.toml"]
 
@@ -46,7 +46,6 @@ step = 1.0
 EXPECTATIONS = """
 [gate]
 description = "My scheme keeps eta* across depth; muP does not."
-tolerance = { log2_eta_star = 1.0, drift_depth = 0.35 }
 
 [[gate.expect]]
 claim = "my_depth_mup: eta* flat in depth"
@@ -112,6 +111,35 @@ def test_gate_fails_on_a_violated_expectation(project):
     assert check.returncode == 1
     assert "gate: 2 held, 1 failed" in check.stdout
     assert "FAILED" in check.stdout and "muP: eta* flat in depth" in check.stdout
+
+
+MUTANTS = """
+[branch_lost]
+description = "my_depth_mup's 1/sqrt(L) branch multiplier lost: it is muP"
+edit.my_depth_mup = { branch_exponent = 0.0 }
+"""
+
+
+def test_the_recipes_gate_catches_a_mutant_of_its_scheme(project):
+    """docs/ci-gate.md section 5: the mutant trains once next to the gate's own run, which is
+    reused, and the same check fails on it while it passes on the scheme as written."""
+    (project / "mutants.toml").write_text(MUTANTS)
+    args = ["--mutants", "mutants.toml", "--expectations", "expectations.toml", "--quiet"]
+    mutate = _hptransfer(project, "mutate", "gate.toml", "--out", "mut", *args)
+    assert mutate.returncode == 0, mutate.stdout + mutate.stderr
+    assert "(none) (seeds 0,1,2): gate passes" in mutate.stdout
+    assert "branch_lost (seeds 0,1,2): gate FAILS" in mutate.stdout
+    assert "my_depth_mup drifts less than muP" in mutate.stdout
+    assert "1 of 1 mutants caught" in mutate.stdout
+    # a mutant the gate cannot see (it changes nothing at these shapes) survives: exit 1
+    (project / "blind.toml").write_text(
+        '[readout_width]\ndescription = "a width exponent at one width"\n'
+        "edit.my_depth_mup.readout = { lr_sgd = [0, 0] }\n"
+    )
+    args[1] = "blind.toml"
+    blind = _hptransfer(project, "mutate", "gate.toml", "--out", "mut", *args)
+    assert blind.returncode == 1, blind.stdout + blind.stderr
+    assert "survived: readout_width" in blind.stdout
 
 
 def test_gate_with_a_baseline(project):
