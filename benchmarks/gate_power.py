@@ -11,7 +11,8 @@
 3. Wall time of the gate as CI runs it (sweep + check, 2 CPU cores) and of the mutation test.
 
 Writes DIR/report.md (the tables, generated: docs/ci-gate.md links it, never retypes it),
-DIR/kill_table.csv and DIR/false_alarms.csv. The sweeps stay in DIR/runs (not committed).
+DIR/kill_table.csv and DIR/false_alarms.csv. The sweeps stay in --runs (results/scratch/gate by
+default, not committed; resumable).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def _horizon(run_dir: Path) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="results/gate", help="output directory (default results/gate)")
+    p.add_argument(
+        "--runs", default="results/scratch/gate", help="where the sweeps go (resumable, not committed)"
+    )
     p.add_argument("--sets", type=int, default=3, help="other seed sets for false alarms (3)")
     p.add_argument("--config", default=str(ROOT / "benchmarks/ci.toml"))
     p.add_argument("--mutants", default=str(ROOT / "benchmarks/mutants.toml"))
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sets < 1:
         p.error(f"--sets = {args.sets}; allowed: an integer >= 1")
     out = Path(args.out)
-    runs = out / "runs"
+    runs = Path(args.runs)
     config = load_config(args.config)
 
     start = time.perf_counter()

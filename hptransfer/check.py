@@ -158,7 +158,13 @@ def load_expectations(suite: str, path: str | Path = EXPECTATIONS) -> dict[str, 
     if suite not in data:
         raise CheckError(f"{path}: no suite {suite!r}; allowed: {sorted(data)}")
     spec = data[suite]
-    allowed = {"description", "expect", "tolerance", "false_alarm", "coordcheck"}
+    allowed = {"description", "expect", "false_alarm", "coordcheck"}
+    if "tolerance" in spec:
+        raise CheckError(
+            f"{path}: [{suite}] tolerance is no longer read: the baseline is compared by a "
+            "two-sample test on per-seed values at the family-wise rate false_alarm (default "
+            f"{baseline_test.FALSE_ALARM}); remove it (docs/ci-gate.md)"
+        )
     unknown = set(spec) - allowed
     if unknown:
         raise CheckError(
@@ -460,7 +466,12 @@ def run_config(run_dir: str | Path) -> dict[str, Any] | None:
     if not (Path(run_dir) / META_FILE).exists():
         return None
     config = read_meta(run_dir).get("config")
-    return _plain(config) if isinstance(config, Mapping) else None
+    if not isinstance(config, Mapping):
+        return None
+    from hptransfer.config import SweepConfig
+
+    # fields added since the run was made take their defaults, as rundir's legacy match does
+    return _plain({**SweepConfig().to_dict(), **dict(config)})
 
 
 def suite_config(suite: str, suites: Path = SUITES) -> dict[str, Any] | None:
