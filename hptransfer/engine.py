@@ -586,7 +586,10 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
             last_save = now
         if signum:
             mgr.close()
-            interrupt.request(signum, None if by == jax.process_index() else by, agreed=True)
+            if interrupt.pending():  # this process got a signal itself
+                interrupt.request(interrupt.pending(), agreed=True)
+            else:  # only another one did
+                interrupt.request(signum, by, agreed=True)
             raise KeyboardInterrupt
         cell.progress.segment(every * n)
     mgr.close()

@@ -37,7 +37,7 @@ class DistributedError(ValueError):
 PEER_LOST_EXIT = 75  # EX_TEMPFAIL: nothing is wrong with the sweep; rerun to resume
 _BEAT_PREFIX = "hptransfer/alive/"
 _DONE = "done"
-_WATCH: dict[str, Any] = {"heartbeat": 60.0, "verdict": None}
+_WATCH: dict[str, Any] = {"heartbeat": 60.0}
 
 
 def fetch(x) -> np.ndarray:
@@ -185,9 +185,9 @@ def watch_peers(note: str, interval: float = 0.5) -> Iterator[None]:
             except Exception as err:
                 if stop.is_set() or interrupt.agreed():
                     return
-                verdict.set()
                 detail = " ".join(str(err).split())[:200]
                 _lost(f"process 0 of {n} (the coordinator) cannot be reached ({detail})", note)
+                verdict.set()  # reached only when every process is stopping anyway
                 return
             now = time.monotonic()
             lost = []
@@ -202,13 +202,13 @@ def watch_peers(note: str, interval: float = 0.5) -> Iterator[None]:
                 elif now - seen[p] > stale_after:
                     lost.append(p)
             if lost and not stop.is_set():
-                verdict.set()
                 names = ", ".join(map(str, lost))
                 _lost(
                     f"process {names} of {n} stopped (no sign of life for {stale_after:.0f} s: "
                     "killed, crashed or its host is gone)",
                     note,
                 )
+                verdict.set()  # reached only when every process is stopping anyway
                 return
 
     thread = threading.Thread(target=watch, name="hptransfer-watch-peers", daemon=True)
@@ -227,7 +227,8 @@ def watch_peers(note: str, interval: float = 0.5) -> Iterator[None]:
         raise
     except Exception as err:
         if not type(err).__module__.startswith("hptransfer"):
-            verdict.wait(stale_after + 4 * interval)  # the watchdog ends the process if a peer died
+            # The watchdog ends the process (os._exit) if a peer died; otherwise this is a bug.
+            verdict.wait(stale_after + 2.0 + 4 * interval)
         raise
     else:
         done()
