@@ -64,11 +64,12 @@ class WriteError(ValueError):
 
 
 def os_error_in(err: BaseException) -> OSError | None:
-    """The first OSError in ``err``'s chain (itself, its cause or context), or None; libraries
-    such as Orbax wrap the OS's error in their own."""
+    """The first OSError about a file in ``err``'s chain (itself, its cause or context), or
+    None; libraries such as Orbax wrap the OS's error in their own. Network errors
+    (ConnectionError, TimeoutError: a peer process that died mid-save) are not about files."""
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
-        if isinstance(err, OSError):
+        if isinstance(err, OSError) and not isinstance(err, ConnectionError | TimeoutError):
             return err
         seen.add(id(err))
         err = err.__cause__ or err.__context__

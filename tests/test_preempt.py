@@ -19,6 +19,7 @@ import pytest
 from orbax.checkpoint._src.path import async_path
 
 from hptransfer import interrupt
+from hptransfer import results as results_io
 from hptransfer.cli import main
 from hptransfer.config import load_config
 from hptransfer.engine import run_sweep
@@ -212,3 +213,22 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkey
     assert meta["replica_steps"] == REPLICAS * 10 * (SHORT_SEGMENTS - 2)
     resumed = _sorted(pd.read_parquet(out / "results.parquet"))
     pd.testing.assert_frame_equal(resumed, _reference(cfg, tmp_path), check_exact=True)
+
+
+def test_a_wrapped_os_error_names_the_file_and_a_network_error_is_left_alone(tmp_path):
+    """Orbax wraps the OS's error in its own; a peer that died mid-save is not a disk error."""
+    path = tmp_path / "checkpoints" / "chunk_0"
+    with pytest.raises(results_io.WriteError) as caught:
+        with results_io.writing(path):
+            try:
+                raise OSError(errno.EDQUOT, "Disk quota exceeded")
+            except OSError as err:
+                raise RuntimeError("orbax: save failed") from err
+    assert str(caught.value) == f"cannot write {path}: Disk quota exceeded"
+    assert caught.value.remedy == "free space and rerun"
+    with pytest.raises(ConnectionResetError):
+        with results_io.writing(path):
+            raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+    with pytest.raises(ValueError, match="not about files"):
+        with results_io.writing(path):
+            raise ValueError("not about files")
