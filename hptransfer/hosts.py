@@ -159,7 +159,8 @@ def watch_peers(note: str, interval: float = 0.5) -> Iterator[None]:
     Every process bumps its counter in the coordination service's key-value store each
     ``interval`` seconds; a counter that stays still for 60% of the heartbeat timeout names a
     lost process (before JAX's own check, at 100%, aborts with SIGABRT), and a key-value store
-    that cannot be reached means process 0 (which hosts it) is gone. A process that leaves the
+    that cannot be reached means process 0 (which hosts it) is gone (when process 0 dies with
+    its socket closed, JAX's client usually aborts first: docs/design.md). A process that leaves the
     block normally, or in an agreed stop, marks itself done and is not watched after that. An
     exception that is not this package's own (e.g. a collective that failed because its peer
     died) waits for the watchdog's verdict before propagating. One process: nothing to watch.
