@@ -14,9 +14,11 @@ before any compute. Ctrl-C ends with exit code 130 and the command that resumes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import shlex
+import signal
 import sys
 import tempfile
 import traceback
@@ -272,7 +274,12 @@ def _cmd_sweep(args) -> int:
         fit=lambda arch: budget // engine.bytes_per_replica(arch, config),
     )  # fmt: skip
     _writable_dir(args.out, "argument --out:", create=True)
-    engine.run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
+    with contextlib.ExitStack() as stack:
+        if args.distributed:  # a dead peer ends this process with one line, not a SIGABRT
+            from hptransfer.hosts import watch_peers
+
+            stack.enter_context(watch_peers(kept_line(args, args.argv)))
+        engine.run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
     if args.distributed:
         import jax
 
@@ -649,50 +656,97 @@ def error_line(err: BaseException) -> str:
     return "hptransfer: error: " + " ".join(text.split())
 
 
+TERM_GRACE_SECONDS = 20.0
+"""How long a sweep may take after SIGTERM to reach its next check between segments (and save
+there) before it ends anyway, keeping its last checkpoint. Schedulers wait 30 s (SLURM's
+KillWait, Kubernetes' terminationGracePeriodSeconds) before SIGKILL."""
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that carries on a sweep: the same arguments without ``--fresh``."""
+    return shlex.join(["hptransfer", *(a for a in argv if a != "--fresh")])
+
+
+def kept_line(args: argparse.Namespace, argv: list[str]) -> str:
+    """The end of a sweep's stop message: what is kept and the exact command that resumes."""
+    return (
+        f"; finished cells and the last checkpoint in {args.out} are kept; resume with: "
+        f"{resume_command(argv)}"
+    )
+
+
 def interrupted_line(args: argparse.Namespace | None, argv: list[str]) -> str:
-    """What Ctrl-C prints: what is kept and the exact command that carries on."""
+    """What Ctrl-C or SIGTERM prints: what is kept and the exact command that carries on."""
+    signum = interrupt.signal_number()
+    if signum == signal.SIGINT:
+        what = "interrupted"
+    else:
+        name, by = signal.Signals(signum).name, interrupt.signalled_process()
+        what = f"terminated ({name}{'' if by is None else f' to process {by}'})"
     if args is not None and args.command == "sweep":
-        again = shlex.join(["hptransfer", *(a for a in argv if a != "--fresh")])
-        return (
-            f"hptransfer: interrupted; finished cells and the last checkpoint in {args.out} are "
-            f"kept; resume with: {again}"
-        )
-    return f"hptransfer: interrupted; rerun with: {shlex.join(['hptransfer', *argv])}"
+        return f"hptransfer: {what}{kept_line(args, argv)}"
+    return f"hptransfer: {what}; rerun with: {shlex.join(['hptransfer', *argv])}"
+
+
+def _term_deadline(args: argparse.Namespace, argv: list[str]) -> None:
+    """SIGTERM's watchdog (:func:`interrupt.defer_terminate`): the sweep reached no check within
+    the grace period; say what is kept and end the process at once."""
+    print(
+        f"hptransfer: terminated (SIGTERM; no segment ended within {TERM_GRACE_SECONDS:g} s)"
+        f"{kept_line(args, argv)}",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.stdout.flush()
+    os._exit(128 + signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; 0 on success, 2 on a user error, 130 on Ctrl-C."""
+    """Run one command; 0 on success, 2 on a user error, 130 on Ctrl-C, 143 on SIGTERM."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None
     interrupt.install()
     try:
         configure_host_devices()
         args = build_parser().parse_args(argv)
+        args.argv = argv
+        if args.command == "sweep":  # SIGTERM: save at the next check between segments
+            interrupt.defer_terminate(TERM_GRACE_SECONDS, lambda: _term_deadline(args, argv))
         status = args.func(args)
-        interrupt.check()  # a SIGINT swallowed inside a callback still ends the run as one
+        interrupt.check()  # a signal swallowed inside a callback still ends the run as one
         return status
     except KeyboardInterrupt:
         print(interrupted_line(args, argv), file=sys.stderr)
-        return 130
+        return interrupt.exit_code()
     except Exception as err:
         if not is_user_error(err):
             raise
         if args.debug if args is not None else "--debug" in argv:
             traceback.print_exc()
-        print(error_line(err), file=sys.stderr)
+        from hptransfer.results import WriteError
+
+        line = error_line(err)
+        if args is not None and args.command == "sweep" and isinstance(err, WriteError):
+            line += (
+                f"; the last complete results and checkpoint are kept; {err.remedy}: "
+                f"{resume_command(argv)}"
+            )
+        print(line, file=sys.stderr)
         return 2
+    finally:
+        interrupt.cancel_deadline()
 
 
 def entry() -> None:
-    """The ``hptransfer`` program: :func:`main`, then exit with its status. After Ctrl-C the
-    process ends at once (``os._exit``) once its message is printed: finished cells and
-    checkpoints are already on disk, and tearing the interpreter down while XLA still has
+    """The ``hptransfer`` program: :func:`main`, then exit with its status. After Ctrl-C or
+    SIGTERM the process ends at once (``os._exit``) once its message is printed: finished cells
+    and checkpoints are already on disk, and tearing the interpreter down while XLA still has
     compilations or transfers in flight can crash it (SIGSEGV) and replace exit code 130."""
     status = main()
-    if status == 130:
+    if status in (128 + signal.SIGINT, 128 + signal.SIGTERM):
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(130)
+        os._exit(status)
     sys.exit(status)
 
 

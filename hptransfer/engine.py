@@ -68,6 +68,7 @@ from hptransfer.config import ConfigError, SweepConfig, check_limits
 from hptransfer.data import Dataset, load_dataset
 from hptransfer.hosts import (  # noqa: F401  (initialize_distributed: the CLI's entry)
     DistributedError,
+    agree_stop,
     all_agree,
     fetch,
     from_writer,
@@ -366,8 +367,12 @@ def _place(tree, sharding):
 
 
 def _checkpoint_manager(path: Path) -> ocp.CheckpointManager:
+    """The Orbax manager of one chunk's checkpoints (the latest kept; saves are synchronous and
+    atomic: written to a temporary directory, then renamed). A directory that cannot be
+    created raises :class:`hptransfer.results.WriteError`."""
     options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
-    return ocp.CheckpointManager(path.absolute(), options=options)
+    with results_io.writing(path):
+        return ocp.CheckpointManager(path.absolute(), options=options)
 
 
 def _restore(mgr, path, state, history, expected: dict) -> tuple[Any, dict, int, Any] | None:
@@ -562,17 +567,30 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
                     state = _gather(state, positions, cell.sharding)
                     seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
         now = time.perf_counter()
-        # Process 0's clock decides: Orbax saves are collective over processes.
-        if finished or from_writer(now - last_save >= cell.checkpoint_seconds):
+        # One collective: process 0's clock decides when to save (Orbax saves are collective
+        # over processes), and a SIGTERM (or a swallowed Ctrl-C) of any process stops all of
+        # them here, after saving.
+        due, signum, by = agree_stop(
+            now - last_save >= cell.checkpoint_seconds, interrupt.pending()
+        )
+        if finished or due or signum:
             # A finished chunk keeps only its metrics (the other chunks of the cell may still
             # die); an unfinished one keeps its whole training state and which replicas it holds.
             meta = {**expected, "finished": finished, "slots": slots.tolist()}
             items = {"history": ocp.args.StandardSave(history), "meta": ocp.args.JsonSave(meta)}
             if not finished and len(slots):
                 items["state"] = ocp.args.StandardSave(state)
-            mgr.save(seg + 1, args=ocp.args.Composite(**items))
-            mgr.wait_until_finished()
+            with results_io.writing(ckpt_path):  # the previous checkpoint stays if this fails
+                mgr.save(seg + 1, args=ocp.args.Composite(**items))
+                mgr.wait_until_finished()
             last_save = now
+        if signum:
+            mgr.close()
+            if interrupt.pending():  # this process got a signal itself
+                interrupt.request(interrupt.pending(), agreed=True)
+            else:  # only another one did
+                interrupt.request(signum, by, agreed=True)
+            raise KeyboardInterrupt
         cell.progress.segment(every * n)
     mgr.close()
     return history

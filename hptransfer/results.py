@@ -16,10 +16,16 @@ divide the former by this run's compute time. Per-cell tables live in
 killed sweep loses nothing done. ``DIR/run.json`` and ``DIR/lock`` belong to
 :mod:`hptransfer.rundir` (which config owns the directory; who is writing it). Only process 0
 of a multi-process run writes these files.
+
+A write that fails (no space left, a read-only or forbidden directory) raises
+:class:`WriteError` naming the file; the temporary file is removed and the file it was to
+replace is untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno as errno_codes
 import importlib.metadata
 import json
 import os
@@ -39,19 +45,68 @@ CHECKPOINT_DIR = "checkpoints"
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "pandas", "hptransfer")
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+class WriteError(ValueError):
+    """A file could not be written (no space left, read-only or forbidden directory): ``path``,
+    the OS's ``reason`` and ``errno``. What was written before is intact."""
+
+    def __init__(self, path: str | Path, reason: str, errno: int | None = None) -> None:
+        self.path, self.reason, self.errno = Path(path), reason, errno
+        super().__init__(f"cannot write {path}: {reason}")
+
+    @property
+    def remedy(self) -> str:
+        """What the user does before rerunning, by the kind of failure."""
+        if self.errno in (errno_codes.ENOSPC, errno_codes.EDQUOT, errno_codes.EFBIG):
+            return "free space and rerun"
+        if self.errno in (errno_codes.EROFS, errno_codes.EACCES, errno_codes.EPERM):
+            return "make the directory writable and rerun"
+        return "fix that and rerun"
+
+
+def os_error_in(err: BaseException) -> OSError | None:
+    """The first OSError about a file in ``err``'s chain (itself, its cause or context), or
+    None; libraries such as Orbax wrap the OS's error in their own. Network errors
+    (ConnectionError, TimeoutError: a peer process that died mid-save) are not about files."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError) and not isinstance(err, ConnectionError | TimeoutError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+@contextlib.contextmanager
+def writing(path: str | Path):
+    """Raise :class:`WriteError` naming ``path`` for an OSError raised (or wrapped) in the block."""
     try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; results are for everyone
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        yield
+    except WriteError:
+        raise
+    except Exception as err:
+        cause = os_error_in(err)
+        if cause is None:
+            raise
+        reason = cause.strerror or " ".join(str(cause).split()) or type(cause).__name__
+        raise WriteError(path, reason, cause.errno) from err
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write ``path`` through ``write(tmp)`` to a temporary file in its folder, then rename: a
+    failure (:class:`WriteError`) or a kill leaves the old file, never a partial one."""
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            write(tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; results are for everyone
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
