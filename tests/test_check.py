@@ -131,7 +131,10 @@ def test_a_broken_scheme_table_fails_the_check(sweep_with_broken_scheme):
         samples = seed_metrics.seed_samples(a)
         metrics = seed_metrics.with_intervals(suite_metrics(a), samples, a.ci)
         results[name] = check_expectations(metrics, {"expect": flat}, None, samples, a.ci)
-    assert results["good"]["held"].all(), results["good"].to_string()
+    # two seeds on a 1.5-octave grid: depth-muP's range of per-seed slopes may straddle 0.35
+    # (measured: 0.18 in [0.00, 0.56]), so it is not refuted; the broken table never holds
+    good = results["good"]["outcome"]
+    assert good.isin(["holds", "inconclusive"]).all(), results["good"].to_string()
     assert not results["broken"]["held"].any(), results["broken"].to_string()
 
 
