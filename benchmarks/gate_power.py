@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="results/gate", help="output directory (default results/gate)")
     p.add_argument(
-        "--runs", default="results/scratch/gate", help="where the sweeps go (resumable, not committed)"
+        "--runs",
+        default="results/scratch/gate",
+        help="where the sweeps go (resumable, not committed)",
     )
     p.add_argument("--sets", type=int, default=3, help="other seed sets for false alarms (3)")
     p.add_argument("--config", default=str(ROOT / "benchmarks/ci.toml"))

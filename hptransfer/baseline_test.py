@@ -19,7 +19,9 @@ seed-to-seed spread of both runs, not from a flat number. The rate actually meas
 unchanged code with other seed sets) and the power (mutants of the schemes) are in
 docs/ci-gate.md.
 
-Censored quantities are compared by overlap, since only a range is known for them: an eta* at
+A quantity with fewer than two finite per-seed values on both sides (e.g. a movement slope of a
+scheme that diverges at most depths) has no spread to test against: it is shown as "untested"
+and does not fail the gate. Censored quantities are compared by overlap, since only a range is known for them: an eta* at
 a grid edge or next to a diverging rate holds when the run's bracket and the baseline's
 intersect (divergence may move by one grid step between seed sets); a drift whose interval was
 widened by brackets holds when the two intervals intersect. Infinite values (the base-tuned
@@ -41,6 +43,7 @@ import pandas as pd
 from scipy import stats  # a dependency of jax; only the t quantile is used
 
 FORMAT = 2
+UNTESTED = "untested"  # a quantity without per-seed spread on either side: shown, not compared
 FALSE_ALARM = 0.05
 # Metrics the baseline compares (with the _width / _path forms); abs_drift and the bracket ends
 # restate drift, and metrics of axes beyond the learning rate carry their own intervals.
@@ -244,8 +247,8 @@ def _compare_one(what, now, base, field, format_2, level, censored, bracket) -> 
     base_values = _floats(base.get("seed_values")) if format_2 else None
     half, _, note = welch(value, _floats(now.get("seed_values")), ref, base_values,
                           _floor(str(base.get("metric", field))), level)  # fmt: skip
-    if math.isnan(half):
-        return row | {"note": f"missing: {note}"}
+    if math.isnan(half):  # nothing to test against: shown, never counted as a failure
+        return row | {"outcome": UNTESTED, "held": True, "note": f"not compared: {note}"}
     ok = abs(value - ref) <= half
     return row | {"lo": ref - half, "hi": ref + half, "allowed": f"{ref:+.2f} +- {half:.2f}",
                   "outcome": "holds" if ok else "fails", "held": ok,

@@ -233,13 +233,36 @@ def _metric_row(
     if series.empty:
         return None, f"{scheme} k={k} has no metrics in this run"
     sel = series[series["metric"] == metric]
+    if sel.empty:
+        sel = _bracket_only_drift(series, metric)
     if len(sel) != 1:
         opt = f" ({len(sel)} optimizers: name one)" if len(sel) > 1 else ""
         return None, f"metric {metric!r} of {scheme} k={k} is not measured by this run{opt}"
     row = sel.iloc[0].to_dict()
-    if not np.isfinite(row["value"]) and row["value"] != math.inf:
+    if math.isnan(row["value"]) and not (
+        row.get("bracketed") and np.isfinite(row["lo"]) | np.isfinite(row["hi"])
+    ):
         return None, f"metric {metric!r} of {scheme} k={k} is not finite"
     return row, ""
+
+
+def _bracket_only_drift(series: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """A drift row made of its bracket range alone, for a series whose every optimum is
+    censored (no point slope, but drift_<A>_min / _max bound it): value NaN, lo / hi = the
+    range (|.| of it for abs_drift_<A>), so the expectation is decided on what is known."""
+    base = metric.removeprefix("abs_")
+    if not base.startswith("drift_") or "/" in base:
+        return series.iloc[:0]
+    ends = series.set_index("metric")["value"]
+    if f"{base}_min" not in ends or f"{base}_max" not in ends:
+        return series.iloc[:0]
+    lo, hi = float(ends[f"{base}_min"]), float(ends[f"{base}_max"])
+    if metric.startswith("abs_"):
+        lo, hi = (0.0, max(-lo, hi)) if lo <= 0.0 <= hi else tuple(sorted((abs(lo), abs(hi))))
+    row = series.iloc[:1].copy()
+    row["metric"], row["value"], row["lo"], row["hi"] = metric, math.nan, lo, hi
+    row["interval"], row["bracketed"] = "bracket", True
+    return row
 
 
 def _lookup(
@@ -598,6 +621,7 @@ def format_table(table: pd.DataFrame, width: int = 100) -> str:
             outcome = getattr(r, "outcome", HOLDS if r.held else "fails")
             status = (
                 "ok" if outcome == HOLDS
+                else "not compared" if outcome == baseline_test.UNTESTED
                 else "ok (inconclusive)" if r.held
                 else {"fails": "FAILED", INCONCLUSIVE: "INCONCLUSIVE"}.get(outcome, "MISSING")
             )  # fmt: skip

@@ -74,7 +74,10 @@ def _drift_samples(a: Analysis, axis: str, held: int) -> list[dict]:
         seed_eta = wide.to_numpy(float)
         slopes = seed_slopes(x, usable, seed_eta)
         kept = np.where(usable[None, :], seed_eta, np.nan)
-        complete = np.isfinite(kept[:, usable]).all(-1) & usable.any()
+        # the point spread spans every shape with a finite eta*: a seed's spread is comparable
+        # only when those are all usable (no optimum at a grid edge) and at least two
+        same = bool((usable == np.isfinite(s["log2_eta_star"].to_numpy(float))).all())
+        complete = np.isfinite(kept[:, usable]).all(-1) & (usable.sum() >= 2) & same
         with np.errstate(invalid="ignore"):
             spread = np.where(
                 complete, np.nanmax(kept, axis=-1, initial=-np.inf) - np.nanmin(

@@ -332,25 +332,25 @@ def test_optima_next_to_divergence_everywhere_make_the_verdict_inconclusive():
 
 
 def test_the_check_passes_a_censored_eta_whose_bracket_contains_the_baseline():
-    from hptransfer.check import check_baseline
+    from hptransfer.baseline_test import compare
 
     def record(value, edge=None, lo=None, hi=None):
         return {
+            "format": 2,
             "eta_star": [{"scheme": "a", "optimizer": "sgd", "block_depth": 1, "width": 64,
                           "depth": 2, "log2_eta_star": value, "edge": edge, "bracket_lo": lo,
-                          "bracket_hi": hi}],
+                          "bracket_hi": hi, "seed_values": [value, value, value]}],
             "metrics": [],
         }  # fmt: skip
 
     base = record(-4.0)
-    tol = {"log2_eta_star": 1.0}
     # censored at -1.5 (next to divergence): eta* in [-4.5, -1.5] contains -4.0
-    assert check_baseline(record(-1.5, "high", -4.5, -1.5), base, tol)["held"].all()
+    assert compare(record(-1.5, "high", -4.5, -1.5), base)["held"].all()
     # at the low grid edge: (-inf, -2.0] contains it too
-    assert check_baseline(record(-3.0, "low", None, -2.0), base, tol)["held"].all()
+    assert compare(record(-3.0, "low", None, -2.0), base)["held"].all()
     # a bracket that misses the baseline fails, and so does an unknown eta* (all diverged)
-    assert not check_baseline(record(-1.5, "high", -3.0, 0.0), base, tol)["held"].any()
-    assert not check_baseline(record(None, "low", None, None), base, tol)["held"].any()
+    assert not compare(record(-1.5, "high", -3.0, 0.0), base)["held"].any()
+    assert not compare(record(None, "low", None, None), base)["held"].any()
 
 
 def horizon_results(drift_at, steps=(50, 100, 150, 200), depths=(2, 4, 8), seeds=(0, 1, 2)):
