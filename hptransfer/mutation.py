@@ -89,11 +89,13 @@ def source_tables(config: SweepConfig) -> dict[str, dict[str, Any]]:
 
 def mutant_configs(
     config: SweepConfig, mutants: Sequence[Mutant], scheme_file: Path
-) -> tuple[list[SweepConfig], dict[str, Scheme]]:
+) -> tuple[list[SweepConfig], dict[str, Scheme], list[tuple[str, int, str]]]:
     """(one sweep per block depth k of the mutant copies of ``config``'s schemes that are not
     the same network as their original at some cell of that k (:func:`same_at_shapes`: e.g.
     NFD's copies at k = 1, where NFD is depth-muP, or a width mutant at the base width), {every
-    copy's name: Scheme}); writes the copies' tables to ``scheme_file``."""
+    copy's name: Scheme}, aliases: (copy, k, original) where a copy is at every cell of that k
+    the same network as another swept original, whose rows then stand for it); writes the
+    copies' tables to ``scheme_file``."""
     tables = source_tables(config)
     registry = load_schemes(config.scheme_files)
     raw: dict[str, Any] = {}
@@ -104,15 +106,23 @@ def mutant_configs(
     scheme_file.write_text(as_toml(raw))
     grids = dict(config.lr_by_scheme)
     sweeps = []
+    aliases: list[tuple[str, int, str]] = []
     for k in config.model.block_depths:
         at_k = dataclasses.replace(
             config, model=dataclasses.replace(config.model, block_depths=(k,))
         )
-        swept = [
-            name for name, s in copies.items()
-            if original_name(name) in config.schemes
-            and not same_at_shapes(s, registry[original_name(name)], at_k)
-        ]  # fmt: skip
+        swept = []
+        for name, scheme in copies.items():
+            if original_name(name) not in config.schemes:
+                continue
+            if same_at_shapes(scheme, registry[original_name(name)], at_k):
+                continue  # the original's rows stand for it
+            twin = next((o for o in config.schemes
+                         if same_at_shapes(scheme, registry[o], at_k)), None)  # fmt: skip
+            if twin is not None:  # e.g. NFD without its correction is depth-muP: reuse its rows
+                aliases.append((name, k, twin))
+            else:
+                swept.append(name)
         if not swept:
             continue
         sweeps.append(dataclasses.replace(
@@ -123,7 +133,7 @@ def mutant_configs(
             lr_by_scheme=tuple((n, grids[original_name(n)]) for n in swept
                                if original_name(n) in grids),
         ))  # fmt: skip
-    return sweeps, copies
+    return sweeps, copies, aliases
 
 
 def _write_run(results: pd.DataFrame, meta: dict[str, Any], out: Path) -> Path:
@@ -171,10 +181,13 @@ def mutation_test(
     config = config_path if isinstance(config_path, SweepConfig) else load_config(config_path)
     known = sorted(source_tables(config))
     mutants = load_mutants(mutants_path, known) if mutants_path else []
-    sweeps, copies = mutant_configs(config, mutants, out / "mutant_schemes.toml")
+    sweeps, copies, aliases = mutant_configs(config, mutants, out / "mutant_schemes.toml")
     run_sweep(config, out / "gate", progress=progress)
     gate_rows = read_results(out / "gate")
     frames = [gate_rows]
+    for name, k, twin in aliases:
+        same = gate_rows[(gate_rows["scheme"] == twin) & (gate_rows["block_depth"] == k)]
+        frames.append(same.assign(scheme=name))
     for sweep in sweeps:
         k = sweep.model.block_depths[0]
         run_sweep(sweep, out / f"mutants-k{k}", progress=progress)

@@ -386,3 +386,20 @@ def test_coordcheck_interval_verdict_fails_growth_and_holds_flat():
         coordcheck.interval_verdict(frame, "width").set_index("role").loc["input", "outcome"]
         == FAILS
     )
+
+
+def test_the_check_reads_the_same_drift_interval_as_the_report(base_run):
+    """The report's scorecard and the check decide on the same numbers: for an uncensored
+    series the check's drift interval is the scorecard's drift_depth_lo / _hi, and its
+    abs_drift interval is |.| of it."""
+    card = base_run.a.scorecard.set_index(["scheme", "block_depth"])
+    m = base_run.metrics.set_index(["scheme", "block_depth", "metric"])
+    for (scheme, k), row in card.iterrows():
+        drift = m.loc[(scheme, k, "drift_depth")]
+        assert drift["value"] == pytest.approx(row["drift_depth"])
+        assert drift["lo"] == pytest.approx(row["drift_depth_lo"])
+        assert drift["hi"] == pytest.approx(row["drift_depth_hi"])
+        absolute = m.loc[(scheme, k, "abs_drift_depth")]
+        lo, hi = row["drift_depth_lo"], row["drift_depth_hi"]
+        expect = (0.0, max(-lo, hi)) if lo <= 0 <= hi else tuple(sorted((abs(lo), abs(hi))))
+        assert (absolute["lo"], absolute["hi"]) == pytest.approx(expect)
