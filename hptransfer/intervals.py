@@ -90,8 +90,8 @@ def seed_interval(
         sd = np.sqrt((dev * dev).sum(-1) / np.maximum(n - 1, 1))
         t = stats.t.ppf(0.5 + ci / 2, np.maximum(n - 1, 1))
         half = t * sd / np.sqrt(n)
-        vmin = np.where(ok, v, np.inf).min(-1)
-        vmax = np.where(ok, v, -np.inf).max(-1)
+        vmin = np.where(ok, v, np.inf).min(-1, initial=np.inf)  # initial: S = 0 is allowed
+        vmax = np.where(ok, v, -np.inf).max(-1, initial=-np.inf)
     mid = mean if centre is None else np.asarray(centre, float)
     lo = np.where(n >= MIN_SEEDS_T, mid - half, np.where(n == 2, vmin, np.nan))
     hi = np.where(n >= MIN_SEEDS_T, mid + half, np.where(n == 2, vmax, np.nan))

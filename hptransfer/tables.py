@@ -381,7 +381,8 @@ def drift(
 
     Columns of :func:`drift_fit` (slope in octaves of eta* per doubling of depth or width),
     plus axis_min / axis_max, spread (max - min of log2 eta*), n_edge / edges
-    (the censored shapes, by cause). ``seeds`` = :func:`seed_optima` (no interval without it).
+    (the censored shapes, by cause; a shape where every rate diverged is not censored but
+    excluded: n_excluded). ``seeds`` = :func:`seed_optima` (no interval without it).
     """
     rows = []
     for axis in axes:
@@ -394,7 +395,8 @@ def drift(
         for key, s in _series(optima, axis):
             x = np.log2(s[axis].to_numpy(float))
             y = s["log2_eta_star"].to_numpy(float)
-            censored = s["edge"].notna().to_numpy()
+            # a shape where every rate diverged has no bracket: excluded, not censored
+            censored = (s["edge"].notna() & (s["edge_cause"] != "all_diverged")).to_numpy()
             per_seed = np.full((0, len(s)), np.nan)
             if wide is not None:
                 try:

@@ -14,7 +14,7 @@ other side, "inconclusive" otherwise (with what would settle it).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -133,7 +133,9 @@ def scorecard(
     transfer_from_step_ci_<A> and last_step. Then best_loss_deepest, h1_own_slope_at_eta /
     h1_weight_slope_at_eta (movement at each depth's eta*), h1_own_slope_fixed_lr (+ _lo/_hi)
     and h1_weight_slope_fixed_lr (one learning rate for all depths), stable_shift_depth,
-    n_seeds, edge_flags, all_diverged_at, divergence_flags, verdict.
+    n_seeds, edge_flags, all_diverged_at, divergence_flags, verdict. all_diverged_<A> ("L=8"):
+    the shapes along A where every rate diverged (eta* unknown: the axis is left undecided and
+    :func:`suite_metrics` leaves its metrics out, so the check reports them missing).
     """
     show_w = optima["width"].nunique() > 1
     show_d = optima["depth"].nunique() > 1
@@ -156,6 +158,9 @@ def scorecard(
             row[f"{axis}_min"] = int(s[axis].min()) if len(s) else None
             row[f"{axis}_max"] = int(s[axis].max()) if len(s) else None
             row[f"n_{axis}"] = int(s[axis].nunique())
+            dead = s.loc[s["edge_cause"] == "all_diverged", axis]
+            sym = _WORDS[axis][0]
+            row[f"all_diverged_{axis}"] = ", ".join(f"{sym}={int(v)}" for v in dead)
             drow = d.iloc[0] if len(d) else None
             for name, col in (
                 ("", "slope"),
@@ -421,6 +426,15 @@ def verdict(row: Mapping[str, Any]) -> str:
     sentences = []
     for axis in axes:
         text = _axis_verdict(axis, row)
+        dead = row.get(f"all_diverged_{axis}")
+        if isinstance(dead, str) and dead:  # eta* unknown there: the axis is not decided
+            text = (
+                f"inconclusive: eta* unknown at {dead} (every learning rate diverged); over "
+                f"the other shapes: {text}"
+                if np.isfinite(row[f"drift_{axis}"])
+                else f"inconclusive: eta* unknown at {dead} (every learning rate diverged) and "
+                "located at fewer than 2 other shapes"
+            )
         sentences.append(f"{axis.capitalize()}: {text}" if len(axes) > 1 else text)
     if not axes:
         sentences.append("a single shape: no transfer measured")
@@ -501,9 +515,22 @@ def _card_row(card: pd.DataFrame, scheme: str, k: int) -> Mapping[str, Any] | No
     if card is None or card.empty or "drift_depth" not in card:
         return None
     sel = card[(card["scheme"] == scheme) & (card["block_depth"] == k)]
-    if sel.empty or pd.isna(sel["drift_depth"].iloc[0]) and not sel["censored_depth"].iloc[0]:
+    if sel.empty:
         return None
-    return sel.iloc[0].to_dict()
+    row = sel.iloc[0].to_dict()
+    if pd.isna(row["drift_depth"]) and not row["censored_depth"] and not _dead(row):
+        return None
+    return row
+
+
+def _dead(row: Mapping[str, Any] | None) -> str:
+    """The depths (at the held width) where every learning rate diverged: "L=8", or ""."""
+    dead = row.get("all_diverged_depth") if row is not None else None
+    return dead if isinstance(dead, str) else ""
+
+
+def _dead_note(row: Mapping[str, Any]) -> str:
+    return f"every learning rate diverged at {_dead(row)}: eta* unknown there (extend the grid downwards)"
 
 
 def _scale(row: Mapping[str, Any]) -> str:
@@ -596,12 +623,19 @@ def _drift_claim(claim: str, row: Mapping[str, Any] | None, want_transfer: bool)
             and _side(row["drift_depth_min"], row["drift_depth_max"], TRANSFER_SLOPE) == "across"
         ):
             verdict_, note = INCONCLUSIVE, note + ": refine the grid there"
+    if _dead(row):  # a depth without eta* leaves the drift over depth undecided
+        verdict_ = INCONCLUSIVE
+        note = _dead_note(row) + ("; over the other depths: " + note if np.isfinite(v) else "")
     return Claim(claim, STATEMENTS[claim], metric, float(v), float(lo), float(hi), label,
                  _scale(row), _horizon(row), verdict_, note)  # fmt: skip
 
 
 def _movement_claim(row: Mapping[str, Any] | None) -> Claim:
     metric = "log-log slope of hidden_1's own movement against depth, one fixed lr"
+    if _dead(row):
+        v = row.get("h1_own_slope_fixed_lr", math.nan)
+        return Claim("c", STATEMENTS["c"], metric, float(v), math.nan, math.nan, "", _scale(row),
+                     _horizon(row, criterion=False), INCONCLUSIVE, _dead_note(row))  # fmt: skip
     if row is None or not np.isfinite(row.get("h1_own_slope_fixed_lr", math.nan)):
         return Claim("c", STATEMENTS["c"], metric, math.nan, math.nan, math.nan, "", "", "",
                      NOT_MEASURED, "not measured in this run (needs depth_mup, k = 2, movement)")  # fmt: skip
@@ -632,7 +666,10 @@ def _nfd_claim(nfd: Mapping[str, Any] | None, dmup: Mapping[str, Any] | None) ->
         return Claim("d", STATEMENTS["d"], transfer.metric, math.nan, math.nan, math.nan, "", "",
                      "", NOT_MEASURED, "not measured in this run (needs nfd and depth_mup, k = 2)")  # fmt: skip
     gap = nfd.get("h1_own_slope_fixed_lr", math.nan) - dmup.get("h1_own_slope_fixed_lr", math.nan)
-    if not np.isfinite(gap):
+    dead = [f"{name} at {_dead(r)}" for name, r in (("NFD", nfd), ("depth-muP", dmup)) if _dead(r)]
+    if dead:
+        movement, mnote = INCONCLUSIVE, f"every learning rate diverged ({'; '.join(dead)})"
+    elif not np.isfinite(gap):
         movement, mnote = INCONCLUSIVE, "movement slopes not measured"
     elif gap >= RESTORED:
         movement, mnote = HOLDS, f"hidden_1 slope {gap:+.2f} above depth-muP's"
@@ -668,9 +705,23 @@ def _loss_claim(finals: pd.DataFrame | None, nfd, dmup, ci: float) -> Claim:
     paired = paired[np.isfinite(paired).all(axis=1)]
     rel = (paired["nfd"] / paired["depth_mup"] - 1.0).to_numpy(float)
     v = float(nfd["best_loss_deepest"] / dmup["best_loss_deepest"] - 1.0)
+    # seeds of a scheme without a finite best loss there: every rate diverged (left out)
+    dead = [
+        f"{name}: every rate diverged in {_seeds_text(b.index[np.isinf(b.to_numpy(float))])}"
+        for name, b in (("NFD", best["nfd"]), ("depth-muP", best["depth_mup"]))
+        if np.isinf(b.to_numpy(float)).any()
+    ]
+    if not np.isfinite([nfd["best_loss_deepest"], dmup["best_loss_deepest"]]).all():
+        v = math.nan  # a seed-mean curve diverged at every rate: no best loss to compare
     _, lo, hi, n = seed_interval(rel, ci)
     label = interval_label(int(n), ci) if np.isfinite(lo) else ""
-    if int(n) < 3:
+    if int(n) < 3 and dead:
+        verdict_ = INCONCLUSIVE
+        note = (
+            f"at L={depth} {'; '.join(dead)}: {int(n)} seed(s) with a finite best loss for "
+            "both, too few for an interval (extend the grid downwards)"
+        )
+    elif int(n) < 3:
         verdict_, note = INCONCLUSIVE, "no calibrated interval: rerun with >= 3 seeds"
     elif hi < 0:
         verdict_, note = HOLDS, "paired over seeds, the interval is below 0"
@@ -678,9 +729,16 @@ def _loss_claim(finals: pd.DataFrame | None, nfd, dmup, ci: float) -> Claim:
         verdict_, note = FAILS, "paired over seeds, NFD's loss is higher"
     else:
         verdict_, note = INCONCLUSIVE, "the paired interval includes 0: more seeds or steps"
+    if dead and int(n) >= 3:
+        note += f" (at L={depth} {'; '.join(dead)}: those seeds left out)"
     scale = f"n={width}, L={depth}, k=2"
     return Claim("e", STATEMENTS["e"], metric, v, float(lo), float(hi), label, scale,
                  _horizon(nfd, criterion=False), verdict_, note)  # fmt: skip
+
+
+def _seeds_text(seeds: Sequence[Any]) -> str:
+    seeds = [str(s) for s in seeds]
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(seeds)}"
 
 
 def claims(card: pd.DataFrame, finals: pd.DataFrame | None = None, ci: float = 0.9) -> pd.DataFrame:
@@ -816,11 +874,20 @@ def suite_metrics(a: Analysis) -> pd.DataFrame:
     allowed by censored optima); and h1_own_slope_fixed_lr / h1_weight_slope_fixed_lr
     (:func:`hptransfer.tables.fixed_lr_slopes`); with axes or a model path, the rows of
     :func:`axis_metrics` (drift_depth/<axis>, regret_joint/<group>, drift_path, ...).
+    A series with a shape along A where every rate diverged (scorecard all_diverged_<A>) has
+    no metrics over A (nor fixed-lr slopes for A = depth): they are not measured, and the
+    check reports them missing, naming the shape.
     """
     rows = []
+    dead_depth = set()
     for _, r in a.scorecard.iterrows():
         base = {k: r[k] for k in SERIES}
         for axis in AXES:
+            dead = r.get(f"all_diverged_{axis}")
+            if isinstance(dead, str) and dead:
+                if axis == "depth":
+                    dead_depth.add(tuple(base.values()))
+                continue
             for metric in (
                 f"drift_{axis}",
                 f"spread_{axis}",
@@ -839,6 +906,8 @@ def suite_metrics(a: Analysis) -> pd.DataFrame:
         if held is not None:
             slopes = slopes[slopes["width"] == held]
         for _, r in slopes.iterrows():
+            if tuple(r[k] for k in SERIES) in dead_depth:
+                continue
             for metric in ("h1_own_slope_fixed_lr", "h1_weight_slope_fixed_lr"):
                 if pd.notna(r[metric]):
                     rows.append({**{k: r[k] for k in SERIES}, "metric": metric, "value": r[metric]})
