@@ -229,6 +229,9 @@ def _compare_one(what, now, base, field, format_2, level, censored, bracket) -> 
         return row | {"note": "missing: not in this run"}
     value = _num(now.get(field))
     row["value"] = value
+    if math.isnan(ref) and math.isnan(value):  # e.g. every replica diverged in both runs
+        return row | {"allowed": "none, as in the baseline", "outcome": "holds", "held": True,
+                      "note": "no value in either run"}  # fmt: skip
     if math.isnan(ref) or math.isnan(value):
         side = "this run" if math.isnan(value) else "the baseline"
         return row | {"note": f"missing: no value in {side} (every replica diverged?)"}

@@ -263,7 +263,7 @@ def test_baselines_change_only_on_purpose(tiny_run, tmp_path, capsys):
     assert len(err) == 1 and "not a run of suite 'ci'" in err[0] and "batch_size" in err[0]
     expect = tmp_path / "tiny.toml"
     expect.write_text(
-        '[tiny]\ntolerance = { log2_eta_star = 1.0 }\n[[tiny.expect]]\nclaim = "muP flat in depth"\n'
+        '[tiny]\n[[tiny.expect]]\nclaim = "muP flat in depth"\n'
         'scheme = "mup"\nblock_depth = 1\nmetric = "abs_drift_depth"\nmax = 0.3\n'
     )
     base = tmp_path / "base.json"
@@ -275,15 +275,22 @@ def test_baselines_change_only_on_purpose(tiny_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 1  # the expectation still does not hold
     assert "tiny: " in capsys.readouterr().out
-    # the same run against its own baseline: every row that can be tested holds; muP's
-    # fixed-rate slopes have one finite seed (the other diverged), so no test: "missing"
+    # the same run against its own baseline: every row holds; muP's fixed-rate slopes have one
+    # finite seed (the other diverged), so there is nothing to test: shown as not compared
     table = evaluate_run(run, expectations=expect, baseline=base)
     assert not table[table["check"] == "expectation"]["held"].any()
     rows = table[table["check"] == "baseline"]
-    assert rows[rows["what"].str.startswith("log2 eta*")]["held"].all()
-    assert rows[rows["what"].str.contains("depth_mup")]["held"].all()
-    undecided = rows[~rows["held"]]
-    assert (undecided["note"] == "missing: no seed spread on either side").all(), undecided
+    assert rows["held"].all(), rows[~rows["held"]]
+    untested = rows[rows["outcome"] == "untested"]
+    assert (untested["note"] == "not compared: no seed spread on either side").all(), untested
+    assert len(untested) < len(rows)
+    # an old tolerance table is refused in one line instead of being silently ignored
+    old = tmp_path / "old.toml"
+    old.write_text(
+        expect.read_text().replace("[tiny]\n", "[tiny]\ntolerance = { log2_eta_star = 1.0 }\n")
+    )
+    assert main(["check", str(run), "--expectations", str(old)]) == 2
+    assert "tolerance is no longer read" in capsys.readouterr().err
     # the stored config guards the baseline: a run of another config is refused in one line
     stored = json.loads(base.read_text())
     stored["config"]["steps"] = 1000
