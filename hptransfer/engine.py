@@ -6,6 +6,7 @@ A *cell* is one shape (width, depth, block depth) of a sweep; its *replicas* are
 - Compile by shape only. Learning rates, seeds and every scheme multiplier are arrays with a
   leading replica axis, so one executable (per chunk size) serves all of them. Programs are
   compiled ahead of time and cached by their input shapes; :data:`COMPILE_STATS` counts them.
+  Before each cell, programs no cell still to run can use are dropped (:func:`evict_programs`).
 - vmap over replicas. Replicas of one seed draw the same raw init and the same batches.
 - Divergence is data: a replica whose loss or parameters become non-finite, or whose loss
   exceeds ``divergence_factor`` x its initial loss, is frozen at that step (its state stops
