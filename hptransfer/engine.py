@@ -6,6 +6,7 @@ A *cell* is one shape (width, depth, block depth) of a sweep; its *replicas* are
 - Compile by shape only. Learning rates, seeds and every scheme multiplier are arrays with a
   leading replica axis, so one executable (per chunk size) serves all of them. Programs are
   compiled ahead of time and cached by their input shapes; :data:`COMPILE_STATS` counts them.
+  Before each cell, programs no cell still to run can use are dropped (:func:`evict_programs`).
 - vmap over replicas. Replicas of one seed draw the same raw init and the same batches.
 - Divergence is data: a replica whose loss or parameters become non-finite, or whose loss
   exceeds ``divergence_factor`` x its initial loss, is frozen at that step (its state stops
@@ -82,7 +83,10 @@ from hptransfer.scaling import Multipliers, multipliers, stack
 from hptransfer.schemes import Scheme, load_schemes
 from hptransfer.train import TrainState, evaluate, init_state, probe_batch, sample_batch, train_step
 
-COMPILE_STATS: dict[str, float] = {"count": 0, "seconds": 0.0}
+COMPILE_STATS: dict[str, float] = {"count": 0, "seconds": 0.0, "evicted": 0, "live_peak": 0}
+"""Compilations (``count``, ``seconds``), programs dropped by :func:`evict_programs`
+(``evicted``) and the most programs held at once (``live_peak``), since the last
+:func:`clear_program_cache`."""
 _PROGRAMS: dict[Any, Any] = {}
 
 
@@ -211,13 +215,39 @@ def _compiled(name: str, fn: Callable, static: tuple, out_sharding, *args, preci
             _PROGRAMS[key] = jax.jit(fn, out_shardings=out_sharding).lower(*args).compile()
         COMPILE_STATS["count"] += 1
         COMPILE_STATS["seconds"] += time.perf_counter() - t0
+        COMPILE_STATS["live_peak"] = max(COMPILE_STATS["live_peak"], len(_PROGRAMS))
     return _PROGRAMS[key]
 
 
 def clear_program_cache() -> None:
     """Forget compiled programs and reset the compile counters (tests)."""
     _PROGRAMS.clear()
-    COMPILE_STATS.update(count=0, seconds=0.0)
+    COMPILE_STATS.update(count=0, seconds=0.0, evicted=0, live_peak=0)
+
+
+def _program_statics(config: SweepConfig, arch: Architecture) -> set[tuple]:
+    """The (static settings, precision) of the programs a cell compiles, as :func:`_compiled`
+    keys them: init and evaluation by ``_Cell.static`` (shape, optimizer), the segment also by
+    its length and batch size (:func:`_run_chunk`). Replica counts are the rest of a key."""
+    static = (arch, config.optimizer)
+    segment = static + (config.eval_every, config.batch_size)
+    return {(static, config.precision), (segment, config.precision)}
+
+
+def evict_programs(plan: list[tuple[SweepConfig, Architecture]]) -> int:
+    """Drop every compiled program that no cell of ``plan`` (the cells still to run) can use;
+    returns how many. A program is keyed by its cell's shape and settings, so once a sweep has
+    moved past a shape its programs (every chunk size, compaction bucket and adaptive round)
+    are dead: kept, they held ~6 MB of host memory each (XLA:CPU). JAX's own tracing and
+    lowering caches, which hold their jaxprs and modules, are cleared with them."""
+    needed = set().union(*(_program_statics(cfg, arch) for cfg, arch in plan))
+    dead = [key for key in _PROGRAMS if (key[1], key[2]) not in needed]
+    for key in dead:
+        del _PROGRAMS[key]
+    if dead:
+        jax.clear_caches()
+    COMPILE_STATS["evicted"] += len(dead)
+    return len(dead)
 
 
 # --------------------------------------------------------------------------------------------
@@ -953,6 +983,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
                           "block_depth": arch.block_depth, "resumed": True})  # fmt: skip
             continue
         dev = dev or _device_data(config, data, NamedSharding(_mesh(), PartitionSpec()))
+        evict_programs(plan[i:])  # the cache holds only programs of cells still to run
         computed0 = tracker.computed
         table, facts = run_cell(cfg, arch, dev, registry, out, tracker, checkpoint_seconds)
         if shape_axes:
