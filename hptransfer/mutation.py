@@ -194,7 +194,6 @@ def mutation_test(
         frames.append(read_results(out / f"mutants-k{k}"))
     meta = read_meta(out / "gate")
     everything = pd.concat(frames, ignore_index=True)
-    registry = load_schemes(config.scheme_files) | copies
     kwargs: dict[str, Any] = {}
     if expectations is not None:  # a project's own gate: its baseline only when given
         kwargs = {"expectations": expectations, "baselines": None, "baseline": baseline}
@@ -211,9 +210,11 @@ def mutation_test(
             run = _write_run(
                 sub, sub_meta, out / "as" / f"{name.strip('()')}-{'_'.join(map(str, seeds))}"
             )
+            # every mutated scheme stands in for its original in the coordinate checks, also
+            # one the sweep does not train (muP's width scaling, checked across widths)
             overrides = {} if m is None else {
-                original_name(n): dataclasses.replace(registry[n], name=original_name(n))
-                for n in registry if n.endswith("--" + m.name) and original_name(n) in config.schemes
+                original_name(n): dataclasses.replace(copies[n], name=original_name(n))
+                for n in copies if n.endswith("--" + m.name)
             }  # fmt: skip
             start = time.perf_counter()
             table = check.evaluate_run(run, suite, force=forced, schemes=overrides, **kwargs)
