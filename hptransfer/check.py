@@ -70,6 +70,7 @@ from hptransfer.intervals import (
     HOLDS,
     INCONCLUSIVE,
     MISSING,
+    abs_interval,
     interval_method,
     interval_outcome,
     seed_interval,
@@ -258,7 +259,7 @@ def _bracket_only_drift(series: pd.DataFrame, metric: str) -> pd.DataFrame:
         return series.iloc[:0]
     lo, hi = float(ends[f"{base}_min"]), float(ends[f"{base}_max"])
     if metric.startswith("abs_"):
-        lo, hi = (0.0, max(-lo, hi)) if lo <= 0.0 <= hi else tuple(sorted((abs(lo), abs(hi))))
+        lo, hi = abs_interval(lo, hi)
     row = series.iloc[:1].copy()
     row["metric"], row["value"], row["lo"], row["hi"] = metric, math.nan, lo, hi
     row["interval"], row["bracketed"] = "bracket", True

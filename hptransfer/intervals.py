@@ -139,3 +139,12 @@ def worst_outcome(outcomes: Sequence[str]) -> str:
         if outcome in outcomes:
             return outcome
     return MISSING
+
+
+def abs_interval(lo: float, hi: float) -> tuple[float, float]:
+    """The interval of |d| when d lies in [lo, hi] (NaN ends stay NaN)."""
+    if np.isnan(lo) or np.isnan(hi):
+        return float("nan"), float("nan")
+    if lo <= 0.0 <= hi:
+        return 0.0, max(-lo, hi)
+    return min(abs(lo), abs(hi)), max(abs(lo), abs(hi))

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from hptransfer.intervals import interval_method, seed_interval
+from hptransfer.intervals import abs_interval, interval_method, seed_interval
 from hptransfer.tables import (
     AXES,
     OTHER_AXIS,
@@ -178,18 +178,11 @@ def with_intervals(metrics: pd.DataFrame, samples: pd.DataFrame, ci: float = 0.9
                 lo, hi = min(lo, smin - (centre - lo)), max(hi, smax + (hi - centre))
                 out.at[i, "bracketed"] = True
         if absolute and np.isfinite(lo):
-            lo, hi = _abs_interval(lo, hi)
+            lo, hi = abs_interval(lo, hi)
         out.at[i, "lo"], out.at[i, "hi"], out.at[i, "n"] = lo, hi, int(n)
         out.at[i, "interval"] = interval_method(int(n))
     out["n"] = out["n"].astype(int)
     return out
-
-
-def _abs_interval(lo: float, hi: float) -> tuple[float, float]:
-    """The interval of |d| when d lies in [lo, hi]."""
-    if lo <= 0.0 <= hi:
-        return 0.0, max(-lo, hi)
-    return min(abs(lo), abs(hi)), max(abs(lo), abs(hi))
 
 
 def paired_samples(

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from hptransfer.hparams import LR, at_default_conditions, group_label, worst_joint_regret
-from hptransfer.intervals import RANGE, T_INTERVAL, interval_label, seed_interval
+from hptransfer.intervals import RANGE, T_INTERVAL, abs_interval, interval_label, seed_interval
 from hptransfer.optimum import refine
 from hptransfer.tables import AXES, OTHER_AXIS, fixed_lr_slopes, fmt_edges, held_value, rows_where
 from hptransfer.tables import scheme_order as _scheme_order
@@ -797,9 +797,7 @@ def _drift_rows(
     rows = [{**base, "metric": metric, "value": slope, "lo": lo, "hi": hi,
              "bracketed": bracketed}]  # fmt: skip
     if abs_metric is not None:
-        a_lo, a_hi = (0.0, max(-lo, hi)) if lo <= 0.0 <= hi else sorted((abs(lo), abs(hi)))
-        if not np.isfinite(lo):
-            a_lo = a_hi = math.nan
+        a_lo, a_hi = abs_interval(lo, hi)
         rows.append({**base, "metric": abs_metric, "value": abs(slope), "lo": a_lo, "hi": a_hi,
                      "bracketed": bracketed})  # fmt: skip
     return rows
