@@ -31,3 +31,28 @@ def teacher_data():
 @pytest.fixture(scope="session")
 def image_data():
     return teacher(num_samples=256, in_shape=(8, 8, 3), num_classes=10, seed=1)
+
+
+# The smallest sweep config the CLI tests run (teacher data, one width-8 cell, 2 rates, 1 seed),
+# as TOML text; tests change the name and the steps with str.replace or prepend lines to it.
+TINY_CONFIG = """
+name = "tiny"
+steps = 20
+eval_every = 10
+batch_size = 16
+seeds = [0]
+schemes = ["mup"]
+probe_size = 16
+[data]
+name = "teacher"
+num_samples = 256
+[model]
+widths = [8]
+depths = [2]
+base_width = 8
+base_depth = 2
+[lr]
+start = -2.0
+stop = -1.0
+step = 1.0
+"""

@@ -16,31 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TINY_CONFIG
 
 from hptransfer import __version__, analysis, data, engine, train
 from hptransfer.cli import build_parser, main
 
-GOOD_CONFIG = """
-name = "tiny"
-steps = 20
-eval_every = 10
-batch_size = 16
-seeds = [0]
-schemes = ["mup"]
-probe_size = 16
-[data]
-name = "teacher"
-num_samples = 256
-[model]
-widths = [8]
-depths = [2]
-base_width = 8
-base_depth = 2
-[lr]
-start = -2.0
-stop = -1.0
-step = 1.0
-"""
+GOOD_CONFIG = TINY_CONFIG
 
 CYCLE_SCHEMES = '[a]\nextends = "b"\n[b]\nextends = "a"\n'
 

@@ -11,6 +11,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+from conftest import TINY_CONFIG
 
 from hptransfer import cli, limits
 from hptransfer.cli import main
@@ -18,26 +19,7 @@ from hptransfer.config import ConfigError, config_from_dict, load_config
 from hptransfer.data import UnsafePickleError, cifar10, load_cifar_pickle, write_cifar10_archive
 from hptransfer.schemes import SchemeError, load_schemes, schemes_from_python
 
-CONFIG = """
-name = "tiny"
-steps = 20
-eval_every = 10
-batch_size = 16
-seeds = [0]
-schemes = ["mup"]
-probe_size = 16
-[data]
-name = "teacher"
-num_samples = 256
-[model]
-widths = [8]
-depths = [2]
-base_width = 8
-[lr]
-start = -2.0
-stop = -1.0
-step = 1.0
-"""
+CONFIG = TINY_CONFIG  # base_depth 2 stated: the default
 
 # A Python scheme module that leaves a mark when imported: importing it is running code.
 MARKING_MODULE = """

@@ -16,6 +16,7 @@ from pathlib import Path
 import orbax.checkpoint as ocp
 import pandas as pd
 import pytest
+from conftest import TINY_CONFIG
 from orbax.checkpoint._src.path import async_path
 
 from hptransfer import interrupt
@@ -24,27 +25,9 @@ from hptransfer.cli import main
 from hptransfer.config import load_config
 from hptransfer.engine import run_sweep
 
-CONFIG = """
-name = "preempt"
-steps = 2000
-eval_every = 10
-batch_size = 16
-seeds = [0]
-schemes = ["mup"]
-probe_size = 16
-[data]
-name = "teacher"
-num_samples = 256
-[model]
-widths = [8]
-depths = [2]
-base_width = 8
-base_depth = 2
-[lr]
-start = -2.0
-stop = -1.0
-step = 1.0
-"""
+CONFIG = TINY_CONFIG.replace('name = "tiny"', 'name = "preempt"').replace(
+    "steps = 20", "steps = 2000"
+)
 SEGMENTS = 200  # steps / eval_every
 REPLICAS = 2
 
