@@ -266,8 +266,16 @@ def test_bad_configs_name_file_field_value_and_allowed(tmp_path, raw, words):
 
 
 def test_benchmark_configs_are_valid():
+    from hptransfer.check import load_expectations, suite_names
+    from hptransfer.mutants import load_mutants
+    from hptransfer.schemes import BUILTIN_SCHEMES
+
     for path in sorted((ROOT / "benchmarks").glob("*.toml")):
         if path.name == "expectations.toml":
+            assert all(load_expectations(s, path) for s in suite_names(path))
+            continue
+        if path.name == "mutants.toml":  # the gate's mutants, not a sweep
+            assert load_mutants(path, sorted(BUILTIN_SCHEMES))
             continue
         config = load_config(path)
         assert config.steps % config.eval_every == 0, path
