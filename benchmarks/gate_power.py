@@ -42,11 +42,29 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> str:
     return head + body
 
 
-def _meta_seconds(run_dir: Path) -> float:
-    """The wall time the sweep took when it ran (meta.json), not this script's time reading it."""
+def _meta_seconds(run_dir: Path) -> str:
+    """The wall time the sweep's last run took (meta.json), or "reused" when that run computed
+    nothing (every cell was already on disk)."""
     import json
 
-    return float(json.loads((run_dir / "meta.json").read_text())["wall_seconds"])
+    meta = json.loads((run_dir / "meta.json").read_text())
+    return f"{meta['wall_seconds']:.0f} s" if meta.get("replica_steps_computed") else "reused"
+
+
+def _timed_gate(config: str, runs: Path) -> tuple[float, float, int]:
+    """(sweep seconds, check seconds, check exit code) of the gate as CI runs it: a fresh sweep
+    of the ci suite and its check, each a process of its own, on this machine as it is."""
+    import subprocess
+
+    exe = [sys.executable, "-m", "hptransfer.cli"]
+    out = runs / "timed"
+    start = time.perf_counter()
+    subprocess.run([*exe, "sweep", config, "--out", str(out), "--fresh", "--quiet"], check=True)
+    middle = time.perf_counter()
+    code = subprocess.run(
+        [*exe, "check", str(out), "--suite", "ci"], capture_output=True
+    ).returncode
+    return middle - start, time.perf_counter() - middle, code
 
 
 def _horizon(run_dir: Path) -> pd.DataFrame:
@@ -88,9 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     kills = mutation_test(args.config, args.mutants, runs / "mutate", "ci")
     mutate_seconds = time.perf_counter() - start
-    gate_sweep = _meta_seconds(runs / "mutate" / "gate")
-    mutant_sweeps = sum(_meta_seconds(p) for p in (runs / "mutate").glob("mutants-k*"))
-    check_seconds = float(kills.loc[kills["mutant"] == UNMUTATED, "seconds"].iloc[0])
+    mutant_sweeps = ", ".join(
+        f"{p.name} {_meta_seconds(p)}" for p in sorted((runs / "mutate").glob("mutants-k*"))
+    )
+    timed_sweep, timed_check, timed_code = _timed_gate(args.config, runs)
 
     # other seed sets in blocks of 3 sets, one sweep per block (a larger --sets adds blocks and
     # reuses the sweeps of the earlier ones)
@@ -135,9 +154,12 @@ two-sample test, `benchmarks/expectations.toml` and `results/baselines/ci.json`)
 ## Power: the mutants of benchmarks/mutants.toml
 
 `hptransfer mutate benchmarks/ci.toml --mutants benchmarks/mutants.toml --suite ci` (what CI
-runs). Wall times as the sweeps ran (meta.json; on a machine shared with other jobs unless run
-alone): the gate's sweep {gate_sweep:.0f} s and its check {check_seconds:.0f} s; the mutants'
-sweeps {mutant_sweeps:.0f} s; this script's pass over them {mutate_seconds:.0f} s ({len(kills)} checks).
+runs); its pass over the sweeps took {mutate_seconds:.0f} s with {len(kills)} checks (the mutants'
+sweeps' last runs: {mutant_sweeps}).
+
+The gate as CI runs it, timed here on a fresh directory: `hptransfer sweep benchmarks/ci.toml`
+{timed_sweep:.0f} s, `hptransfer check --suite ci` {timed_check:.0f} s (exit {timed_code}), together
+{timed_sweep + timed_check:.0f} s on {os.cpu_count()} CPU cores (with whatever else ran on the machine).
 The unmutated schemes: the gate {"passes" if not clean["failed"].any() else "FAILS"}.
 Caught: **{caught} of {len(mutants)}** mutants.
 
@@ -145,9 +167,8 @@ Caught: **{caught} of {len(mutants)}** mutants.
 ## False alarms: the unmutated code with other seed sets
 
 {len(sets)} seed sets other than the baseline's ({", ".join("[" + ", ".join(map(str, s)) + "]" for s in sets)}),
-sweeps of 9 seeds ({", ".join(f"{t:.0f} s" for t in sweep_seconds)} as they ran) judged one set at a
-time, each as if it were CI's run ({alarm_seconds:.0f} s of checks): **{n_alarm} of {len(sets)}**
-gates failed.
+sweeps of 9 seeds (their last runs: {", ".join(sweep_seconds)}) judged one set at a time, each
+as if it were CI's run ({alarm_seconds:.0f} s in all): **{n_alarm} of {len(sets)}** gates failed.
 
 {_table(alarm_rows, ["seeds", "gate", "n_failed", "failed_checks"])}
 ## Why 1000 steps: the k = 2 horizon of the gate's own run
