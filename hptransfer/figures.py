@@ -745,8 +745,9 @@ def make_figures(a: Analysis, out_dir: str | Path) -> dict[str, Path]:
     Names (FIGURES): loss_vs_lr_depth, eta_star_depth, loss_vs_lr_width, eta_star_width (only
     with several widths), movement_depth (with movement columns), training_curves,
     horizon_depth / horizon_width (drift against training steps), loss_vs_lr_path and
-    eta_star_path (with a model path: a line per path point, eta* along it); with axes beyond the
-    learning rate, those of :func:`hptransfer.axis_figures.make_axis_figures`.
+    eta_star_path (with a model path: a line per path point, eta* along it). The figures of axes
+    beyond the learning rate are :func:`hptransfer.axis_figures.make_axis_figures`'s (which draws
+    with this module), called next to this one by the report.
     """
     out_dir = Path(out_dir)
     drawn = {
@@ -761,8 +762,4 @@ def make_figures(a: Analysis, out_dir: str | Path) -> dict[str, Path]:
         "loss_vs_lr_path": plot_loss_vs_lr_path(a, out_dir / "loss_vs_lr_path.png"),
         "eta_star_path": plot_eta_star_path(a, out_dir / "eta_star_path.png"),
     }
-    if getattr(a, "hparams", None) is not None:  # axes beyond the learning rate
-        from hptransfer.axis_figures import make_axis_figures  # it draws with this module
-
-        drawn |= make_axis_figures(a.hparams, out_dir)
     return {name: p for name, p in drawn.items() if p is not None}

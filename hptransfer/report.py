@@ -36,7 +36,7 @@ from hptransfer.analysis import (
     role_order,
     scheme_order,
 )
-from hptransfer.axis_figures import axis_figure_names
+from hptransfer.axis_figures import axis_figure_names, make_axis_figures
 from hptransfer.calibration import coverage_table
 from hptransfer.figures import FIGURES, make_figures, scheme_label
 from hptransfer.hparams import at_default_conditions, worst_joint_regret
@@ -806,6 +806,8 @@ def write_report(run_dir: str | Path, *, last_evals: int = 3) -> Path:
     run_dir = Path(run_dir)
     a = analyze_run(run_dir, last_evals=last_evals)
     figures = make_figures(a, run_dir / FIGURE_DIR)
+    if a.hparams is not None:  # axes beyond the learning rate
+        figures |= make_axis_figures(a.hparams, run_dir / FIGURE_DIR)
     blocks = _report_blocks(a, figures, run_dir)
     md_path = run_dir / "report.md"
     md_path.write_text(_render_md(blocks, run_dir), encoding="utf-8")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Hashable
+from typing import Protocol
 
 import jax
 import numpy as np
@@ -23,8 +24,14 @@ import numpy as np
 from hptransfer.config import ConfigError
 from hptransfer.scaling import Multipliers
 
-if TYPE_CHECKING:
-    from hptransfer.engine import Replica
+
+class Replica(Protocol):
+    """What deduplication reads of a replica (the engine's Replica has these fields); a
+    protocol, so that this module does not import the engine that imports it."""
+
+    log2_lr: float
+    seed: int
+    key: Hashable
 
 
 LANES = 8

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,8 +27,9 @@ from hptransfer.optimum import refine
 from hptransfer.tables import AXES, OTHER_AXIS, fixed_lr_slopes, fmt_edges, held_value, rows_where
 from hptransfer.tables import scheme_order as _scheme_order
 
-if TYPE_CHECKING:
-    from hptransfer.analysis import Analysis
+# An Analysis (hptransfer.analysis) is read by attribute; it is not imported here because the
+# analysis module imports this one.
+Analysis = Any
 
 TRANSFER_SLOPE = 0.25  # |slope| below this moves eta* by < 1 octave (a usual grid step) over 16x
 TRANSFER_REGRET = 0.02  # worst relative excess loss of the base-tuned rate counted as "transfers"
