@@ -1,6 +1,6 @@
 """Coordinate checks and the feature-movement collapse, asserted on short real training runs.
 
-Measured numbers behind the thresholds are in the README's coordinate-check section.
+Measured numbers behind the thresholds are in docs/guide.md's maintainer section.
 """
 
 import numpy as np
