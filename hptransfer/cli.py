@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from hptransfer import __version__, interrupt
+from hptransfer import __version__, interrupt, supervise
 
 DESCRIPTION = """\
 Answers: is the learning rate tuned on a small ResNet still optimal at larger width and depth?
@@ -742,7 +742,12 @@ def entry() -> None:
     SIGTERM the process ends at once (``os._exit``) once its message is printed: finished cells
     and checkpoints are already on disk, and tearing the interpreter down while XLA still has
     compilations or transfers in flight can crash it (SIGSEGV) and replace exit code 130."""
-    status = main()
+    argv = sys.argv[1:]
+    if supervise.wanted(argv):  # a multi-host sweep outlives JAX's abort (hptransfer.supervise)
+        sys.exit(supervise.run(argv))
+    if supervise.is_supervised_child():
+        supervise.die_with_parent()
+    status = main(argv)
     if status in (128 + signal.SIGINT, 128 + signal.SIGTERM):
         sys.stdout.flush()
         sys.stderr.flush()
@@ -751,4 +756,8 @@ def entry() -> None:
 
 
 if __name__ == "__main__":
-    entry()
+    # `python -m hptransfer.cli` runs this file as __main__: call the imported module's entry so
+    # that its error classes are hptransfer.cli's (is_user_error tells them by module).
+    from hptransfer.cli import entry as _entry
+
+    _entry()

@@ -29,12 +29,13 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from hptransfer.supervise import PEER_LOST_EXIT  # EX_TEMPFAIL: nothing is wrong; rerun
+
 
 class DistributedError(ValueError):
     """``--distributed`` was asked for but no process group can be formed."""
 
 
-PEER_LOST_EXIT = 75  # EX_TEMPFAIL: nothing is wrong with the sweep; rerun to resume
 _BEAT_PREFIX = "hptransfer/alive/"
 _DONE = "done"
 _WATCH: dict[str, Any] = {"heartbeat": 60.0}
@@ -160,7 +161,8 @@ def watch_peers(note: str, interval: float = 0.5) -> Iterator[None]:
     ``interval`` seconds; a counter that stays still for 60% of the heartbeat timeout names a
     lost process (before JAX's own check, at 100%, aborts with SIGABRT), and a key-value store
     that cannot be reached means process 0 (which hosts it) is gone (when process 0 dies with
-    its socket closed, JAX's client usually aborts first: docs/design.md). A process that leaves the
+    its socket closed, JAX's client usually aborts first, and the parent process of
+    :mod:`hptransfer.supervise` turns that abort into the same one line). A process that leaves the
     block normally, or in an agreed stop, marks itself done and is not watched after that. An
     exception that is not this package's own (e.g. a collective that failed because its peer
     died) waits for the watchdog's verdict before propagating. One process: nothing to watch.

@@ -145,18 +145,20 @@ LONG = CONFIG.replace("steps = 20", "steps = 400")  # 40 segments: time to act m
 EVERY_SEGMENT = {"HPTRANSFER_CHECKPOINT_SECONDS": "0"}
 
 
-def test_a_sigkilled_peer_ends_the_survivor_with_one_line_and_a_rerun_resumes(tmp_path):
+@pytest.mark.parametrize("dead", [1, 0], ids=["process 1 dies", "process 0 (the coordinator) dies"])
+def test_a_sigkilled_peer_ends_the_survivor_with_one_line_and_a_rerun_resumes(tmp_path, dead):
     cfg = tmp_path / "two.toml"
     cfg.write_text(LONG)
     out = tmp_path / "shared"
     start = time.monotonic()
-    survivor, victim = _launch(cfg, [out, out], {0: EVERY_SEGMENT, 1: EVERY_SEGMENT})
+    procs = _launch(cfg, [out, out], {0: EVERY_SEGMENT, 1: EVERY_SEGMENT})
+    victim, survivor = procs[dead], procs[1 - dead]
     try:
-        _wait_for_checkpoint(out, [survivor, victim], start + TIMEOUT)
-        victim.send_signal(signal.SIGKILL)
+        _wait_for_checkpoint(out, procs, start + TIMEOUT)
+        victim.send_signal(signal.SIGKILL)  # its sweep process dies with it (PR_SET_PDEATHSIG)
         died = time.monotonic()
-        # Process 0 needs process 1's shards for the next segment: it must not wait forever,
-        # nor abort inside JAX (SIGABRT) once the coordination service misses the heartbeats.
+        # The survivor needs the dead process's shards (and, for process 0, its coordination
+        # service): it must not wait forever, nor abort inside JAX (SIGABRT).
         _, err = survivor.communicate(timeout=30)
         took = time.monotonic() - died
     except subprocess.TimeoutExpired:
@@ -172,7 +174,8 @@ def test_a_sigkilled_peer_ends_the_survivor_with_one_line_and_a_rerun_resumes(tm
     ours = [line for line in err.splitlines() if line.startswith("hptransfer:")]
     assert len(ours) == 1 and err.strip().splitlines()[-1] == ours[0], err[-3000:]
     assert "Terminating process" not in err and "Check failure" not in err, err[-3000:]
-    assert ours[0].startswith("hptransfer: error: process 1 of 2 stopped ")
+    named = "process 0 of 2 (the coordinator) stopped " if dead == 0 else "process 1 of 2 stopped "
+    assert ours[0].startswith(f"hptransfer: error: {named}"), ours[0]
     resume = ours[0].split("resume with: ", 1)[1]
     assert resume == f"hptransfer sweep {cfg} --out {out} --distributed --quiet"
     assert not (out / "results.parquet").exists()
@@ -246,3 +249,15 @@ def test_distributed_without_a_cluster_is_one_line_error(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("hptransfer: error: --distributed:")
     assert "JAX_COORDINATOR_ADDRESS" in lines[0] and "SLURM" in lines[0]
     assert not (tmp_path / "o").exists()  # refused before the output directory is touched
+
+
+def test_a_supervised_sweep_passes_its_errors_and_exit_code_through(tmp_path):
+    """`--distributed` runs the sweep in a child process: a user error still ends in the child's
+    one line and exit code 2, not in a second message of the parent."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("HPTRANSFER_SUPERVISOR_PID", None)
+    missing = tmp_path / "missing.toml"
+    cmd = [sys.executable, "-m", "hptransfer.cli", "sweep", str(missing), "--out", str(tmp_path)]
+    done = subprocess.run([*cmd, "--distributed"], env=env, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("hptransfer: error:") == 1 and str(missing) in done.stderr
