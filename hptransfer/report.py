@@ -42,6 +42,7 @@ from hptransfer.figures import FIGURES, make_figures, scheme_label
 from hptransfer.hparams import at_default_conditions, worst_joint_regret
 from hptransfer.intervals import MIN_SEEDS_T
 from hptransfer.path_transfer import point_label
+from hptransfer.twins import twin_groups, twin_labels, without_twins
 from hptransfer.verdicts import COLLAPSE, RESTORED, axis_verdict, bracket_text
 
 FIGURE_DIR = "figures"
@@ -137,12 +138,17 @@ def _interval_header(card: pd.DataFrame) -> str:
     return f"{pct}% t, {n} seeds" if n >= MIN_SEEDS_T else f"range of {n} seeds"
 
 
-def scorecard_display(card: pd.DataFrame) -> pd.DataFrame:
-    """The scorecard as short strings for a table (verdicts left out: they are listed apart)."""
+def scorecard_display(
+    card: pd.DataFrame, names: Mapping[tuple[str, int], str] | None = None
+) -> pd.DataFrame:
+    """The scorecard as short strings for a table (verdicts left out: they are listed apart);
+    ``names``: {(scheme, k): label} for twins shown once (:mod:`hptransfer.twins`)."""
     out = pd.DataFrame(index=card.index)
     if "run" in card:
         out["run"] = card["run"]
-    out["scheme"] = card["scheme"].map(scheme_label)
+    out["scheme"] = [
+        _scheme_name(s, k, names) for s, k in zip(card["scheme"], card["block_depth"], strict=True)
+    ]
     if card["family"].nunique() > 1:
         out["family"] = card["family"]
     out["optimizer"] = card["optimizer"]
@@ -222,8 +228,15 @@ def _eta_cell(r: Mapping[str, Any]) -> str:
     return v if pd.isna(lo) or pd.isna(hi) else f"{v} [{lo:+.2f}, {hi:+.2f}]"
 
 
-def _row_label(df: pd.DataFrame, r: Mapping[str, Any]) -> str:
-    parts = [scheme_label(r["scheme"])]
+def _scheme_name(scheme: str, k: Any, names: Mapping[tuple[str, int], str] | None) -> str:
+    """A scheme's display label, or its twins' joint one ("SP = muP") at block depth k."""
+    return (names or {}).get((scheme, int(k)), scheme_label(scheme))
+
+
+def _row_label(
+    df: pd.DataFrame, r: Mapping[str, Any], names: Mapping[tuple[str, int], str] | None = None
+) -> str:
+    parts = [_scheme_name(r["scheme"], r["block_depth"], names)]
     if df["optimizer"].nunique() > 1:
         parts.append(str(r["optimizer"]))
     if df["family"].nunique() > 1:
@@ -240,9 +253,9 @@ def _stable_cell(r: Mapping[str, Any]) -> str:
     return f"{'≥' if r.get('max_stable_at_top') else ''}{v:+.2f}"
 
 
-def _pivot(df: pd.DataFrame, axis: str, cell, label=None) -> pd.DataFrame:
-    """Rows: scheme/optimizer/k; columns: values of ``axis`` (named by label(row) when given,
-    else "L=2" / "n=64"); cells: cell(row) strings."""
+def _pivot(df: pd.DataFrame, axis: str, cell, label=None, names=None) -> pd.DataFrame:
+    """Rows: scheme/optimizer/k (twins under their joint ``names``); columns: values of ``axis``
+    (named by label(row) when given, else "L=2" / "n=64"); cells: cell(row) strings."""
     order = {s: i for i, s in enumerate(scheme_order(df["scheme"].unique()))}
     df = df.assign(_o=df["scheme"].map(order)).sort_values(
         ["family", "optimizer", "block_depth", "_o", axis]
@@ -250,7 +263,7 @@ def _pivot(df: pd.DataFrame, axis: str, cell, label=None) -> pd.DataFrame:
     table: dict[str, dict[str, str]] = {}
     for _, r in df.iterrows():
         name = label(r) if label else f"{'L' if axis == 'depth' else 'n'}={int(r[axis])}"
-        table.setdefault(_row_label(df, r), {})[name] = cell(r)
+        table.setdefault(_row_label(df, r, names), {})[name] = cell(r)
     out = pd.DataFrame.from_dict(table, orient="index").fillna("")
     out.index.name = "scheme, k"
     return out.reset_index()
@@ -417,8 +430,11 @@ def _method_items(a: Analysis, coverage: pd.DataFrame) -> list[str]:
 
 
 def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> list[_Block]:
-    """The report's content, independent of the output format."""
-    card = a.scorecard
+    """The report's content, independent of the output format. Schemes that are the same
+    network in this run (:mod:`hptransfer.twins`) get one row and one verdict."""
+    twins = twin_groups(a.finals)
+    names = twin_labels(twins, {s: scheme_label(s) for _, _, g in twins for s in g})
+    card = without_twins(a.scorecard, twins)
     blocks = [
         _Block("h1", f"hptransfer report: {a.name}"),
         _Block(
@@ -435,18 +451,20 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
         _Block("h2", "Sweep"),
         _Block("ul", items=tuple(_config_items(a))),
         _Block("h2", "Verdicts"),
+        *_twins_blocks(twins, names),
         _Block(
             "ul",
             items=tuple(
                 (
-                    f"{scheme_label(r['scheme'])}, {r['optimizer']}, k={int(r['block_depth'])}",
+                    f"{_scheme_name(r['scheme'], r['block_depth'], names)}, {r['optimizer']}, "
+                    f"k={int(r['block_depth'])}",
                     r["verdict"],
                 )
                 for _, r in card.iterrows()
             ),
         ),
         _Block("h2", "Scorecard"),
-        _Block("table", table=scorecard_display(card)),
+        _Block("table", table=scorecard_display(card, names)),
     ]
     for axis in AXES:
         held = held_value(a.optima, axis)
@@ -454,8 +472,8 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
             continue
         other = OTHER_AXIS[axis]
         sym = "n" if other == "width" else "L"
-        opt = a.optima[a.optima[other] == held]
-        reg = a.regret[(a.regret["axis"] == axis) & (a.regret[other] == held)]
+        opt = without_twins(a.optima[a.optima[other] == held], twins)
+        reg = without_twins(a.regret[(a.regret["axis"] == axis) & (a.regret[other] == held)], twins)
         blocks += [
             _Block("h2", f"Optimal learning rate across {axis} ({sym} = {held})"),
             _Block(
@@ -465,7 +483,7 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
                 + "]; a censored eta* (grid edge or next to a diverging rate) is given as the "
                 "bracket that must contain it.",
             ),
-            _Block("table", table=_pivot(opt, axis, _eta_cell)),
+            _Block("table", table=_pivot(opt, axis, _eta_cell, names=names)),
         ]
         if "max_stable_log2_lr" in opt:
             blocks += [
@@ -474,14 +492,14 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
                     "Stable range: log2 of the largest grid rate at which no seed diverged "
                     "(>= : the top of the grid is stable, so the range reaches past it).",
                 ),
-                _Block("table", table=_pivot(opt, axis, _stable_cell)),
+                _Block("table", table=_pivot(opt, axis, _stable_cell, names=names)),
             ]
         if len(reg):
             blocks += [
                 _Block(
                     "p", f"Transfer regret: extra loss of the rate tuned at the smallest {axis}."
                 ),
-                _Block("table", table=_pivot(reg, axis, lambda r: _pct(r["regret"]))),
+                _Block("table", table=_pivot(reg, axis, lambda r: _pct(r["regret"]), names=names)),
             ]
     mp = _movement_pivot(a)
     if mp is not None:
@@ -527,6 +545,22 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
             _Block("code", json.dumps(a.meta["config"], indent=2, default=str)),
         ]
     return blocks
+
+
+def _twins_blocks(twins: Sequence[tuple[str, int, tuple[str, ...]]], names) -> list[_Block]:
+    """One sentence per set of twins: which schemes are the same network here, at which k."""
+    ks: dict[str, list[int]] = {}
+    for _, k, group in twins:
+        ks.setdefault(names[(group[0], k)], []).append(k)
+    return [
+        _Block(
+            "p",
+            f"{label}: the same network in this run at k = {', '.join(map(str, sorted(set(k))))} "
+            "(equal results at every shape, rate and seed), so one row and one verdict stand "
+            "for them.",
+        )
+        for label, k in ks.items()
+    ]
 
 
 def _series_label(r: Mapping[str, Any]) -> str:
