@@ -24,13 +24,17 @@ Each draw runs the analysis's own estimators on the planted losses, as
 (+inf at a rate where any seed diverged, :func:`hptransfer.tables._seed_mean`), its refined
 optimum, edge and bracket (:func:`hptransfer.optimum.refine`), the per-seed optima (NaN where
 a seed's bracket is open, :func:`hptransfer.tables._per_seed_eta`), the per-cell interval
-(:func:`hptransfer.intervals.seed_interval` centred on the seed-mean optimum), the drift with
+(:func:`hptransfer.tables.eta_interval`), the drift with
 its interval (:func:`hptransfer.tables.drift_fit`) and the check's drift interval, widened to
 the brackets' slope range when optima are censored
 (:func:`hptransfer.verdicts._drift_rows`). Coverage = the fraction of intervals that contain
 the truth. The methods (:data:`METHODS`):
 
-    eta_t          per-cell t-interval, cells whose seed-mean optimum is located (interior)
+    eta_t          per-cell interval of :func:`hptransfer.tables.eta_interval`, cells whose
+                   seed-mean optimum is located (interior): the t-interval widened to cover a
+                   local asymmetric fit's optimum
+    eta_t_parabola the t-interval around the parabola vertex alone (the method before the
+                   asymmetric term: it undercovers on asymmetric bowls and coarse grids)
     eta_t_censored the same t-interval at censored cells, read as if it were a point estimate
     eta_bracket    the bracket [x_{i-1}, x_{i+1}] at censored cells
     eta_printed    what the report prints per cell: the t-interval, or the bracket if censored
@@ -62,7 +66,7 @@ import pandas as pd
 
 from hptransfer.intervals import ols_rows, seed_interval
 from hptransfer.optimum import refine
-from hptransfer.tables import _per_seed_eta, _seed_mean, drift_fit
+from hptransfer.tables import _per_seed_eta, _seed_mean, drift_fit, eta_interval
 from hptransfer.verdicts import _drift_rows
 
 DEPTHS = np.array([2, 4, 8, 16, 32])
@@ -75,6 +79,7 @@ SEED_COUNTS = (3, 5)
 COVERAGE_FILE = "data/coverage.csv"  # inside the package
 METHODS = (
     "eta_t",
+    "eta_t_parabola",
     "eta_t_censored",
     "eta_bracket",
     "eta_printed",
@@ -224,8 +229,10 @@ class Estimates:
     draw [draw] (module docstring)."""
 
     eta: np.ndarray  # seed-mean optimum (the report's point)
-    lo: np.ndarray  # its t-interval (range at 2 seeds)
+    lo: np.ndarray  # its interval (tables.eta_interval; range at 2 seeds)
     hi: np.ndarray
+    parabola_lo: np.ndarray  # the seed t-interval alone, without the asymmetric-fit term
+    parabola_hi: np.ndarray
     censored: np.ndarray  # edge != 0 and not all diverged
     bracket_lo: np.ndarray
     bracket_hi: np.ndarray
@@ -245,8 +252,11 @@ def estimate(case: Case, loss: np.ndarray, ci: float = CI) -> Estimates:
     depth, lr] from :func:`plant`."""
     grid = case.grid
     per_seed = _per_seed_eta(grid, loss)  # [draw, seed, depth]
-    mean = refine(grid, _seed_mean(loss, axis=1))  # [draw, depth]
-    _, lo, hi, _ = seed_interval(np.moveaxis(per_seed, 1, -1), ci, centre=mean.log2_eta)
+    curve = _seed_mean(loss, axis=1)  # [draw, depth, lr]
+    mean = refine(grid, curve)
+    seed_eta = np.moveaxis(per_seed, 1, -1)  # [draw, depth, seed]
+    lo, hi, _ = eta_interval(grid, curve, seed_eta, ci)
+    _, p_lo, p_hi, _ = seed_interval(seed_eta, ci, centre=mean.log2_eta)
     censored = (mean.edge != 0) & (mean.cause != 3)
     fits = []
     for d in range(loss.shape[0]):
@@ -266,7 +276,16 @@ def estimate(case: Case, loss: np.ndarray, ci: float = CI) -> Estimates:
         )  # fmt: skip
     columns = (np.array(v, float) for v in zip(*fits, strict=True))
     return Estimates(
-        mean.log2_eta, lo, hi, censored, mean.bracket_lo, mean.bracket_hi, per_seed, *columns
+        mean.log2_eta,
+        lo,
+        hi,
+        p_lo,
+        p_hi,
+        censored,
+        mean.bracket_lo,
+        mean.bracket_hi,
+        per_seed,
+        *columns,
     )
 
 
@@ -331,6 +350,7 @@ def coverage(
     d_lo, d_hi = _bootstrap(slopes, ci, rng)
     rows = [
         _row("eta_t", e.lo, e.hi, e.eta, eta_true, interior),
+        _row("eta_t_parabola", e.parabola_lo, e.parabola_hi, e.eta, eta_true, interior),
         _row("eta_t_censored", e.lo, e.hi, e.eta, eta_true, e.censored),
         _row("eta_bracket", e.bracket_lo, e.bracket_hi, e.eta, eta_true, e.censored),
         _row("eta_printed", shown_lo, shown_hi, e.eta, eta_true),

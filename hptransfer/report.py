@@ -370,7 +370,8 @@ def claims_display(claims: pd.DataFrame) -> pd.DataFrame:
 
 
 COVERAGE_METHODS = {  # calibration method -> what the report prints
-    "eta_t": "eta*: t-interval (located optimum)",
+    "eta_t": "eta*: t-interval with the asymmetric-fit term (located optimum)",
+    "eta_t_parabola": "eta*: t-interval around the parabola vertex alone (not printed)",
     "eta_bracket": "eta*: bracket (censored optimum)",
     "eta_printed": "eta* as printed (t-interval, or bracket if censored)",
     "eta_t_censored": "eta*: t-interval at a censored optimum (not printed)",
@@ -426,7 +427,10 @@ def _method_items(a: Analysis, coverage: pd.DataFrame) -> list[str]:
         f"Intervals: the same estimator on each seed's own curve gives per-seed optima, and on "
         f"each seed's optima a per-seed drift slope; with n >= {MIN_SEEDS_T} seeds the interval "
         f"is the estimate +- t(n-1) sd(per-seed values) / sqrt(n), a {pct}% Student-t "
-        "interval on n-1 degrees of freedom; with 2 seeds it is the "
+        "interval on n-1 degrees of freedom; an eta* interval is widened to also cover, with "
+        "the same half-widths, the optimum of a local fit of a bowl steeper on one side "
+        "(5 grid points around the argmin), whose bias the seed spread does not show; "
+        "with 2 seeds it is the "
         "range of the 2 values (no calibrated interval exists there; it covers about half the "
         f"time). Measured coverage on {cases} planted cases x {draws} draws each (symmetric "
         "and asymmetric bowls, a divergence cliff, optima next to divergence, a coarse grid, "
