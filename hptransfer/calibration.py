@@ -43,11 +43,18 @@ the truth. The methods (:data:`METHODS`):
                    when optima are censored); the report prints it as the drift's interval
     drift_range    the bracket slope range [slope_min, slope_max] alone, series with a
                    censored optimum (the report's "drift with brackets" column)
+    regret_t       the worst transfer regret over depths (the eta* tuned at the shallowest
+                   depth, read on each depth's seed-mean curve, :func:`hptransfer.tables.
+                   _worst_regret`) with the check's t-interval over the seeds' own worst
+                   regrets (:func:`hptransfer.seed_metrics.with_intervals`); truth: the same
+                   regret of the true eta* on the expected curves, max_L (E loss_L(eta*_2) -
+                   E loss_L(eta*_L)) / E loss_L(eta*_L); measured on ``regret_draws`` draws
     eta_boot, drift_boot   percentile bootstrap of the same per-seed values (not used: it
                    undercovers at 3-5 seeds; kept as the reference it was replaced for)
 
-:func:`coverage_table` measures every case, seed count and method; ``python -m
-hptransfer.calibration --out PATH`` writes it, and the committed table
+:func:`coverage_table` measures every case, seed count and method;
+``python -m hptransfer.calibration --out PATH [--markdown docs/coverage.md]`` writes it, and
+the committed table
 (:data:`COVERAGE_FILE`, read by :func:`committed_coverage`) is what reports show.
 """
 
@@ -66,7 +73,7 @@ import pandas as pd
 
 from hptransfer.intervals import ols_rows, seed_interval
 from hptransfer.optimum import refine
-from hptransfer.tables import _per_seed_eta, _seed_mean, drift_fit, eta_interval
+from hptransfer.tables import _per_seed_eta, _seed_mean, _worst_regret, drift_fit, eta_interval
 from hptransfer.verdicts import _drift_rows
 
 DEPTHS = np.array([2, 4, 8, 16, 32])
@@ -86,6 +93,7 @@ METHODS = (
     "drift_t",
     "drift_check",
     "drift_range",
+    "regret_t",
     "eta_boot",
     "drift_boot",
 )
@@ -313,13 +321,53 @@ def _row(method: str, lo, hi, point, true, select=None) -> dict:
     hit = (lo <= true) & (true <= hi)
     with np.errstate(invalid="ignore"):
         width = np.where(ok, hi - lo, np.nan)
+        err = (point - true)[ok & np.isfinite(point)]  # a diverged regret (+inf) left out
     return dict(
         method=method,
         coverage=float(hit[ok].mean()) if n else math.nan,
         n_intervals=n,
         median_width=float(np.median(width[ok])) if n else math.nan,
-        mean_error=float(np.mean((point - true)[ok & np.isfinite(point)])) if n else math.nan,
+        mean_error=float(np.mean(err)) if err.size else math.nan,
     )
+
+
+def true_regret(case: Case) -> float:
+    """The worst regret over depths of the true eta* of the shallowest depth, on the expected
+    curves: max_L (E loss_L(eta*_base) - E loss_L(eta*_L)) / E loss_L(eta*_L)."""
+    eta, _ = truth(case)
+    at_base = expected_loss(case, np.array([eta[0]]))[:, 0]
+    best = np.array([expected_loss(case, np.array([e]))[j, 0] for j, e in enumerate(eta)])
+    return float(np.max((at_base - best) / best))
+
+
+def regret_estimates(
+    case: Case, loss: np.ndarray, ci: float = CI
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(point, lo, hi) [draw] of the worst regret and its check interval on ``loss`` [draw,
+    seed, depth, lr]: the point on the seed-mean curves at their optima (as
+    :func:`hptransfer.tables.transfer_regret` and the scorecard's max over shapes), the
+    samples each seed's worst regret on its own curves at its own optima, NaN when its
+    shallowest optimum has an open bracket (as :func:`hptransfer.tables.seed_regret`), and
+    their :func:`hptransfer.intervals.seed_interval` around the point."""
+    grid = case.grid
+    curve = _seed_mean(loss, axis=1)  # [draw, depth, lr]
+    eta = refine(grid, curve).log2_eta
+    seed = refine(grid, loss)  # [draw, seed, depth]
+    open_base = ~(np.isfinite(seed.bracket_lo[..., 0]) & np.isfinite(seed.bracket_hi[..., 0]))
+    point, samples = [], []
+    for d in range(loss.shape[0]):
+        point.append(_worst_regret([(grid, c[None]) for c in curve[d]], eta[d], 0))
+        samples.append(
+            [
+                math.nan
+                if open_base[d, s]
+                else _worst_regret([(grid, c[None]) for c in loss[d, s]], seed.log2_eta[d, s], 0)
+                for s in range(loss.shape[1])
+            ]
+        )
+    point_a = np.array(point, float)
+    _, lo, hi, _ = seed_interval(np.array(samples, float), ci, centre=point_a)
+    return point_a, lo, hi
 
 
 def status(coverage: float, band: tuple[float, float] = CALIBRATED) -> str:
@@ -333,10 +381,17 @@ def status(coverage: float, band: tuple[float, float] = CALIBRATED) -> str:
 
 
 def coverage(
-    case: Case, n_seeds: int, *, n_draws: int = 400, ci: float = CI, seed: int = 0
+    case: Case,
+    n_seeds: int,
+    *,
+    n_draws: int = 400,
+    ci: float = CI,
+    seed: int = 0,
+    regret_draws: int | None = None,
 ) -> pd.DataFrame:
     """Coverage of every method (:data:`METHODS`) on ``n_draws`` planted sweeps of ``case``
-    with ``n_seeds`` seeds: one row per method (columns :data:`COLUMNS`)."""
+    with ``n_seeds`` seeds (regret on the first ``regret_draws`` of them, default all; it is
+    the slow one): one row per method (columns :data:`COLUMNS`, n_draws per row)."""
     rng = np.random.default_rng(seed)
     loss = plant(case, rng, n_draws, n_seeds)
     e = estimate(case, loss, ci)
@@ -348,6 +403,8 @@ def coverage(
     b_lo, b_hi = _bootstrap(values, ci, rng)
     slopes = ols_rows(U, e.per_seed)  # [draw, seed]
     d_lo, d_hi = _bootstrap(slopes, ci, rng)
+    n_regret = n_draws if regret_draws is None else min(regret_draws, n_draws)
+    r_point, r_lo, r_hi = regret_estimates(case, loss[:n_regret], ci)
     rows = [
         _row("eta_t", e.lo, e.hi, e.eta, eta_true, interior),
         _row("eta_t_parabola", e.parabola_lo, e.parabola_hi, e.eta, eta_true, interior),
@@ -357,13 +414,14 @@ def coverage(
         _row("drift_t", e.slope_lo, e.slope_hi, e.slope, drift_true),
         _row("drift_check", e.check_lo, e.check_hi, e.slope, drift_true),
         _row("drift_range", e.slope_min, e.slope_max, e.slope, drift_true, e.censored.any(-1)),
+        _row("regret_t", r_lo, r_hi, r_point, true_regret(case)),
         _row("eta_boot", b_lo, b_hi, e.eta, eta_true, interior),
         _row("drift_boot", d_lo, d_hi, e.slope, drift_true),
     ]
     frame = pd.DataFrame(rows)
     frame.insert(0, "case", case.name)
     frame.insert(1, "n_seeds", n_seeds)
-    frame["n_draws"] = n_draws
+    frame["n_draws"] = np.where(frame["method"] == "regret_t", n_regret, n_draws)
     frame["ci"] = ci
     frame["status"] = [status(c) for c in frame["coverage"]]
     return frame[COLUMNS]
@@ -374,10 +432,11 @@ def coverage_table(
     seed_counts: tuple[int, ...] = SEED_COUNTS,
     n_draws: int = 400,
     ci: float = CI,
+    regret_draws: int | None = None,
 ) -> pd.DataFrame:
     """:func:`coverage` of every case and seed count: one row per (case, n_seeds, method)."""
     frames = [
-        coverage(case, n, n_draws=n_draws, ci=ci, seed=1000 * i + n)
+        coverage(case, n, n_draws=n_draws, ci=ci, seed=1000 * i + n, regret_draws=regret_draws)
         for i, case in enumerate(cases)
         for n in seed_counts
     ]
@@ -401,11 +460,17 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="CSV file to write")
     p.add_argument("--draws", type=int, default=5000, help="planted sweeps per case and seeds")
+    p.add_argument("--regret-draws", type=int, default=1000, help="of them, for the regret")
+    p.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     args = p.parse_args(argv)
     start = time.perf_counter()
-    table = coverage_table(n_draws=args.draws)
+    table = coverage_table(n_draws=args.draws, regret_draws=args.regret_draws)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False, float_format="%.4f")
+    if args.markdown is not None:  # rendered from the CSV as written, as reports read it
+        from hptransfer.report import coverage_markdown  # the report imports this module
+
+        args.markdown.write_text(coverage_markdown(pd.read_csv(args.out)))
     print(table.to_string(index=False))
     print(f"wrote {args.out} ({len(table)} rows) in {time.perf_counter() - start:.0f} s")
 
