@@ -444,7 +444,9 @@ def coverage_markdown(table: pd.DataFrame) -> str:
 
 def _method_items(a: Analysis, coverage: pd.DataFrame) -> list[str]:
     pct = round(100 * a.ci)
-    draws = int(coverage["n_draws"].iloc[0]) if len(coverage) else 0
+    draws = int(coverage["n_draws"].max()) if len(coverage) else 0
+    fewer = sorted({int(v) for v in coverage["n_draws"]} - {draws}) if len(coverage) else []
+    fewer_text = f", the worst regret on {fewer[0]}" if fewer else ""
     cases = coverage["case"].nunique() if len(coverage) else 0
     return [
         f"Final loss of a replica: mean training loss over its last {a.last_evals} evaluations; "
@@ -464,7 +466,8 @@ def _method_items(a: Analysis, coverage: pd.DataFrame) -> list[str]:
         "(5 grid points around the argmin), whose bias the seed spread does not show; "
         "with 2 seeds it is the "
         "range of the 2 values (no calibrated interval exists there; it covers about half the "
-        f"time). Measured coverage on {cases} planted cases x {draws} draws each (symmetric "
+        f"time). Measured coverage on {cases} planted cases x {draws} draws each{fewer_text} "
+        "(symmetric "
         "and asymmetric bowls, a divergence cliff, optima next to divergence, a coarse grid, "
         "curvature changing with depth; hptransfer/data/coverage.csv, written by python -m "
         "hptransfer.calibration) is in the table below; an interval outside "
