@@ -1,157 +1,479 @@
 """Does a nominal 90% interval cover the truth 90% of the time? Measured on planted loss curves.
 
-Planted sweep (one draw): depths L in DEPTHS, seeds s = 1..S, the log2 lr grid GRID. Seed s at
-depth L has its own optimum and a noisy bowl,
+A planted case (:class:`Case`) is a kind of data: the log2 lr grid (step, and where the optimum
+sits between grid points), the shape of the loss around the optimum (curvature below and above
+it, and how it changes with depth), a divergence cliff (where it sits above the optimum and how
+it moves with depth), the noise on each loss value and the seed-to-seed spread of the optimum.
+One draw of a case is a sweep over depths L in DEPTHS, seeds s = 1..S and the grid x. With
+u = log2(L / L_0), c(d) = curv_lo for d < 0 and curv_hi for d >= 0,
 
-    eta*_{s,L} = ETA0 + offset + drift log2(L / L_0) + seed_sd z_{s,L},
-    loss_s,L(x) = 1 + CURVATURE (x - eta*_{s,L})^2 + noise e_{s,L,x},     z, e ~ N(0, 1),
+    eta*_{s,L}   = ETA0 + offset step + drift u + seed_sd z_{s,L},
+    loss_s,L(x)  = 1 + c(x - eta*_{s,L}) 2^(curv_depth u) (x - eta*_{s,L})^2 + noise e_{s,L,x},
+    loss_s,L(x)  = +inf                      where x > ETA0 + offset step + drift u + cliff
+                                                         + cliff_depth u     (diverged),
 
-so the truth is eta*_L = ETA0 + offset + drift log2(L / L_0) per depth and ``drift`` for the
-slope; ``offset`` (a fraction of a grid step) moves the optimum between grid points. Each draw
-runs the analysis's own estimators: per-seed optima (:func:`hptransfer.optimum.refine`, as
-:func:`hptransfer.tables.optimal_lr` does), the per-group interval
-(:func:`hptransfer.intervals.seed_interval`) and the drift with its interval
-(:func:`hptransfer.tables.drift_fit`). Coverage = the fraction of draws whose interval
-contains the truth. For comparison the percentile bootstrap over seeds of the same per-seed
-values is measured too (the method this package used before: it undercovers at 3-5 seeds).
+z, e ~ N(0, 1): a rate past the cliff diverges, exactly as a diverged replica enters a real sweep
+(+inf final loss, :func:`hptransfer.tables.final_losses`). The truth is what the estimators
+claim to estimate: eta*_L = the argmin over x below the cliff of the expected (infinitely many
+seeds) loss curve E_z loss_s,L(x) (computed by Gauss-Hermite quadrature on a fine grid; it
+differs from the median seed optimum when the curve is asymmetric), and the drift = the OLS
+slope of eta*_L on u.
+
+Each draw runs the analysis's own estimators on the planted losses, as
+:func:`hptransfer.tables.optimal_lr` / :func:`hptransfer.tables.drift` do: the seed-mean curve
+(+inf at a rate where any seed diverged, :func:`hptransfer.tables._seed_mean`), its refined
+optimum, edge and bracket (:func:`hptransfer.optimum.refine`), the per-seed optima (NaN where
+a seed's bracket is open, :func:`hptransfer.tables._per_seed_eta`), the per-cell interval
+(:func:`hptransfer.tables.eta_interval`), the drift with
+its interval (:func:`hptransfer.tables.drift_fit`) and the check's drift interval, widened to
+the brackets' slope range when optima are censored
+(:func:`hptransfer.verdicts._drift_rows`). Coverage = the fraction of intervals that contain
+the truth. The methods (:data:`METHODS`):
+
+    eta_t          per-cell interval of :func:`hptransfer.tables.eta_interval`, cells whose
+                   seed-mean optimum is located (interior): the t-interval widened to cover a
+                   local asymmetric fit's optimum
+    eta_t_parabola the t-interval around the parabola vertex alone (the method before the
+                   asymmetric term: it undercovers on asymmetric bowls and coarse grids)
+    eta_t_censored the same t-interval at censored cells, read as if it were a point estimate
+    eta_bracket    the bracket [x_{i-1}, x_{i+1}] at censored cells
+    eta_printed    what the report prints per cell: the t-interval, or the bracket if censored
+    drift_t        the drift's t-interval over per-seed slopes (the report's drift column)
+    drift_check    the check's drift interval (drift_t widened to the bracket slope range
+                   when optima are censored); the report prints it as the drift's interval
+    drift_range    the bracket slope range [slope_min, slope_max] alone, series with a
+                   censored optimum (the report's "drift with brackets" column)
+    regret_t       the worst transfer regret over depths (the eta* tuned at the shallowest
+                   depth, read on each depth's seed-mean curve, :func:`hptransfer.tables.
+                   _worst_regret`) with the check's t-interval over the seeds' own worst
+                   regrets (:func:`hptransfer.seed_metrics.with_intervals`); truth: the same
+                   regret of the true eta* on the expected curves, max_L (E loss_L(eta*_2) -
+                   E loss_L(eta*_L)) / E loss_L(eta*_L); measured on ``regret_draws`` draws
+    eta_boot, drift_boot   percentile bootstrap of the same per-seed values (not used: it
+                   undercovers at 3-5 seeds; kept as the reference it was replaced for)
+
+:func:`coverage_table` measures every case, seed count and method;
+``python -m hptransfer.calibration --out PATH [--markdown docs/coverage.md]`` writes it, and
+the committed table
+(:data:`COVERAGE_FILE`, read by :func:`committed_coverage`) is what reports show.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from hptransfer.intervals import ols_rows, seed_interval
 from hptransfer.optimum import refine
-from hptransfer.tables import drift_fit
+from hptransfer.tables import _per_seed_eta, _seed_mean, _worst_regret, drift_fit, eta_interval
+from hptransfer.verdicts import _drift_rows
 
 DEPTHS = np.array([2, 4, 8, 16, 32])
-GRID = np.arange(-5.0, 2.0 + 1e-9, 0.75)  # the quick suite's grid for depth-muP and NFD
-ETA0 = -1.0
-CURVATURE = 0.1  # loss per octave^2 around the optimum (the quick suite's bowls: 0.05-0.2)
-SETTINGS = (  # (noise on each loss value, seed-to-seed sd of eta* in octaves)
-    (0.0, 0.05),
-    (0.01, 0.1),
-    (0.05, 0.2),
+U = np.log2(DEPTHS / DEPTHS[0])  # log2 depth relative to the shallowest: 0..4
+GRID_LO, GRID_HI = -5.0, 2.0  # the quick suite's grid span for depth-muP and NFD
+ETA0 = -0.5  # a grid point of both the 0.75- and the 1.5-octave grid
+CI = 0.9
+CALIBRATED = (0.85, 0.95)  # a nominal 90% interval is called calibrated inside this band
+SEED_COUNTS = (3, 5)
+COVERAGE_FILE = "data/coverage.csv"  # inside the package
+METHODS = (
+    "eta_t",
+    "eta_t_parabola",
+    "eta_t_censored",
+    "eta_bracket",
+    "eta_printed",
+    "drift_t",
+    "drift_check",
+    "drift_range",
+    "regret_t",
+    "eta_boot",
+    "drift_boot",
 )
-OFFSETS = (0.0, 0.375)  # 0 and half a grid step
+COLUMNS = [
+    "case",
+    "n_seeds",
+    "method",
+    "coverage",
+    "n_intervals",
+    "n_draws",
+    "median_width",
+    "mean_error",
+    "ci",
+    "status",
+]
 
 
 @dataclass(frozen=True)
-class Coverage:
-    """Measured coverage of the nominal ``ci`` intervals over ``n_draws`` planted sweeps."""
+class Case:
+    """One kind of planted data (module docstring). Octaves of log2 lr throughout; loss per
+    octave^2 for curvatures; ``offset`` is a fraction of ``step``; cliff / cliff_depth: the
+    divergence cliff's distance above the optimum at the shallowest depth and its change per
+    doubling of depth (inf: no cliff); curv_depth: log2 of the curvature's factor per doubling."""
 
-    n_seeds: int
-    noise: float
-    seed_sd: float
-    offset: float
-    n_draws: int
-    eta_t: float  # per-depth eta* interval (t, or range at 2 seeds), all depths pooled
-    drift_t: float  # drift interval
-    eta_boot: float  # percentile bootstrap of the same per-seed values
-    drift_boot: float
-    drift_width: float  # median width of the drift interval (octaves per doubling)
+    name: str
+    description: str
+    step: float = 0.75
+    offset: float = 0.0
+    curv_lo: float = 0.1
+    curv_hi: float = 0.1
+    curv_depth: float = 0.0
+    cliff: float = math.inf
+    cliff_depth: float = 0.0
+    drift: float = 0.1
+    noise: float = 0.01
+    seed_sd: float = 0.1
 
+    @property
+    def grid(self) -> np.ndarray:
+        """The log2 lr grid: GRID_LO to GRID_HI in steps of ``step``."""
+        return np.arange(GRID_LO, GRID_HI + 1e-9, self.step)
 
-def plant(
-    rng: np.random.Generator,
-    n_draws: int,
-    n_seeds: int,
-    *,
-    noise: float,
-    seed_sd: float,
-    offset: float,
-    drift: float = 0.1,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(loss [draw, seed, depth, lr], true log2 eta* [depth]) of the module docstring."""
-    x = np.log2(DEPTHS / DEPTHS[0])
-    truth = ETA0 + offset + drift * x
-    eta = truth[None, None, :] + seed_sd * rng.standard_normal((n_draws, n_seeds, DEPTHS.size))
-    loss = 1.0 + CURVATURE * (GRID - eta[..., None]) ** 2
-    loss = loss + noise * rng.standard_normal(loss.shape)
-    return loss, truth
+    @property
+    def centre(self) -> np.ndarray:
+        """The median seed's optimum per depth, ETA0 + offset step + drift u [depth]."""
+        return ETA0 + self.offset * self.step + self.drift * U
 
-
-def _bootstrap(values: np.ndarray, ci: float, rng: np.random.Generator, n_boot: int = 200):
-    """Percentile bootstrap of the mean over the last axis (resampling the S values)."""
-    s = values.shape[-1]
-    idx = rng.integers(0, s, size=(n_boot, s))
-    means = values[..., idx].mean(-1)  # [..., n_boot]
-    q = [(1 - ci) / 2, (1 + ci) / 2]
-    return np.quantile(means, q[0], axis=-1), np.quantile(means, q[1], axis=-1)
+    @property
+    def cliff_at(self) -> np.ndarray:
+        """log2 lr of the divergence cliff per depth (+inf: none) [depth]."""
+        return self.centre + self.cliff + self.cliff_depth * U
 
 
-def coverage(
-    n_seeds: int,
-    noise: float,
-    seed_sd: float,
-    offset: float,
-    *,
-    n_draws: int = 300,
-    ci: float = 0.9,
-    drift: float = 0.1,
-    seed: int = 0,
-) -> Coverage:
-    """Coverage of the eta* and drift intervals on ``n_draws`` planted sweeps (docstring)."""
-    rng = np.random.default_rng(seed)
-    loss, truth = plant(
-        rng, n_draws, n_seeds, noise=noise, seed_sd=seed_sd, offset=offset, drift=drift
+CASES: tuple[Case, ...] = (
+    Case(
+        "easy",
+        "symmetric bowl, equal curvature, optimum between grid points, no divergence",
+        offset=0.5,
+    ),
+    Case(
+        "asymmetric",
+        "steeper on the high-rate side (curvature 0.05 below, 0.15 above the optimum)",
+        offset=0.5,
+        curv_lo=0.05,
+        curv_hi=0.15,
+    ),
+    Case(
+        "cliff_approaching",
+        "divergence cliff 2.5 octaves above the optimum at L=2, 0.5 at L=32; eta* flat",
+        offset=0.25,
+        cliff=2.5,
+        cliff_depth=-0.5,
+        drift=0.0,
+    ),
+    Case(
+        "censored",
+        "the optimum next to divergence: cliff 0.4 octave above it at every depth",
+        offset=0.25,
+        cliff=0.4,
+    ),
+    Case(
+        "sp_like",
+        "1.5-octave grid, asymmetric (0.05 below, 0.15 above), drift -0.4, cliff 1.6 above",
+        step=1.5,
+        offset=0.25,
+        curv_lo=0.05,
+        curv_hi=0.15,
+        cliff=1.6,
+        drift=-0.4,
+    ),
+    Case(
+        "curvature_depth",
+        "curvature falling 8-fold from L=2 to L=32 (flatter bowls at depth), symmetric",
+        offset=0.5,
+        curv_depth=-0.75,
+    ),
+)
+CASE_BY_NAME = {c.name: c for c in CASES}
+
+
+def _curvature(case: Case, d: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """c(d) 2^(curv_depth u): the curvature at distance d from the seed's optimum."""
+    return np.where(d < 0, case.curv_lo, case.curv_hi) * 2.0 ** (case.curv_depth * u)
+
+
+def expected_loss(case: Case, x: np.ndarray, n_nodes: int = 40) -> np.ndarray:
+    """E_z loss_{s,L}(x) [depth, len(x)]: the noise-free loss averaged over the seed spread
+    z ~ N(0, 1) by Gauss-Hermite quadrature; +inf past the cliff."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(n_nodes)
+    weights = weights / weights.sum()
+    eta = case.centre[:, None, None] + case.seed_sd * nodes[None, :, None]  # [L, node, 1]
+    d = x[None, None, :] - eta
+    bowl = 1.0 + _curvature(case, d, U[:, None, None]) * d * d
+    mean = (weights[None, :, None] * bowl).sum(1)
+    return np.where(x[None, :] > case.cliff_at[:, None], np.inf, mean)
+
+
+def truth(case: Case, resolution: float = 1e-3) -> tuple[np.ndarray, float]:
+    """(true eta*_L [depth], true drift): the argmin of :func:`expected_loss` below the cliff,
+    found on a grid of ``resolution`` octaves, and its OLS slope on u."""
+    x = np.arange(GRID_LO - 2.0, GRID_HI + 2.0, resolution)
+    eta = x[np.argmin(expected_loss(case, x), axis=-1)]
+    return eta, float(ols_rows(U, eta))
+
+
+def plant(case: Case, rng: np.random.Generator, n_draws: int, n_seeds: int) -> np.ndarray:
+    """Final losses [draw, seed, depth, lr] of ``n_draws`` planted sweeps (module docstring);
+    +inf where a rate diverged."""
+    eta = case.centre[None, None, :] + case.seed_sd * rng.standard_normal(
+        (n_draws, n_seeds, DEPTHS.size)
     )
-    r = refine(GRID, loss)  # per seed, as optimal_lr does: [draw, seed, depth]
-    per_seed = np.where(np.isfinite(r.bracket_lo) & np.isfinite(r.bracket_hi), r.log2_eta, np.nan)
-    values = np.moveaxis(per_seed, 1, -1)  # [draw, depth, seed]
-    mean_curve = refine(GRID, loss.mean(1))  # the seed-averaged curve: [draw, depth]
-    _, lo, hi, _ = seed_interval(values, ci, centre=mean_curve.log2_eta)
-    eta_t = np.mean((lo <= truth) & (truth <= hi))
-    b_lo, b_hi = _bootstrap(values, ci, rng)
-    eta_boot = np.mean((b_lo <= truth) & (truth <= b_hi))
+    d = case.grid - eta[..., None]
+    loss = 1.0 + _curvature(case, d, U[:, None]) * d * d
+    loss = loss + case.noise * rng.standard_normal(loss.shape)
+    return np.where(case.grid > case.cliff_at[:, None], np.inf, loss)
 
-    x = np.log2(DEPTHS / DEPTHS[0])
-    hits, widths, slopes = [], [], []
-    for d in range(n_draws):
+
+@dataclass(frozen=True)
+class Estimates:
+    """The analysis's estimates on a batch of planted sweeps: per cell [draw, depth] and per
+    draw [draw] (module docstring)."""
+
+    eta: np.ndarray  # seed-mean optimum (the report's point)
+    lo: np.ndarray  # its interval (tables.eta_interval; range at 2 seeds)
+    hi: np.ndarray
+    parabola_lo: np.ndarray  # the seed t-interval alone, without the asymmetric-fit term
+    parabola_hi: np.ndarray
+    censored: np.ndarray  # edge != 0 and not all diverged
+    bracket_lo: np.ndarray
+    bracket_hi: np.ndarray
+    per_seed: np.ndarray  # [draw, seed, depth]
+    slope: np.ndarray  # [draw]
+    slope_lo: np.ndarray
+    slope_hi: np.ndarray
+    check_lo: np.ndarray  # the check's drift interval (widened by brackets)
+    check_hi: np.ndarray
+    slope_min: np.ndarray  # the bracket slope range
+    slope_max: np.ndarray
+
+
+def estimate(case: Case, loss: np.ndarray, ci: float = CI) -> Estimates:
+    """Run the estimators of :func:`hptransfer.tables.optimal_lr` and
+    :func:`hptransfer.tables.drift` (and the check's drift interval) on ``loss`` [draw, seed,
+    depth, lr] from :func:`plant`."""
+    grid = case.grid
+    per_seed = _per_seed_eta(grid, loss)  # [draw, seed, depth]
+    curve = _seed_mean(loss, axis=1)  # [draw, depth, lr]
+    mean = refine(grid, curve)
+    seed_eta = np.moveaxis(per_seed, 1, -1)  # [draw, depth, seed]
+    lo, hi, _ = eta_interval(grid, curve, seed_eta, ci)
+    _, p_lo, p_hi, _ = seed_interval(seed_eta, ci, centre=mean.log2_eta)
+    censored = (mean.edge != 0) & (mean.cause != 3)
+    fits = []
+    for d in range(loss.shape[0]):
         fit = drift_fit(
-            x,
-            mean_curve.log2_eta[d],
-            mean_curve.edge[d] != 0,
-            mean_curve.bracket_lo[d],
-            mean_curve.bracket_hi[d],
+            U,
+            mean.log2_eta[d],
+            censored[d],
+            mean.bracket_lo[d],
+            mean.bracket_hi[d],
             per_seed[d],
             ci,
         )
-        hits.append(fit["slope_lo"] <= drift <= fit["slope_hi"])
-        widths.append(fit["slope_hi"] - fit["slope_lo"])
-        slopes.append(ols_rows(x, per_seed[d]))
-    s_lo, s_hi = _bootstrap(np.array(slopes), ci, rng)
-    return Coverage(
-        n_seeds=n_seeds,
-        noise=noise,
-        seed_sd=seed_sd,
-        offset=offset,
-        n_draws=n_draws,
-        eta_t=float(eta_t),
-        drift_t=float(np.mean(hits)),
-        eta_boot=float(eta_boot),
-        drift_boot=float(np.mean((s_lo <= drift) & (drift <= s_hi))),
-        drift_width=float(np.nanmedian(widths)),
+        (check,) = _drift_rows({}, "drift", None, fit)
+        fits.append(
+            (fit["slope"], fit["slope_lo"], fit["slope_hi"], check["lo"], check["hi"],
+             fit["slope_min"], fit["slope_max"])
+        )  # fmt: skip
+    columns = (np.array(v, float) for v in zip(*fits, strict=True))
+    return Estimates(
+        mean.log2_eta,
+        lo,
+        hi,
+        p_lo,
+        p_hi,
+        censored,
+        mean.bracket_lo,
+        mean.bracket_hi,
+        per_seed,
+        *columns,
     )
 
 
-def coverage_table(
-    seed_counts: tuple[int, ...] = (2, 3, 5), n_draws: int = 300, ci: float = 0.9
-) -> pd.DataFrame:
-    """:func:`coverage` for every setting, offset and seed count: one row each."""
-    rows = [
-        coverage(n, noise, sd, off, n_draws=n_draws, ci=ci, seed=i)
-        for i, (n, (noise, sd), off) in enumerate(
-            (n, s, o) for n in seed_counts for s in SETTINGS for o in OFFSETS
+def _bootstrap(values: np.ndarray, ci: float, rng: np.random.Generator, n_boot: int = 200):
+    """Percentile bootstrap of the mean over the last axis (resampling the S values; NaN left
+    out of each resample's mean)."""
+    s = values.shape[-1]
+    idx = rng.integers(0, s, size=(n_boot, s))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample of NaN only: NaN
+        means = np.nanmean(values[..., idx], -1)  # [..., n_boot]
+        q = [(1 - ci) / 2, (1 + ci) / 2]
+        return np.nanquantile(means, q[0], axis=-1), np.nanquantile(means, q[1], axis=-1)
+
+
+def _row(method: str, lo, hi, point, true, select=None) -> dict:
+    """Coverage of the intervals [lo, hi] of the truth over the selected entries (all finite
+    intervals when ``select`` is None; an interval with a NaN end is not counted)."""
+    lo, hi, point = (np.asarray(v, float) for v in (lo, hi, point))
+    true = np.broadcast_to(np.asarray(true, float), lo.shape)
+    ok = ~(np.isnan(lo) | np.isnan(hi))
+    if select is not None:
+        ok &= select
+    n = int(ok.sum())
+    hit = (lo <= true) & (true <= hi)
+    with np.errstate(invalid="ignore"):
+        width = np.where(ok, hi - lo, np.nan)
+        err = (point - true)[ok & np.isfinite(point)]  # a diverged regret (+inf) left out
+    return dict(
+        method=method,
+        coverage=float(hit[ok].mean()) if n else math.nan,
+        n_intervals=n,
+        median_width=float(np.median(width[ok])) if n else math.nan,
+        mean_error=float(np.mean(err)) if err.size else math.nan,
+    )
+
+
+def true_regret(case: Case) -> float:
+    """The worst regret over depths of the true eta* of the shallowest depth, on the expected
+    curves: max_L (E loss_L(eta*_base) - E loss_L(eta*_L)) / E loss_L(eta*_L)."""
+    eta, _ = truth(case)
+    at_base = expected_loss(case, np.array([eta[0]]))[:, 0]
+    best = np.array([expected_loss(case, np.array([e]))[j, 0] for j, e in enumerate(eta)])
+    return float(np.max((at_base - best) / best))
+
+
+def regret_estimates(
+    case: Case, loss: np.ndarray, ci: float = CI
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(point, lo, hi) [draw] of the worst regret and its check interval on ``loss`` [draw,
+    seed, depth, lr]: the point on the seed-mean curves at their optima (as
+    :func:`hptransfer.tables.transfer_regret` and the scorecard's max over shapes), the
+    samples each seed's worst regret on its own curves at its own optima, NaN when its
+    shallowest optimum has an open bracket (as :func:`hptransfer.tables.seed_regret`), and
+    their :func:`hptransfer.intervals.seed_interval` around the point."""
+    grid = case.grid
+    curve = _seed_mean(loss, axis=1)  # [draw, depth, lr]
+    eta = refine(grid, curve).log2_eta
+    seed = refine(grid, loss)  # [draw, seed, depth]
+    open_base = ~(np.isfinite(seed.bracket_lo[..., 0]) & np.isfinite(seed.bracket_hi[..., 0]))
+    point, samples = [], []
+    for d in range(loss.shape[0]):
+        point.append(_worst_regret([(grid, c[None]) for c in curve[d]], eta[d], 0))
+        samples.append(
+            [
+                math.nan
+                if open_base[d, s]
+                else _worst_regret([(grid, c[None]) for c in loss[d, s]], seed.log2_eta[d, s], 0)
+                for s in range(loss.shape[1])
+            ]
         )
+    point_a = np.array(point, float)
+    _, lo, hi, _ = seed_interval(np.array(samples, float), ci, centre=point_a)
+    return point_a, lo, hi
+
+
+def status(coverage: float, band: tuple[float, float] = CALIBRATED) -> str:
+    """ "calibrated" inside ``band``, "undercovers" below, "overcovers" above, "not measured"
+    without intervals. Only "calibrated" is a calibrated interval for that kind of data."""
+    if math.isnan(coverage):
+        return "not measured"
+    return "undercovers" if coverage < band[0] else "overcovers" if coverage > band[1] else (
+        "calibrated"
+    )  # fmt: skip
+
+
+def coverage(
+    case: Case,
+    n_seeds: int,
+    *,
+    n_draws: int = 400,
+    ci: float = CI,
+    seed: int = 0,
+    regret_draws: int | None = None,
+) -> pd.DataFrame:
+    """Coverage of every method (:data:`METHODS`) on ``n_draws`` planted sweeps of ``case``
+    with ``n_seeds`` seeds (regret on the first ``regret_draws`` of them, default all; it is
+    the slow one): one row per method (columns :data:`COLUMNS`, n_draws per row)."""
+    rng = np.random.default_rng(seed)
+    loss = plant(case, rng, n_draws, n_seeds)
+    e = estimate(case, loss, ci)
+    eta_true, drift_true = truth(case)
+    interior = ~e.censored
+    shown_lo = np.where(e.censored, e.bracket_lo, e.lo)
+    shown_hi = np.where(e.censored, e.bracket_hi, e.hi)
+    values = np.moveaxis(e.per_seed, 1, -1)
+    b_lo, b_hi = _bootstrap(values, ci, rng)
+    slopes = ols_rows(U, e.per_seed)  # [draw, seed]
+    d_lo, d_hi = _bootstrap(slopes, ci, rng)
+    n_regret = n_draws if regret_draws is None else min(regret_draws, n_draws)
+    r_point, r_lo, r_hi = regret_estimates(case, loss[:n_regret], ci)
+    rows = [
+        _row("eta_t", e.lo, e.hi, e.eta, eta_true, interior),
+        _row("eta_t_parabola", e.parabola_lo, e.parabola_hi, e.eta, eta_true, interior),
+        _row("eta_t_censored", e.lo, e.hi, e.eta, eta_true, e.censored),
+        _row("eta_bracket", e.bracket_lo, e.bracket_hi, e.eta, eta_true, e.censored),
+        _row("eta_printed", shown_lo, shown_hi, e.eta, eta_true),
+        _row("drift_t", e.slope_lo, e.slope_hi, e.slope, drift_true),
+        _row("drift_check", e.check_lo, e.check_hi, e.slope, drift_true),
+        _row("drift_range", e.slope_min, e.slope_max, e.slope, drift_true, e.censored.any(-1)),
+        _row("regret_t", r_lo, r_hi, r_point, true_regret(case)),
+        _row("eta_boot", b_lo, b_hi, e.eta, eta_true, interior),
+        _row("drift_boot", d_lo, d_hi, e.slope, drift_true),
     ]
-    return pd.DataFrame([r.__dict__ for r in rows])
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "case", case.name)
+    frame.insert(1, "n_seeds", n_seeds)
+    frame["n_draws"] = np.where(frame["method"] == "regret_t", n_regret, n_draws)
+    frame["ci"] = ci
+    frame["status"] = [status(c) for c in frame["coverage"]]
+    return frame[COLUMNS]
 
 
-def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per seed count: the lowest and highest coverage over settings, per method and quantity."""
-    cols = ["eta_t", "drift_t", "eta_boot", "drift_boot"]
-    return table.groupby("n_seeds")[cols].agg(["min", "max"])
+def coverage_table(
+    cases: tuple[Case, ...] = CASES,
+    seed_counts: tuple[int, ...] = SEED_COUNTS,
+    n_draws: int = 400,
+    ci: float = CI,
+    regret_draws: int | None = None,
+) -> pd.DataFrame:
+    """:func:`coverage` of every case and seed count: one row per (case, n_seeds, method)."""
+    frames = [
+        coverage(case, n, n_draws=n_draws, ci=ci, seed=1000 * i + n, regret_draws=regret_draws)
+        for i, case in enumerate(cases)
+        for n in seed_counts
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def cases_table(cases: tuple[Case, ...] = CASES) -> pd.DataFrame:
+    """The planted cases as a table: one row per case, its fields and its true drift."""
+    return pd.DataFrame([asdict(c) | {"true_drift": truth(c)[1]} for c in cases])
+
+
+def committed_coverage() -> pd.DataFrame:
+    """The coverage table committed with the package (written by ``python -m
+    hptransfer.calibration --out hptransfer/data/coverage.csv``)."""
+    with resources.files("hptransfer").joinpath(COVERAGE_FILE).open() as f:
+        return pd.read_csv(f)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m hptransfer.calibration --out PATH [--draws N]``: write the coverage table."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    p.add_argument("--draws", type=int, default=5000, help="planted sweeps per case and seeds")
+    p.add_argument("--regret-draws", type=int, default=1000, help="of them, for the regret")
+    p.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
+    args = p.parse_args(argv)
+    start = time.perf_counter()
+    table = coverage_table(n_draws=args.draws, regret_draws=args.regret_draws)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False, float_format="%.4f")
+    if args.markdown is not None:  # rendered from the CSV as written, as reports read it
+        from hptransfer.report import coverage_markdown  # the report imports this module
+
+        args.markdown.write_text(coverage_markdown(pd.read_csv(args.out)))
+    print(table.to_string(index=False))
+    print(f"wrote {args.out} ({len(table)} rows) in {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -177,3 +177,49 @@ def curve_value(log2_lr: Sequence[float], loss: Sequence[float], at: float) -> f
         return math.inf
     t = (at - x[j]) / (x[j + 1] - x[j])
     return float(y[j] + t * (y[j + 1] - y[j]))
+
+
+def asymmetric_vertex(x: np.ndarray, y: np.ndarray, n_candidates: int = 121) -> np.ndarray:
+    """The optimum of a local *asymmetric* bowl fit, vectorised over the leading axes of y.
+
+    Around the argmin i of y [..., n] on the increasing grid x [n] (non-finite = +inf), the
+    finite points among x_{i-2..i+2} are fitted by least squares with
+
+        y ~ a + c_lo (x - m)^2 [x < m] + c_hi (x - m)^2 [x >= m],     c_lo, c_hi > 0,
+
+    profiling m over ``n_candidates`` values spanning the bracket [x_{i-1}, x_{i+1}] (for each
+    m the fit is linear in a, c_lo, c_hi). Returns the m with the least residual: the optimum
+    of a bowl that may be steeper on one side, which the parabola vertex of :func:`refine`
+    (exact for a symmetric quadratic) misses by up to a sizeable part of a grid step. NaN
+    where the optimum is censored (edge != 0), fewer than 4 of the 5 points are finite, or no
+    m gives both curvatures positive. Used only to widen an interval
+    (:func:`hptransfer.tables.eta_interval`), never as the point estimate.
+    """
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    n = x.size
+    r = refine(x, y)
+    yy = np.where(np.isfinite(y), y, np.inf)
+    j = r.argmin[..., None] + np.arange(-2, 3)  # [..., 5]
+    inside = (j >= 0) & (j < n)
+    jc = np.clip(j, 0, n - 1)
+    ys = np.take_along_axis(yy, jc, -1)
+    ok = inside & np.isfinite(ys)
+    usable = (r.edge == 0) & (ok.sum(-1) >= 4)
+    t = np.linspace(0.0, 1.0, n_candidates)
+    b_lo = np.where(usable, r.bracket_lo, 0.0)[..., None]
+    b_hi = np.where(usable, r.bracket_hi, 1.0)[..., None]
+    m = b_lo + t * (b_hi - b_lo)  # [..., M]
+    d = x[jc][..., None, :] - m[..., :, None]  # [..., M, 5]
+    w = ok[..., None, :].astype(float)
+    design = np.stack(
+        [np.ones_like(d), np.where(d < 0, d * d, 0.0), np.where(d >= 0, d * d, 0.0)], -1
+    ) * w[..., None]  # fmt: skip
+    target = np.where(ok, ys, 0.0)[..., None, :] * w
+    gram = np.einsum("...ka,...kb->...ab", design, design) + 1e-12 * np.eye(3)
+    beta = np.linalg.solve(gram, np.einsum("...ka,...k->...a", design, target)[..., None])[..., 0]
+    resid = target - np.einsum("...ka,...a->...k", design, beta)
+    rss = np.where((beta[..., 1] > 0) & (beta[..., 2] > 0), (resid * resid).sum(-1), np.inf)
+    k = np.argmin(rss, -1)[..., None]
+    found = np.isfinite(np.take_along_axis(rss, k, -1)[..., 0])
+    return np.where(usable & found, np.take_along_axis(m, k, -1)[..., 0], np.nan)

@@ -37,13 +37,13 @@ from hptransfer.analysis import (
     scheme_order,
 )
 from hptransfer.axis_figures import axis_figure_names, make_axis_figures
-from hptransfer.calibration import coverage_table
+from hptransfer.calibration import CALIBRATED, CASES, committed_coverage
 from hptransfer.figures import FIGURES, make_figures, scheme_label
 from hptransfer.hparams import at_default_conditions, worst_joint_regret
 from hptransfer.intervals import MIN_SEEDS_T
 from hptransfer.path_transfer import point_label
 from hptransfer.twins import twin_groups, twin_labels, without_twins
-from hptransfer.verdicts import COLLAPSE, RESTORED, axis_verdict, bracket_text
+from hptransfer.verdicts import COLLAPSE, RESTORED, _drift_rows, axis_verdict, bracket_text
 
 FIGURE_DIR = "figures"
 FIGURE_CAPTIONS = {
@@ -130,6 +130,23 @@ def _slope_ci(v: float, lo: float, hi: float, kind: str = "t") -> str:
     return text + f" [{lo:+.2f}, {hi:+.2f}]" + ("" if kind == "t" else f" ({kind})")
 
 
+def _checked_slope_ci(
+    v: float, lo: float, hi: float, kind: str, smin: float = math.nan, smax: float = math.nan
+) -> str:
+    """A drift with the interval the check decides on (:func:`hptransfer.verdicts._drift_rows`):
+    the seed interval [lo, hi], and when optima are censored (smin < smax, the bracket slope
+    range) that range pushed out by the same half-widths, marked "with brackets". The seed
+    interval alone undercovers there (hptransfer.calibration: cases cliff_approaching and
+    censored)."""
+    if pd.isna(v):
+        return ""
+    row = dict(slope=v, slope_lo=lo, slope_hi=hi, slope_min=smin, slope_max=smax)
+    (checked,) = _drift_rows({}, "drift", None, row)
+    if checked["bracketed"]:
+        kind = f"{kind}, with brackets"
+    return _slope_ci(v, checked["lo"], checked["hi"], kind)
+
+
 def _interval_header(card: pd.DataFrame) -> str:
     n = int(card["n_seeds"].max()) if "n_seeds" in card else 0
     pct = round(100 * float(card["ci"].iloc[0])) if "ci" in card and len(card) else 90
@@ -159,12 +176,14 @@ def scorecard_display(
         sym = "L" if axis == "depth" else "n"
         out[f"{axis}s"] = card[f"{axis}s"].fillna("")
         out[f"drift vs {axis} (oct/doubling) [{_interval_header(card)}]"] = [
-            _slope_ci(v, lo, hi, kind)
-            for v, lo, hi, kind in zip(
+            _checked_slope_ci(v, lo, hi, kind, smin, smax)
+            for v, lo, hi, kind, smin, smax in zip(
                 card[f"drift_{axis}"],
                 card[f"drift_{axis}_lo"],
                 card[f"drift_{axis}_hi"],
                 card[f"drift_{axis}_interval"],
+                card[f"drift_{axis}_min"],
+                card[f"drift_{axis}_max"],
                 strict=True,
             )
         ]
@@ -363,28 +382,85 @@ def claims_display(claims: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+COVERAGE_METHODS = {  # calibration method -> what the report prints
+    "eta_t": "eta*: t-interval with the asymmetric-fit term (located optimum)",
+    "eta_t_parabola": "eta*: t-interval around the parabola vertex alone (not printed)",
+    "eta_bracket": "eta*: bracket (censored optimum)",
+    "eta_printed": "eta* as printed (t-interval, or bracket if censored)",
+    "eta_t_censored": "eta*: t-interval at a censored optimum (not printed)",
+    "drift_t": "drift: t over per-seed slopes alone (not printed when censored)",
+    "drift_check": "drift as printed and checked (with brackets when censored)",
+    "drift_range": "drift with brackets: the bracket slope range alone (censored series)",
+    "regret_t": "worst regret: the check's t-interval over per-seed worst regrets",
+}
+
+
 def coverage_display(table: pd.DataFrame) -> pd.DataFrame:
-    """Measured coverage of the nominal intervals, per method and seed count: the lowest and
-    highest over the planted settings (:func:`hptransfer.calibration.coverage_table`)."""
-    methods = {
-        "eta_t": "eta*: t over per-seed optima (range at 2 seeds)",
-        "drift_t": "drift: t over per-seed slopes (range at 2 seeds)",
-        "eta_boot": "eta*: percentile bootstrap over seeds (not used)",
-        "drift_boot": "drift: percentile bootstrap over seeds (not used)",
-    }
+    """The committed coverage table (:func:`hptransfer.calibration.committed_coverage`) per
+    planted case and interval method, one column per seed count: "91%", or "67% (not
+    calibrated: undercovers)" below the band CALIBRATED and "... conservative)" above it; a
+    case without such an interval (nothing censored) has no row."""
+    order = {c.name: i for i, c in enumerate(CASES)}
     rows = []
-    for col, label in methods.items():
-        row = {"interval method": label}
-        for n, g in table.groupby("n_seeds"):
-            row[f"{n} seeds"] = f"{100 * g[col].min():.0f}-{100 * g[col].max():.0f}%"
-        rows.append(row)
-    return pd.DataFrame(rows)
+    for (case, method), g in table.groupby(["case", "method"], sort=False):
+        if method not in COVERAGE_METHODS:
+            continue
+        row = {"case": case, "interval": COVERAGE_METHODS[method]}
+        for _, r in g.sort_values("n_seeds").iterrows():
+            c = float(r["coverage"])
+            text = "-" if pd.isna(c) else f"{100 * c:.0f}%"
+            if not pd.isna(c) and not CALIBRATED[0] <= c <= CALIBRATED[1]:
+                how = "undercovers" if c < CALIBRATED[0] else "conservative"
+                text += f" (not calibrated: {how})"
+            row[f"{int(r['n_seeds'])} seeds"] = text
+        if g["coverage"].notna().any():
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    rank = out["case"].map(order).fillna(len(order)) * 100 + out["interval"].map(
+        list(COVERAGE_METHODS.values()).index
+    )
+    return out.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
+
+
+def coverage_markdown(table: pd.DataFrame) -> str:
+    """docs/coverage.md: the planted cases (:func:`hptransfer.calibration.cases_table`) and the
+    coverage table as the report shows it, then every measured number of ``table``."""
+    from hptransfer.calibration import cases_table
+
+    cases = cases_table().drop(columns="description")
+    full = table.drop(columns=["ci"]).copy()
+    for col in ("coverage", "median_width", "mean_error"):
+        full[col] = full[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    descriptions = "\n".join(f"- `{c.name}`: {c.description}" for c in CASES)
+    return (
+        "\n\n".join(
+            [
+                "# Coverage of the nominal intervals on planted sweeps",
+                "Generated by `python -m hptransfer.calibration --out hptransfer/data/coverage.csv "
+                "--markdown docs/coverage.md`; do not edit by hand. What the cases and methods "
+                "mean: [statistics.md](statistics.md).",
+                "## Planted cases",
+                descriptions,
+                markdown_table(cases),
+                f"## Coverage of the nominal {round(100 * float(table['ci'].iloc[0]))}% intervals "
+                "(as every report's Method section shows it)",
+                markdown_table(coverage_display(table)),
+                "## Every measurement",
+                markdown_table(full),
+            ]
+        )
+        + "\n"
+    )
 
 
 def _method_items(a: Analysis, coverage: pd.DataFrame) -> list[str]:
     pct = round(100 * a.ci)
-    draws = int(coverage["n_draws"].iloc[0]) if len(coverage) else 0
-    settings = coverage.groupby(["noise", "seed_sd", "offset"]).ngroups if len(coverage) else 0
+    draws = int(coverage["n_draws"].max()) if len(coverage) else 0
+    fewer = sorted({int(v) for v in coverage["n_draws"]} - {draws}) if len(coverage) else []
+    fewer_text = f", the worst regret on {fewer[0]}" if fewer else ""
+    cases = coverage["case"].nunique() if len(coverage) else 0
     return [
         f"Final loss of a replica: mean training loss over its last {a.last_evals} evaluations; "
         "a replica that diverged counts as +inf, and a learning rate where any seed diverged "
@@ -398,11 +474,18 @@ def _method_items(a: Analysis, coverage: pd.DataFrame) -> list[str]:
         f"Intervals: the same estimator on each seed's own curve gives per-seed optima, and on "
         f"each seed's optima a per-seed drift slope; with n >= {MIN_SEEDS_T} seeds the interval "
         f"is the estimate +- t(n-1) sd(per-seed values) / sqrt(n), a {pct}% Student-t "
-        "interval on n-1 degrees of freedom; with 2 seeds it is the "
+        "interval on n-1 degrees of freedom; an eta* interval is widened to also cover, with "
+        "the same half-widths, the optimum of a local fit of a bowl steeper on one side "
+        "(5 grid points around the argmin), whose bias the seed spread does not show; "
+        "with 2 seeds it is the "
         "range of the 2 values (no calibrated interval exists there; it covers about half the "
-        f"time). Measured coverage on {settings} planted settings x {draws} draws each "
-        "(noise levels, seed-to-seed spread, grid offsets) is in the table below, computed "
-        "when this report was written.",
+        f"time). Measured coverage on {cases} planted cases x {draws} draws each{fewer_text} "
+        "(symmetric "
+        "and asymmetric bowls, a divergence cliff, optima next to divergence, a coarse grid, "
+        "curvature changing with depth; hptransfer/data/coverage.csv, written by python -m "
+        "hptransfer.calibration) is in the table below; an interval outside "
+        f"{100 * CALIBRATED[0]:.0f}-{100 * CALIBRATED[1]:.0f}% there is not calibrated for "
+        "that kind of data.",
         "Drift: OLS slope of log2 eta* against log2 depth (width), in octaves per doubling, "
         "over the shapes with a finite bracket (a censored optimum next to a diverging rate "
         "enters at its best grid rate; one at the grid edge is left out). 'Drift with "
@@ -528,14 +611,20 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
         roof = roofline(a.meta.get("cells", []), a.meta["device_peaks"])
         if len(roof):
             blocks += [_Block("h2", "Where the time goes"), _Block("table", table=roof)]
-    coverage = coverage_table(ci=a.ci)
+    coverage = committed_coverage()
     blocks += [
         _Block("h2", "Method"),
         _Block("ul", items=tuple(_method_items(a, coverage))),
         _Block(
             "p",
-            f"Measured coverage of the nominal {round(100 * a.ci)}% intervals (lowest-highest "
-            "over the planted settings; hptransfer.calibration):",
+            f"Measured coverage of the nominal {round(100 * float(coverage['ci'].iloc[0]))}% "
+            "intervals per planted case (hptransfer.calibration)"
+            + (
+                ""
+                if math.isclose(float(coverage["ci"].iloc[0]), a.ci)
+                else f"; this report's intervals are {round(100 * a.ci)}%, so it does not apply"
+            )
+            + ":",
         ),
         _Block("table", table=coverage_display(coverage)),
     ]
@@ -570,8 +659,11 @@ def _series_label(r: Mapping[str, Any]) -> str:
 def _drift_cells(r: Mapping[str, Any]) -> dict[str, str]:
     """drift [interval], verdict word and censoring of one drift row."""
     kind = str(r.get("interval", "t"))
+    smin, smax = r.get("slope_min", math.nan), r.get("slope_max", math.nan)
     return {
-        "drift / doubling": _slope_ci(r["slope"], r["slope_lo"], r["slope_hi"], kind),
+        "drift / doubling": _checked_slope_ci(
+            r["slope"], r["slope_lo"], r["slope_hi"], kind, smin, smax
+        ),
         "verdict": axis_verdict(r),
         "censored": _fmt_num(r.get("n_censored")),
     }

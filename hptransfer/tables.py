@@ -29,9 +29,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hptransfer.intervals import interval_method, ols_rows, ols_slope, seed_interval, slope_range
+from hptransfer.intervals import (
+    MIN_SEEDS_T,
+    interval_method,
+    ols_rows,
+    ols_slope,
+    seed_interval,
+    slope_range,
+)
 from hptransfer.movement import STATS  # the "<stat>/<role>" columns the engine writes
-from hptransfer.optimum import curve_value, refine, refine_optimum
+from hptransfer.optimum import (
+    asymmetric_vertex,
+    curve_value,
+    refine,
+    refine_optimum,
+    sorted_curve,
+)
 
 GROUP = ("family", "scheme", "optimizer", "width", "depth", "block_depth")
 REPLICA = (*GROUP, "log2_lr", "seed")
@@ -205,6 +218,36 @@ def _per_seed_eta(x: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(r.bracket_lo) & np.isfinite(r.bracket_hi), r.log2_eta, np.nan)
 
 
+def eta_interval(
+    x: np.ndarray, y: np.ndarray, seed_eta: np.ndarray, ci: float = 0.9
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lo, hi, n) of eta* of seed-mean loss curves y [..., n_lr] on the grid x, with the
+    per-seed optima seed_eta [..., S] (:func:`_per_seed_eta`), vectorised over leading axes.
+
+    With x_v the parabola vertex of y (:func:`hptransfer.optimum.refine`, the point estimate)
+    and [lo_t, hi_t] the :func:`hptransfer.intervals.seed_interval` of the per-seed optima
+    around it: when it is a t-interval (n >= 3) and the optimum is located, the interval is
+    also pushed to cover the optimum x_a of a local asymmetric bowl fit
+    (:func:`hptransfer.optimum.asymmetric_vertex`) with the same half-widths,
+
+        lo = min(lo_t, x_a - (x_v - lo_t)),   hi = max(hi_t, x_a + (hi_t - x_v)),
+
+    because the parabola vertex is biased on a bowl steeper on one side (by up to ~0.1-0.3
+    octave on a 0.75-1.5 octave grid) and the seed spread says nothing about that bias; on a
+    symmetric bowl x_a ~ x_v and the interval barely moves. Coverage with and without this
+    term: :mod:`hptransfer.calibration` (methods eta_t and eta_t_parabola). Otherwise (range
+    of 2 seeds, no interval, censored optimum) the seed interval unchanged.
+    """
+    r = refine(x, y)
+    _, lo, hi, n = seed_interval(seed_eta, ci, centre=r.log2_eta)
+    alt = asymmetric_vertex(x, y)
+    widen = (n >= MIN_SEEDS_T) & (r.edge == 0) & np.isfinite(alt) & np.isfinite(lo)
+    with np.errstate(invalid="ignore"):
+        w_lo = np.minimum(lo, alt - (r.log2_eta - lo))
+        w_hi = np.maximum(hi, alt + (hi - r.log2_eta))
+    return np.where(widen, w_lo, lo), np.where(widen, w_hi, hi), n
+
+
 def optimal_lr(table: pd.DataFrame, last_evals: int = 3, ci: float = 0.9) -> pd.DataFrame:
     """One row per group (family, scheme, optimizer, width, depth, block_depth).
 
@@ -212,9 +255,10 @@ def optimal_lr(table: pd.DataFrame, last_evals: int = 3, ci: float = 0.9) -> pd.
     (:func:`hptransfer.optimum.refine`); best_loss: the curve there. edge / edge_cause: the
     optimum is censored (grid edge or next to a diverging rate) and only bracket_lo <= eta* <=
     bracket_hi is known (log2; an end may be infinite). log2_eta_lo / log2_eta_hi: the interval
-    of :func:`hptransfer.intervals.seed_interval` around eta* with the spread of the per-seed optima (n_seed_optima of
-    them, interval = its method: "t", "range" or "none"; per-seed optima at the grid edge are
-    left out; for a censored group only the bracket is a statement about eta*).
+    of :func:`eta_interval`: the seed interval around eta* with the spread of the per-seed
+    optima (n_seed_optima of them, interval = its method: "t", "range" or "none"; per-seed
+    optima at the grid edge are left out), a t-interval widened to cover a local asymmetric
+    fit's optimum too; for a censored group only the bracket is a statement about eta*).
     max_stable_log2_lr: the largest grid rate at which no seed diverged and the loss is finite
     (max_stable_at_top: it is the top of the grid); log2_eta_star_test / edge_test: the same
     argmin on the test loss; log2_lr_nearest: the stable grid rate nearest eta* (where per-rate
@@ -235,7 +279,7 @@ def optimal_lr(table: pd.DataFrame, last_evals: int = 3, ci: float = 0.9) -> pd.
         if stable.any() and np.isfinite(opt.log2_eta):
             j = np.flatnonzero(stable)[np.argmin(np.abs(x[stable] - opt.log2_eta))]
             nearest, acc = x[j], c["test_accuracy_mean"].to_numpy(float)[j]
-        _, lo, hi, n = seed_interval(seed_eta[key], ci, centre=opt.log2_eta)
+        lo, hi, n = eta_interval(*sorted_curve(x, y), seed_eta[key], ci)
         rows.append(
             dict(
                 zip(GROUP, key, strict=True),

@@ -185,14 +185,30 @@ def test_report_opens_with_the_claims_and_says_what_its_intervals_are(written: P
     )
 
 
-def test_method_coverage_comes_from_the_calibration_functions(written: Path):
-    from hptransfer.calibration import coverage_table
+def test_method_coverage_is_the_committed_table_per_case(written: Path):
+    from hptransfer.calibration import CALIBRATED, CASES, committed_coverage
 
     md = written.read_text()
     method = md[md.index("## Method") :]
-    expected = R.markdown_table(R.coverage_display(coverage_table()))
+    table = committed_coverage()
+    expected = R.markdown_table(R.coverage_display(table))
     assert expected in method
-    assert "t over per-seed optima" in expected and "3 seeds" in expected
+    assert "3 seeds" in expected and "5 seeds" in expected
+    for case in CASES:
+        assert f"| {case.name} " in expected
+    # every interval outside the band, and only those, is marked not calibrated
+    shown = table[table["method"].isin(R.COVERAGE_METHODS) & table["coverage"].notna()]
+    outside = ~shown["coverage"].between(*CALIBRATED)
+    assert expected.count("not calibrated") == int(outside.sum()) > 0
+
+
+def test_a_censored_drift_is_printed_with_its_brackets():
+    row = dict(slope=0.1, slope_lo=0.05, slope_hi=0.15, slope_min=0.0, slope_max=0.3,
+               interval="t", n_censored=1)  # fmt: skip
+    cell = R._drift_cells(row)["drift / doubling"]
+    assert cell == "+0.10 [-0.05, +0.35] (t, with brackets)"
+    plain = dict(row, slope_min=0.1, slope_max=0.1, n_censored=0)
+    assert R._drift_cells(plain)["drift / doubling"] == "+0.10 [+0.05, +0.15]"
 
 
 def test_a_shape_where_every_rate_diverged_is_reported_not_a_crash(tmp_path: Path):
