@@ -47,6 +47,15 @@ def _window(x, eta, censored, lo, hi, seed_eta, idx, ci) -> dict[str, float]:
     return drift_fit(x[idx], eta[idx], censored[idx], lo[idx], hi[idx], seed_eta[:, idx], ci)
 
 
+def _holding(mean, lo, hi, n, centre: float):
+    """A :func:`seed_interval` result whose range of 2 seeds is stretched to hold the point
+    estimate ``centre`` too (as the check's intervals: :mod:`hptransfer.seed_metrics`)."""
+    lo, hi = float(lo), float(hi)
+    if int(n) == 2 and np.isfinite(lo) and np.isfinite(centre):
+        lo, hi = min(lo, centre), max(hi, centre)
+    return mean, lo, hi, n
+
+
 def pair_slopes(
     x: np.ndarray,
     eta: np.ndarray,
@@ -91,11 +100,14 @@ def deep_half_slope(
 def checked_interval(
     slope: float, lo: float, hi: float, smin: float, smax: float
 ) -> tuple[float, float]:
-    """The interval a decision reads: [lo, hi] when no optimum is censored (smin == smax);
+    """The interval a decision reads: [lo, hi] (stretched to hold the slope, as a range of 2
+    seeds may not) when no optimum is censored (smin == smax);
     with censoring (smin < smax) the bracket range pushed out by the seed half-widths,
     [min(lo, smin - (slope - lo)), max(hi, smax + (hi - slope))] (as the check's drift), and
     the bare range [smin, smax] when the slope itself is unknown (every pair end censored)."""
-    bracketed = np.isfinite(smin) and np.isfinite(smax) and smin < smax
+    bracketed = not (np.isnan(smin) or np.isnan(smax)) and smin < smax
+    if np.isfinite(slope) and np.isfinite(lo) and np.isfinite(hi):
+        lo, hi = min(lo, slope), max(hi, slope)
     if not np.isfinite(slope):
         return (float(smin), float(smax)) if bracketed else (math.nan, math.nan)
     if not bracketed or not np.isfinite(lo):
@@ -123,7 +135,8 @@ def largest_shift(
 ) -> dict[str, float]:
     """The largest shift of eta* from the base depth, max_{i>0} |eta_i - eta_0| (octaves).
 
-    shift: on the seed-mean eta* (NaN when a depth has no located optimum); shift_at: the index
+    shift: on the seed-mean eta* (NaN when a depth has an open or no bracket: the drift's
+    usable shapes, :func:`hptransfer.tables.drift_fit`); shift_at: the index
     i of the max. shift_lo / shift_hi: :func:`seed_interval` of the per-seed maxima
     max_{i>0} |y_si - y_s0| (paired per seed: each seed's own shifts, then its own max; a seed
     with an open optimum at any depth is left out) around shift. The max is taken inside each
@@ -135,9 +148,10 @@ def largest_shift(
     """
     eta, lo, hi = (np.asarray(v, float) for v in (eta, lo, hi))
     censored = np.asarray(censored, bool)
-    point = float(max_shift(eta))
+    usable = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(eta)  # as the drift's fit
+    point = float(max_shift(np.where(usable, eta, np.nan)))
     at = int(np.argmax(np.abs(eta[1:] - eta[0]))) + 1 if np.isfinite(point) else -1
-    _, s_lo, s_hi, n = seed_interval(max_shift(seed_eta), ci, centre=point)
+    _, s_lo, s_hi, n = _holding(*seed_interval(max_shift(seed_eta), ci, centre=point), point)
     smin = smax = point
     if censored.any():
         b_lo, b_hi = np.where(censored, lo, eta), np.where(censored, hi, eta)
@@ -188,7 +202,7 @@ def curvature(
     seed_eta = np.asarray(seed_eta, float)
     per_seed = quadratic_coefficient(x, np.where(usable[None, :], seed_eta, np.nan))
     per_seed = np.where(np.isfinite(seed_eta[:, usable]).all(-1), per_seed, np.nan)
-    _, c_lo, c_hi, n = seed_interval(per_seed, ci, centre=point)
+    _, c_lo, c_hi, n = _holding(*seed_interval(per_seed, ci, centre=point), point)
     c_lo, c_hi = float(c_lo), float(c_hi)
     if not np.isfinite(point) or int(n) < MIN_SEEDS_T:
         test = UNDECIDED
@@ -211,7 +225,8 @@ def series_local_drift(
     depth_to), "deep_half" (depth_from / depth_to = the deepest half's ends), each with the
     :func:`drift_fit` columns and check_lo / check_hi (:func:`checked_interval`); and one row
     kind "series" with :func:`largest_shift` and :func:`curvature` (depth_from / depth_to = the
-    whole range, shift_depth = the depth of the largest shift)."""
+    whole range, shift_depth = the depth of the largest shift). n_unknown: the depths of a
+    window where every rate diverged (no bracket: eta* unknown, left out of the fit)."""
     depths = np.asarray(depths, int)
     x = np.log2(depths.astype(float))
     eta, lo, hi = (np.asarray(v, float) for v in (eta, lo, hi))
@@ -225,14 +240,18 @@ def series_local_drift(
         )
         return fit | dict(check_lo=c_lo, check_hi=c_hi)
 
+    def unknown(idx) -> dict:  # depths where every rate diverged: no bracket, eta* unknown
+        return dict(n_unknown=int((np.isnan(lo[idx]) | np.isnan(hi[idx])).sum()))
+
     for i, fit in enumerate(pair_slopes(x, eta, censored, lo, hi, seed_eta, ci)):
         rows.append(dict(kind="pair", depth_from=int(depths[i]), depth_to=int(depths[i + 1]))
-                    | with_check(fit))  # fmt: skip
+                    | with_check(fit) | unknown([i, i + 1]))  # fmt: skip
     deep = deep_half(x)
     if deep.size >= 2:
         fit = deep_half_slope(x, eta, censored, lo, hi, seed_eta, ci)
         rows.append(dict(kind="deep_half", depth_from=int(depths[deep[0]]),
-                         depth_to=int(depths[deep[-1]])) | with_check(fit))  # fmt: skip
+                         depth_to=int(depths[deep[-1]])) | with_check(fit)
+                    | unknown(deep))  # fmt: skip
     usable = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(eta)
     shift = largest_shift(eta, censored, lo, hi, seed_eta, ci)
     at = shift.pop("shift_at")
@@ -267,7 +286,9 @@ def local_drift(optima: pd.DataFrame, seeds: pd.DataFrame | None, ci: float = 0.
         per_seed = np.full((0, len(s)), np.nan)
         if wide is not None:
             try:
-                per_seed = wide.xs(key, level=LOCAL_KEYS).reindex(columns=s["depth"]).to_numpy(float)
+                per_seed = (
+                    wide.xs(key, level=LOCAL_KEYS).reindex(columns=s["depth"]).to_numpy(float)
+                )
             except KeyError:
                 pass
         censored = (s["edge"].notna() & (s["edge_cause"] != "all_diverged")).to_numpy()
@@ -299,6 +320,7 @@ DEEP_COLUMNS = {  # local_drift "deep_half" row -> scorecard column
     "slope_hi": "deep_drift_depth_hi", "interval": "deep_drift_depth_interval",
     "n_seed_slopes": "deep_drift_depth_seeds", "check_lo": "deep_drift_depth_check_lo",
     "check_hi": "deep_drift_depth_check_hi", "depth_from": "deep_depth_from",
+    "n_unknown": "deep_drift_depth_unknown",
 }  # fmt: skip
 
 
@@ -315,7 +337,8 @@ def local_columns(card: pd.DataFrame, local: pd.DataFrame, optima: pd.DataFrame)
     """``card`` (verdicts.scorecard) with the local-drift columns at the held width joined on
     (family, scheme, optimizer, block_depth): max_shift_depth (+ _lo, _hi, _interval, _seeds,
     _min, _max, _at), deep_drift_depth (+ _lo, _hi, _interval, _seeds, _check_lo, _check_hi),
-    deep_depth_from, curvature_depth (+ _lo, _hi, _interval, _test). Existing columns are
+    deep_depth_from, deep_drift_depth_unknown (depths of the deepest half where every rate
+    diverged), curvature_depth (+ _lo, _hi, _interval, _test). Existing columns are
     unchanged; a card without depth series comes back as it is."""
     sel = at_held_width(local, optima)
     if card is None or card.empty or sel.empty:

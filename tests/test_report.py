@@ -172,12 +172,13 @@ def test_report_opens_with_the_claims_and_says_what_its_intervals_are(written: P
     assert md.index("## Claims") < md.index("## Sweep") < md.index("## Verdicts")
     claims = md[md.index("## Claims") : md.index("## Sweep")]
     rows = [line for line in claims.splitlines() if line.startswith("| (")]
-    assert [r[3] for r in rows] == ["a", "b", "c", "d", "e"]
+    assert [r[3] for r in rows] == ["a", "b", "c", "d", "e", "f"]
     # depth-muP with k = 1 is flat: measured, but 2 seeds decide nothing
     measured = float(rows[0].split("|")[2])
     assert abs(measured) < 0.05 and "range of 2 seeds" in rows[0] and "inconclusive" in rows[0]
     # the synthetic sweep has no NFD: (d) and (e) are not measured
     assert "not measured in this run" in rows[3] and "not measured in this run" in rows[4]
+    assert "not measured in this run" in rows[5]  # (f): NFD's deepest-half slope
     assert (
         "[90%]" not in md
         and "(90% interval" not in md
