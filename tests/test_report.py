@@ -186,6 +186,21 @@ def test_report_opens_with_the_claims_and_says_what_its_intervals_are(written: P
     )
 
 
+def test_report_has_the_local_drift_section_and_sentences(written: Path):
+    md = written.read_text()
+    section = md[md.index("## Local drift across depth") :]
+    section = section[: section.index("\n## ", 1)]
+    header = next(line for line in section.splitlines() if line.startswith("| scheme"))
+    for column in ("L 2→4", "L 4→8", "deepest-half slope", "largest shift", "curvature"):
+        assert column in header
+    assert section.count("| SP |") == 2 and section.count("| depth-muP |") == 2
+    verdicts = md[md.index("## Verdicts") : md.index("## Scorecard")]
+    # appended to each verdict, after the existing sentences
+    assert "**depth-muP, sgd, k=1**: Depth: transfers across depth" in verdicts
+    assert verdicts.count("Local drift: ") == 4
+    assert "largest shift of eta* from base depth" in md
+
+
 def test_method_coverage_is_the_committed_table_per_case(written: Path):
     from hptransfer.calibration import CALIBRATED, CASES, committed_coverage
 
