@@ -139,7 +139,8 @@ def largest_shift(
     usable shapes, :func:`hptransfer.tables.drift_fit`); shift_at: the index
     i of the max. shift_lo / shift_hi: :func:`seed_interval` of the per-seed maxima
     max_{i>0} |y_si - y_s0| (paired per seed: each seed's own shifts, then its own max; a seed
-    with an open optimum at any depth is left out) around shift. The max is taken inside each
+    with an open optimum at any depth is left out) around shift, its lower end clipped at 0
+    (a shift is never negative). The max is taken inside each
     seed, so the interval is for E[max_i |shift_si|], which seed noise pushes above
     max_i |E shift_i|: an upward-biased, conservative statement when a small shift is claimed.
     shift_min / shift_max: with censored optima, the outer range the brackets allow, from
@@ -152,6 +153,7 @@ def largest_shift(
     point = float(max_shift(np.where(usable, eta, np.nan)))
     at = int(np.argmax(np.abs(eta[1:] - eta[0]))) + 1 if np.isfinite(point) else -1
     _, s_lo, s_hi, n = _holding(*seed_interval(max_shift(seed_eta), ci, centre=point), point)
+    s_lo = max(s_lo, 0.0) if np.isfinite(s_lo) else s_lo  # a shift is >= 0
     smin = smax = point
     if censored.any():
         b_lo, b_hi = np.where(censored, lo, eta), np.where(censored, hi, eta)

@@ -194,3 +194,9 @@ def test_claim_f_reads_nfds_deepest_half_slope(planted, expected):
     inside = max(abs(f["lo"]), abs(f["hi"])) < TRANSFER_SLOPE
     assert inside == (expected == HOLDS)
     assert f["scale"] == "n=64, L=16-64, k=2"
+
+
+def test_the_largest_shift_interval_stays_at_or_above_zero():
+    flat = straight(slope=0.0)
+    out = largest_shift(flat, np.zeros(len(flat), bool), flat, flat, per_seed(flat))
+    assert out["shift_interval"] == "t" and 0.0 <= out["shift_lo"] <= out["shift"]
