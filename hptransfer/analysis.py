@@ -30,6 +30,7 @@ from hptransfer.hparams import (
     path_drift,
 )
 from hptransfer.intervals import ols_slope, seed_interval, slope_range
+from hptransfer.local_drift import local_columns, local_drift
 from hptransfer.optimum import Optimum, curve_value, refine, refine_optimum
 from hptransfer.path_transfer import path_optima, path_regret, path_summary
 from hptransfer.results import META_FILE, read_meta, read_results
@@ -67,6 +68,7 @@ from hptransfer.verdicts import (
     TRANSFER_SLOPE,
     claims,
     horizon_summary,
+    local_verdicts,
     scorecard,
     suite_metrics,
     verdict,
@@ -117,6 +119,9 @@ class Analysis:
     path_drift: pd.DataFrame | None = None  # drift of eta* along model.path (None without one)
     path_optima: pd.DataFrame | None = None  # eta* at every path point (None without a path)
     path_regret: pd.DataFrame | None = None  # regret of the base-tuned eta* along the path
+    # slopes between consecutive depths, over the deepest half, largest shift and curvature
+    # (hptransfer.local_drift); None only for an Analysis built by hand
+    local_drift: pd.DataFrame | None = None
 
     @property
     def name(self) -> str:
@@ -139,7 +144,10 @@ def analyze(
     themselves are analysed by :func:`hptransfer.hparams.hparams_analysis` (Analysis.hparams).
     With model.path, Analysis.path_drift is the drift of eta* along the path, path_optima and
     path_regret its eta* and base-tuned regret per point (:mod:`hptransfer.path_transfer`), and
-    the scorecard's verdicts read them.
+    the scorecard's verdicts read them. Analysis.local_drift is the drift between consecutive
+    depths, over the deepest half, the largest shift and the curvature test
+    (:mod:`hptransfer.local_drift`); the scorecard gets its columns at the held width and a
+    local_verdict sentence, and the claims row (f) reads them.
     """
     config = dict(meta or {}).get("config") or {}
     everything = results
@@ -163,6 +171,8 @@ def analyze(
     card = scorecard(
         optima, drift_table, regret_table, mslopes, fixed, horizon, ci, seed_regrets, p_summary
     )
+    local = local_drift(optima, seeds, ci)
+    card = local_verdicts(local_columns(card, local, optima), local, optima)
     return Analysis(
         results=results,
         finals=finals,
@@ -184,6 +194,7 @@ def analyze(
         path_drift=p_drift,
         path_optima=p_optima,
         path_regret=p_regret,
+        local_drift=local,
     )
 
 

@@ -210,6 +210,10 @@ def scorecard_display(
         out["hidden_1 own-movement slope"] = card["h1_own_slope_at_eta"].map(_signed)
     if "stable_shift_depth" in card:
         out["stable-rate shift (oct)"] = card["stable_shift_depth"].map(_signed)
+    if "max_shift_depth" in card:
+        out[f"largest shift of eta* from base depth (oct) [{_interval_header(card)}]"] = [
+            _shift_cell(r) for r in card.to_dict("records")
+        ]
     if "drift_path" in card:
         out["path (n)"] = card["paths"].fillna("")
         out[f"drift along path (oct/doubling of n) [{_interval_header(card)}]"] = [
@@ -541,7 +545,7 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
                 (
                     f"{_scheme_name(r['scheme'], r['block_depth'], names)}, {r['optimizer']}, "
                     f"k={int(r['block_depth'])}",
-                    r["verdict"],
+                    _with_local(r),
                 )
                 for _, r in card.iterrows()
             ),
@@ -584,6 +588,7 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
                 ),
                 _Block("table", table=_pivot(reg, axis, lambda r: _pct(r["regret"]), names=names)),
             ]
+    blocks += _local_blocks(a, card, names)
     mp = _movement_pivot(a)
     if mp is not None:
         blocks += [
@@ -634,6 +639,118 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
             _Block("code", json.dumps(a.meta["config"], indent=2, default=str)),
         ]
     return blocks
+
+
+def _with_local(r: Mapping[str, Any]) -> str:
+    """A row's verdict with its local-drift sentence appended (the verdict itself unchanged)."""
+    local = r.get("local_verdict")
+    return f"{r['verdict']} {local}" if isinstance(local, str) and local else str(r["verdict"])
+
+
+def _shift_cell(r: Mapping[str, Any]) -> str:
+    """ "1.00 [0.94, 1.06] @L=64" (the largest shift from the base depth, its seed interval of
+    the per-seed maxima) or, with censored optima, "in [min, max] (brackets)"."""
+    v = r.get("max_shift_depth", math.nan)
+    smin, smax = r.get("max_shift_depth_min", math.nan), r.get("max_shift_depth_max", math.nan)
+    if v is None or pd.isna(v):
+        return "" if pd.isna(smin) else f"in [{smin:.2f}, {smax:.2f}] (brackets)"
+    lo, hi = r.get("max_shift_depth_lo", math.nan), r.get("max_shift_depth_hi", math.nan)
+    text = f"{v:.2f}" + ("" if pd.isna(lo) or pd.isna(hi) else f" [{lo:.2f}, {hi:.2f}]")
+    kind = r.get("max_shift_depth_interval")
+    if kind and kind != "t" and not pd.isna(lo):
+        text += f" ({kind})"
+    if not pd.isna(smin) and smin < smax:
+        text += f"; brackets [{smin:.2f}, {smax:.2f}]"
+    at = r.get("max_shift_depth_at")
+    return text + ("" if at is None or pd.isna(at) else f" @L={int(at)}")
+
+
+def _local_slope_cell(r: Mapping[str, Any]) -> str:
+    """A local slope with the interval a decision reads (local_drift.checked_interval): "-1.00
+    [-1.01, -0.99]", "(range)" for 2 seeds, "with brackets" when an optimum is censored, or
+    "in [min, max] (brackets)" when the slope rests on brackets alone."""
+    v, lo, hi = r["slope"], r["check_lo"], r["check_hi"]
+    if pd.isna(v):
+        return "" if pd.isna(lo) else f"in [{lo:+.2f}, {hi:+.2f}] (brackets)"
+    kind = str(r.get("interval", "t"))
+    if int(r.get("n_censored", 0) or 0) and r["slope_min"] < r["slope_max"]:
+        kind = f"{kind}, with brackets"
+    return _slope_ci(v, lo, hi, kind)
+
+
+def local_drift_display(
+    local: pd.DataFrame, card: pd.DataFrame, names: Mapping[tuple[str, int], str] | None = None
+) -> pd.DataFrame:
+    """The local-drift table of the report: one row per scorecard row (scheme, k), one column
+    per consecutive depth pair, the deepest-half slope, the largest shift from the base depth
+    and the curvature test; ``local`` = the local_drift rows at the held width."""
+    rows = []
+    pairs = local[local["kind"] == "pair"]
+    labels = {
+        (a, b): f"L {a}→{b}"
+        for a, b in sorted(set(zip(pairs["depth_from"], pairs["depth_to"], strict=True)))
+    }
+    for r in card.to_dict("records"):
+        sel = local[
+            (local["family"] == r["family"])
+            & (local["scheme"] == r["scheme"])
+            & (local["optimizer"] == r["optimizer"])
+            & (local["block_depth"] == r["block_depth"])
+        ]
+        if sel.empty:
+            continue
+        row = {"scheme": _scheme_name(r["scheme"], r["block_depth"], names)}
+        if card["optimizer"].nunique() > 1:
+            row["optimizer"] = r["optimizer"]
+        row["k"] = str(int(r["block_depth"]))
+        cells = {
+            (int(p["depth_from"]), int(p["depth_to"])): _local_slope_cell(p)
+            for p in sel[sel["kind"] == "pair"].to_dict("records")
+        }
+        row |= {label: cells.get(key, "") for key, label in labels.items()}
+        deep = sel[sel["kind"] == "deep_half"]
+        row["deepest-half slope"] = (
+            f"{_local_slope_cell(deep.iloc[0])} (L={int(deep['depth_from'].iloc[0])}-"
+            f"{int(deep['depth_to'].iloc[0])})"
+            if len(deep)
+            else ""
+        )
+        row["largest shift (oct)"] = _shift_cell(r)
+        curv = r.get("curvature_depth", math.nan)
+        kind = r.get("curvature_depth_interval")
+        row["curvature (oct/doubling per doubling)"] = (
+            ""
+            if pd.isna(curv)
+            else _slope_ci(curv, r["curvature_depth_lo"], r["curvature_depth_hi"], str(kind))
+            + f": {r['curvature_depth_test']}"
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _local_blocks(a: Analysis, card: pd.DataFrame, names) -> list[_Block]:
+    """The section "Local drift across depth" (hptransfer.local_drift), at the held width."""
+    held = held_value(a.optima, "depth")
+    if a.local_drift is None or held is None or "curvature_depth" not in card:
+        return []
+    local = a.local_drift[a.local_drift["width"] == held]
+    table = local_drift_display(local, card, names)
+    if table.empty:
+        return []
+    return [
+        _Block("h2", f"Local drift across depth (n = {held})"),
+        _Block(
+            "p",
+            "Slope of log2 eta* between consecutive depths and by OLS over the deepest half of "
+            f"the depth range (octaves per doubling of depth) [{_interval_header(card)}; the "
+            "bracket range where an optimum is censored]; the largest shift of eta* from the "
+            "base depth, max over L of |log2 eta*(L) - log2 eta*(base)| (interval over each "
+            "seed's own maximum); the curvature, 2c of a quadratic in log2 L (the change of "
+            "the local slope per doubling): curved when its t-interval excludes 0. "
+            f"A slope within +-{TRANSFER_SLOPE} is flat.",
+        ),
+        _Block("table", table=table),
+    ]
 
 
 def _twins_blocks(twins: Sequence[tuple[str, int, tuple[str, ...]]], names) -> list[_Block]:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from hptransfer.hparams import LR, at_default_conditions, group_label, worst_joint_regret
 from hptransfer.intervals import RANGE, T_INTERVAL, abs_interval, interval_label, seed_interval
+from hptransfer.local_drift import at_held_width
 from hptransfer.optimum import refine
 from hptransfer.tables import AXES, OTHER_AXIS, fixed_lr_slopes, fmt_edges, held_value, rows_where
 from hptransfer.tables import scheme_order as _scheme_order
@@ -509,6 +510,7 @@ STATEMENTS = {
     "c": "under depth-muP with k = 2, hidden_1's feature movement collapses like L^-1/2",
     "d": "NFD (hidden_1's lr times sqrt(depth)) restores transfer and feature learning (k = 2)",
     "e": "NFD improves the deeper network's loss over depth-muP (k = 2)",
+    "f": "NFD keeps eta* where it is at the deepest depths (k = 2)",
 }
 
 
@@ -745,7 +747,9 @@ def _seeds_text(seeds: Sequence[Any]) -> str:
 def claims(card: pd.DataFrame, finals: pd.DataFrame | None = None, ci: float = 0.9) -> pd.DataFrame:
     """The paper's claims (a)-(e) as rows of :class:`Claim` (columns = its fields), decided from
     the scorecard (and the per-seed final losses for (e)); "not measured" when the run lacks
-    the cells (optimizer: the first in the run; depth series at the held width)."""
+    the cells (optimizer: the first in the run; depth series at the held width). Then the open
+    question (f), decided on the deepest-half slope the scorecard has when it carries the
+    local-drift columns (:func:`hptransfer.local_drift.local_columns`; :func:`_deep_claim`)."""
     if card is not None and len(card) and card["optimizer"].nunique() > 1:
         card = card[card["optimizer"] == card["optimizer"].iloc[0]]
     dmup1, dmup2 = _card_row(card, "depth_mup", 1), _card_row(card, "depth_mup", 2)
@@ -756,8 +760,170 @@ def claims(card: pd.DataFrame, finals: pd.DataFrame | None = None, ci: float = 0
         _movement_claim(dmup2),
         _nfd_claim(nfd2, dmup2),
         _loss_claim(finals, nfd2, dmup2, ci),
+        _deep_claim(_local_row(card, "nfd", 2)),
     ]
     return pd.DataFrame([asdict(r) for r in rows])
+
+
+def _local_row(card: pd.DataFrame, scheme: str, k: int) -> Mapping[str, Any] | None:
+    """The scorecard row of (scheme, k) when it has a deepest-half slope column, else None."""
+    if card is None or card.empty or "deep_drift_depth" not in card:
+        return None
+    sel = card[(card["scheme"] == scheme) & (card["block_depth"] == k)]
+    return None if sel.empty else sel.iloc[0].to_dict()
+
+
+def _deep_claim(row: Mapping[str, Any] | None) -> Claim:
+    """Claim (f): NFD's OLS slope of log2 eta* over the deepest half of the depths (k = 2),
+    decided on its checked interval (:func:`hptransfer.local_drift.checked_interval`: the seed
+    interval, pushed out to the bracket slope range when an optimum there is censored) against
+    |slope| < TRANSFER_SLOPE: holds when inside, does not hold when outside, inconclusive when
+    it straddles the threshold, has no t-interval (< 3 seeds) or a depth of the deepest half
+    has no eta* (every rate diverged)."""
+    metric = "OLS slope of log2 eta* over the deepest half of the depths (octaves per doubling)"
+    if row is None or pd.isna(row.get("deep_depth_from")):
+        return Claim("f", STATEMENTS["f"], metric, math.nan, math.nan, math.nan, "", "", "",
+                     NOT_MEASURED, "not measured in this run (needs nfd, k = 2, >= 2 depths in "
+                     "the deepest half)")  # fmt: skip
+    v = float(row["deep_drift_depth"])
+    lo, hi = float(row["deep_drift_depth_check_lo"]), float(row["deep_drift_depth_check_hi"])
+    n = int(row.get("deep_drift_depth_seeds", 0) or 0)
+    method = row.get("deep_drift_depth_interval", "none")
+    label = interval_label(n, row.get("ci", 0.9)) if np.isfinite(lo) else ""
+    bracketed = np.isfinite(lo) and not (
+        math.isclose(lo, row["deep_drift_depth_lo"])
+        and math.isclose(hi, row["deep_drift_depth_hi"])
+    )
+    if bracketed:
+        label += ", with brackets" if label else "bracket range"
+    if method != T_INTERVAL or not np.isfinite(lo):
+        verdict_, note = (
+            INCONCLUSIVE,
+            "no calibrated interval over the deepest half: rerun with >= 3 seeds",
+        )
+    else:
+        side = _side(lo, hi, TRANSFER_SLOPE)
+        verdict_ = {"inside": HOLDS, "outside": FAILS}.get(side, INCONCLUSIVE)
+        note = {
+            "inside": f"interval within |slope| < {TRANSFER_SLOPE}",
+            "outside": f"interval beyond |slope| < {TRANSFER_SLOPE}",
+        }.get(side, f"the interval straddles |slope| = {TRANSFER_SLOPE}: more seeds or depths")
+    if bracketed:
+        note += "; censored optima in the deepest half: the interval covers their bracket range"
+    if int(row.get("deep_drift_depth_unknown", 0) or 0):  # a depth without eta* there
+        verdict_ = INCONCLUSIVE
+        note = (
+            f"every learning rate diverged at a depth of the deepest half ({_dead(row)}): eta* "
+            "unknown there" + ("; over the other depths: " + note if np.isfinite(v) else "")
+        )
+    scale = (
+        f"n={_int(row.get('at_width'))}, L={_int(row['deep_depth_from'])}-"
+        f"{_int(row.get('depth_max'))}, k={_int(row['block_depth'])}"
+    )
+    return Claim("f", STATEMENTS["f"], metric, v, lo, hi, label, scale,
+                 _horizon(row, criterion=False), verdict_, note)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Local drift across depth (hptransfer.local_drift)
+
+
+def pair_state(lo: float, hi: float, band: float = TRANSFER_SLOPE) -> str:
+    """Where a local slope's (checked) interval [lo, hi] lies against the band (-band, band):
+    "flat" inside it, "falls" below -band, "rises" above band, "unclear" otherwise."""
+    if np.isnan(lo) or np.isnan(hi):  # an infinite end (an open bracket) still decides
+        return "unclear"
+    if -band < lo and hi < band:
+        return "flat"
+    if hi < -band:
+        return "falls"
+    if lo > band:
+        return "rises"
+    return "unclear"
+
+
+def flat_then(states: Sequence[str]) -> tuple[int, str] | None:
+    """(j, "falls" / "rises") when the first j >= 1 consecutive-depth slopes are "flat" and
+    every later one (at least one) is that same direction; None otherwise."""
+    j = 0
+    while j < len(states) and states[j] == "flat":
+        j += 1
+    rest = set(states[j:])
+    if j >= 1 and len(rest) == 1 and rest <= {"falls", "rises"}:
+        return j, states[j]
+    return None
+
+
+def _ci_text(v: float, lo: float, hi: float, sign: str = "+") -> str:
+    """ "+0.12 [-0.05, +0.30]" (sign "+") or "0.12 [0.05, 0.30]" (sign "")."""
+    text = f"{v:{sign}.2f}"
+    return text + (f" [{lo:{sign}.2f}, {hi:{sign}.2f}]" if np.isfinite([lo, hi]).all() else "")
+
+
+def local_verdict(pairs: pd.DataFrame, row: Mapping[str, Any], band: float = TRANSFER_SLOPE) -> str:
+    """The local-drift sentence of one series: ``pairs`` = its local_drift rows of kind "pair"
+    (sorted by depth), ``row`` its scorecard row with the local columns. "flat to L = L_j,
+    falls beyond" when the checked intervals of the consecutive-depth slopes lie inside
+    (-band, band) up to L_j and below -band after it (rises: above band), else whether the
+    straight line fits by the curvature test (curved / line fits / undecided); then the
+    largest shift from the base depth with its interval."""
+    pairs = pairs.sort_values("depth_from")
+    states = [pair_state(lo, hi, band) for lo, hi in zip(pairs["check_lo"], pairs["check_hi"],
+                                                         strict=True)]  # fmt: skip
+    curv = _ci_text(row.get("curvature_depth", math.nan), row.get("curvature_depth_lo", math.nan),
+                    row.get("curvature_depth_hi", math.nan))  # fmt: skip
+    test = row.get("curvature_depth_test")
+    bend = flat_then(states)
+    if bend is not None:
+        j, word = bend
+        at = int(pairs["depth_to"].iloc[j - 1])
+        side = f"below -{band}" if word == "falls" else f"above {band}"
+        text = (
+            f"local drift: flat to L = {at}, {word} beyond (consecutive-depth slopes inside "
+            f"+-{band} up to L = {at}, {side} after it; curvature {curv} per doubling)"
+        )
+    elif test == "curved":
+        text = (
+            f"local drift: the straight line does not fit (curvature {curv} octave per "
+            "doubling per doubling, its interval excludes 0)"
+        )
+    elif test == "line fits":
+        text = f"local drift: the straight line fits (curvature {curv}, its interval includes 0)"
+    else:
+        text = (
+            "local drift: the straight line's fit is not tested (the curvature needs a "
+            "t-interval over >= 3 seeds and >= 3 located depths)"
+        )
+    shift = row.get("max_shift_depth", math.nan)
+    if shift is not None and np.isfinite(shift):
+        shift_ci = _ci_text(shift, row.get("max_shift_depth_lo", math.nan),
+                            row.get("max_shift_depth_hi", math.nan), sign="")  # fmt: skip
+        text += (
+            f"; largest shift from L={_int(row.get('depth_min'))}: {shift_ci} "
+            f"octave (at L={_int(row.get('max_shift_depth_at'))})"
+        )
+    return text[0].upper() + text[1:] + "."
+
+
+def local_verdicts(card: pd.DataFrame, local: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFrame:
+    """``card`` with a column local_verdict (:func:`local_verdict` of each row's depth series
+    at the held width; "" without one); the verdict column is left as it is."""
+    if card is None or card.empty or "curvature_depth_test" not in card:
+        return card
+    sel = at_held_width(local, optima)
+    pairs = sel[sel["kind"] == "pair"]
+    out = card.copy()
+    texts = []
+    for r in out.to_dict("records"):
+        p = pairs[
+            (pairs["family"] == r["family"])
+            & (pairs["scheme"] == r["scheme"])
+            & (pairs["optimizer"] == r["optimizer"])
+            & (pairs["block_depth"] == r["block_depth"])
+        ]
+        texts.append(local_verdict(p, r) if len(p) else "")
+    out["local_verdict"] = texts
+    return out
 
 
 # --------------------------------------------------------------------------------------------

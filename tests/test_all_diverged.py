@@ -135,7 +135,7 @@ def test_analysis_gives_claims_and_flags(runs, name):
     _, seeds, (scheme, k), dead = SCENARIOS[name]
     a = analyze_run(runs[name])
     claims = a.claims.set_index("claim")
-    assert list(claims.index) == ["a", "b", "c", "d", "e"]
+    assert list(claims.index) == ["a", "b", "c", "d", "e", "f"]
     assert set(claims["verdict"]) <= VERDICTS
     row = a.scorecard[(a.scorecard["scheme"] == scheme) & (a.scorecard["block_depth"] == k)]
     assert row["all_diverged_at"].iloc[0] == dead == row["all_diverged_depth"].iloc[0]
@@ -143,7 +143,7 @@ def test_analysis_gives_claims_and_flags(runs, name):
     assert f"eta* unknown at {dead}" in verdict and "nan" not in verdict
     assert "censored" not in verdict  # a shape without a bracket is not a censored optimum
     # every claim that reads the dead series is undecided, and says why
-    reads = {"nfd": "de", "depth_mup": "abcde"}[scheme]
+    reads = {"nfd": "def", "depth_mup": "abcde"}[scheme]
     for c in reads:
         if c == "e" and name == "depth_mup_middle":
             continue  # (e) reads the deepest L only, which trained

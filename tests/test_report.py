@@ -172,17 +172,33 @@ def test_report_opens_with_the_claims_and_says_what_its_intervals_are(written: P
     assert md.index("## Claims") < md.index("## Sweep") < md.index("## Verdicts")
     claims = md[md.index("## Claims") : md.index("## Sweep")]
     rows = [line for line in claims.splitlines() if line.startswith("| (")]
-    assert [r[3] for r in rows] == ["a", "b", "c", "d", "e"]
+    assert [r[3] for r in rows] == ["a", "b", "c", "d", "e", "f"]
     # depth-muP with k = 1 is flat: measured, but 2 seeds decide nothing
     measured = float(rows[0].split("|")[2])
     assert abs(measured) < 0.05 and "range of 2 seeds" in rows[0] and "inconclusive" in rows[0]
     # the synthetic sweep has no NFD: (d) and (e) are not measured
     assert "not measured in this run" in rows[3] and "not measured in this run" in rows[4]
+    assert "not measured in this run" in rows[5]  # (f): NFD's deepest-half slope
     assert (
         "[90%]" not in md
         and "(90% interval" not in md
         and "bootstrap over seeds (resampled" not in md
     )
+
+
+def test_report_has_the_local_drift_section_and_sentences(written: Path):
+    md = written.read_text()
+    section = md[md.index("## Local drift across depth") :]
+    section = section[: section.index("\n## ", 1)]
+    header = next(line for line in section.splitlines() if line.startswith("| scheme"))
+    for column in ("L 2→4", "L 4→8", "deepest-half slope", "largest shift", "curvature"):
+        assert column in header
+    assert section.count("| SP |") == 2 and section.count("| depth-muP |") == 2
+    verdicts = md[md.index("## Verdicts") : md.index("## Scorecard")]
+    # appended to each verdict, after the existing sentences
+    assert "**depth-muP, sgd, k=1**: Depth: transfers across depth" in verdicts
+    assert verdicts.count("Local drift: ") == 4
+    assert "largest shift of eta* from base depth" in md
 
 
 def test_method_coverage_is_the_committed_table_per_case(written: Path):
