@@ -27,7 +27,7 @@ a seed's bracket is open, :func:`hptransfer.tables._per_seed_eta`), the per-cell
 (:func:`hptransfer.tables.eta_interval`), the drift with
 its interval (:func:`hptransfer.tables.drift_fit`) and the check's drift interval, widened to
 the brackets' slope range when optima are censored
-(:func:`hptransfer.verdicts._drift_rows`). Coverage = the fraction of intervals that contain
+(:func:`hptransfer.verdicts.drift_rows`). Coverage = the fraction of intervals that contain
 the truth. The methods (:data:`METHODS`):
 
     eta_t          per-cell interval of :func:`hptransfer.tables.eta_interval`, cells whose
@@ -74,7 +74,7 @@ import pandas as pd
 from hptransfer.intervals import ols_rows, seed_interval
 from hptransfer.optimum import refine
 from hptransfer.tables import _per_seed_eta, _seed_mean, _worst_regret, drift_fit, eta_interval
-from hptransfer.verdicts import _drift_rows
+from hptransfer.verdicts import drift_rows
 
 DEPTHS = np.array([2, 4, 8, 16, 32])
 U = np.log2(DEPTHS / DEPTHS[0])  # log2 depth relative to the shallowest: 0..4
@@ -277,7 +277,7 @@ def estimate(case: Case, loss: np.ndarray, ci: float = CI) -> Estimates:
             per_seed[d],
             ci,
         )
-        (check,) = _drift_rows({}, "drift", None, fit)
+        (check,) = drift_rows({}, "drift", None, fit)
         fits.append(
             (fit["slope"], fit["slope_lo"], fit["slope_hi"], check["lo"], check["hi"],
              fit["slope_min"], fit["slope_max"])

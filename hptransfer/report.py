@@ -43,7 +43,7 @@ from hptransfer.hparams import at_default_conditions, worst_joint_regret
 from hptransfer.intervals import MIN_SEEDS_T
 from hptransfer.path_transfer import point_label
 from hptransfer.twins import twin_groups, twin_labels, without_twins
-from hptransfer.verdicts import COLLAPSE, RESTORED, _drift_rows, axis_verdict, bracket_text
+from hptransfer.verdicts import COLLAPSE, RESTORED, axis_verdict, bracket_text, drift_rows
 
 FIGURE_DIR = "figures"
 FIGURE_CAPTIONS = {
@@ -133,7 +133,7 @@ def _slope_ci(v: float, lo: float, hi: float, kind: str = "t") -> str:
 def _checked_slope_ci(
     v: float, lo: float, hi: float, kind: str, smin: float = math.nan, smax: float = math.nan
 ) -> str:
-    """A drift with the interval the check decides on (:func:`hptransfer.verdicts._drift_rows`):
+    """A drift with the interval the check decides on (:func:`hptransfer.verdicts.drift_rows`):
     the seed interval [lo, hi], and when optima are censored (smin < smax, the bracket slope
     range) that range pushed out by the same half-widths, marked "with brackets". The seed
     interval alone undercovers there (hptransfer.calibration: cases cliff_approaching and
@@ -141,7 +141,7 @@ def _checked_slope_ci(
     if pd.isna(v):
         return ""
     row = dict(slope=v, slope_lo=lo, slope_hi=hi, slope_min=smin, slope_max=smax)
-    (checked,) = _drift_rows({}, "drift", None, row)
+    (checked,) = drift_rows({}, "drift", None, row)
     if checked["bracketed"]:
         kind = f"{kind}, with brackets"
     return _slope_ci(v, checked["lo"], checked["hi"], kind)

@@ -949,7 +949,7 @@ def axis_verdict(row: Mapping[str, Any], threshold: float = TRANSFER_SLOPE) -> s
     return INCONCLUSIVE
 
 
-def _drift_rows(
+def drift_rows(
     base: Mapping[str, Any], metric: str, abs_metric: str | None, r: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     """A drift row of :func:`drift_fit`'s columns as check metrics with their interval: the
@@ -985,7 +985,7 @@ def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
         for _, r in a.path_drift.iterrows():
             if pd.notna(r["slope"]):
                 base = {k: r[k] for k in SERIES}
-                rows += _drift_rows(base, "drift_path", "abs_drift_path", r)
+                rows += drift_rows(base, "drift_path", "abs_drift_path", r)
     path_regret = getattr(a, "path_regret", None)
     if path_regret is not None and len(path_regret):
         worst = path_regret.groupby(["family", *SERIES], sort=True)["regret"].max()
@@ -1016,13 +1016,13 @@ def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
                     continue
                 base = {k: r[k] for k in SERIES}
                 absolute = f"abs_drift_depth/{name}" if axis == "depth" else None
-                rows += _drift_rows(base, f"drift_{axis}/{name}", absolute, r)
+                rows += drift_rows(base, f"drift_{axis}/{name}", absolute, r)
         if h.path_drift is not None and len(h.path_drift):
             p = at_default_conditions(h.path_drift, h.config)
             p = p[(p["hparam"] == name) & (p["group"] == label)]
             for _, r in p.iterrows():
                 if pd.notna(r["slope"]):
-                    rows += _drift_rows({k: r[k] for k in SERIES}, f"drift_path/{name}", None, r)
+                    rows += drift_rows({k: r[k] for k in SERIES}, f"drift_path/{name}", None, r)
     worst = at_default_conditions(worst_joint_regret(h.regret), h.config)
     for _, r in worst.iterrows():
         if pd.notna(r["regret"]):
