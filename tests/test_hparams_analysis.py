@@ -449,6 +449,7 @@ def test_a_run_without_a_path_keeps_its_report_sections(tmp_path: Path):
         "Verdicts",
         "Scorecard",
         "Optimal learning rate across depth (n = 64)",
+        "Local drift across depth (n = 64)",
         "Figures",
         "Method",
         "Configuration",
