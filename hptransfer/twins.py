@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from hptransfer.tables import scheme_order
+
 GROUP = ("optimizer", "block_depth")
 RTOL = 1e-6  # the same program on other batch positions or bucket sizes may round differently
 
@@ -44,13 +46,14 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
 def twin_groups(finals: pd.DataFrame) -> list[tuple[str, int, tuple[str, ...]]]:
     """(optimizer, k, schemes) for every set of two or more schemes whose final rows (every
     shape, rate and seed, losses and movement statistics) are equal (to :data:`RTOL`) at that
-    optimizer and block depth; schemes in the order they first appear in ``finals``."""
+    optimizer and block depth; schemes in the report's order
+    (:func:`hptransfer.tables.scheme_order`: SP, muP, depth-muP, NFD, then the rest)."""
     out: list[tuple[str, int, tuple[str, ...]]] = []
     keys = [c for c in GROUP if c in finals]
     if "scheme" not in finals or len(keys) < len(GROUP):
         return out
     for (optimizer, k), frame in finals.groupby(keys, sort=True):
-        schemes = list(dict.fromkeys(frame["scheme"]))
+        schemes = scheme_order(frame["scheme"].unique())
         bodies = {s: _rows(frame[frame["scheme"] == s]) for s in schemes}
         taken: set[str] = set()
         for i, s in enumerate(schemes):
