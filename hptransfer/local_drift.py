@@ -77,12 +77,6 @@ def deep_half(x: np.ndarray) -> np.ndarray:
     return np.flatnonzero(x >= (x.min() + x.max()) / 2 - 1e-12)
 
 
-def shallow_half(x: np.ndarray) -> np.ndarray:
-    """Indices of the shallowest half of the depth range: x_i <= (min x + max x) / 2."""
-    x = np.asarray(x, float)
-    return np.flatnonzero(x <= (x.min() + x.max()) / 2 + 1e-12)
-
-
 def deep_half_slope(
     x: np.ndarray,
     eta: np.ndarray,
