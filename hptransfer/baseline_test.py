@@ -232,6 +232,10 @@ def _compare_one(what, now, base, field, format_2, level, censored, bracket) -> 
     if math.isnan(ref) and math.isnan(value):  # e.g. every replica diverged in both runs
         return row | {"allowed": "none, as in the baseline", "outcome": "holds", "held": True,
                       "note": "no value in either run"}  # fmt: skip
+    if not format_2 and base.get(field) is None and not math.isfinite(value):
+        # format 1 wrote NaN and +-inf alike as null (JSON has no inf): either matches it
+        return row | {"allowed": "non-finite, as in the baseline", "outcome": "holds",
+                      "held": True, "note": "format-1 baseline: null stands for NaN or inf"}  # fmt: skip
     if math.isnan(ref) or math.isnan(value):
         side = "this run" if math.isnan(value) else "the baseline"
         return row | {"note": f"missing: no value in {side} (every replica diverged?)"}

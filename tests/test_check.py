@@ -94,6 +94,12 @@ def test_baseline_tolerance_comes_from_the_seed_spread():
            "metrics": [{k: v for k, v in record["metrics"][0].items() if k != "seed_values"}]}  # fmt: skip
     assert compare(moved, old)["held"].tolist() == [False, False]
     assert compare(near, old)["note"].str.contains("format-1").all()
+    # format 1 wrote an infinite regret (the base-tuned rate diverges) as null, like NaN
+    diverged = json.loads(json.dumps(record))
+    diverged["metrics"][0]["value"] = math.inf
+    old["metrics"][0]["value"] = None
+    assert compare(diverged, old)["outcome"].tolist()[1] == "holds"
+    assert compare(record, old)["outcome"].tolist()[1] == "missing"  # a finite value: not a match
 
 
 @pytest.fixture(scope="module")
