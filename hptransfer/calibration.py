@@ -53,20 +53,17 @@ the truth. The methods (:data:`METHODS`):
                    undercovers at 3-5 seeds; kept as the reference it was replaced for)
 
 :func:`coverage_table` measures every case, seed count and method;
-``python -m hptransfer.calibration --out PATH [--markdown docs/coverage.md]`` writes it, and
+``python -m hptransfer.coverage_doc --out PATH [--markdown docs/coverage.md]`` writes it, and
 the committed table
 (:data:`COVERAGE_FILE`, read by :func:`committed_coverage`) is what reports show.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import time
 import warnings
 from dataclasses import asdict, dataclass
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -450,30 +447,6 @@ def cases_table(cases: tuple[Case, ...] = CASES) -> pd.DataFrame:
 
 def committed_coverage() -> pd.DataFrame:
     """The coverage table committed with the package (written by ``python -m
-    hptransfer.calibration --out hptransfer/data/coverage.csv``)."""
+    hptransfer.coverage_doc --out hptransfer/data/coverage.csv``)."""
     with resources.files("hptransfer").joinpath(COVERAGE_FILE).open() as f:
         return pd.read_csv(f)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m hptransfer.calibration --out PATH [--draws N]``: write the coverage table."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True, help="CSV file to write")
-    p.add_argument("--draws", type=int, default=5000, help="planted sweeps per case and seeds")
-    p.add_argument("--regret-draws", type=int, default=1000, help="of them, for the regret")
-    p.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
-    args = p.parse_args(argv)
-    start = time.perf_counter()
-    table = coverage_table(n_draws=args.draws, regret_draws=args.regret_draws)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False, float_format="%.4f")
-    if args.markdown is not None:  # rendered from the CSV as written, as reports read it
-        from hptransfer.report import coverage_markdown  # the report imports this module
-
-        args.markdown.write_text(coverage_markdown(pd.read_csv(args.out)))
-    print(table.to_string(index=False))
-    print(f"wrote {args.out} ({len(table)} rows) in {time.perf_counter() - start:.0f} s")
-
-
-if __name__ == "__main__":
-    main()

@@ -758,6 +758,6 @@ def entry() -> None:
 if __name__ == "__main__":
     # `python -m hptransfer.cli` runs this file as __main__: call the imported module's entry so
     # that its error classes are hptransfer.cli's (is_user_error tells them by module).
-    from hptransfer.cli import entry as _entry
+    import importlib
 
-    _entry()
+    importlib.import_module("hptransfer.cli").entry()
