@@ -32,7 +32,7 @@ from hptransfer.hparams import (
 from hptransfer.intervals import ols_slope, seed_interval, slope_range
 from hptransfer.local_drift import local_columns, local_drift
 from hptransfer.optimum import Optimum, curve_value, refine, refine_optimum
-from hptransfer.path_transfer import path_optima, path_regret, path_summary
+from hptransfer.path_transfer import path_optima, path_regret, path_seed_regret, path_summary
 from hptransfer.results import META_FILE, read_meta, read_results
 from hptransfer.tables import (
     AXES,
@@ -44,6 +44,7 @@ from hptransfer.tables import (
     AnalysisError,
     drift,
     final_losses,
+    fixed_lr_seed_slopes,
     fixed_lr_slopes,
     held_value,
     horizon_drift,
@@ -57,6 +58,7 @@ from hptransfer.tables import (
     scheme_order,
     seed_optima,
     seed_regret,
+    seed_shape_regret,
     series_keys,
     training_curves,
     transfer_regret,
@@ -67,7 +69,6 @@ from hptransfer.verdicts import (
     TRANSFER_REGRET,
     TRANSFER_SLOPE,
     claims,
-    horizon_summary,
     local_verdicts,
     scorecard,
     suite_metrics,
@@ -78,10 +79,10 @@ __all__ = [
     "AXES", "GROUP", "OTHER_AXIS", "REPLICA", "REQUIRED", "SCHEME_ORDER", "MOVEMENT_SLOPE",
     "STABILITY_SHIFT", "TRANSFER_REGRET", "TRANSFER_SLOPE", "Analysis", "AnalysisError",
     "Optimum", "analyze", "analyze_run", "claims", "curve_value", "drift", "final_losses",
-    "fixed_lr_slopes", "held_value", "horizon_drift", "horizon_summary", "load_run",
+    "fixed_lr_slopes", "held_value", "horizon_drift", "load_run",
     "losses_by_step", "lr_curves", "movement_at_optimum", "movement_columns", "movement_slopes",
     "ols_slope", "optimal_lr", "refine", "refine_optimum", "role_order", "scheme_order",
-    "scorecard", "seed_interval", "seed_optima", "seed_regret", "series_keys", "slope_range", "suite_metrics",
+    "scorecard", "seed_interval", "seed_optima", "seed_regret", "seed_shape_regret", "series_keys", "slope_range", "suite_metrics",
     "training_curves", "transfer_regret", "verdict",
 ]  # fmt: skip
 
@@ -162,8 +163,11 @@ def analyze(
     mslopes = movement_slopes(movement) if len(movement) else pd.DataFrame()
     fixed = fixed_lr_slopes(finals, optima) if movement_columns(finals) else pd.DataFrame()
     horizon = horizon_drift(results, last_evals, ci)
-    seed_regrets = seed_regret(finals, optima)
     path = model_path(config)
+    seed_regrets = seed_shape_regret(finals, optima)
+    if path:
+        seed_regrets = pd.concat([seed_regrets, path_seed_regret(finals, optima, path)],
+                                 ignore_index=True)  # fmt: skip
     p_drift = path_drift(optima, seeds, path, ci, "log2_eta_star") if path else None
     p_optima = path_optima(optima, path) if path else None
     p_regret = path_regret(curves, optima, path) if path else None
@@ -186,7 +190,9 @@ def analyze(
         fixed_slopes=fixed,
         horizon=horizon,
         scorecard=card,
-        claims=claims(card, finals, ci),
+        claims=claims(
+            card, finals, ci, fixed_lr_seed_slopes(finals, optima) if len(fixed) else None
+        ),
         meta=dict(meta or {}),
         last_evals=last_evals,
         ci=ci,

@@ -148,3 +148,62 @@ def abs_interval(lo: float, hi: float) -> tuple[float, float]:
     if lo <= 0.0 <= hi:
         return 0.0, max(-lo, hi)
     return min(abs(lo), abs(hi)), max(abs(lo), abs(hi))
+
+
+def checked_interval(
+    point: float, lo: float, hi: float, range_lo: float, range_hi: float
+) -> tuple[float, float]:
+    """The interval a decision reads for an estimate ``point`` with seed interval [lo, hi]
+    whose inputs may be censored, allowing the range [range_lo, range_hi] (e.g. the slope
+    range of :func:`slope_range` over the brackets). Without censoring (range_lo == range_hi
+    or NaN): [lo, hi], stretched to hold the point (a range of 2 seeds may not). With it: the
+    range pushed out by the seed half-widths on each side,
+    [min(lo, range_lo - (point - lo)), max(hi, range_hi + (hi - point))], and the bare range
+    when the point or its interval is unknown (every input censored).
+
+    The one widening every censored drift gets: the report's and the claims' intervals, the
+    check's (:func:`hptransfer.verdicts.drift_rows`) and the local slopes'."""
+    bracketed = not (np.isnan(range_lo) or np.isnan(range_hi)) and range_lo < range_hi
+    if np.isfinite(point) and np.isfinite(lo) and np.isfinite(hi):
+        lo, hi = min(lo, point), max(hi, point)
+    if not np.isfinite(point):
+        return (float(range_lo), float(range_hi)) if bracketed else (float("nan"), float("nan"))
+    if not bracketed or not np.isfinite(lo):
+        return (float(range_lo), float(range_hi)) if bracketed else (float(lo), float(hi))
+    return (
+        float(min(lo, range_lo - (point - lo))),
+        float(max(hi, range_hi + (hi - point))),
+    )
+
+
+def worst_interval(values: np.ndarray, ci: float = 0.9) -> tuple[float, float, float, int]:
+    """(point, lo, hi, n) for the largest of M per-shape means, from paired per-seed values
+    [S, M] (seed s's value at shape j; the worst shape is chosen after seeing the data).
+
+    Each shape gets the Student-t interval of its S values at level 1 - (1 - ci) / M
+    (Bonferroni over the M shapes), so all M intervals hold together with probability >= ci;
+    then max_j mean_j lies in [max_j lo_j, max_j hi_j], which is returned: the selection of
+    the worst shape is accounted for. A +inf value (the quantity diverged in that seed) makes
+    its shape's upper end +inf and counts at its lower end as the largest finite value of that
+    shape (all +inf: +inf). A seed that is NaN at every shape is left out (its base value is
+    unknown), then a shape NaN in any kept seed (the values are paired); n = the seeds kept.
+    Fewer than :data:`MIN_SEEDS_T` seeds: (point, NaN, NaN, n)."""
+    v = np.asarray(values, float)
+    if v.ndim != 2 or v.shape[1] == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    v = v[~np.isnan(v).all(axis=1)]
+    v = v[:, ~np.isnan(v).any(axis=0)]
+    n, m = v.shape
+    if n == 0 or m == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    inf = np.isinf(v) & (v > 0)
+    with np.errstate(invalid="ignore"):
+        point = float(np.max(np.where(inf.any(0), np.inf, v.mean(0))))
+    if n < MIN_SEEDS_T:
+        return point, float("nan"), float("nan"), n
+    finite_max = np.where(inf, -np.inf, v).max(0)
+    capped = np.where(inf, finite_max[None, :], v)
+    _, lo, hi, _ = seed_interval(capped.T, 1.0 - (1.0 - ci) / m)
+    lo = np.where(inf.all(0), np.inf, lo)
+    hi = np.where(inf.any(0), np.inf, hi)
+    return point, float(lo.max()), float(hi.max()), n

@@ -14,7 +14,7 @@ seed_optima`, NaN where a seed's optimum is open):
   both are :func:`hptransfer.tables.drift_fit` over those depths, so they are computed the way
   the drift is: the point over located optima, a 90% t-interval over the per-seed slopes over
   the same depths, and with a censored optimum the bracket slope range
-  (:func:`hptransfer.intervals.slope_range`) instead; :func:`checked_interval` is the interval
+  (:func:`hptransfer.intervals.slope_range`) instead; :func:`hptransfer.intervals.checked_interval` is the interval
   a decision reads (the seed interval, pushed out to cover the bracket range when censored);
 - :func:`largest_shift`: max_{i>0} |eta*_i - eta*_0| in octaves, with a seed interval over
   each seed's own max_{i>0} |y_si - y_s0| (paired per seed, then the max);
@@ -29,13 +29,12 @@ columns at the held width. Wording (verdict sentence, claim (f)) is in
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from hptransfer.intervals import MIN_SEEDS_T, interval_method, seed_interval
+from hptransfer.intervals import MIN_SEEDS_T, checked_interval, interval_method, seed_interval
 from hptransfer.tables import drift_fit, held_value, series_keys
 
 CURVED, STRAIGHT, UNDECIDED = "curved", "line fits", "undecided"
@@ -89,24 +88,6 @@ def deep_half_slope(
     """:func:`drift_fit` over :func:`deep_half` (the OLS slope over the deepest half, octaves
     per doubling, its seed interval and bracket range)."""
     return _window(x, eta, censored, lo, hi, seed_eta, deep_half(x), ci)
-
-
-def checked_interval(
-    slope: float, lo: float, hi: float, smin: float, smax: float
-) -> tuple[float, float]:
-    """The interval a decision reads: [lo, hi] (stretched to hold the slope, as a range of 2
-    seeds may not) when no optimum is censored (smin == smax);
-    with censoring (smin < smax) the bracket range pushed out by the seed half-widths,
-    [min(lo, smin - (slope - lo)), max(hi, smax + (hi - slope))] (as the check's drift), and
-    the bare range [smin, smax] when the slope itself is unknown (every pair end censored)."""
-    bracketed = not (np.isnan(smin) or np.isnan(smax)) and smin < smax
-    if np.isfinite(slope) and np.isfinite(lo) and np.isfinite(hi):
-        lo, hi = min(lo, slope), max(hi, slope)
-    if not np.isfinite(slope):
-        return (float(smin), float(smax)) if bracketed else (math.nan, math.nan)
-    if not bracketed or not np.isfinite(lo):
-        return (float(smin), float(smax)) if bracketed else (float(lo), float(hi))
-    return float(min(lo, smin - (slope - lo))), float(max(hi, smax + (hi - slope)))
 
 
 def max_shift(eta: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from hptransfer.tables import GROUP, regret_on_curve, rows_where
+from hptransfer.tables import GROUP, regret_on_curve, rows_where, seed_curves, series_seed_regret
 
 SERIES = ("family", "scheme", "optimizer", "block_depth")
 
@@ -81,6 +81,28 @@ def path_regret(
     return pd.DataFrame(rows, columns=columns)
 
 
+def path_seed_regret(
+    finals: pd.DataFrame, optima: pd.DataFrame, path: Sequence[tuple[int, int]]
+) -> pd.DataFrame:
+    """Each seed's regret at every point i >= 1 of the path on its own curves, with its own
+    optimum at the first point (:func:`hptransfer.tables.series_seed_regret`, as
+    :func:`hptransfer.tables.seed_shape_regret` does along an axis): columns SERIES, axis
+    ("path"), seed_index, shape (the path index), regret. The worst regret's interval along
+    the path is read from it (:func:`hptransfer.verdicts.regret_interval`)."""
+    opt = path_optima(optima, path)
+    curves = seed_curves(finals)
+    rows = []
+    for key, s in opt.groupby(list(SERIES), sort=True):
+        if (s["path_index"] != 0).all() or len(s) < 2:
+            continue
+        cs = [curves[tuple(r)] for r in s[list(GROUP)].itertuples(index=False)]
+        for seed, j, regret in series_seed_regret(cs):
+            rows.append(dict(zip(SERIES, key, strict=True))
+                        | dict(axis="path", seed_index=seed,
+                               shape=int(s["path_index"].iloc[j]), regret=regret))  # fmt: skip
+    return pd.DataFrame(rows, columns=[*SERIES, "axis", "seed_index", "shape", "regret"])
+
+
 def _edges(s: pd.DataFrame, cause: str) -> str:
     """The path points whose eta* is censored by ``cause``: "n=16, L=2 (low)"."""
     e = s[s["edge"].notna() & (s["edge_cause"] == cause)]
@@ -96,7 +118,8 @@ def path_summary(
     """The path's scorecard columns, one row per series (family, scheme, optimizer, block_depth)
     with >= 2 path points; the names follow the scorecard's per-axis columns with axis "path".
 
-    paths ("16-128", the widths), path_from / path_to (first and last point), n_path;
+    paths ("16-128", the widths), path_min / path_max (its smallest and largest width),
+    path_from / path_to (first and last point), n_path;
     drift_path (+ _lo / _hi / _min / _max / _interval / _seeds), censored_path, spread_path
     (max - min of log2 eta*) from :func:`hptransfer.hparams.path_drift`; regret_path /
     regret_path_at: the worst :func:`path_regret` and its point; edges_grid_path /
@@ -114,6 +137,8 @@ def path_summary(
         eta = eta[np.isfinite(eta)]
         row = sel | dict(
             paths=f"{int(s['width'].min())}-{int(s['width'].max())}",
+            path_min=int(s["width"].min()),
+            path_max=int(s["width"].max()),
             path_from=first["point"],
             path_to=last["point"],
             n_path=len(s),

@@ -42,6 +42,7 @@ from hptransfer.figures import FIGURES, make_figures, scheme_label
 from hptransfer.hparams import at_default_conditions, worst_joint_regret
 from hptransfer.intervals import MIN_SEEDS_T
 from hptransfer.path_transfer import point_label
+from hptransfer.rules import EXPONENT_BAND, TRANSFER_OCTAVES
 from hptransfer.twins import twin_groups, twin_labels, without_twins
 from hptransfer.verdicts import COLLAPSE, RESTORED, axis_verdict, bracket_text, drift_rows
 
@@ -197,7 +198,7 @@ def scorecard_display(
             )
         ]
         if f"transfer_from_step_{axis}" in card:
-            out[f"|drift| < {TRANSFER_SLOPE} from step"] = [
+            out["drift interval inside its band from step"] = [
                 "never" if pd.isna(v) else str(int(v)) for v in card[f"transfer_from_step_{axis}"]
             ]
         out[f"spread ({axis}, oct)"] = card[f"spread_{axis}"].map(lambda v: _fmt_num(v, 2))
@@ -496,20 +497,27 @@ def _method_items(a: Analysis, coverage: pd.DataFrame) -> list[str]:
         "Training horizon: with a constant learning rate the run read at step t is the t-step "
         f"run, so eta* and drift are recomputed at every evaluation step from the last "
         f"{a.last_evals} evaluations up to t; 'from step t on' = the first step after which "
-        f"|drift| < {TRANSFER_SLOPE} at every later evaluation.",
+        "the drift's interval lies inside the band at every later evaluation.",
         "Transfer regret at a shape: (loss at the eta* tuned at the smallest shape of the series, "
         "read off the loss curve in log2 lr) / (best loss at the shape) - 1.",
         "Feature movement: seed mean at the final step at the stable grid rate nearest eta*; "
         "slopes are log-log OLS against depth (own / weight / total). Claim (c) uses one fixed "
         "rate for all depths (the grid rate nearest the shallowest depth's eta*), with a t "
         "interval over per-seed slopes.",
-        f"Verdict thresholds: transfer when |drift| < {TRANSFER_SLOPE} octave per doubling and "
-        f"worst regret < {TRANSFER_REGRET:.0%}; claims decided only by a calibrated interval "
-        f"(>= {MIN_SEEDS_T} seeds), a regret above {TRANSFER_REGRET:.0%} only when every "
-        "seed's own worst regret (on its own curves and base-shape optimum) exceeds it; "
-        f"claim (c) holds when the interval lies in "
-        f"[{COLLAPSE[0]}, {COLLAPSE[1]}], (d) needs NFD's transfer and a hidden_1 slope >= "
-        f"{RESTORED} above depth-muP's, (e) a paired interval of the relative loss below 0; "
+        "Verdict rule (one for every verdict, hptransfer.rules): an interval is judged against "
+        "an allowed range: holds inside, fails wholly outside, inconclusive across an end or "
+        f"without a t-interval (>= {MIN_SEEDS_T} seeds). Transfer along an axis needs both: "
+        "the drift's interval (widened over censored optima) inside +-band, band = "
+        f"{TRANSFER_OCTAVES:g} octave / log2(largest / smallest shape) (the fitted line moves "
+        f"eta* by less than {TRANSFER_OCTAVES:g} octave over the range: {TRANSFER_SLOPE} per "
+        "doubling over 16x, 0.17 over 64x), and the worst regret's interval below "
+        f"{TRANSFER_REGRET:.0%} (paired over seeds: each seed's own base optimum read on its own "
+        "curves; per-shape t-intervals at a Bonferroni level over the shapes, so the choice of "
+        "the worst shape is accounted for). "
+        f"Claim (c) holds when the exponent's interval lies within {COLLAPSE:g} +- "
+        f"{EXPONENT_BAND:g}, (d) needs NFD's transfer and the paired interval of its hidden_1 "
+        f"slope minus depth-muP's at or above {RESTORED}, (e) a paired interval of the relative "
+        "loss below 0; "
         f"a shift of the largest stable rate is reported from {STABILITY_SHIFT:g} octave.",
     ]
 
@@ -664,7 +672,7 @@ def _shift_cell(r: Mapping[str, Any]) -> str:
 
 
 def _local_slope_cell(r: Mapping[str, Any]) -> str:
-    """A local slope with the interval a decision reads (local_drift.checked_interval): "-1.00
+    """A local slope with the interval a decision reads (intervals.checked_interval): "-1.00
     [-1.01, -0.99]", "(range)" for 2 seeds, "with brackets" when an optimum is censored, or
     "in [min, max] (brackets)" when the slope rests on brackets alone."""
     v, lo, hi = r["slope"], r["check_lo"], r["check_hi"]
@@ -841,8 +849,8 @@ def _path_blocks(a: Analysis) -> list[_Block]:
             "p",
             f"Drift of log2 eta* per doubling of the width n along the path, with the depth L "
             f"growing by 2^{gamma:.2f} at each doubling (L ~ n^{gamma:.2f}); seed interval in "
-            f"brackets; verdict: transfers when |drift| < {TRANSFER_SLOPE} and a t-interval "
-            "lies within it.",
+            f"brackets; verdict: transfers when the interval (widened over censored points) lies "
+            f"within +-{TRANSFER_SLOPE}, drifts when it lies beyond.",
         ),
         _Block("table", table=pd.DataFrame(rows)),
         *per_point,
@@ -887,10 +895,8 @@ def _hparams_blocks(a: Analysis, figures: Mapping[str, Path]) -> list[_Block]:
             "its default. Here each group of axes is searched jointly at every shape; the "
             "optimum of each axis drifts by the slope of its value against log2 depth (width, "
             f"path), in its own unit per doubling ({units}; log2 axes in octaves). Verdict: "
-            f"transfers when |drift| < {TRANSFER_SLOPE} and a t-interval lies within "
-            f"+-{TRANSFER_SLOPE}; drifts when |drift| >= {TRANSFER_SLOPE}; inconclusive when an "
-            "optimum is censored (grid edge or divergence) or no calibrated interval excludes a "
-            "larger drift.",
+            f"transfers when the drift's t-interval (widened over censored optima) lies within "
+            f"+-{TRANSFER_SLOPE}, drifts when it lies wholly beyond, inconclusive otherwise.",
         ),
     ]
     if rows:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from hptransfer.intervals import abs_interval, interval_method, seed_interval
+from hptransfer.intervals import abs_interval, checked_interval, interval_method, seed_interval
 from hptransfer.tables import (
     AXES,
     OTHER_AXIS,
@@ -175,7 +175,7 @@ def with_intervals(metrics: pd.DataFrame, samples: pd.DataFrame, ci: float = 0.9
         smin, smax = point.get((*series, f"{source}_min")), point.get((*series, f"{source}_max"))
         if source.startswith("drift_") and smin is not None and smax is not None:
             if np.isfinite(lo) and smin < smax:  # censored: the bracket range, pushed out
-                lo, hi = min(lo, smin - (centre - lo)), max(hi, smax + (hi - centre))
+                lo, hi = checked_interval(centre, lo, hi, smin, smax)
                 out.at[i, "bracketed"] = True
         if absolute and np.isfinite(lo):
             lo, hi = abs_interval(lo, hi)

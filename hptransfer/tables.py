@@ -661,7 +661,7 @@ def fixed_lr_slopes(finals: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFrame:
     h1_weight_slope_fixed_lr = log-log OLS slope against depth of the seed mean of
     own_movement/hidden_1 / weight_change/hidden_1 at that rate (replicas that diverged left
     out), with _lo / _hi = :func:`seed_interval` over the per-seed slopes
-    (:func:`fixed_lr_seed_slopes`). A fixed rate isolates the depth scaling of the scheme from
+    (:func:`fixed_lr_seed_slopes`), centred on that slope. A fixed rate isolates the depth scaling of the scheme from
     the drift of eta* itself; compare movement_slopes, which reads each depth at its own eta*.
     """
     rows = []
@@ -679,7 +679,8 @@ def fixed_lr_slopes(finals: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFrame:
                 else math.nan
             )
             _, slopes = _per_seed_log_slopes(sel, col)
-            _, lo, hi, _ = seed_interval(slopes)
+            # centred on the printed slope, as the check's interval of the same metric
+            _, lo, hi, _ = seed_interval(slopes, centre=row[name])
             row[f"{name}_lo"], row[f"{name}_hi"] = float(lo), float(hi)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -815,38 +816,76 @@ def _worst_regret(curves: list[tuple[np.ndarray, np.ndarray]], eta: np.ndarray, 
     return worst if worst > -math.inf else math.nan
 
 
-def seed_regret(finals: pd.DataFrame, optima: pd.DataFrame, axes: Sequence[str] = AXES):
-    """Worst transfer regret of every seed on its own curves: one row per (series, seed).
+def seed_curves(finals: pd.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarray]]:
+    """Every group's per-seed final-loss curves: GROUP key -> (log2 lr grid, losses [seed,
+    lr]) (the input of :func:`series_seed_regret`)."""
+    return {key: (x, v) for key, x, v in _group_curves(_as_finals(finals, 3))}
+
+
+def series_seed_regret(
+    cs: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> Iterator[tuple[int, int, float]]:
+    """(seed, j, regret) for every seed and every shape j >= 1 of a series whose per-seed
+    curves are ``cs`` (shape 0 the base): the regret of that seed's own base optimum on its own
+    curve at shape j (:func:`seed_shape_regret`; NaN where unknown)."""
+    n_seeds = min(v.shape[0] for _, v in cs)
+    for seed in range(n_seeds):
+        xb, vb = cs[0]
+        base = refine(xb, vb[seed])
+        known = np.isfinite(base.bracket_lo) and np.isfinite(base.bracket_hi)
+        for j, (x, v) in enumerate(cs[1:], start=1):
+            regret = math.nan
+            if known:
+                ok = ~np.isnan(v[seed])
+                xs, ys = x[ok], v[seed][ok]
+                best = curve_value(xs, ys, float(refine(xs, ys).log2_eta))
+                at = curve_value(xs, ys, float(base.log2_eta))
+                if np.isfinite(best) and not math.isnan(at):
+                    regret = math.inf if at == math.inf else (at - best) / best
+            yield seed, j, regret
+
+
+def seed_shape_regret(
+    finals: pd.DataFrame, optima: pd.DataFrame, axes: Sequence[str] = AXES
+) -> pd.DataFrame:
+    """Transfer regret of every seed at every non-base shape on its own curves: one row per
+    (series, seed, shape), columns the series keys, axis, seed_index, the shape's value of the
+    axis (column ``shape``) and regret.
 
     For seed s with loss curves L_{s,shape} and its own base-shape optimum x*_{s,base}
     (:func:`hptransfer.optimum.refine` on its base curve),
 
-        worst_regret_s = max over shapes of (L_{s,shape}(x*_{s,base}) - min L_{s,shape}) / min L_{s,shape},
+        regret_{s,shape} = (L_{s,shape}(x*_{s,base}) - min L_{s,shape}) / min L_{s,shape},
 
-    read by :func:`curve_value` as :func:`transfer_regret` does (+inf where the base rate
-    diverges; NaN when the seed's base optimum is at the grid edge or unknown). The spread of
-    these values gives the interval of the scorecard's worst regret.
+    read by :func:`curve_value` as :func:`transfer_regret` does: +inf where the base rate
+    diverges; NaN at every shape when the seed's base optimum is at the grid edge or unknown,
+    and at a shape where the seed's own minimum is not finite (every rate diverged) or the base
+    rate is off its grid. Seed and base are paired: the base rate that seed would have tuned,
+    read on that seed's own curves (same initial draw and batches).
     """
-    finals = _as_finals(finals, 3)
-    curves = {key: (x, v) for key, x, v in _group_curves(finals)}
+    curves = seed_curves(finals)
     rows = []
     for axis in axes:
         for key, s in _series(optima, axis):
             cs = [curves[tuple(r)] for r in s[list(GROUP)].itertuples(index=False)]
-            n_seeds = min(v.shape[0] for _, v in cs)
-            for seed in range(n_seeds):
-                xb, vb = cs[0]
-                base = refine(xb, vb[seed])
-                worst = math.nan
-                if np.isfinite(base.bracket_lo) and np.isfinite(base.bracket_hi):
-                    worst = -math.inf
-                    for x, v in cs:
-                        ok = ~np.isnan(v[seed])
-                        xs, ys = x[ok], v[seed][ok]
-                        best = curve_value(xs, ys, float(refine(xs, ys).log2_eta))
-                        at = curve_value(xs, ys, float(base.log2_eta))
-                        if not np.isfinite(best) or math.isnan(at):
-                            continue
-                        worst = max(worst, math.inf if at == math.inf else (at - best) / best)
-                rows.append(key | dict(axis=axis, seed_index=seed, worst_regret=worst))
-    return _int_axes(pd.DataFrame(rows, columns=_columns(rows)))
+            for seed, j, regret in series_seed_regret(cs):
+                shape = int(s[axis].iloc[j])
+                rows.append(key | dict(axis=axis, seed_index=seed, shape=shape, regret=regret))
+    columns = None if rows else [*series_keys("depth"), "depth", "axis", "seed_index", "shape",
+                                 "regret"]  # fmt: skip
+    return _int_axes(pd.DataFrame(rows, columns=columns))
+
+
+def seed_regret(finals: pd.DataFrame, optima: pd.DataFrame, axes: Sequence[str] = AXES):
+    """Worst transfer regret of every seed on its own curves: one row per (series, seed),
+    worst_regret = the max over the shapes of :func:`seed_shape_regret` and 0 (the base
+    shape's own; NaN when the seed's
+    base optimum is at the grid edge or unknown, or no shape has a regret). The spread of
+    these values gives the baseline comparison its per-seed samples."""
+    shapes = seed_shape_regret(finals, optima, axes)
+    if shapes.empty:
+        return _int_axes(pd.DataFrame(columns=[*GROUP, "axis", "seed_index", "worst_regret"]))
+    keys = [c for c in shapes.columns if c not in ("shape", "regret")]
+    worst = shapes.groupby(keys, sort=False, dropna=False)["regret"].max().reset_index()
+    worst["regret"] = worst["regret"].clip(lower=0.0)  # the base shape's own regret is 0
+    return _int_axes(worst.rename(columns={"regret": "worst_regret"}))

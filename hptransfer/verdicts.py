@@ -22,9 +22,31 @@ import numpy as np
 import pandas as pd
 
 from hptransfer.hparams import LR, at_default_conditions, group_label, worst_joint_regret
-from hptransfer.intervals import RANGE, T_INTERVAL, abs_interval, interval_label, seed_interval
+from hptransfer.intervals import (
+    T_INTERVAL,
+    abs_interval,
+    checked_interval,
+    interval_label,
+    seed_interval,
+    worst_interval,
+)
 from hptransfer.local_drift import at_held_width
 from hptransfer.optimum import refine
+from hptransfer.rules import (
+    EXPONENT_BAND,
+    MOVEMENT_SLOPE,
+    TRANSFER_OCTAVES,
+    TRANSFER_REGRET,
+    TRANSFER_SLOPE,
+    direction,
+    drift_band,
+    exponent_outcome,
+    interval_outcome,
+    transfer_outcome,
+)
+from hptransfer.rules import FAILS as FAILS_RULE
+from hptransfer.rules import HOLDS as HOLDS_RULE
+from hptransfer.rules import INCONCLUSIVE as INCONCLUSIVE_RULE
 from hptransfer.tables import AXES, OTHER_AXIS, fixed_lr_slopes, fmt_edges, held_value, rows_where
 from hptransfer.tables import scheme_order as _scheme_order
 
@@ -32,10 +54,7 @@ from hptransfer.tables import scheme_order as _scheme_order
 # analysis module imports this one.
 Analysis = Any
 
-TRANSFER_SLOPE = 0.25  # |slope| below this moves eta* by < 1 octave (a usual grid step) over 16x
-TRANSFER_REGRET = 0.02  # worst relative excess loss of the base-tuned rate counted as "transfers"
-MOVEMENT_SLOPE = 0.2  # |log-log slope| of hidden_1 own movement called fading/growing
-COLLAPSE = (-0.75, -0.25)  # claim (c): hidden_1's own movement slope against depth near -1/2
+COLLAPSE = -0.5  # claim (c): hidden_1's own movement slope against depth, within EXPONENT_BAND
 RESTORED = 0.2  # claim (d): NFD's hidden_1 slope at least this far above depth-muP's
 STABILITY_SHIFT = 1.0  # octaves the largest stable learning rate must move to be reported
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
@@ -48,15 +67,6 @@ CARD_KEYS = ["family", "scheme", "optimizer", "block_depth"]
 # The training horizon
 
 
-def transfer_from_step(steps: np.ndarray, slope: np.ndarray, threshold: float = TRANSFER_SLOPE):
-    """The first evaluation step from which |slope| < threshold at every later step, or None
-    when it fails at the last step (steps increasing, slope per step; NaN counts as failing)."""
-    ok = np.abs(np.nan_to_num(np.asarray(slope, float), nan=np.inf)) < threshold
-    if not len(ok) or not ok[-1]:
-        return None
-    return _from_step(steps, ok)
-
-
 def _from_step(steps: np.ndarray, ok: np.ndarray):
     """The first step from which ``ok`` holds at every later step; None if not at the last."""
     if not len(ok) or not ok[-1]:
@@ -65,43 +75,88 @@ def _from_step(steps: np.ndarray, ok: np.ndarray):
     return int(steps[bad[-1] + 1]) if len(bad) else int(steps[0])
 
 
-def horizon_summary(horizon: pd.DataFrame) -> pd.DataFrame:
-    """Per (series, axis): transfer_from_step (point drift within TRANSFER_SLOPE from then on),
-    transfer_and_regret_from_step (and worst regret below TRANSFER_REGRET too) and
-    transfer_from_step_ci (the whole interval within it from then on; None without a
-    calibrated interval), drift_from_step (|drift| >= TRANSFER_SLOPE from then on), the steps,
-    and the drift at the first and last step."""
-    if horizon is None or horizon.empty:
-        return pd.DataFrame()
-    keys = [c for c in horizon.columns if c in ("family", *SERIES, "width", "depth", "axis")]
-    rows = []
-    for key, h in horizon.groupby(keys, sort=True, dropna=False):
-        h = h.sort_values("step")
-        steps = h["step"].to_numpy()
-        wide = np.maximum(np.abs(h["slope_lo"]), np.abs(h["slope_hi"])).to_numpy(float)
-        wide = np.where(h["interval"] == T_INTERVAL, wide, np.nan)
-        regret = h["worst_regret"].to_numpy(float) if "worst_regret" in h else np.zeros(len(h))
-        both = np.where(regret < TRANSFER_REGRET, h["slope"].to_numpy(float), np.nan)
-        rows.append(
-            dict(zip(keys, key, strict=True))
-            | dict(
-                transfer_from_step=transfer_from_step(steps, h["slope"].to_numpy(float)),
-                transfer_and_regret_from_step=transfer_from_step(steps, both),
-                transfer_from_step_ci=transfer_from_step(steps, wide),
-                drift_from_step=_from_step(
-                    steps, np.abs(h["slope"].to_numpy(float)) >= TRANSFER_SLOPE
-                ),
-                first_step=int(steps[0]),
-                last_step=int(steps[-1]),
-                slope_first=float(h["slope"].iloc[0]),
-                slope_last=float(h["slope"].iloc[-1]),
-            )
-        )
-    return pd.DataFrame(rows)
-
-
 # --------------------------------------------------------------------------------------------
 # Scorecard
+
+
+def regret_interval(
+    shapes: pd.DataFrame | None, point: float, axis: str, ci: float = 0.9
+) -> dict[str, float]:
+    """regret_<axis>_lo / _hi / _seeds: the interval of the worst transfer regret over the
+    non-base shapes of one series, from each seed's regret at each shape on its own curves
+    with its own base optimum (``shapes``: rows of :func:`hptransfer.tables.seed_shape_regret`,
+    paired by seed): :func:`hptransfer.intervals.worst_interval` (per-shape t-intervals at a
+    Bonferroni level over the shapes, so the choice of the worst shape is accounted for),
+    stretched to hold ``point`` (the worst regret read on the seed-mean curves, which the
+    tables print). NaN without >= 3 seeds."""
+    out = {f"regret_{axis}_lo": math.nan, f"regret_{axis}_hi": math.nan, f"regret_{axis}_seeds": 0}
+    if shapes is None or shapes.empty:
+        return out
+    wide = shapes.pivot_table(index="seed_index", columns="shape", values="regret", dropna=False)
+    _, lo, hi, n = worst_interval(wide.to_numpy(float), ci)
+    if np.isfinite(lo) and not np.isnan(point):
+        lo, hi = min(lo, point), max(hi, point)
+    return out | {f"regret_{axis}_lo": lo, f"regret_{axis}_hi": hi, f"regret_{axis}_seeds": n}
+
+
+def transfer_columns(row: Mapping[str, Any], axis: str, band: float) -> dict[str, Any]:
+    """The transfer decision of one axis of a scorecard row (:func:`hptransfer.rules.
+    transfer_outcome`): drift_<A>_band, drift_<A>_check_lo / _hi (the drift interval the
+    decision reads: the seed t-interval widened over censored optima by
+    :func:`hptransfer.intervals.checked_interval`; NaN without a t-interval), transfer_<A>
+    (holds / fails / inconclusive), transfer_<A>_drift and transfer_<A>_cost (its parts).
+    A shape along A where every rate diverged leaves the axis inconclusive."""
+    slope = float(row.get(f"drift_{axis}", math.nan))
+    d_lo, d_hi = math.nan, math.nan
+    if row.get(f"drift_{axis}_interval") == T_INTERVAL:
+        d_lo, d_hi = checked_interval(
+            slope,
+            float(row[f"drift_{axis}_lo"]),
+            float(row[f"drift_{axis}_hi"]),
+            float(row.get(f"drift_{axis}_min", slope)),
+            float(row.get(f"drift_{axis}_max", slope)),
+        )
+    t = transfer_outcome(
+        d_lo, d_hi, row.get(f"regret_{axis}_lo", math.nan),
+        row.get(f"regret_{axis}_hi", math.nan), band,
+    )  # fmt: skip
+    outcome = t.outcome
+    dead = row.get(f"all_diverged_{axis}")
+    if isinstance(dead, str) and dead:  # eta* unknown at a shape: the axis is not decided
+        outcome = INCONCLUSIVE_RULE
+    return {
+        f"drift_{axis}_band": band,
+        f"drift_{axis}_check_lo": d_lo,
+        f"drift_{axis}_check_hi": d_hi,
+        f"transfer_{axis}": outcome,
+        f"transfer_{axis}_drift": t.drift,
+        f"transfer_{axis}_cost": t.cost,
+    }
+
+
+def horizon_steps(h: pd.DataFrame, axis: str, band: float) -> dict[str, Any]:
+    """The training horizon of one series along one axis (``h``: its rows of
+    :func:`hptransfer.tables.horizon_drift`, one per evaluation step), decided by
+    :func:`hptransfer.rules.direction` on each step's drift interval (widened over censored
+    optima; no t-interval: unclear): transfer_from_step_<A> (the first step from which the
+    interval lies inside (-band, band) at every later step; None when not at the last),
+    drift_from_step_<A> (from which it lies wholly outside), last_step."""
+    h = h.sort_values("step")
+    steps = h["step"].to_numpy()
+    states = []
+    for r in h.to_dict("records"):
+        lo, hi = math.nan, math.nan
+        if r.get("interval") == T_INTERVAL:
+            lo, hi = checked_interval(float(r["slope"]), float(r["slope_lo"]),
+                                      float(r["slope_hi"]), float(r["slope_min"]),
+                                      float(r["slope_max"]))  # fmt: skip
+        states.append(direction(lo, hi, band))
+    states = np.array(states)
+    return {
+        f"transfer_from_step_{axis}": _from_step(steps, states == "flat"),
+        f"drift_from_step_{axis}": _from_step(steps, np.isin(states, ["falls", "rises"])),
+        "last_step": int(steps[-1]),
+    }
 
 
 def _shape_label(r: Mapping[str, Any], show_width: bool, show_depth: bool) -> str:
@@ -143,7 +198,6 @@ def scorecard(
     show_d = optima["depth"].nunique() > 1
     held = {a: held_value(optima, a) for a in AXES}
     ms = movement_slope_table if movement_slope_table is not None else pd.DataFrame()
-    hs = horizon_summary(horizon) if horizon is not None else pd.DataFrame()
     rows = []
     for key, g in optima.groupby(CARD_KEYS, sort=False):
         row: dict[str, Any] = dict(zip(CARD_KEYS, key, strict=True))
@@ -182,19 +236,14 @@ def scorecard(
                 row[f"regret_{axis}_at"] = int(worst[axis])
             else:
                 row[f"regret_{axis}"], row[f"regret_{axis}_at"] = math.nan, None
-            sr = rows_where(seed_regrets, sel)
-            vals = sr["worst_regret"].to_numpy(float) if len(sr) else np.array([])
-            ok = len(vals) >= 2 and not np.isnan(vals).any()
-            row[f"regret_{axis}_seed_min"] = float(vals.min()) if ok else math.nan
-            row[f"regret_{axis}_seed_max"] = float(vals.max()) if ok else math.nan
+            row |= regret_interval(rows_where(seed_regrets, sel), row[f"regret_{axis}"], axis, ci)
             row[f"edges_grid_{axis}"] = fmt_edges(s, axis, "grid")
             row[f"edges_div_{axis}"] = fmt_edges(s, axis, "divergence")
-            h = rows_where(hs, sel)
+            band = drift_band(row[f"{axis}_min"], row[f"{axis}_max"])
+            row |= transfer_columns(row, axis, band)
+            h = rows_where(horizon, sel) if horizon is not None else pd.DataFrame()
             if len(h):
-                row[f"transfer_from_step_{axis}"] = h["transfer_from_step"].iloc[0]
-                row[f"transfer_from_step_ci_{axis}"] = h["transfer_from_step_ci"].iloc[0]
-                row[f"drift_from_step_{axis}"] = h["drift_from_step"].iloc[0]
-                row["last_step"] = int(h["last_step"].iloc[0])
+                row |= horizon_steps(h, axis, band)
             if axis == "depth" and len(s):
                 first, last = s.iloc[0], s.iloc[-1]
                 row["stable_shift_depth"] = float(
@@ -234,6 +283,9 @@ def scorecard(
         p = rows_where(path_summary, {k: row[k] for k in CARD_KEYS})
         if len(p):
             row |= {c: v for c, v in p.iloc[0].items() if c not in CARD_KEYS}
+            path_seeds = rows_where(seed_regrets, {k: row[k] for k in CARD_KEYS} | {"axis": "path"})
+            row |= regret_interval(path_seeds, row["regret_path"], "path", ci)
+            row |= transfer_columns(row, "path", drift_band(row["path_min"], row["path_max"]))
         rows.append(row)
     card = pd.DataFrame(rows)
     if card.empty:
@@ -297,28 +349,19 @@ def _interval_text(row: Mapping[str, Any], axis: str) -> str:
     return f" ({interval_label(n, row.get('ci', 0.9))}: {lo:+.2f} to {hi:+.2f})"
 
 
-def _cost_text(regret: float, sym: str, at: Any) -> str:
-    """What the rate tuned at the base shape costs at the worst shape (``at``: its value of the
-    axis, or a path point's label)."""
-    where = at if isinstance(at, str) else f"{sym}={_int(at)}"
-    if regret == math.inf:
-        return f"the base-tuned rate diverges at {where}"
-    if not np.isfinite(regret):
-        return "the base-tuned rate is off the grid elsewhere (regret unknown)"
-    return f"the base-tuned rate costs {regret:.1%} extra loss at {where}"
-
-
 def _horizon_text(row: Mapping[str, Any], axis: str) -> str:
+    """ "; the drift interval lies inside +-0.25 from step 100 on (of 1000)" (or beyond it, or
+    neither at the last step), from :func:`horizon_steps`."""
     if f"transfer_from_step_{axis}" not in row or "last_step" not in row:
         return ""
-    start = row[f"transfer_from_step_{axis}"]
-    last = _int(row["last_step"])
-    if start is None or pd.isna(start):
-        lost = row.get(f"drift_from_step_{axis}")
-        if lost is not None and not pd.isna(lost):
-            return f"; |drift| >= {TRANSFER_SLOPE} from step {_int(lost)} on (of {last})"
-        return f"; |drift| >= {TRANSFER_SLOPE} at step {last} (the last evaluation)"
-    return f"; |drift| < {TRANSFER_SLOPE} from step {_int(start)} on (of {last})"
+    band = f"+-{row.get(f'drift_{axis}_band', TRANSFER_SLOPE):.2f}"
+    start, last = row[f"transfer_from_step_{axis}"], _int(row["last_step"])
+    if start is not None and not pd.isna(start):
+        return f"; the drift interval lies inside {band} from step {_int(start)} on (of {last})"
+    lost = row.get(f"drift_from_step_{axis}")
+    if lost is not None and not pd.isna(lost):
+        return f"; the drift interval lies beyond {band} from step {_int(lost)} on (of {last})"
+    return f"; the drift interval is not inside {band} at step {last} (the last evaluation)"
 
 
 # Per axis: the symbol of a shape, what doubles, where eta* transfers, where it is flat, and
@@ -331,95 +374,123 @@ _WORDS = {
 }
 
 
-def _axis_verdict(axis: str, row: Mapping[str, Any]) -> str:
-    """Plain-language verdict for one axis ("depth", "width" or "path") from the scorecard
-    numbers of that axis.
+def _pct_ci(v: float, lo: float, hi: float) -> str:
+    """ "3.0% [1.2%, 7.5%]" (no bracket without an interval)."""
+    text = "diverges" if v == math.inf else f"{v:.1%}"
+    if lo == math.inf:
+        return "diverges (in every seed)"
+    if np.isnan(lo) or np.isnan(hi):
+        return text
+    return text + f" [{lo:.1%}, {'+inf' if hi == math.inf else f'{hi:.1%}'}]"
 
-    The drift is fitted over the uncensored shapes; censored shapes (eta* at the grid edge or
-    next to divergence: only a bracket) are excluded and named, with the slope range they
-    allow. Fewer than 2 uncensored shapes: inconclusive. "Transfers" needs |drift| <
-    TRANSFER_SLOPE, worst regret < TRANSFER_REGRET and a bracket slope range within the
-    threshold; otherwise the drift is reported with its interval and cost. Along a path it
-    also needs a t-interval of the drift inside (-TRANSFER_SLOPE, TRANSFER_SLOPE) and no
-    censored point (as the path's drift table, :func:`axis_verdict`): else it is inconclusive.
-    """
-    sym, doubling, across, flat_in, prefix = _WORDS[axis]
-    slope = row[f"drift_{axis}"]
-    smin, smax = row.get(f"drift_{axis}_min", math.nan), row.get(f"drift_{axis}_max", math.nan)
-    regret, regret_at = row[f"regret_{axis}"], row[f"regret_{axis}_at"]
-    n_cens = int(row.get(f"censored_{axis}", 0) or 0)
-    ci = _interval_text(row, axis)
-    censored = ", ".join(
-        f"{cause} at {prefix}{text}"
-        for cause, text in (
-            ("grid edge", row[f"edges_grid_{axis}"]),
-            ("next to divergence", row[f"edges_div_{axis}"]),
-        )
-        if text
-    )
-    cens_note = (
-        f"{n_cens} censored optima ({censored}); with each anywhere in its bracket the slope "
-        f"lies in [{smin:+.2f}, {smax:+.2f}]"
-        if n_cens
-        else ""
-    )
-    if n_cens and _side(smin, smax, TRANSFER_SLOPE) == "across":
+
+def _range_text(axis: str, row: Mapping[str, Any]) -> str:
+    """ "L=2-32" (or the path's widths)."""
+    if axis == "path":
+        return f"n={row.get('paths')}"
+    return f"{_WORDS[axis][0]}={row.get(f'{axis}s')}"
+
+
+def _drift_part(axis: str, row: Mapping[str, Any]) -> str:
+    """The drift statement with the interval the decision read and its band."""
+    sym, doubling = _WORDS[axis][0], _WORDS[axis][1]
+    slope, band = row[f"drift_{axis}"], row[f"drift_{axis}_band"]
+    lo, hi = row[f"drift_{axis}_check_lo"], row[f"drift_{axis}_check_hi"]
+    n = int(row.get(f"drift_{axis}_seeds", 0) or 0)
+    if np.isnan(lo):
+        why = _interval_text(row, axis).strip(" ()")
+        return f"drift {slope:+.2f} octave per doubling of {doubling} ({why})"
+    brackets = ", with brackets" if int(row.get(f"censored_{axis}", 0) or 0) else ""
+    return (
+        f"drift {slope:+.2f} [{lo:+.2f}, {hi:+.2f}] octave per doubling of {doubling} "
+        f"({interval_label(n, row.get('ci', 0.9))}{brackets}; within +-{band:.2f} the line "
+        f"moves eta* < {TRANSFER_OCTAVES:g} octave over {_range_text(axis, row)})"
+    ).replace(f"{sym}={sym}=", f"{sym}=")
+
+
+def _cost_part(axis: str, row: Mapping[str, Any]) -> str:
+    """The worst regret with its interval and where it is worst."""
+    sym = _WORDS[axis][0]
+    regret, at = row[f"regret_{axis}"], row[f"regret_{axis}_at"]
+    where = at if isinstance(at, str) else f"{sym}={_int(at)}"
+    lo, hi = row.get(f"regret_{axis}_lo", math.nan), row.get(f"regret_{axis}_hi", math.nan)
+    if not np.isfinite(regret) and regret != math.inf:
+        return "the base-tuned rate is off the grid elsewhere (regret unknown)"
+    if np.isnan(lo):
         return (
-            f"inconclusive: the fit over the bracketed optima gives {slope:+.2f} octave per "
-            f"doubling of {doubling}{ci}, but {cens_note}: refine or widen the grid there"
-            + _horizon_text(row, axis)
+            f"worst regret {_pct_ci(regret, lo, hi)} at {where} (no interval: it needs every "
+            "seed's own regret at each shape, >= 3 seeds)"
         )
-    within = True
-    if abs(slope) < TRANSFER_SLOPE and regret < TRANSFER_REGRET:
-        numbers = (
-            f"|slope| = {abs(slope):.2f} < {TRANSFER_SLOPE} octave per doubling{ci} and "
-            f"worst regret {regret:.1%} < {TRANSFER_REGRET:.0%}"
-        )
-        lo, hi = row[f"drift_{axis}_lo"], row[f"drift_{axis}_hi"]
-        t_kind = row.get(f"drift_{axis}_interval") == T_INTERVAL
-        t_inside = t_kind and -TRANSFER_SLOPE < lo and hi < TRANSFER_SLOPE
-        if axis == "path" and not (t_inside and n_cens == 0):
-            if not t_kind:
-                why = f"no t-interval (>= 3 seeds) bounds |slope| below {TRANSFER_SLOPE}"
-            elif not t_inside:
-                why = f"the interval still allows |slope| >= {TRANSFER_SLOPE}: more seeds or steps"
-            else:
-                why = "censored points leave the slope only bracketed"
-            msg = f"inconclusive {across}: {numbers}, but {why}"
-        else:
-            msg = (
-                f"transfers {across}: {numbers}"
-                if within
-                else f"consistent with transfer {across} over the located optima ({numbers})"
-            )
-            if np.isfinite(lo) and max(abs(lo), abs(hi)) >= TRANSFER_SLOPE:
-                msg += (
-                    f"; the interval still allows |slope| >= {TRANSFER_SLOPE}: more seeds or steps"
-                )
-    elif abs(slope) < TRANSFER_SLOPE:
-        msg = (
-            f"eta* nearly flat {flat_in} (slope {slope:+.2f} octave per doubling{ci}) "
-            f"but {_cost_text(regret, sym, regret_at)}"
-        )
+    return (
+        f"worst regret of the base-tuned rate {_pct_ci(regret, lo, hi)} at {where} (paired "
+        "over seeds, simultaneous over the shapes)"
+    )
+
+
+_PART_WORDS = {
+    "drift": {
+        FAILS_RULE: "beyond +-{band:.2f}",
+        INCONCLUSIVE_RULE: "across +-{band:.2f}",
+        HOLDS_RULE: "inside +-{band:.2f}",
+        "missing": "without a t-interval",
+    },
+    "cost": {
+        FAILS_RULE: f">= {TRANSFER_REGRET:.0%}",
+        INCONCLUSIVE_RULE: f"across {TRANSFER_REGRET:.0%}",
+        HOLDS_RULE: f"< {TRANSFER_REGRET:.0%}",
+        "missing": "without an interval",
+    },
+}
+
+
+def _axis_verdict(axis: str, row: Mapping[str, Any]) -> str:
+    """Plain-language verdict for one axis ("depth", "width" or "path") of a scorecard row:
+    the decision of :func:`transfer_columns` (:func:`hptransfer.rules.transfer_outcome`, on
+    the drift's interval against the range's band and the worst regret's interval against
+    TRANSFER_REGRET) with the numbers it read, which part decided it, the censored shapes and
+    the horizon."""
+    across = _WORDS[axis][2]
+    outcome = row[f"transfer_{axis}"]
+    band = row[f"drift_{axis}_band"]
+    parts = {"drift": row[f"transfer_{axis}_drift"], "cost": row[f"transfer_{axis}_cost"]}
+    state = {k: _PART_WORDS[k][v].format(band=band) for k, v in parts.items()}
+    drift, cost = _drift_part(axis, row), _cost_part(axis, row)
+    if outcome == HOLDS_RULE:
+        msg = f"transfers {across}: {drift}, inside +-{band:.2f}; {cost}, < {TRANSFER_REGRET:.0%}"
+    elif outcome == FAILS_RULE:
+        why = [f"{text}, {state[k]}" for k, text in (("drift", drift), ("cost", cost))
+               if parts[k] == FAILS_RULE]  # fmt: skip
+        rest = [f"{text}, {state[k]}" for k, text in (("drift", drift), ("cost", cost))
+                if parts[k] != FAILS_RULE]  # fmt: skip
+        msg = f"does not transfer {across}: " + "; ".join(why + rest)
     else:
-        direction = "up" if slope > 0 else "down"
-        msg = (
-            f"drifts {direction} by {abs(slope):.2f} octave per doubling of {doubling}{ci}; "
-            f"{_cost_text(regret, sym, regret_at)}"
+        msg = f"undecided {across}: {drift}, {state['drift']}; {cost}, {state['cost']}" + (
+            "" if all(p != "missing" for p in parts.values()) else ""
         )
-        lo, hi = row[f"drift_{axis}_lo"], row[f"drift_{axis}_hi"]
-        if np.isfinite(lo) and lo <= 0 <= hi:
-            msg += "; the interval includes 0: not resolved from seed noise"
-    msg += _horizon_text(row, axis)
-    return "; ".join([msg, cens_note] if n_cens else [msg])
+    n_cens = int(row.get(f"censored_{axis}", 0) or 0)
+    if n_cens:
+        prefix = _WORDS[axis][4]
+        censored = ", ".join(
+            f"{cause} at {prefix}{text}"
+            for cause, text in (
+                ("grid edge", row[f"edges_grid_{axis}"]),
+                ("next to divergence", row[f"edges_div_{axis}"]),
+            )
+            if text
+        )
+        msg += (
+            f"; {n_cens} censored optima ({censored}): the drift interval covers their bracket "
+            f"slope range [{row[f'drift_{axis}_min']:+.2f}, {row[f'drift_{axis}_max']:+.2f}]"
+        )
+    return msg + _horizon_text(row, axis)
 
 
 def verdict(row: Mapping[str, Any]) -> str:
     """The plain-language verdict of one scorecard row, computed from its numbers only.
 
     Per axis (depth, then width, then the model path when the row has one): :func:`_axis_verdict`;
-    then the hidden_1 own-movement slope against depth at each depth's eta* (fading beyond
-    MOVEMENT_SLOPE), a shift of the largest stable rate by >= STABILITY_SHIFT octaves (over
+    then the hidden_1 own-movement slope against depth at one learning rate, decided on its
+    interval (:func:`hptransfer.rules.direction`: fading below -MOVEMENT_SLOPE), a shift of the largest stable rate by >= STABILITY_SHIFT octaves (over
     depth, and along the path), and shapes where every rate diverged.
     """
     axes = [a for a in AXES if f"drift_{a}" in row and not pd.isna(row.get(f"{a}s"))]
@@ -440,25 +511,34 @@ def verdict(row: Mapping[str, Any]) -> str:
         sentences.append(f"{axis.capitalize()}: {text}" if len(axes) > 1 else text)
     if not axes:
         sentences.append("a single shape: no transfer measured")
-    h1 = row.get("h1_own_slope_at_eta", math.nan)
+    h1 = row.get("h1_own_slope_fixed_lr", math.nan)
+    h1_lo = row.get("h1_own_slope_fixed_lr_lo", math.nan)
+    h1_hi = row.get("h1_own_slope_fixed_lr_hi", math.nan)
     one_layer = int(row.get("block_depth", 2)) == 1
+    if h1 is not None and np.isfinite(h1):
+        h1_text = _ci_text(h1, h1_lo, h1_hi)
+        if int(row.get("n_seeds", 0) or 0) < 3:
+            h1_lo = h1_hi = math.nan  # a range of 2 seeds decides nothing
+        state = direction(h1_lo, h1_hi, MOVEMENT_SLOPE)
     if h1 is not None and np.isfinite(h1) and one_layer:
         # With k = 1 the block's only layer *is* the branch output: under a 1/sqrt(L) branch its
         # weights are meant to move like L^-1/2 (the residual stream still moves O(1)), so a
         # falling slope there is not the feature collapse of claim (c).
         sentences.append(
-            f"one-layer blocks: the block weight's own movement scales like L^{h1:.2f} "
-            "(no internal layer whose features could fade)"
+            f"one-layer blocks: the block weight's own movement scales like L^{h1_text} at one "
+            "learning rate (no internal layer whose features could fade)"
         )
     elif h1 is not None and np.isfinite(h1):
-        if h1 <= -MOVEMENT_SLOPE:
-            sentences.append(
-                f"own movement of hidden_1 falls like L^{h1:.2f}: its features fade with depth"
-            )
-        elif h1 >= MOVEMENT_SLOPE:
-            sentences.append(f"own movement of hidden_1 grows like L^{h1:.2f}")
-        else:
-            sentences.append(f"own movement of hidden_1 flat in depth (L^{h1:+.2f})")
+        words = {
+            "falls": f"falls with depth, beyond -{MOVEMENT_SLOPE}: its features fade",
+            "rises": f"grows with depth, beyond +{MOVEMENT_SLOPE}",
+            "flat": f"is flat in depth, inside +-{MOVEMENT_SLOPE}",
+            "unclear": f"is undecided against +-{MOVEMENT_SLOPE}",
+        }
+        sentences.append(
+            f"own movement of hidden_1 scales like L^{h1_text} at one learning rate: it "
+            + words[state]
+        )
     shift = row.get("stable_shift_depth", math.nan)
     if shift is not None and np.isfinite(shift) and abs(shift) >= STABILITY_SHIFT:
         word = "falls" if shift < 0 else "rises"
@@ -541,99 +621,51 @@ def _scale(row: Mapping[str, Any]) -> str:
 
 
 def _horizon(row: Mapping[str, Any], criterion: bool = True) -> str:
+    """ "1000 steps" and, with ``criterion``, the depth axis's horizon (:func:`_horizon_text`)."""
     last = row.get("last_step")
     text = f"{_int(last)} steps" if last is not None and not pd.isna(last) else ""
-    if not criterion:
-        return text
-    start = row.get("transfer_from_step_depth")
-    if start is not None and not pd.isna(start):
-        text += f"; |drift| < {TRANSFER_SLOPE} from step {_int(start)} on"
-    elif last is not None and not pd.isna(last) and "transfer_from_step_depth" in row:
-        lost = row.get("drift_from_step_depth")
-        text += (
-            f"; |drift| >= {TRANSFER_SLOPE} from step {_int(lost)} on"
-            if lost is not None and not pd.isna(lost)
-            else f"; |drift| >= {TRANSFER_SLOPE} at the last step"
-        )
+    if criterion and text:
+        text += _horizon_text(row, "depth")
     return text
 
 
-def _side(lo: float, hi: float, threshold: float) -> str:
-    """Where the interval [lo, hi] of |x| lies: "inside" (-t, t), "outside", or "across"."""
-    if max(abs(lo), abs(hi)) < threshold:
-        return "inside"
-    if lo >= threshold or hi <= -threshold:
-        return "outside"
-    return "across"
+def _claim_verdict(outcome: str, want: bool = True) -> str:
+    """A rule outcome (:mod:`hptransfer.rules`) as a claim's verdict; ``want`` False for a
+    claim that states the opposite (claim (b): depth-muP fails to transfer)."""
+    if outcome == HOLDS_RULE:
+        return HOLDS if want else FAILS
+    if outcome == FAILS_RULE:
+        return FAILS if want else HOLDS
+    return INCONCLUSIVE
 
 
 def _drift_claim(claim: str, row: Mapping[str, Any] | None, want_transfer: bool) -> Claim:
+    """A claim that eta* transfers across depth (or, want_transfer False, that it does not):
+    the scorecard's own decision of the depth axis (:func:`transfer_columns`), with the same
+    words as its verdict."""
     metric = "drift of log2 eta* per doubling of depth (octaves)"
     if row is None:
         return Claim(claim, STATEMENTS[claim], metric, math.nan, math.nan, math.nan, "", "", "",
                      NOT_MEASURED, "not measured in this run (needs the cells)")  # fmt: skip
-    v, lo, hi = row["drift_depth"], row["drift_depth_lo"], row["drift_depth_hi"]
-    method = row.get("drift_depth_interval", "none")
+    v = row["drift_depth"]
+    lo, hi = row["drift_depth_check_lo"], row["drift_depth_check_hi"]
     n = int(row.get("drift_depth_seeds", 0) or 0)
     label = interval_label(n, row.get("ci", 0.9)) if np.isfinite(lo) else ""
-    censored = int(row.get("censored_depth", 0) or 0)
-    regret = row.get("regret_depth", math.nan)
-    if not np.isfinite(v):
-        verdict_, note = INCONCLUSIVE, "eta* not located at >= 2 depths: widen or refine the grid"
-    elif method != T_INTERVAL:
-        verdict_ = INCONCLUSIVE
-        note = (
-            "no calibrated interval "
-            + ("(range of 2 seeds)" if method == RANGE else "(< 2 seeds)")
-            + ": rerun with >= 3 seeds"
-        )
-    else:
-        side = _side(lo, hi, TRANSFER_SLOPE)
-        r_min = row.get("regret_depth_seed_min", math.nan)
-        if side == "across" and np.isfinite(r_min) and r_min >= TRANSFER_REGRET:
-            verdict_ = FAILS if want_transfer else HOLDS
-            note = (
-                f"the drift interval straddles {TRANSFER_SLOPE}, but the base-tuned rate costs "
-                f"{regret:.1%} (every seed on its own curves: {r_min:.1%} to "
-                f"{row['regret_depth_seed_max']:.1%}) >= {TRANSFER_REGRET:.0%}: no transfer"
-            )
-        elif side == "across":
-            verdict_ = INCONCLUSIVE
-            note = f"the interval straddles |drift| = {TRANSFER_SLOPE}: more seeds or depths"
-        else:
-            transfers = side == "inside"
-            verdict_ = HOLDS if transfers == want_transfer else FAILS
-            note = f"interval {'within' if transfers else 'beyond'} |drift| < {TRANSFER_SLOPE}"
-            if transfers and np.isfinite(regret):
-                note += f"; worst regret {regret:.1%}"
-                r_min = row.get("regret_depth_seed_min", math.nan)
-                if regret >= TRANSFER_REGRET and np.isfinite(r_min) and r_min >= TRANSFER_REGRET:
-                    verdict_ = FAILS if want_transfer else HOLDS
-                    note += (
-                        f" >= {TRANSFER_REGRET:.0%} (every seed on its own curves: {r_min:.1%}"
-                        f" to {row['regret_depth_seed_max']:.1%}): the base-tuned rate costs loss"
-                    )
-                elif regret >= TRANSFER_REGRET:
-                    verdict_ = INCONCLUSIVE
-                    note += f" >= {TRANSFER_REGRET:.0%}, but not in every seed: more seeds or steps"
-    if censored:
-        note += (
-            f"; {censored} censored optima excluded (slope range "
-            f"[{row['drift_depth_min']:+.2f}, {row['drift_depth_max']:+.2f}])"
-        )
-        if (
-            verdict_ != NOT_MEASURED
-            and _side(row["drift_depth_min"], row["drift_depth_max"], TRANSFER_SLOPE) == "across"
-        ):
-            verdict_, note = INCONCLUSIVE, note + ": refine the grid there"
+    if np.isfinite(lo) and int(row.get("censored_depth", 0) or 0):
+        label += ", with brackets"
+    note = _axis_verdict("depth", row)
     if _dead(row):  # a depth without eta* leaves the drift over depth undecided
-        verdict_ = INCONCLUSIVE
-        note = _dead_note(row) + ("; over the other depths: " + note if np.isfinite(v) else "")
+        note = _dead_note(row) + "; over the other depths: " + note
     return Claim(claim, STATEMENTS[claim], metric, float(v), float(lo), float(hi), label,
-                 _scale(row), _horizon(row), verdict_, note)  # fmt: skip
+                 _scale(row), _horizon(row), _claim_verdict(row["transfer_depth"],
+                                                            want_transfer), note)  # fmt: skip
 
 
 def _movement_claim(row: Mapping[str, Any] | None) -> Claim:
+    """Claim (c): the exponent of hidden_1's own movement against depth (one fixed rate) is
+    -1/2: holds when its t-interval lies within COLLAPSE +- EXPONENT_BAND
+    (:func:`hptransfer.rules.exponent_outcome`); otherwise the note states the exponent
+    measured."""
     metric = "log-log slope of hidden_1's own movement against depth, one fixed lr"
     if _dead(row):
         v = row.get("h1_own_slope_fixed_lr", math.nan)
@@ -642,45 +674,77 @@ def _movement_claim(row: Mapping[str, Any] | None) -> Claim:
     if row is None or not np.isfinite(row.get("h1_own_slope_fixed_lr", math.nan)):
         return Claim("c", STATEMENTS["c"], metric, math.nan, math.nan, math.nan, "", "", "",
                      NOT_MEASURED, "not measured in this run (needs depth_mup, k = 2, movement)")  # fmt: skip
-    v = row["h1_own_slope_fixed_lr"]
-    lo, hi = row.get("h1_own_slope_fixed_lr_lo", math.nan), row.get("h1_own_slope_fixed_lr_hi")
+    v = float(row["h1_own_slope_fixed_lr"])
+    lo = float(row.get("h1_own_slope_fixed_lr_lo", math.nan))
+    hi = float(row.get("h1_own_slope_fixed_lr_hi", math.nan))
     n = int(row.get("n_seeds", 0))
-    a, b = COLLAPSE
-    if not np.isfinite(lo) or n < 3:
-        verdict_, note, label = INCONCLUSIVE, "no calibrated interval: rerun with >= 3 seeds", ""
-        if np.isfinite(lo):
-            label = interval_label(n, row.get("ci", 0.9))
-    elif a <= lo and hi <= b:
-        verdict_, note = HOLDS, f"interval within [{a}, {b}] around -1/2"
-        label = interval_label(n, row.get("ci", 0.9))
-    elif hi < a or lo > b:
-        verdict_, note = FAILS, f"interval outside [{a}, {b}]"
-        label = interval_label(n, row.get("ci", 0.9))
-    else:
-        verdict_, note = INCONCLUSIVE, f"the interval overlaps the edge of [{a}, {b}]: more seeds"
-        label = interval_label(n, row.get("ci", 0.9))
-    return Claim("c", STATEMENTS["c"], metric, float(v), float(lo), float(hi or math.nan), label,
-                 _scale(row), _horizon(row, criterion=False), verdict_, note)  # fmt: skip
+    a, b = COLLAPSE - EXPONENT_BAND, COLLAPSE + EXPONENT_BAND
+    label = interval_label(n, row.get("ci", 0.9)) if np.isfinite(lo) else ""
+    outcome = exponent_outcome(lo, hi, COLLAPSE) if n >= 3 else "missing"
+    measured = f"measured exponent {_ci_text(v, lo, hi)}"
+    note = {
+        HOLDS_RULE: f"interval within [{a:g}, {b:g}] around -1/2",
+        FAILS_RULE: f"interval outside [{a:g}, {b:g}]: {measured}",
+        INCONCLUSIVE_RULE: f"the interval crosses an end of [{a:g}, {b:g}]: {measured}",
+    }.get(outcome, "no calibrated interval: rerun with >= 3 seeds")
+    return Claim("c", STATEMENTS["c"], metric, v, lo, hi, label, _scale(row),
+                 _horizon(row, criterion=False), _claim_verdict(outcome), note)  # fmt: skip
 
 
-def _nfd_claim(nfd: Mapping[str, Any] | None, dmup: Mapping[str, Any] | None) -> Claim:
+def restored_gap(
+    movement_seeds: pd.DataFrame | None, nfd: Mapping[str, Any], dmup: Mapping[str, Any],
+    ci: float = 0.9,
+) -> tuple[float, float, float, int]:  # fmt: skip
+    """(gap, lo, hi, n): NFD's hidden_1 own-movement slope (one fixed rate) minus depth-muP's,
+    paired by seed (rows of :func:`hptransfer.tables.fixed_lr_seed_slopes`; replicas of one
+    seed share their initial draw and batches), its t-interval centred on the scorecard's gap."""
+    gap = nfd.get("h1_own_slope_fixed_lr", math.nan) - dmup.get("h1_own_slope_fixed_lr", math.nan)
+    if movement_seeds is None or movement_seeds.empty:
+        return float(gap), math.nan, math.nan, 0
+    own = movement_seeds[
+        (movement_seeds["metric"] == "h1_own_slope_fixed_lr")
+        & (movement_seeds["block_depth"] == 2)
+        & (movement_seeds["optimizer"] == nfd["optimizer"])
+        & (movement_seeds["width"] == nfd.get("at_width"))
+    ]
+    wide = own.pivot_table(index="seed", columns="scheme", values="value")
+    if not {"nfd", "depth_mup"} <= set(wide.columns):
+        return float(gap), math.nan, math.nan, 0
+    _, lo, hi, n = seed_interval((wide["nfd"] - wide["depth_mup"]).to_numpy(float), ci,
+                                 centre=gap)  # fmt: skip
+    return float(gap), float(lo), float(hi), int(n)
+
+
+def _nfd_claim(
+    nfd: Mapping[str, Any] | None,
+    dmup: Mapping[str, Any] | None,
+    movement_seeds: pd.DataFrame | None = None,
+    ci: float = 0.9,
+) -> Claim:
+    """Claim (d): NFD transfers across depth (:func:`_drift_claim`) and restores feature
+    learning: its hidden_1 slope at least RESTORED above depth-muP's, decided on the paired
+    interval of the gap (:func:`restored_gap`) against [RESTORED, +inf)."""
     transfer = _drift_claim("d", nfd, want_transfer=True)
     if nfd is None or dmup is None:
         return Claim("d", STATEMENTS["d"], transfer.metric, math.nan, math.nan, math.nan, "", "",
                      "", NOT_MEASURED, "not measured in this run (needs nfd and depth_mup, k = 2)")  # fmt: skip
-    gap = nfd.get("h1_own_slope_fixed_lr", math.nan) - dmup.get("h1_own_slope_fixed_lr", math.nan)
+    gap, lo, hi, n = restored_gap(movement_seeds, nfd, dmup, ci)
+    gap_text = f"hidden_1 slope {_ci_text(gap, lo, hi)} above depth-muP's (paired over seeds)"
     dead = [f"{name} at {_dead(r)}" for name, r in (("NFD", nfd), ("depth-muP", dmup)) if _dead(r)]
     if dead:
         movement, mnote = INCONCLUSIVE, f"every learning rate diverged ({'; '.join(dead)})"
     elif not np.isfinite(gap):
         movement, mnote = INCONCLUSIVE, "movement slopes not measured"
-    elif gap >= RESTORED:
-        movement, mnote = HOLDS, f"hidden_1 slope {gap:+.2f} above depth-muP's"
+    elif n < 3:
+        movement, mnote = INCONCLUSIVE, f"{gap_text}: no calibrated interval (< 3 seeds)"
     else:
-        movement, mnote = FAILS, f"hidden_1 slope only {gap:+.2f} above depth-muP's (< {RESTORED})"
+        movement = _claim_verdict(interval_outcome(lo, hi, RESTORED, math.inf))
+        mnote = gap_text + {HOLDS: f", >= {RESTORED}", FAILS: f", below {RESTORED}"}.get(
+            movement, f", across {RESTORED}"
+        )
     parts = {transfer.verdict, movement}
     verdict_ = HOLDS if parts == {HOLDS} else FAILS if FAILS in parts else INCONCLUSIVE
-    note = f"transfer: {transfer.verdict} ({transfer.note}); feature learning: {mnote}"
+    note = f"transfer: {transfer.verdict} ({transfer.note}); feature learning: {movement} ({mnote})"
     return transfer.__class__(**{**asdict(transfer), "verdict": verdict_, "note": note})
 
 
@@ -707,7 +771,8 @@ def _loss_claim(finals: pd.DataFrame | None, nfd, dmup, ci: float) -> Claim:
     paired = pd.concat(best, axis=1).dropna()
     paired = paired[np.isfinite(paired).all(axis=1)]
     rel = (paired["nfd"] / paired["depth_mup"] - 1.0).to_numpy(float)
-    v = float(nfd["best_loss_deepest"] / dmup["best_loss_deepest"] - 1.0)
+    # the value is the mean of the paired per-seed changes: the centre of its interval
+    v = float(np.mean(rel)) if rel.size else math.nan
     # seeds of a scheme without a finite best loss there: every rate diverged (left out)
     dead = [
         f"{name}: every rate diverged in {_seeds_text(b.index[np.isinf(b.to_numpy(float))])}"
@@ -744,7 +809,12 @@ def _seeds_text(seeds: Sequence[Any]) -> str:
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(seeds)}"
 
 
-def claims(card: pd.DataFrame, finals: pd.DataFrame | None = None, ci: float = 0.9) -> pd.DataFrame:
+def claims(
+    card: pd.DataFrame,
+    finals: pd.DataFrame | None = None,
+    ci: float = 0.9,
+    movement_seeds: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """The paper's claims (a)-(e) as rows of :class:`Claim` (columns = its fields), decided from
     the scorecard (and the per-seed final losses for (e)); "not measured" when the run lacks
     the cells (optimizer: the first in the run; depth series at the held width). Then the open
@@ -758,7 +828,7 @@ def claims(card: pd.DataFrame, finals: pd.DataFrame | None = None, ci: float = 0
         _drift_claim("a", dmup1, want_transfer=True),
         _drift_claim("b", dmup2, want_transfer=False),
         _movement_claim(dmup2),
-        _nfd_claim(nfd2, dmup2),
+        _nfd_claim(nfd2, dmup2, movement_seeds, ci),
         _loss_claim(finals, nfd2, dmup2, ci),
         _deep_claim(_local_row(card, "nfd", 2)),
     ]
@@ -775,9 +845,10 @@ def _local_row(card: pd.DataFrame, scheme: str, k: int) -> Mapping[str, Any] | N
 
 def _deep_claim(row: Mapping[str, Any] | None) -> Claim:
     """Claim (f): NFD's OLS slope of log2 eta* over the deepest half of the depths (k = 2),
-    decided on its checked interval (:func:`hptransfer.local_drift.checked_interval`: the seed
+    decided on its checked interval (:func:`hptransfer.intervals.checked_interval`: the seed
     interval, pushed out to the bracket slope range when an optimum there is censored) against
-    |slope| < TRANSFER_SLOPE: holds when inside, does not hold when outside, inconclusive when
+    the band of its range (:func:`hptransfer.rules.drift_band`: the line moves eta* by less than
+    one octave over the deepest half): holds when inside, does not hold when outside, inconclusive when
     it straddles the threshold, has no t-interval (< 3 seeds) or a depth of the deepest half
     has no eta* (every rate diverged)."""
     metric = "OLS slope of log2 eta* over the deepest half of the depths (octaves per doubling)"
@@ -802,12 +873,17 @@ def _deep_claim(row: Mapping[str, Any] | None) -> Claim:
             "no calibrated interval over the deepest half: rerun with >= 3 seeds",
         )
     else:
-        side = _side(lo, hi, TRANSFER_SLOPE)
-        verdict_ = {"inside": HOLDS, "outside": FAILS}.get(side, INCONCLUSIVE)
+        band = drift_band(row["deep_depth_from"], row.get("depth_max"))
+        side = direction(lo, hi, band)
+        verdict_ = {"flat": HOLDS, "falls": FAILS, "rises": FAILS}.get(side, INCONCLUSIVE)
+        reach = f"|slope| < {band:.2f} (eta* moves < {TRANSFER_OCTAVES:g} octave over L=" + (
+            f"{_int(row['deep_depth_from'])}-{_int(row.get('depth_max'))})"
+        )
         note = {
-            "inside": f"interval within |slope| < {TRANSFER_SLOPE}",
-            "outside": f"interval beyond |slope| < {TRANSFER_SLOPE}",
-        }.get(side, f"the interval straddles |slope| = {TRANSFER_SLOPE}: more seeds or depths")
+            "flat": f"interval within {reach}",
+            "falls": f"interval below {reach}",
+            "rises": f"interval above {reach}",
+        }.get(side, f"the interval straddles {reach}: more seeds or depths")
     if bracketed:
         note += "; censored optima in the deepest half: the interval covers their bracket range"
     if int(row.get("deep_drift_depth_unknown", 0) or 0):  # a depth without eta* there
@@ -829,17 +905,8 @@ def _deep_claim(row: Mapping[str, Any] | None) -> Claim:
 
 
 def pair_state(lo: float, hi: float, band: float = TRANSFER_SLOPE) -> str:
-    """Where a local slope's (checked) interval [lo, hi] lies against the band (-band, band):
-    "flat" inside it, "falls" below -band, "rises" above band, "unclear" otherwise."""
-    if np.isnan(lo) or np.isnan(hi):  # an infinite end (an open bracket) still decides
-        return "unclear"
-    if -band < lo and hi < band:
-        return "flat"
-    if hi < -band:
-        return "falls"
-    if lo > band:
-        return "rises"
-    return "unclear"
+    """Where a local slope's (checked) interval lies: :func:`hptransfer.rules.direction`."""
+    return direction(lo, hi, band)
 
 
 def flat_then(states: Sequence[str]) -> tuple[int, str] | None:
@@ -932,35 +999,36 @@ def local_verdicts(card: pd.DataFrame, local: pd.DataFrame, optima: pd.DataFrame
 
 def axis_verdict(row: Mapping[str, Any], threshold: float = TRANSFER_SLOPE) -> str:
     """The verdict word of one drift row of an axis optimum (slope, slope_lo / slope_hi,
-    interval, n_censored): "transfers" when |slope| < threshold and a calibrated (t) interval
-    lies inside (-threshold, threshold); "inconclusive" when an optimum is censored or the
-    point drift is small but no calibrated interval excludes a larger one; "drifts" when
-    |slope| >= threshold; "not measured" without a slope."""
+    slope_min / slope_max, interval), decided on its interval (widened over censored optima,
+    :func:`hptransfer.intervals.checked_interval`) by :func:`hptransfer.rules.direction`:
+    "transfers" inside (-threshold, threshold), "drifts" wholly outside, "inconclusive"
+    across an end or without a t-interval, "not measured" without a slope."""
     slope = float(row.get("slope", math.nan))
     if not np.isfinite(slope):
         return NOT_MEASURED
-    if int(row.get("n_censored", 0) or 0) > 0:
+    if row.get("interval") != T_INTERVAL:
         return INCONCLUSIVE
-    if abs(slope) >= threshold:
-        return "drifts"
-    lo, hi = float(row.get("slope_lo", math.nan)), float(row.get("slope_hi", math.nan))
-    if row.get("interval") == T_INTERVAL and -threshold < lo and hi < threshold:
-        return "transfers"
-    return INCONCLUSIVE
+    lo, hi = checked_interval(slope, float(row.get("slope_lo", math.nan)),
+                              float(row.get("slope_hi", math.nan)),
+                              float(row.get("slope_min", slope)),
+                              float(row.get("slope_max", slope)))  # fmt: skip
+    state = direction(lo, hi, threshold)
+    return {"flat": "transfers", "falls": "drifts", "rises": "drifts"}.get(state, INCONCLUSIVE)
 
 
 def drift_rows(
     base: Mapping[str, Any], metric: str, abs_metric: str | None, r: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     """A drift row of :func:`drift_fit`'s columns as check metrics with their interval: the
-    seed interval (slope_lo / slope_hi), widened to the bracket range [slope_min, slope_max]
-    pushed out by the same half-widths when optima are censored; abs_metric gets |.| of it."""
+    seed interval (slope_lo / slope_hi), widened when optima are censored
+    (:func:`hptransfer.intervals.checked_interval` with the bracket range [slope_min,
+    slope_max]); abs_metric gets |.| of it."""
     slope = float(r["slope"])
     lo, hi = float(r.get("slope_lo", math.nan)), float(r.get("slope_hi", math.nan))
     smin, smax = float(r.get("slope_min", slope)), float(r.get("slope_max", slope))
     bracketed = bool(np.isfinite(lo) and smin < smax)
     if bracketed:
-        lo, hi = min(lo, smin - (slope - lo)), max(hi, smax + (hi - slope))
+        lo, hi = checked_interval(slope, lo, hi, smin, smax)
     rows = [{**base, "metric": metric, "value": slope, "lo": lo, "hi": hi,
              "bracketed": bracketed}]  # fmt: skip
     if abs_metric is not None:
@@ -1031,11 +1099,46 @@ def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
     return rows
 
 
+def _decided_rows(base: Mapping[str, Any], r: Mapping[str, Any], axis: str) -> list[dict]:
+    """The check's rows of the quantities the scorecard decides transfer on, with the very
+    intervals it read (so the check and the verdicts cannot disagree): drift_<A> and
+    abs_drift_<A> (the drift's decision interval, :func:`transfer_columns`), abs_move_<A>
+    (|drift| * log2(largest / smallest shape): octaves the fitted line moves eta* over the
+    range, the quantity whose bound means the same over any range; rules.TRANSFER_OCTAVES)
+    and regret_<A> (:func:`regret_interval`). An end is NaN without a t-interval (the check
+    then computes one from the per-seed samples, or reports none)."""
+    rows: list[dict] = []
+    slope = r.get(f"drift_{axis}", math.nan)
+    if slope is not None and pd.notna(slope):
+        lo, hi = (
+            r.get(f"drift_{axis}_check_lo", math.nan),
+            r.get(f"drift_{axis}_check_hi", math.nan),
+        )
+        bracketed = bool(int(r.get(f"censored_{axis}", 0) or 0)) and np.isfinite(lo)
+        a_lo, a_hi = abs_interval(lo, hi)
+        reach = TRANSFER_OCTAVES / float(r.get(f"drift_{axis}_band", TRANSFER_SLOPE))
+        rows += [
+            {**base, "metric": f"drift_{axis}", "value": float(slope), "lo": lo, "hi": hi,
+             "bracketed": bracketed},
+            {**base, "metric": f"abs_drift_{axis}", "value": abs(float(slope)), "lo": a_lo,
+             "hi": a_hi, "bracketed": bracketed},
+            {**base, "metric": f"abs_move_{axis}", "value": abs(float(slope)) * reach,
+             "lo": a_lo * reach, "hi": a_hi * reach, "bracketed": bracketed},
+        ]  # fmt: skip
+    regret = r.get(f"regret_{axis}", math.nan)
+    if regret is not None and pd.notna(regret):
+        rows.append({**base, "metric": f"regret_{axis}", "value": float(regret),
+                     "lo": r.get(f"regret_{axis}_lo", math.nan),
+                     "hi": r.get(f"regret_{axis}_hi", math.nan)})  # fmt: skip
+    return rows
+
+
 def suite_metrics(a: Analysis) -> pd.DataFrame:
     """Long table (scheme, optimizer, block_depth, metric, value) of the check's metrics.
 
     Per series over depth at the held width (and over width at the held depth): drift_<A>,
-    abs_drift_<A>, spread_<A>, regret_<A>, plus drift_<A>_min / drift_<A>_max (the slope range
+    abs_drift_<A>, abs_move_<A> and regret_<A> with the intervals the scorecard decided on
+    (:func:`_decided_rows`), spread_<A>, plus drift_<A>_min / drift_<A>_max (the slope range
     allowed by censored optima); and h1_own_slope_fixed_lr / h1_weight_slope_fixed_lr
     (:func:`hptransfer.tables.fixed_lr_slopes`); with axes or a model path, the rows of
     :func:`axis_metrics` (drift_depth/<axis>, regret_joint/<group>, drift_path, ...).
@@ -1053,18 +1156,10 @@ def suite_metrics(a: Analysis) -> pd.DataFrame:
                 if axis == "depth":
                     dead_depth.add(tuple(base.values()))
                 continue
-            for metric in (
-                f"drift_{axis}",
-                f"spread_{axis}",
-                f"regret_{axis}",
-                f"drift_{axis}_min",
-                f"drift_{axis}_max",
-            ):
+            for metric in (f"spread_{axis}", f"drift_{axis}_min", f"drift_{axis}_max"):
                 if metric in r and pd.notna(r[metric]):
                     rows.append({**base, "metric": metric, "value": float(r[metric])})
-            if f"drift_{axis}" in r and pd.notna(r[f"drift_{axis}"]):
-                value = abs(float(r[f"drift_{axis}"]))
-                rows.append({**base, "metric": f"abs_drift_{axis}", "value": value})
+            rows += _decided_rows(base, r, axis)
     slopes = fixed_lr_slopes(a.finals, a.optima)
     held = held_value(a.optima, "depth")
     if len(slopes):
