@@ -2,7 +2,8 @@
 
 Computes the coverage table of :mod:`hptransfer.calibration` (the planted cases through the
 analysis's own estimators), writes it as CSV (the committed ``hptransfer/data/coverage.csv``
-that reports read) and, with ``--markdown``, renders it as the report does
+that reports read), the regret rule's false-alarm rates on planted zero-drift sweeps next to it
+(``false_alarm.csv`` in the same folder) and, with ``--markdown``, renders both as the report does
 (:func:`hptransfer.report.coverage_markdown`). It sits above both modules, so neither imports
 the other back.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hptransfer.calibration import coverage_table
+from hptransfer.calibration import coverage_table, false_alarm_table
 from hptransfer.report import coverage_markdown
 
 
@@ -31,8 +32,12 @@ def main(argv: list[str] | None = None) -> None:
     table = coverage_table(n_draws=args.draws, regret_draws=args.regret_draws)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False, float_format="%.4f")
-    if args.markdown is not None:  # rendered from the CSV as written, as reports read it
-        args.markdown.write_text(coverage_markdown(pd.read_csv(args.out)))
+    alarms_out = args.out.with_name("false_alarm.csv")
+    alarms = false_alarm_table(n_draws=args.regret_draws)
+    alarms.to_csv(alarms_out, index=False, float_format="%.4f")
+    if args.markdown is not None:  # rendered from the CSVs as written, as reports read them
+        args.markdown.write_text(coverage_markdown(pd.read_csv(args.out), pd.read_csv(alarms_out)))
+    print(alarms.to_string(index=False))
     print(table.to_string(index=False))
     print(f"wrote {args.out} ({len(table)} rows) in {time.perf_counter() - start:.0f} s")
 

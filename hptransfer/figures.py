@@ -37,13 +37,13 @@ from PIL import Image
 from hptransfer.analysis import (
     AXES,
     OTHER_AXIS,
-    TRANSFER_SLOPE,
     Analysis,
     held_value,
     role_order,
     scheme_order,
     training_curves,
 )
+from hptransfer.rules import drift_band
 
 DPI = 110
 PANEL = (3.1, 2.5)  # inches per panel
@@ -678,11 +678,13 @@ def plot_training_curves(a: Analysis, path: str | Path) -> Path | None:
 def plot_horizon(a: Analysis, path: str | Path, axis: str = "depth") -> Path | None:
     """Drift of eta* per doubling of ``axis`` against training steps (each step's eta* from
     the losses up to it), one line per scheme with its seed interval as a band, one panel per
-    (optimizer, block depth); the grey band is |drift| < TRANSFER_SLOPE. None without a
-    horizon table for ``axis``."""
+    (optimizer, block depth); the grey band is the rule's band for the measured range
+    (:func:`hptransfer.rules.drift_band`). None without a horizon table for ``axis``."""
     held = held_value(a.optima, axis)
     if held is None or a.horizon is None or a.horizon.empty:
         return None
+    shapes = a.optima[a.optima[OTHER_AXIS[axis]] == held][axis]
+    drift_limit = drift_band(shapes.min(), shapes.max())
     other = OTHER_AXIS[axis]
     h = a.horizon[(a.horizon["axis"] == axis) & (a.horizon[other] == held)]
     if h.empty or h["step"].nunique() < 2:
@@ -698,7 +700,7 @@ def plot_horizon(a: Analysis, path: str | Path, axis: str = "depth") -> Path | N
         for ax in axes.flat[len(panels) :]:
             ax.set_visible(False)
         for ax, (sel, panel_label) in zip(axes.flat, panels, strict=False):
-            ax.axhspan(-TRANSFER_SLOPE, TRANSFER_SLOPE, color="0.9", zorder=0)
+            ax.axhspan(-drift_limit, drift_limit, color="0.9", zorder=0)
             ax.axhline(0.0, color="0.6", lw=0.8)
             for scheme in schemes:
                 d = h[_mask(h, sel | {"scheme": scheme})].sort_values("step")
@@ -715,7 +717,7 @@ def plot_horizon(a: Analysis, path: str | Path, axis: str = "depth") -> Path | N
             ax.set_title(panel_label.replace("k=", "block depth k = "))
         band = _interval_words(a.optima, pct)
         handles = [Line2D([], [], color=colors[s], lw=2, label=scheme_label(s)) for s in schemes]
-        handles += [Patch(color="0.9", label=f"|drift| < {TRANSFER_SLOPE}")]
+        handles += [Patch(color="0.9", label=f"|drift| < {drift_limit:.2f}")]
         fig.legend(handles=handles, loc="outside right center", frameon=False)
         _suptitle(
             fig,

@@ -154,18 +154,21 @@ def refine_optimum(log2_lr: Sequence[float], loss: Sequence[float]) -> Optimum:
     )
 
 
-def curve_value(log2_lr: Sequence[float], loss: Sequence[float], at: float) -> float:
+def curve_value(
+    log2_lr: Sequence[float], loss: Sequence[float], at: float, refined: Refined | None = None
+) -> float:
     """The loss curve read at log2 lr = ``at``, on the same curve that defines eta*.
 
     Inside the bracket [x_{i-1}, x_{i+1}] of an interior argmin: the refining parabola (so the
     value at eta* is the refined best loss and nothing on the curve lies below it); elsewhere:
     linear interpolation in log2 lr between grid points, +inf if either end is non-finite.
-    NaN outside the grid or when ``at`` is NaN.
+    NaN outside the grid or when ``at`` is NaN. ``refined``: :func:`refine` of this very curve
+    (sorted), when the caller has it already (it is the costly part).
     """
     x, y = sorted_curve(log2_lr, loss)
     if not np.isfinite(at) or at < x[0] - 1e-12 or at > x[-1] + 1e-12:
         return math.nan
-    r = refine(x, y)
+    r = refine(x, y) if refined is None else refined
     i = int(r.argmin)
     if r.edge == 0 and x[i - 1] <= at <= x[i + 1]:
         y0, y1, y2 = y[i - 1], y[i], y[i + 1]

@@ -37,12 +37,19 @@ from hptransfer.analysis import (
     scheme_order,
 )
 from hptransfer.axis_figures import axis_figure_names, make_axis_figures
-from hptransfer.calibration import CALIBRATED, CASES, cases_table, committed_coverage
+from hptransfer.calibration import (
+    CALIBRATED,
+    CASES,
+    cases_table,
+    committed_coverage,
+    committed_false_alarm,
+)
 from hptransfer.figures import FIGURES, make_figures, scheme_label
 from hptransfer.hparams import at_default_conditions, worst_joint_regret
 from hptransfer.intervals import MIN_SEEDS_T
 from hptransfer.path_transfer import point_label
 from hptransfer.rules import EXPONENT_BAND, TRANSFER_OCTAVES
+from hptransfer.tables import rows_where
 from hptransfer.twins import twin_groups, twin_labels, without_twins
 from hptransfer.verdicts import COLLAPSE, RESTORED, axis_verdict, bracket_text, drift_rows
 
@@ -396,7 +403,8 @@ COVERAGE_METHODS = {  # calibration method -> what the report prints
     "drift_t": "drift: t over per-seed slopes alone (not printed when censored)",
     "drift_check": "drift as printed and checked (with brackets when censored)",
     "drift_range": "drift with brackets: the bracket slope range alone (censored series)",
-    "regret_t": "worst regret: the check's t-interval over per-seed worst regrets",
+    "regret_t": "worst regret as printed and decided (paired, simultaneous over the shapes)",
+    "regret_seed_t": "worst regret: t over each seed's own worst regret (before; not printed)",
 }
 
 
@@ -429,9 +437,29 @@ def coverage_display(table: pd.DataFrame) -> pd.DataFrame:
     return out.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
 
 
-def coverage_markdown(table: pd.DataFrame) -> str:
+def false_alarm_text(alarms: pd.DataFrame) -> str:
+    """One sentence: how often the regret rule declares a cost >= TRANSFER_REGRET on planted
+    sweeps whose true regret is 0 (the committed false-alarm table), before and now."""
+    if alarms is None or alarms.empty:
+        return ""
+    parts = [
+        f"{_pct(r['interval_rule'])} with {int(r['n_seeds'])} seeds (the rule before, every "
+        f"seed's own worst regret >= {TRANSFER_REGRET:.0%}: {_pct(r['old_rule'])})"
+        for _, r in alarms.sort_values("n_seeds").iterrows()
+    ]
+    cases = ", ".join(sorted(set(alarms["case"])))
+    return (
+        f"False alarms of the regret rule on planted zero-drift sweeps ({cases}, "
+        f"{int(alarms['n_draws'].max())} draws): the base-tuned rate declared to cost >= "
+        f"{TRANSFER_REGRET:.0%} in " + "; ".join(parts) + "."
+    )
+
+
+def coverage_markdown(table: pd.DataFrame, alarms: pd.DataFrame | None = None) -> str:
     """docs/coverage.md: the planted cases (:func:`hptransfer.calibration.cases_table`) and the
-    coverage table as the report shows it, then every measured number of ``table``."""
+    coverage table as the report shows it, the regret rule's false alarms (``alarms``:
+    :func:`hptransfer.calibration.false_alarm_table`), then every measured number of
+    ``table``."""
     cases = cases_table().drop(columns="description")
     full = table.drop(columns=["ci"]).copy()
     for col in ("coverage", "median_width", "mean_error"):
@@ -450,6 +478,8 @@ def coverage_markdown(table: pd.DataFrame) -> str:
                 f"## Coverage of the nominal {round(100 * float(table['ci'].iloc[0]))}% intervals "
                 "(as every report's Method section shows it)",
                 markdown_table(coverage_display(table)),
+                "## False alarms of the regret rule",
+                false_alarm_text(alarms) if alarms is not None else "not measured",
                 "## Every measurement",
                 markdown_table(full),
             ]
@@ -458,7 +488,7 @@ def coverage_markdown(table: pd.DataFrame) -> str:
     )
 
 
-def _method_items(a: Analysis, coverage: pd.DataFrame) -> list[str]:
+def _method_items(a: Analysis, coverage: pd.DataFrame, alarms: pd.DataFrame) -> list[str]:
     pct = round(100 * a.ci)
     draws = int(coverage["n_draws"].max()) if len(coverage) else 0
     fewer = sorted({int(v) for v in coverage["n_draws"]} - {draws}) if len(coverage) else []
@@ -474,6 +504,7 @@ def _method_items(a: Analysis, coverage: pd.DataFrame) -> list[str]:
         "optimum lies in the bracket [x_{i-1}, x_{i+1}] around the best grid rate x_i, open "
         "past the grid's ends ((-inf, x_2] at the low edge, [x_{n-1}, +inf) at the high edge); "
         "tables show that bracket, never a one-sided bound.",
+        false_alarm_text(alarms),
         f"Intervals: the same estimator on each seed's own curve gives per-seed optima, and on "
         f"each seed's optima a per-seed drift slope; with n >= {MIN_SEEDS_T} seeds the interval "
         f"is the estimate +- t(n-1) sd(per-seed values) / sqrt(n), a {pct}% Student-t "
@@ -623,9 +654,10 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
         if len(roof):
             blocks += [_Block("h2", "Where the time goes"), _Block("table", table=roof)]
     coverage = committed_coverage()
+    alarms = committed_false_alarm()
     blocks += [
         _Block("h2", "Method"),
-        _Block("ul", items=tuple(_method_items(a, coverage))),
+        _Block("ul", items=tuple(i for i in _method_items(a, coverage, alarms) if i)),
         _Block(
             "p",
             f"Measured coverage of the nominal {round(100 * float(coverage['ci'].iloc[0]))}% "
@@ -697,12 +729,7 @@ def local_drift_display(
         for a, b in sorted(set(zip(pairs["depth_from"], pairs["depth_to"], strict=True)))
     }
     for r in card.to_dict("records"):
-        sel = local[
-            (local["family"] == r["family"])
-            & (local["scheme"] == r["scheme"])
-            & (local["optimizer"] == r["optimizer"])
-            & (local["block_depth"] == r["block_depth"])
-        ]
+        sel = rows_where(local, {k: r[k] for k in ("family", "scheme", "optimizer", "block_depth")})
         if sel.empty:
             continue
         row = {"scheme": _scheme_name(r["scheme"], r["block_depth"], names)}

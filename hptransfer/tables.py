@@ -837,9 +837,10 @@ def series_seed_regret(
             regret = math.nan
             if known:
                 ok = ~np.isnan(v[seed])
-                xs, ys = x[ok], v[seed][ok]
-                best = curve_value(xs, ys, float(refine(xs, ys).log2_eta))
-                at = curve_value(xs, ys, float(base.log2_eta))
+                xs, ys = x[ok], v[seed][ok]  # x increasing: refine once, read twice
+                own = refine(xs, ys)
+                best = curve_value(xs, ys, float(own.log2_eta), refined=own)
+                at = curve_value(xs, ys, float(base.log2_eta), refined=own)
                 if np.isfinite(best) and not math.isnan(at):
                     regret = math.inf if at == math.inf else (at - best) / best
             yield seed, j, regret

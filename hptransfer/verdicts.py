@@ -393,10 +393,12 @@ def _range_text(axis: str, row: Mapping[str, Any]) -> str:
 
 def _drift_part(axis: str, row: Mapping[str, Any]) -> str:
     """The drift statement with the interval the decision read and its band."""
-    sym, doubling = _WORDS[axis][0], _WORDS[axis][1]
+    doubling = _WORDS[axis][1]
     slope, band = row[f"drift_{axis}"], row[f"drift_{axis}_band"]
     lo, hi = row[f"drift_{axis}_check_lo"], row[f"drift_{axis}_check_hi"]
     n = int(row.get(f"drift_{axis}_seeds", 0) or 0)
+    if np.isnan(slope) and np.isnan(lo):
+        return f"no drift: eta* located at fewer than 2 shapes along {doubling} (widen the grid)"
     if np.isnan(lo):
         why = _interval_text(row, axis).strip(" ()")
         return f"drift {slope:+.2f} octave per doubling of {doubling} ({why})"
@@ -405,7 +407,7 @@ def _drift_part(axis: str, row: Mapping[str, Any]) -> str:
         f"drift {slope:+.2f} [{lo:+.2f}, {hi:+.2f}] octave per doubling of {doubling} "
         f"({interval_label(n, row.get('ci', 0.9))}{brackets}; within +-{band:.2f} the line "
         f"moves eta* < {TRANSFER_OCTAVES:g} octave over {_range_text(axis, row)})"
-    ).replace(f"{sym}={sym}=", f"{sym}=")
+    )
 
 
 def _cost_part(axis: str, row: Mapping[str, Any]) -> str:
@@ -464,9 +466,7 @@ def _axis_verdict(axis: str, row: Mapping[str, Any]) -> str:
                 if parts[k] != FAILS_RULE]  # fmt: skip
         msg = f"does not transfer {across}: " + "; ".join(why + rest)
     else:
-        msg = f"undecided {across}: {drift}, {state['drift']}; {cost}, {state['cost']}" + (
-            "" if all(p != "missing" for p in parts.values()) else ""
-        )
+        msg = f"undecided {across}: {drift}, {state['drift']}; {cost}, {state['cost']}"
     n_cens = int(row.get(f"censored_{axis}", 0) or 0)
     if n_cens:
         prefix = _WORDS[axis][4]
@@ -655,7 +655,7 @@ def _drift_claim(claim: str, row: Mapping[str, Any] | None, want_transfer: bool)
         label += ", with brackets"
     note = _axis_verdict("depth", row)
     if _dead(row):  # a depth without eta* leaves the drift over depth undecided
-        note = _dead_note(row) + "; over the other depths: " + note
+        note = _dead_note(row) + ("; over the other depths: " + note if np.isfinite(v) else "")
     return Claim(claim, STATEMENTS[claim], metric, float(v), float(lo), float(hi), label,
                  _scale(row), _horizon(row), _claim_verdict(row["transfer_depth"],
                                                             want_transfer), note)  # fmt: skip
@@ -982,12 +982,7 @@ def local_verdicts(card: pd.DataFrame, local: pd.DataFrame, optima: pd.DataFrame
     out = card.copy()
     texts = []
     for r in out.to_dict("records"):
-        p = pairs[
-            (pairs["family"] == r["family"])
-            & (pairs["scheme"] == r["scheme"])
-            & (pairs["optimizer"] == r["optimizer"])
-            & (pairs["block_depth"] == r["block_depth"])
-        ]
+        p = rows_where(pairs, {k: r[k] for k in CARD_KEYS})
         texts.append(local_verdict(p, r) if len(p) else "")
     out["local_verdict"] = texts
     return out

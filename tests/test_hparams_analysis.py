@@ -401,7 +401,7 @@ def test_a_planted_drift_along_the_path_is_recovered_per_point_and_drifts():
     card = a.scorecard.iloc[0]
     assert card["drift_path"] == pytest.approx(-0.5, abs=0.08)
     assert card["regret_path"] > 0.02 and card["regret_path_at"] == "n=256, L=16"
-    assert card["verdict"].startswith("Drifts down by 0.5")
+    assert card["verdict"].startswith("Does not transfer along the path: drift -0.5")
     assert "per doubling of width along the path" in card["verdict"]
     assert "A single shape" not in card["verdict"]
     reg = a.path_regret.set_index("point")["regret"]
@@ -435,7 +435,7 @@ def test_report_of_a_path_run_has_the_tables_and_figures(tmp_path: Path):
     for name in ("loss_vs_lr_path.png", "eta_star_path.png"):
         assert (run / "figures" / name).exists()
         assert f"figures/{name}" in md
-    assert "A single shape" not in md and "Drifts down" in md
+    assert "A single shape" not in md and "Does not transfer along the path" in md
 
 
 def test_a_run_without_a_path_keeps_its_report_sections(tmp_path: Path):

@@ -21,7 +21,8 @@ from hptransfer.local_drift import (
     quadratic_coefficient,
     series_local_drift,
 )
-from hptransfer.verdicts import FAILS, HOLDS, TRANSFER_SLOPE, claims, local_verdict
+from hptransfer.rules import drift_band
+from hptransfer.verdicts import FAILS, HOLDS, claims, local_verdict
 
 DEPTHS = np.array([2, 4, 8, 16, 32, 64])
 X = np.log2(DEPTHS.astype(float))
@@ -177,7 +178,8 @@ def planted_sweep(eta: np.ndarray, scheme: str = "nfd") -> tuple[pd.DataFrame, p
 
 
 @pytest.mark.parametrize(
-    ("planted", "expected"), [(straight(slope=0.0), HOLDS), (flat_then_falling(), FAILS)]
+    ("planted", "expected"),
+    [(straight(slope=0.0), HOLDS), (flat_then_falling(fall=-2.0), FAILS)],
 )
 def test_claim_f_reads_nfds_deepest_half_slope(planted, expected):
     optima, seeds = planted_sweep(planted)
@@ -191,7 +193,9 @@ def test_claim_f_reads_nfds_deepest_half_slope(planted, expected):
     assert list(table["claim"]) == ["a", "b", "c", "d", "e", "f"]
     f = table.iloc[-1]
     assert f["verdict"] == expected
-    inside = max(abs(f["lo"]), abs(f["hi"])) < TRANSFER_SLOPE
+    # the band is one octave over the deepest half's range (rules.drift_band)
+    band = drift_band(card["deep_depth_from"].iloc[0], 64)
+    inside = max(abs(f["lo"]), abs(f["hi"])) < band
     assert inside == (expected == HOLDS)
     assert f["scale"] == "n=64, L=16-64, k=2"
 
