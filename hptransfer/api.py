@@ -178,15 +178,9 @@ def sweep(
             "SweepConfig from hptransfer.load_config or hptransfer.make_config"
         )
     out = _path_arg("out", out, "a directory path (created if missing)")
-    import jax
+    from hptransfer import engine
 
-    from hptransfer import engine, limits
-
-    budget = engine.memory_budget()
-    limits.check_sweep(
-        config, out, source="config", devices=len(jax.devices()),
-        fit=lambda arch: budget // engine.bytes_per_replica(arch, config),
-    )  # fmt: skip
+    engine.check_resources(config, out, source="config")
     engine.run_sweep(config, out, fresh=fresh, progress=not quiet)
     return out
 

@@ -74,7 +74,7 @@ import pandas as pd
 
 from hptransfer.intervals import ols_rows, seed_interval, worst_interval
 from hptransfer.optimum import refine
-from hptransfer.rules import FAILS, TRANSFER_REGRET, transfer_outcome
+from hptransfer.rules import FAILS, TRANSFER_REGRET, cost_outcome
 from hptransfer.tables import (
     _per_seed_eta,
     _seed_mean,
@@ -376,7 +376,7 @@ def seed_shape_regrets(case: Case, loss: np.ndarray) -> np.ndarray:
 
 
 def regret_estimates(
-    case: Case, loss: np.ndarray, ci: float = CI
+    case: Case, loss: np.ndarray, ci: float = CI, shapes: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(point, lo, hi, seed_lo, seed_hi) [draw] of the worst regret on ``loss`` [draw, seed,
     depth, lr]: the point on the seed-mean curves at their optima (as
@@ -384,21 +384,20 @@ def regret_estimates(
     the interval the verdicts read (:func:`hptransfer.verdicts.regret_interval`: paired
     per-seed, per-shape regrets, Bonferroni over the shapes, stretched to hold the point);
     [seed_lo, seed_hi] the interval before it (a t-interval over each seed's own worst regret
-    around the point)."""
+    around the point). ``shapes``: :func:`seed_shape_regrets` of ``loss`` when the caller has
+    it already (it is the costly part)."""
     grid = case.grid
     curve = _seed_mean(loss, axis=1)  # [draw, depth, lr]
     eta = refine(grid, curve).log2_eta
-    shapes = seed_shape_regrets(case, loss)  # [draw, seed, depth - 1]
+    if shapes is None:
+        shapes = seed_shape_regrets(case, loss)  # [draw, seed, depth - 1]
     point = np.array(
         [_worst_regret([(grid, c[None]) for c in curve[d]], eta[d], 0)
          for d in range(loss.shape[0])], float
     )  # fmt: skip
     lo, hi = np.full(len(point), np.nan), np.full(len(point), np.nan)
     for d in range(len(point)):
-        _, lo_d, hi_d, _ = worst_interval(shapes[d], ci)
-        if np.isfinite(lo_d) and not np.isnan(point[d]):
-            lo_d, hi_d = min(lo_d, point[d]), max(hi_d, point[d])
-        lo[d], hi[d] = lo_d, hi_d
+        _, lo[d], hi[d], _ = worst_interval(shapes[d], ci, point=point[d])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a seed without any regret: NaN
         worst = np.where(np.isnan(shapes).all(-1), np.nan, np.nanmax(np.nan_to_num(
@@ -414,18 +413,16 @@ def regret_false_alarm(
     """How often the cost part of transfer is declared failed (the base-tuned rate costs >=
     TRANSFER_REGRET) on planted sweeps of ``case`` whose true regret is below it (a
     zero-drift case: 0), by the rule before ("every seed's own worst regret >= 2%") and by
-    the interval rule (:func:`hptransfer.rules.transfer_outcome`'s cost part: the interval
+    the interval rule (:func:`hptransfer.rules.cost_outcome`: the interval
     of :func:`regret_estimates` wholly above 2%): dict(case, n_seeds, n_draws, true_regret,
     old_rule, interval_rule)."""
     rng = np.random.default_rng(seed)
     loss = plant(case, rng, n_draws, n_seeds)
-    _, lo, hi, _, _ = regret_estimates(case, loss, ci)
     shapes = seed_shape_regrets(case, loss)
+    _, lo, hi, _, _ = regret_estimates(case, loss, ci, shapes=shapes)
     with np.errstate(invalid="ignore"):
         every_seed = (np.nan_to_num(shapes, nan=-np.inf).max(-1) >= TRANSFER_REGRET).all(-1)
-    fails = np.array([
-        transfer_outcome(-1.0, 1.0, a, b, 2.0).cost == FAILS for a, b in zip(lo, hi, strict=True)
-    ])  # fmt: skip
+    fails = np.array([cost_outcome(a, b) == FAILS for a, b in zip(lo, hi, strict=True)])
     return dict(case=case.name, n_seeds=n_seeds, n_draws=n_draws, true_regret=true_regret(case),
                 old_rule=float(every_seed.mean()), interval_rule=float(fails.mean()))  # fmt: skip
 

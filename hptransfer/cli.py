@@ -262,17 +262,9 @@ def _cmd_sweep(args) -> int:
         import dataclasses
 
         config = dataclasses.replace(config, max_replicas_per_chunk=args.max_replicas_per_chunk)
-    import jax
-
-    from hptransfer import limits
-
     # Memory for the dataset and the results table, disk for the checkpoints: before --out is
     # made and anything is built or compiled.
-    budget = engine.memory_budget()
-    limits.check_sweep(
-        config, args.out, source=args.config, devices=len(jax.devices()),
-        fit=lambda arch: budget // engine.bytes_per_replica(arch, config),
-    )  # fmt: skip
+    engine.check_resources(config, args.out, source=args.config)
     _writable_dir(args.out, "argument --out:", create=True)
     with contextlib.ExitStack() as stack:
         if args.distributed:  # a dead peer ends this process with one line, not a SIGABRT

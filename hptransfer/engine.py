@@ -62,7 +62,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from hptransfer import costmodel, interrupt, rundir
+from hptransfer import costmodel, interrupt, limits, rundir
 from hptransfer import results as results_io
 from hptransfer.axes import Point, apply_point
 from hptransfer.config import ConfigError, SweepConfig, check_limits
@@ -904,6 +904,18 @@ def _roofs(cells: list[dict[str, Any]]) -> costmodel.Peaks | None:
         seconds = c["run_seconds"] - c["compile_seconds"]
         c |= costmodel.achieved(cost, c["replica_steps_computed"], seconds, peaks)
     return peaks
+
+
+def check_resources(config: SweepConfig, out: str | Path, source: str) -> None:
+    """Refuse, before ``out`` is made or anything is built, a sweep whose dataset, results
+    table or checkpoints do not fit this machine (:func:`hptransfer.limits.check_sweep`), its
+    chunks sized as :func:`run_sweep` will size them (this device's memory budget over one
+    replica's bytes). The one pre-flight check of the command line and the Python API."""
+    budget = memory_budget()
+    limits.check_sweep(
+        config, out, source=source, devices=len(jax.devices()),
+        fit=lambda arch: budget // bytes_per_replica(arch, config),
+    )  # fmt: skip
 
 
 def run_sweep(

@@ -176,7 +176,9 @@ def checked_interval(
     )
 
 
-def worst_interval(values: np.ndarray, ci: float = 0.9) -> tuple[float, float, float, int]:
+def worst_interval(
+    values: np.ndarray, ci: float = 0.9, point: float | None = None
+) -> tuple[float, float, float, int]:
     """(point, lo, hi, n) for the largest of M per-shape means, from paired per-seed values
     [S, M] (seed s's value at shape j; the worst shape is chosen after seeing the data).
 
@@ -187,7 +189,9 @@ def worst_interval(values: np.ndarray, ci: float = 0.9) -> tuple[float, float, f
     its shape's upper end +inf and counts at its lower end as the largest finite value of that
     shape (all +inf: +inf). A seed that is NaN at every shape is left out (its base value is
     unknown), then a shape NaN in any kept seed (the values are paired); n = the seeds kept.
-    Fewer than :data:`MIN_SEEDS_T` seeds: (point, NaN, NaN, n)."""
+    Fewer than :data:`MIN_SEEDS_T` seeds: (point, NaN, NaN, n). ``point``: an estimate of
+    the same worst value made elsewhere (the seed-mean curves'), returned instead of the
+    largest mean, with the interval stretched to hold it."""
     v = np.asarray(values, float)
     if v.ndim != 2 or v.shape[1] == 0:
         return float("nan"), float("nan"), float("nan"), 0
@@ -198,12 +202,15 @@ def worst_interval(values: np.ndarray, ci: float = 0.9) -> tuple[float, float, f
         return float("nan"), float("nan"), float("nan"), 0
     inf = np.isinf(v) & (v > 0)
     with np.errstate(invalid="ignore"):
-        point = float(np.max(np.where(inf.any(0), np.inf, v.mean(0))))
+        mean_max = float(np.max(np.where(inf.any(0), np.inf, v.mean(0))))
     if n < MIN_SEEDS_T:
-        return point, float("nan"), float("nan"), n
+        return mean_max if point is None else float(point), float("nan"), float("nan"), n
     finite_max = np.where(inf, -np.inf, v).max(0)
     capped = np.where(inf, finite_max[None, :], v)
     _, lo, hi, _ = seed_interval(capped.T, 1.0 - (1.0 - ci) / m)
     lo = np.where(inf.all(0), np.inf, lo)
     hi = np.where(inf.any(0), np.inf, hi)
-    return point, float(lo.max()), float(hi.max()), n
+    lo_w, hi_w = float(lo.max()), float(hi.max())
+    if point is not None and not np.isnan(point):
+        return float(point), min(lo_w, float(point)), max(hi_w, float(point)), n
+    return mean_max, lo_w, hi_w, n

@@ -45,8 +45,9 @@ MOVEMENT_SLOPE = 0.2  # |log-log slope| of hidden_1's own movement called fading
 
 __all__ = [
     "EXPONENT_BAND", "FAILS", "HOLDS", "INCONCLUSIVE", "MISSING", "MOVEMENT_SLOPE",
-    "TRANSFER_OCTAVES", "TRANSFER_REGRET", "TRANSFER_SLOPE", "Transfer", "combine", "direction",
-    "drift_band", "exponent_outcome", "interval_outcome", "transfer_outcome",
+    "TRANSFER_OCTAVES", "TRANSFER_REGRET", "TRANSFER_SLOPE", "Transfer", "combine", "cost_outcome",
+    "direction", "drift_band", "drift_outcome", "exponent_outcome", "interval_outcome",
+    "transfer_outcome",
 ]  # fmt: skip
 
 
@@ -76,11 +77,21 @@ class Transfer:
     """The transfer decision of one axis of one series and its parts."""
 
     outcome: str  # combine(drift, cost)
-    drift: str  # interval_outcome of the drift interval against (-band, band)
-    cost: str  # interval_outcome of the regret interval against [0, TRANSFER_REGRET]
-    band: float  # |slope| bound (octaves per doubling) for this range
-    drift_lo: float  # the drift interval the decision read
-    drift_hi: float
+    drift: str  # drift_outcome of the drift interval
+    cost: str  # cost_outcome of the regret interval
+
+
+def drift_outcome(lo: float, hi: float, band: float) -> str:
+    """The drift part of transfer: the drift's decision interval against the open band
+    (-band, band) (an interval touching an end is not inside)."""
+    outcome = interval_outcome(lo, hi, -band, band)
+    return INCONCLUSIVE if outcome == HOLDS and (lo <= -band or hi >= band) else outcome
+
+
+def cost_outcome(lo: float, hi: float) -> str:
+    """The cost part of transfer: the worst regret's interval against [0, TRANSFER_REGRET)."""
+    outcome = interval_outcome(lo, hi, -math.inf, TRANSFER_REGRET)
+    return INCONCLUSIVE if outcome == HOLDS and hi >= TRANSFER_REGRET else outcome
 
 
 def transfer_outcome(
@@ -92,13 +103,8 @@ def transfer_outcome(
 ) -> Transfer:
     """Transfer along an axis (module docstring) from the drift's decision interval (already
     widened over censored optima) and the worst regret's interval."""
-    drift = interval_outcome(drift_lo, drift_hi, -band, band)
-    if drift == HOLDS and (drift_lo <= -band or drift_hi >= band):  # (-band, band) is open
-        drift = INCONCLUSIVE
-    cost = interval_outcome(regret_lo, regret_hi, -math.inf, TRANSFER_REGRET)
-    if cost == HOLDS and regret_hi >= TRANSFER_REGRET:
-        cost = INCONCLUSIVE
-    return Transfer(combine([drift, cost]), drift, cost, band, drift_lo, drift_hi)
+    drift, cost = drift_outcome(drift_lo, drift_hi, band), cost_outcome(regret_lo, regret_hi)
+    return Transfer(combine([drift, cost]), drift, cost)
 
 
 def exponent_outcome(lo: float, hi: float, predicted: float, band: float = EXPONENT_BAND) -> str:

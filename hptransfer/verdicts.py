@@ -93,9 +93,7 @@ def regret_interval(
     if shapes is None or shapes.empty:
         return out
     wide = shapes.pivot_table(index="seed_index", columns="shape", values="regret", dropna=False)
-    _, lo, hi, n = worst_interval(wide.to_numpy(float), ci)
-    if np.isfinite(lo) and not np.isnan(point):
-        lo, hi = min(lo, point), max(hi, point)
+    _, lo, hi, n = worst_interval(wide.to_numpy(float), ci, point=point)
     return out | {f"regret_{axis}_lo": lo, f"regret_{axis}_hi": hi, f"regret_{axis}_seeds": n}
 
 
