@@ -29,6 +29,9 @@ line's ``--scheme-file`` or the Python API. Layout (see benchmarks/*.toml)::
                 refine = false               true: then add half-steps around the optimum)
     [lr]        default                     (log2 lr of groups that do not sweep lr; also
                                              per scheme under [lr.by_scheme.NAME])
+    [elimination] enabled = false, margin = 0.05, window = 3, min_fraction = 0.25
+                                            (stop rates that cannot change the report:
+                                             hptransfer.elimination)
     [model]     path = [[32, 2], [64, 4]]   (instead of widths x depths: these (n, L) shapes)
     [axes.NAME] start, stop, step | values, default   (hptransfer.axes.SPECS: init_scale,
                                              output_multiplier, momentum, batch_size, ...)
@@ -49,8 +52,10 @@ import numpy as np
 from hptransfer import axes as axes_mod
 from hptransfer.axes import SPECS, Axis
 from hptransfer.data import DATASETS
+from hptransfer.elimination import EliminationConfig
 from hptransfer.model import FAMILIES
 from hptransfer.optim import OPTIMIZERS, OptimizerConfig
+from hptransfer.rules import TRANSFER_REGRET
 from hptransfer.schemes import SchemeError, load_schemes
 
 MAX_LR_POINTS = 256  # learning rates per grid: far above any useful sweep, far below a typo's
@@ -148,6 +153,7 @@ class SweepConfig:
     lr_default_by_scheme: tuple[tuple[str, float], ...] = ()
     axes: tuple[Axis, ...] = ()
     axis_groups: tuple[tuple[str, ...], ...] = ()  # () = hptransfer.axes.default_groups
+    elimination: EliminationConfig = EliminationConfig()  # [elimination] (hptransfer.elimination)
 
     def lr_grid(self, scheme: str) -> tuple[float, ...]:
         """log2 learning rates swept for ``scheme``."""
@@ -198,6 +204,8 @@ class SweepConfig:
         if self.axes:
             out["axes"] = {a.name: a.to_dict() for a in self.axes}
             out["axis_groups"] = [list(g) for g in self.groups()]
+        if not self.elimination.enabled:  # off: the dict (and hash) of a config before it
+            del out["elimination"]
         return out
 
 
@@ -502,6 +510,8 @@ def config_from_dict(
     )  # fmt: skip
     if "axes" in raw:
         config = _axes(source, raw["axes"], config)
+    if "elimination" in raw:
+        config = dataclasses.replace(config, elimination=_elimination(source, raw, config))
     check_stated(raw, source)
     check_limits(config, source)
     return config
@@ -645,6 +655,37 @@ def _axes(source: str, raw: Any, config: SweepConfig) -> SweepConfig:
                         f"lr.by_scheme.{s}.default)"
                     )
     return dataclasses.replace(config, axes=axes, axis_groups=groups)
+
+
+def _elimination(source: str, raw: dict[str, Any], config: SweepConfig) -> EliminationConfig:
+    """The [elimination] table (:mod:`hptransfer.elimination`): enabled, margin, window,
+    min_fraction; margin >= the regret rule's threshold, so a regret read at a stopped rate
+    keeps its verdict."""
+    table = raw["elimination"]
+    if not isinstance(table, dict):
+        raise _fail(source, "elimination", table, "a table {enabled, margin, window, min_fraction}")
+    _check_keys(source, "elimination", table, ("enabled", "margin", "window", "min_fraction"))
+    kw: dict[str, Any] = {}
+    if "enabled" in table:
+        if not isinstance(table["enabled"], bool):
+            raise _fail(source, "elimination.enabled", table["enabled"], "true or false")
+        kw["enabled"] = table["enabled"]
+    if "margin" in table:
+        kw["margin"] = _float(source, "elimination.margin", table["margin"], lo=TRANSFER_REGRET)
+    if "window" in table:
+        kw["window"] = _int(source, "elimination.window", table["window"])
+    if "min_fraction" in table:
+        kw["min_fraction"] = _float(
+            source, "elimination.min_fraction", table["min_fraction"], lo=0, hi=1
+        )
+    out = EliminationConfig(**kw)
+    n_seg = config.steps // config.eval_every
+    if out.enabled and out.window >= n_seg:
+        raise _fail(source, "elimination.window", out.window,
+                    f"fewer segments than steps / eval_every = {n_seg}")  # fmt: skip
+    if out.enabled and config.axes:
+        raise _fail(source, "elimination.enabled", True, "false when the sweep has [axes]")
+    return out
 
 
 def load_config(path: str | Path, scheme_sources: tuple[str, ...] = ()) -> SweepConfig:

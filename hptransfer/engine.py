@@ -62,7 +62,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from hptransfer import costmodel, interrupt, limits, rundir
+from hptransfer import costmodel, elimination, interrupt, limits, rundir
 from hptransfer import results as results_io
 from hptransfer.axes import Point, apply_point
 from hptransfer.config import ConfigError, SweepConfig, check_limits
@@ -312,6 +312,9 @@ def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Schem
         "schemes": {s: registry[s].to_table() for s in config.schemes},
         "format": 3,  # 3: chunks of distinct replicas; checkpoints know the live slots
     }  # fmt: skip
+    if config.elimination.enabled:  # off: the hash of every cell before elimination existed
+        rule = hashlib.sha256(inspect.getsource(elimination).encode()).hexdigest()[:16]
+        payload["elimination"] = [dataclasses.asdict(config.elimination), rule]
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -509,13 +512,16 @@ def _gather(state, positions: np.ndarray, sharding: NamedSharding):
     return jax.tree.map(lambda a: jax.device_put(fetch(a)[positions], sharding), state)
 
 
-def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) -> dict:
+def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults, plan=None) -> dict:
     """Train the replicas of one chunk in a program of ``size``; returns their history.
 
     History arrays are chunk-local: (segments, len(chunk)) per metric, ``diverged_step`` of
     shape (len(chunk),). With savings on, the live replicas are compacted between segments into
     a smaller program (:func:`bucket_size`); a replica left out is frozen, so its later rows are
     those a frozen replica gets: NaN losses and accuracy, its last feature movement.
+    ``plan`` (:class:`hptransfer.elimination.Plan`, elimination on): at every segment boundary
+    the replicas :func:`hptransfer.elimination.chunk_stops` picks are frozen the same way and
+    their stop step kept in ``eliminated_step`` (-1: never).
     """
     config, dev = cell.config, cell.dev
     n, n_seg, every = len(chunk), config.steps // config.eval_every, config.eval_every
@@ -529,6 +535,8 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
     for key in jax.eval_shape(cell.eval_fn, state, mult, *eval_args):
         history[key] = np.full((n_seg, n), np.nan, np.float32)
     history["diverged_step"] = np.full(n, -1, np.int32)
+    if plan is not None:
+        history["eliminated_step"] = np.full(n, -1, np.int32)
     ckpt_path = cell.out / results_io.CHECKPOINT_DIR / cell.chash / f"chunk_{index}"
     mgr = _checkpoint_manager(ckpt_path)
     expected = {"cell": cell.chash, "chunk": index, "size": size}
@@ -553,6 +561,12 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
         owned, first = np.unique(slots, return_index=True)
         idle = np.ones(n, bool)
         idle[owned] = False
+        stopped = np.zeros(n, bool)
+        if plan is not None:  # stopped at or before this segment's first step: frozen
+            stopped = (history["eliminated_step"] >= 0) & (
+                history["eliminated_step"] <= seg * every
+            )
+            idle |= stopped
         if len(slots):
             first_step = jax.device_put(jnp.int32(seg * every), dev.factor.sharding)
             args = (state, seeds, lrs, mult, dev.factor, dev.x, dev.y, first_step)
@@ -571,16 +585,27 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) 
             history["train_loss"][seg, owned] = fetch(seg_loss)[first]
             for key, value in metrics.items():
                 history[key][seg, owned] = fetch(value)[first]
-            history["diverged_step"][owned] = fetch(state.diverged_step)[first]
+            died = fetch(state.diverged_step)[first]
+            history["diverged_step"][owned] = np.where(
+                stopped[owned], history["diverged_step"][owned], died
+            )
             segment_seconds = time.perf_counter() - t_seg
             cell.steps["computed"] += len(slots) * every
         cell.steps["compaction"] += (size - len(slots)) * every
         for key in history:  # replicas compacted away: frozen, as the full program would say
-            if key != "diverged_step":
+            if history[key].ndim == 2:
                 history[key][seg, idle] = history[key][seg - 1, idle] if "/" in key else np.nan
         finished = seg == n_seg - 1
+        if plan is not None and not finished:
+            stop = elimination.chunk_stops(
+                history["train_loss"], history["diverged_step"], history["eliminated_step"],
+                plan, seg, n_seg, config.elimination,
+            )  # fmt: skip
+            history["eliminated_step"][stop] = (seg + 1) * every
         if cell.savings != "0" and not finished and len(slots):
             alive = fetch(state.alive)[first]
+            if plan is not None:
+                alive &= history["eliminated_step"][owned] < 0
             new = bucket_size(int(alive.sum()), len(jax.devices()), len(slots))
             per_program = COMPILE_STATS["seconds"] / max(COMPILE_STATS["count"], 1)
             cost = 0.0 if new in cell.sizes else 2 * per_program  # segment + evaluation
@@ -645,6 +670,7 @@ def adaptive_lrs(table: pd.DataFrame, config: SweepConfig) -> dict[str, list[flo
     neighbours are a whole step away and did not diverge, the two half-step points around it
     are added (once: the new gaps are half a step). Rates already trained are never added again.
     """
+    table = elimination.hold_stopped(table, ["scheme", "log2_lr", "seed"])
     last = table[table.step == table.step.max()]
     score = (
         last.assign(s=np.where(last.diverged | last.train_loss.isna(), np.inf, last.train_loss))
@@ -776,7 +802,9 @@ def run_cell(
             sizes.append(size)
             for c0 in range(0, len(trained), size):
                 index = c0 // size if rounds == 0 else f"round{rounds}_{c0 // size}"
-                histories.append(_run_chunk(cell, index, trained[c0 : c0 + size], size, mults))
+                part = trained[c0 : c0 + size]
+                plan = _elimination_plan(config, new, owned, c0, len(part), rounds)
+                histories.append(_run_chunk(cell, index, part, size, mults, plan))
         rounds += 1
         new = []
         if config.lr_adaptive:
@@ -810,6 +838,9 @@ def run_cell(
         "compile_seconds": COMPILE_STATS["seconds"] - compile_before,
         "run_seconds": time.perf_counter() - t_start,
     }
+    if config.elimination.enabled:
+        stop = _columns(histories, list(range(len(known))))["eliminated_step"]
+        facts["replica_steps_eliminated"] = int(sum(config.steps - e for e in stop if e >= 0))
     if rounds > 1:
         first = set(replicas(config))
         added = sorted({(r.scheme, r.log2_lr) for r in reps if r not in first})
@@ -817,6 +848,20 @@ def run_cell(
     cost = costmodel.step_cost(arch, config.batch_size, config.optimizer)
     facts |= {"flops_per_replica_step": cost.flops, "bytes_per_replica_step": cost.bytes}
     return table, facts
+
+
+def _elimination_plan(config, new, owned, c0: int, n: int, rounds: int):
+    """The elimination plan of the chunk of trained columns [c0, c0 + n) (None when off):
+    in the first round, the lr curves of ``new`` (the requested replicas, ``owned``: their
+    columns) wholly inside the chunk; in later rounds nothing (their rates sit next to an
+    optimum, and their curves span rounds)."""
+    if not config.elimination.enabled:
+        return None
+    if rounds:
+        return elimination.Plan((), np.zeros(n, bool))
+    return elimination.plan_chunk(
+        [r.key for r in new], [r.log2_lr for r in new], [r.seed for r in new], owned, c0, c0 + n
+    )
 
 
 def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
@@ -845,6 +890,9 @@ def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
         "diverged_step": np.where(died_rep >= 0, died_rep, np.nan).astype(np.float64),
         "cell": chash,
     }
+    if "eliminated_step" in history:  # elimination on: the step each replica stopped at
+        stop = np.tile(history["eliminated_step"][:r], n_seg)
+        frame["eliminated_step"] = np.where(stop >= 0, stop, np.nan).astype(np.float64)
     for axis in config.axes:  # one column per declared axis, in its unit (hptransfer.axes)
         if axis.name in ("batch_size", "steps"):
             frame[axis.name] = float(getattr(config, axis.name))
@@ -1042,6 +1090,9 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
             steps / (computed - compile_s) if computed > compile_s else float("nan")
         ),
     }
+    if config.elimination.enabled:  # what was stopped and when, from the table (resumes too)
+        meta["replica_steps_eliminated"] = sum(c.get("replica_steps_eliminated", 0) for c in cells)
+        meta["eliminated"] = elimination.stops(frame)
     if writer:
         results_io.write_table(frame, out / results_io.RESULTS_FILE)
         results_io.write_json(meta, out / results_io.META_FILE)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hptransfer.elimination import hold_stopped
 from hptransfer.intervals import (
     MIN_SEEDS_T,
     interval_method,
@@ -120,10 +121,13 @@ def final_losses(results: pd.DataFrame, last_evals: int = 3) -> pd.DataFrame:
     step, a finite diverged_step, or a non-finite final loss) gets final losses = +inf and
     accuracy NaN, so it can never win an argmin, whatever its last finite loss was. Movement
     columns hold the last non-missing value of each "<stat>/<role>" (the final evaluation).
+    A replica stopped by early elimination holds its losses at its stop step
+    (:func:`hptransfer.elimination.hold_stopped`): known worse, not diverged.
     """
     _check(results)
     if last_evals < 1:
         raise AnalysisError(f"last_evals = {last_evals}; it must be >= 1")
+    results = hold_stopped(results, REPLICA)
     keys = list(REPLICA)
     df = results.sort_values([*keys, "step"], kind="stable")
     by_replica = df.groupby(keys, sort=True)
@@ -713,9 +717,11 @@ def losses_by_step(results: pd.DataFrame, last_evals: int = 3) -> pd.DataFrame:
     (every evaluation step t > 0) holds the mean train_loss of the last ``last_evals``
     evaluations up to t, and +inf once the replica has diverged (diverged flag, diverged_step
     <= t, or a non-finite loss at or before t). Index: REPLICA. The last column equals
-    :func:`final_losses`'s final_train_loss.
+    :func:`final_losses`'s final_train_loss. An eliminated replica holds its loss at its stop
+    step at every later step (:func:`hptransfer.elimination.hold_stopped`).
     """
     _check(results)
+    results = hold_stopped(results, REPLICA)
     trained = results[results["step"] > 0]
     loss = trained.set_index([*REPLICA, "step"])["train_loss"].unstack("step").sort_index(axis=1)
     steps = loss.columns.to_numpy(float)
