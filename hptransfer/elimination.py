@@ -23,7 +23,12 @@ and seed s over that segment and W = ``window``:
    still exceeds that seed's loss at b by the margin: P[r, s] > (1 + ``margin``) x L[b, s]
    (paired seeds: same initial draw and batches). A stopped rate stays hopeless.
 4. Stop rate r when r <= b - 2 (two grid points below the optimum), r and r + 1 are both
-   hopeless, and r is not in ``keep``. Rates above the optimum are never stopped.
+   hopeless, and r is not kept. Rates above the optimum are never stopped.
+5. Kept (``keep``, :func:`bracketing`): the two grid points around every optimum the analysis
+   reads off this shape's series' base shapes (the smallest depth at its width, the smallest
+   width at its depth, a path's first shape): the seed-mean's and every seed's eta*, at every
+   evaluation step (:func:`base_optima`). The engine runs the base cells first; while one is
+   not finished (an unsorted depth list), nothing of the cell is stopped.
 
 Why every verdict is kept, under the assumption the rule states (a rate's loss falls no faster
 than linearly at its recent pace, i.e. curves decelerate, and the best rate's loss does not
@@ -33,11 +38,13 @@ seed's curve; (b) its neighbour towards the optimum is hopeless too, so the opti
 move next to it, and the parabola through the argmin and its neighbours (eta*, its interval,
 the per-seed optima) never reads it, at the last step or at any horizon step after the stop
 (before the stop its curve is there, as trained); (c) only rates below the optimum stop, so
-the largest stable rate and every divergence are as without elimination; (d) a regret read at
-a stopped rate (a base-tuned eta* two grid points or more from this shape's) exceeds the
-margin with the stopped value and with the true one, so with margin >= the regret rule's
-threshold (:data:`hptransfer.rules.TRANSFER_REGRET`) its verdict is unchanged; the printed
-value there is an upper bound (the loss at the stop, not at the end). A slow starter, a rate
+the largest stable rate and every divergence are as without elimination; (d) the transfer
+regret reads this shape's curve at the base shape's eta* (seed-mean, per seed, at every step:
+:func:`hptransfer.tables.transfer_regret`, ``seed_shape_regret``, ``horizon_drift``) and the
+fixed-rate movement at the base rate: those grid points are kept (5), so they read trained
+values. (A regret read at a stopped rate would exceed the margin with the held value and with
+the true one; ``margin`` >= the regret rule's threshold
+:data:`hptransfer.rules.TRANSFER_REGRET` is required for that case.) A slow starter, a rate
 whose curve still falls fast enough to reach the best by the end, is not hopeless and keeps
 training; a plateau that later drops sharply is what the assumption excludes, and
 ``min_fraction`` keeps the early part of every run, where such plateaus sit, whole.
@@ -51,7 +58,7 @@ analysis reads its losses after the stop as its last evaluated ones (:func:`hold
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,11 +79,12 @@ class EliminationConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Group:
-    """One lr curve of a chunk: its sorted log2 rates and the chunk-local column of every
-    (rate, seed) replica, ``columns`` [n_lr, n_seeds]."""
+    """One lr curve of a chunk: its sorted log2 rates, the chunk-local column of every
+    (rate, seed) replica, ``columns`` [n_lr, n_seeds], and the rates never to stop (``keep``)."""
 
     log2_lrs: np.ndarray
     columns: np.ndarray
+    keep: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,18 +141,22 @@ def plan_chunk(
     columns: Sequence[int],
     lo: int,
     hi: int,
+    protect: Mapping[Hashable, np.ndarray] | None = None,
 ) -> Plan:
     """The :class:`Plan` of the chunk holding trained columns [lo, hi), from every requested
     replica i of its cell (group key ``keys[i]``, e.g. (scheme, traced point), its rate, seed
     and trained column). A group is planned when all its columns lie in the chunk and it is a
     full rates x seeds rectangle; a column read by any other group is pinned, so a replica
-    trained once for several schemes (deduplication) stops only when every reader agrees."""
+    trained once for several schemes (deduplication) stops only when every reader agrees.
+    ``protect`` (None: nothing): per group key, log2 rates whose bracketing grid points train
+    to the end (:func:`bracketing`; the base shape's optima, where the transfer regret reads
+    this curve); a group without an entry is not planned (its columns are pinned)."""
     by_key: dict[Hashable, list[int]] = {}
     for i, k in enumerate(keys):
         by_key.setdefault(k, []).append(i)
     pinned = np.zeros(hi - lo, bool)
     groups = []
-    for members in by_key.values():
+    for key, members in by_key.items():
         cols = np.asarray([columns[i] for i in members])
         inside = (cols >= lo) & (cols < hi)
         lrs = np.unique([log2_lrs[i] for i in members])
@@ -152,8 +164,10 @@ def plan_chunk(
         table = np.full((len(lrs), len(sds)), -1, np.int64)
         for i, c in zip(members, cols, strict=True):
             table[np.searchsorted(lrs, log2_lrs[i]), np.searchsorted(sds, seeds[i])] = c - lo
-        if inside.all() and (table >= 0).all() and len(members) == table.size:
-            groups.append(Group(lrs, table))
+        known = protect is None or key in protect
+        if known and inside.all() and (table >= 0).all() and len(members) == table.size:
+            keep = None if protect is None else bracketing(lrs, protect[key])
+            groups.append(Group(lrs, table, keep))
         else:
             pinned[cols[inside] - lo] = True
     return Plan(tuple(groups), pinned)
@@ -179,11 +193,50 @@ def chunk_stops(
         cols = g.columns  # [n_lr, S]
         stopped = (stopped_step[cols] >= 0).all(-1)
         stop = stop_rates(
-            train_loss[: seg + 1][:, cols], diverged_step[cols] >= 0, stopped, seg, n_seg, settings
-        )
+            train_loss[: seg + 1][:, cols], diverged_step[cols] >= 0, stopped, seg, n_seg,
+            settings, g.keep,
+        )  # fmt: skip
         np.add.at(readers, cols.ravel(), 1)
         np.add.at(votes, cols[stop].ravel(), 1)
     return (readers > 0) & (votes == readers) & ~plan.pinned & (stopped_step < 0)
+
+
+def bracketing(grid: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """bool [n]: the points of the increasing ``grid`` that bracket any of ``values`` (the
+    largest point <= v and the smallest >= v; NaN values ignored, +-inf: the end point)."""
+    keep = np.zeros(len(grid), bool)
+    v = np.asarray(values, float).ravel()
+    v = v[~np.isnan(v)]
+    if not len(grid) or not len(v):
+        return keep
+    v = np.clip(v, grid[0], grid[-1])
+    keep[np.searchsorted(grid, v, side="right") - 1] = True
+    keep[np.searchsorted(grid, v, side="left")] = True
+    return keep
+
+
+def base_optima(table: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per scheme, every eta* the analysis can read off a base shape's results table: the
+    seed-mean's and every seed's optimum (log2) at every evaluation step (the horizon axis; the
+    last step is the report's), from :func:`hptransfer.tables.losses_by_step` by
+    :func:`hptransfer.optimum.refine`. A cell of a series with this base keeps the grid points
+    around them (the transfer regret and the fixed-rate movement read its curve there)."""
+    from hptransfer.optimum import refine
+    from hptransfer.tables import losses_by_step
+
+    by_step = losses_by_step(table)
+    out = {}
+    for scheme, g in by_step.groupby(level="scheme", sort=True):
+        g = g.groupby(level=["log2_lr", "seed"]).mean()
+        grid = np.sort(g.index.get_level_values("log2_lr").unique().to_numpy(float))
+        seeds = np.sort(g.index.get_level_values("seed").unique())
+        full = pd.MultiIndex.from_product([grid, seeds], names=["log2_lr", "seed"])
+        v = g.reindex(full).to_numpy(float).reshape(len(grid), len(seeds), -1).transpose(2, 1, 0)
+        with np.errstate(invalid="ignore"):
+            mean = np.where(np.isinf(v).any(1), np.inf, np.nanmean(v, 1))  # [T, n_lr]
+        etas = (refine(grid, mean).log2_eta, refine(grid, v).log2_eta)
+        out[str(scheme)] = np.concatenate([e.ravel() for e in etas])
+    return out
 
 
 def hold_stopped(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:

@@ -748,11 +748,14 @@ def run_cell(
     out: Path,
     progress: _Progress,
     checkpoint_seconds: float = 30.0,
+    protect: dict | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Train every replica of one cell; returns its tidy table and timing facts.
 
     With savings on (HPTRANSFER_SAVINGS, :func:`savings_mode`) identical replicas are trained once
     (:func:`deduplicate`) and diverged ones stop costing compute (compaction, :func:`_run_chunk`).
+    ``protect``: with elimination on, the log2 rates per lr curve whose grid neighbours are
+    never stopped (:func:`_protected`).
     """
     chash = cell_hash(config, arch, registry)
     family = config.optimizer.family
@@ -803,7 +806,7 @@ def run_cell(
             for c0 in range(0, len(trained), size):
                 index = c0 // size if rounds == 0 else f"round{rounds}_{c0 // size}"
                 part = trained[c0 : c0 + size]
-                plan = _elimination_plan(config, new, owned, c0, len(part), rounds)
+                plan = _elimination_plan(config, new, owned, c0, len(part), rounds, protect)
                 histories.append(_run_chunk(cell, index, part, size, mults, plan))
         rounds += 1
         new = []
@@ -850,7 +853,7 @@ def run_cell(
     return table, facts
 
 
-def _elimination_plan(config, new, owned, c0: int, n: int, rounds: int):
+def _elimination_plan(config, new, owned, c0: int, n: int, rounds: int, protect=None):
     """The elimination plan of the chunk of trained columns [c0, c0 + n) (None when off):
     in the first round, the lr curves of ``new`` (the requested replicas, ``owned``: their
     columns) wholly inside the chunk; in later rounds nothing (their rates sit next to an
@@ -860,8 +863,34 @@ def _elimination_plan(config, new, owned, c0: int, n: int, rounds: int):
     if rounds:
         return elimination.Plan((), np.zeros(n, bool))
     return elimination.plan_chunk(
-        [r.key for r in new], [r.log2_lr for r in new], [r.seed for r in new], owned, c0, c0 + n
-    )
+        [r.key for r in new], [r.log2_lr for r in new], [r.seed for r in new], owned, c0, c0 + n,
+        protect,
+    )  # fmt: skip
+
+
+def _protected(config: SweepConfig, arch: Architecture, done: dict) -> dict:
+    """Per lr curve (scheme, traced point) of the cell ``arch`` of ``config``, the log2 rates
+    the analysis reads on it from other cells: every optimum of its series' base shapes (the
+    smallest depth at its width, the smallest width at its depth, a path's first shape) at every
+    step (:func:`hptransfer.elimination.base_optima`); the transfer regret and the fixed-rate
+    movement read this cell's curve there. ``done``: the finished cells' tables by (batch size,
+    steps, width, depth, block depth). While a base cell is not finished, {}: nothing stops."""
+    shapes = config.model.shapes()
+    bases = {
+        (arch.width, min(L for n, L in shapes if n == arch.width)),
+        (min(n for n, L in shapes if L == arch.depth), arch.depth),
+    }
+    if config.model.path:
+        bases.add(tuple(config.model.path[0]))
+    bases.discard((arch.width, arch.depth))
+    values: dict[str, list] = {s: [] for s in config.schemes}
+    for n, L in sorted(bases):
+        table = done.get((config.batch_size, config.steps, n, L, arch.block_depth))
+        if table is None:
+            return {}
+        for scheme, etas in elimination.base_optima(table).items():
+            values.setdefault(scheme, []).append(etas)
+    return {(s, ()): np.concatenate(v) if v else np.array([]) for s, v in values.items()}
 
 
 def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
@@ -1019,6 +1048,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
     )  # fmt: skip
     tracker = _Progress(bar, kill_after=kill_after_segments)
     tables, cells = [], []
+    done: dict[tuple, pd.DataFrame] = {}  # finished cells' tables (elimination's base shapes)
     dev: _DeviceData | None = None  # placed on the devices when the first cell needs it
     for i, (cfg, arch) in enumerate(plan):
         chash = cell_hash(cfg, arch, registry)
@@ -1038,6 +1068,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
                 warnings.warn(f"{cell_file} is unreadable ({err}); recomputing", stacklevel=2)
         if all_agree(table is not None):
             tables.append(table)
+            done[(cfg.batch_size, cfg.steps, arch.width, arch.depth, arch.block_depth)] = table
             bar.update(n_reps * cfg.steps)
             cells.append({"cell": chash, "width": arch.width, "depth": arch.depth,
                           "block_depth": arch.block_depth, "resumed": True})  # fmt: skip
@@ -1045,7 +1076,9 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
         dev = dev or _device_data(config, data, NamedSharding(_mesh(), PartitionSpec()))
         evict_programs(plan[i:])  # the cache holds only programs of cells still to run
         computed0 = tracker.computed
-        table, facts = run_cell(cfg, arch, dev, registry, out, tracker, checkpoint_seconds)
+        protect = _protected(cfg, arch, done) if cfg.elimination.enabled else None
+        table, facts = run_cell(cfg, arch, dev, registry, out, tracker, checkpoint_seconds,
+                                protect)  # fmt: skip
         if shape_axes:
             facts |= {"batch_size": cfg.batch_size, "steps": cfg.steps}
         facts["replica_steps"] = tracker.computed - computed0  # restored segments not counted
@@ -1053,6 +1086,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
             results_io.write_table(table, cell_file)
             shutil.rmtree(out / results_io.CHECKPOINT_DIR / chash, ignore_errors=True)
         tables.append(table)
+        done[(cfg.batch_size, cfg.steps, arch.width, arch.depth, arch.block_depth)] = table
         cells.append(facts)
     bar.close()
     peaks = _roofs(cells)

@@ -2,6 +2,8 @@
 chunk, the analysis of a stopped replica, the config table, and one small sweep with it on and
 off (same eta* at every step, fewer replica-steps, the stops in meta.json, resume)."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -278,3 +280,37 @@ def test_sweep_with_elimination_keeps_eta_star_and_computes_less(
         on.sort_values(["log2_lr", "seed", "step"]).reset_index(drop=True),
         check_exact=True,
     )
+
+
+def test_the_base_shapes_optima_are_kept_where_the_regret_reads_them():
+    from hptransfer.elimination import base_optima, bracketing
+    from hptransfer.engine import _protected, architectures
+
+    grid = np.arange(-6.0, 1.0)
+    assert bracketing(grid, np.array([-3.4])).tolist() == [0, 0, 1, 1, 0, 0, 0]
+    assert bracketing(grid, np.array([-3.0, np.nan, -np.inf])).tolist() == [1, 0, 0, 1, 0, 0, 0]
+    # a base table whose optimum (rate -2 of {-3, -2, -1}) moves nowhere over its steps
+    base = _table(None).assign(train_loss=lambda d: d.train_loss.fillna(2.6))
+    etas = base_optima(base)["mup"]
+    assert np.nanmin(etas) > -3.0 and np.nanmax(etas) < -1.0
+    config = _sweep_config(True)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, depths=(2, 4)))
+    deep = next(a for a in architectures(config, _FakeData) if a.depth == 4)
+    assert _protected(config, deep, {}) == {}  # base cell not finished: nothing may stop
+    done = {(config.batch_size, config.steps, 8, 2, 1): base}
+    (key, values), *_ = _protected(config, deep, done).items()
+    assert key == ("mup", ()) and np.allclose(values, etas, equal_nan=True)
+    # the plan keeps the grid points around them even where the rule would stop them
+    lrs = np.arange(-6.0, 1.0)
+    keys, rates = ["g"] * 7, list(lrs)
+    loss = np.tile(np.array([2.5, 2.5, 2.5, 2.5, 1.3, 1.0, 1.4]), (N_SEG, 1))
+    none = np.full(7, -1)
+    free = plan_chunk(keys, rates, [0] * 7, list(range(7)), 0, 7, {"g": np.array([])})
+    kept = plan_chunk(keys, rates, [0] * 7, list(range(7)), 0, 7, {"g": np.array([-4.5])})
+    assert chunk_stops(loss, none, none, free, 6, N_SEG, ON).tolist() == [1] * 4 + [0] * 3
+    assert chunk_stops(loss, none, none, kept, 6, N_SEG, ON).tolist() == [1, 0, 0, 1, 0, 0, 0]
+
+
+class _FakeData:
+    in_shape = (32,)
+    num_classes = 10
