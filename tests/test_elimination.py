@@ -216,7 +216,7 @@ def _sweep_config(enabled: bool):
             "eval_every": 10,
             "batch_size": 16,
             "seeds": [0, 1],
-            "schemes": ["mup"],
+            "schemes": ["sp", "mup"],  # the same network at the base shape: trained once
             "data": {"name": "teacher", "num_samples": 2048},
             "model": {"widths": [8], "depths": [2], "base_width": 8, "base_depth": 2},
             "lr": {"start": -10, "stop": 1, "step": 1},
@@ -227,14 +227,20 @@ def _sweep_config(enabled: bool):
 
 
 def _eta_by_step(frame: pd.DataFrame) -> np.ndarray:
-    """eta* of the seed-mean curve at every evaluation step (the horizon axis's reading)."""
-    by_step = losses_by_step(frame).groupby(level="log2_lr").mean()  # [n_lr, steps]
-    return refine(by_step.index.to_numpy(float), by_step.to_numpy(float).T).log2_eta
+    """eta* of each scheme's seed-mean curve at every evaluation step (the horizon axis)."""
+    etas = []
+    for _, g in losses_by_step(frame).groupby(level="scheme"):
+        by_step = g.groupby(level="log2_lr").mean()  # [n_lr, steps]
+        etas.append(refine(by_step.index.to_numpy(float), by_step.to_numpy(float).T).log2_eta)
+    return np.stack(etas)
+
+
+ORDER = ["scheme", "log2_lr", "seed", "step"]
 
 
 def _sorted(frame):
     cols = [c for c in frame.columns if c not in ("eliminated_step", "cell")]
-    return frame.sort_values(["log2_lr", "seed", "step"])[cols].reset_index(drop=True)
+    return frame.sort_values(ORDER)[cols].reset_index(drop=True)
 
 
 def test_sweep_with_elimination_keeps_eta_star_and_computes_less(
@@ -248,19 +254,22 @@ def test_sweep_with_elimination_keeps_eta_star_and_computes_less(
 
     # eta* (and its bracket) at the last step and at every earlier step of the horizon
     opt_off, opt_on = optimal_lr(off), optimal_lr(on)
-    assert abs(opt_on.log2_eta_star[0] - opt_off.log2_eta_star[0]) <= 0.05
+    assert (opt_on.log2_eta_star - opt_off.log2_eta_star).abs().max() <= 0.05
     for col in ("edge", "bracket_lo", "bracket_hi", "max_stable_log2_lr", "frac_diverged"):
-        assert opt_on[col][0] == opt_off[col][0] or (pd.isna(opt_on[col][0]) and
-                                                    pd.isna(opt_off[col][0]))  # fmt: skip
+        pd.testing.assert_series_equal(opt_on[col], opt_off[col])
     np.testing.assert_allclose(_eta_by_step(on), _eta_by_step(off), atol=0.05)
 
     # fewer replica-steps computed; the stops recorded per replica, in meta.json and the table
     stops = meta_on["eliminated"]
     assert stops and {s["seed"] for s in stops} == {0, 1}
-    assert meta_on["replica_steps_eliminated"] == sum(80 - s["step"] for s in stops)
+    by_scheme = {
+        k: [dict(s, scheme=None) for s in stops if s["scheme"] == k] for k in ("sp", "mup")
+    }
+    assert by_scheme["sp"] == by_scheme["mup"]  # one trained replica, stopped under both names
+    assert meta_on["replica_steps_eliminated"] == sum(80 - s["step"] for s in stops) / 2
     assert meta_on["replica_steps_computed"] < meta_off["replica_steps_computed"]
     stopped = on[on.eliminated_step.notna()]
-    assert stopped.log2_lr.max() <= opt_on.log2_eta_star[0] - 2
+    assert stopped.log2_lr.max() <= opt_on.log2_eta_star.min() - 2
     assert stopped[stopped.step > stopped.eliminated_step].train_loss.isna().all()
     assert not stopped.diverged.any()
     # before its stop a replica's curve is the one it has without elimination
@@ -276,8 +285,8 @@ def test_sweep_with_elimination_keeps_eta_star_and_computes_less(
     resumed = run_sweep(_sweep_config(True), out, data=teacher_data, progress=False)
     assert read_meta(out)["eliminated"] == stops
     pd.testing.assert_frame_equal(
-        resumed.sort_values(["log2_lr", "seed", "step"]).reset_index(drop=True),
-        on.sort_values(["log2_lr", "seed", "step"]).reset_index(drop=True),
+        resumed.sort_values(ORDER).reset_index(drop=True),
+        on.sort_values(ORDER).reset_index(drop=True),
         check_exact=True,
     )
 
@@ -298,8 +307,9 @@ def test_the_base_shapes_optima_are_kept_where_the_regret_reads_them():
     deep = next(a for a in architectures(config, _FakeData) if a.depth == 4)
     assert _protected(config, deep, {}) == {}  # base cell not finished: nothing may stop
     done = {(config.batch_size, config.steps, 8, 2, 1): base}
-    (key, values), *_ = _protected(config, deep, done).items()
-    assert key == ("mup", ()) and np.allclose(values, etas, equal_nan=True)
+    protect = _protected(config, deep, done)
+    assert np.allclose(protect[("mup", ())], etas, equal_nan=True)
+    assert protect[("sp", ())].size == 0  # not in that base table: nothing kept
     # the plan keeps the grid points around them even where the rule would stop them
     lrs = np.arange(-6.0, 1.0)
     keys, rates = ["g"] * 7, list(lrs)
