@@ -354,6 +354,15 @@ def _config_items(a: Analysis) -> list[str]:
         f"steps: {int(res['step'].max())}, {res['step'].nunique()} evaluations per replica; "
         f"final loss = mean of the last {a.last_evals}",
     ]
+    if "eliminated_step" in res.columns:  # [elimination] enabled (hptransfer.elimination)
+        keys = [c for c in ("cell", "scheme", "width", "depth", "block_depth", "log2_lr", "seed")
+                if c in res.columns]  # fmt: skip
+        stopped = res.loc[res["eliminated_step"].notna(), keys]
+        items.append(
+            f"early elimination: {len(stopped.drop_duplicates())} replicas stopped before the "
+            "last step (rates two or more grid points below their shape's optimum that could "
+            "not reach it; their loss held at the stop, never a divergence)"
+        )
     if meta.get("device"):
         items.append(f"device: {meta['device']}")
     if meta.get("wall_seconds") is not None:
