@@ -324,3 +324,58 @@ def test_the_base_shapes_optima_are_kept_where_the_regret_reads_them():
 class _FakeData:
     in_shape = (32,)
     num_classes = 10
+
+
+ELIM_TOML = """name = "elim-hosts"
+steps = 80
+eval_every = 10
+batch_size = 16
+seeds = [0, 1]
+schemes = ["mup"]
+probe_size = 16
+[data]
+name = "teacher"
+num_samples = 2048
+[model]
+widths = [8]
+depths = [2]
+base_width = 8
+base_depth = 2
+[lr]
+start = -10
+stop = 1
+step = 1
+[elimination]
+enabled = true
+window = 2
+"""
+
+
+@pytest.mark.slow  # two processes and one more sweep, each compiling: ~1-2 min on 2 busy cores
+def test_two_processes_stop_what_one_process_stops(tmp_path, monkeypatch):
+    import json
+    import time
+
+    from test_distributed import TIMEOUT, _launch, _wait
+
+    from hptransfer.config import load_config
+
+    monkeypatch.setenv("HPTRANSFER_SAVINGS", "always")
+    cfg = tmp_path / "elim.toml"
+    cfg.write_text(ELIM_TOML)
+    out = tmp_path / "shared"
+    start = time.monotonic()
+    always = {"HPTRANSFER_SAVINGS": "always", "HPTRANSFER_CHECKPOINT_SECONDS": "0"}
+    procs = _launch(cfg, [out, out], {0: always, 1: always})
+    single = run_sweep(load_config(cfg), tmp_path / "single", progress=False)
+    for rc, err in _wait(procs, start + 3 * TIMEOUT):
+        assert rc == 0, err[-3000:]
+    both = pd.read_parquet(out / "results.parquet")
+    pd.testing.assert_frame_equal(
+        both.sort_values(ORDER).reset_index(drop=True),
+        single.sort_values(ORDER).reset_index(drop=True),
+        check_exact=False,
+        rtol=1e-6,
+    )
+    stops = json.loads((out / "meta.json").read_text())["eliminated"]
+    assert stops and stops == read_meta(tmp_path / "single")["eliminated"]
