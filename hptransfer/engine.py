@@ -31,6 +31,8 @@ A *cell* is one shape (width, depth, block depth) of a sweep; its *replicas* are
   vmapped reductions differently for different replica counts, as between chunk sizes).
 - ``[lr] adaptive = true`` extends a cell's learning-rate grid past an optimum at its edge or
   next to a diverged rate, in bounded follow-up rounds (:func:`adaptive_lrs`).
+- ``[elimination] enabled = true`` stops, between segments, rates that can no longer change the
+  report (:mod:`hptransfer.elimination`); they are frozen and compacted away like diverged ones.
 - :mod:`hptransfer.costmodel` turns each cell's computed replica-steps and time into achieved
   FLOP/s and bytes/s against the device's measured roofs (meta.json ``device_peaks``).
 """
