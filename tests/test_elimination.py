@@ -1,4 +1,4 @@
-"""Early elimination (hptransfer.elimination): the rule on planted loss curves, the plan of a
+"""Early elimination (hptransfer.sweeps.elimination): the rule on planted loss curves, the plan of a
 chunk, the analysis of a stopped replica, the config table, and one small sweep with it on and
 off (same eta* at every step, fewer replica-steps, the stops in meta.json, resume)."""
 
@@ -8,18 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hptransfer.config import ConfigError, config_from_dict
-from hptransfer.elimination import (
+from hptransfer.stats.optimum import refine
+from hptransfer.stats.tables import REPLICA, final_losses, losses_by_step, optimal_lr
+from hptransfer.sweeps.config import ConfigError, config_from_dict
+from hptransfer.sweeps.elimination import (
     EliminationConfig,
     chunk_stops,
     hold_stopped,
     plan_chunk,
     stop_rates,
 )
-from hptransfer.engine import SimulatedKill, run_sweep
-from hptransfer.optimum import refine
-from hptransfer.results import read_meta
-from hptransfer.tables import REPLICA, final_losses, losses_by_step, optimal_lr
+from hptransfer.sweeps.engine import SimulatedKill, run_sweep
+from hptransfer.sweeps.results import read_meta
 
 ON = EliminationConfig(enabled=True, margin=0.05, window=3, min_fraction=0.25)
 N_SEG = 20
@@ -292,8 +292,8 @@ def test_sweep_with_elimination_keeps_eta_star_and_computes_less(
 
 
 def test_the_base_shapes_optima_are_kept_where_the_regret_reads_them():
-    from hptransfer.elimination import base_optima, bracketing
-    from hptransfer.engine import _protected, architectures
+    from hptransfer.sweeps.elimination import base_optima, bracketing
+    from hptransfer.sweeps.engine import _protected, architectures
 
     grid = np.arange(-6.0, 1.0)
     assert bracketing(grid, np.array([-3.4])).tolist() == [0, 0, 1, 1, 0, 0, 0]
@@ -358,7 +358,7 @@ def test_two_processes_stop_what_one_process_stops(tmp_path, monkeypatch):
 
     from test_distributed import TIMEOUT, _launch, _wait
 
-    from hptransfer.config import load_config
+    from hptransfer.sweeps.config import load_config
 
     monkeypatch.setenv("HPTRANSFER_SAVINGS", "always")
     cfg = tmp_path / "elim.toml"
