@@ -7,7 +7,8 @@ exponents (a, b) so that the factor applied relative to the base shape (n0, L0) 
 
 The quantities are ``init_std`` (on top of the fan-in std 1/sqrt(fan_in)), ``forward`` (the
 forward multiplier), ``lr_sgd`` and ``lr_adam`` (on top of the swept learning rate eta) and
-``eps_adam`` (on top of Adam's epsilon). The residual branch is multiplied by
+``eps_adam`` (on top of Adam's epsilon) and ``wd_adam`` (on top of AdamW's decoupled weight
+decay; optional, default m**0 r**0). The residual branch is multiplied by
 beta = r**(-branch_exponent). At m = r = 1 every factor is 1, so every scheme is the same network
 with the same learning rate at the base shape.
 
@@ -34,7 +35,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-QUANTITIES: tuple[str, ...] = ("init_std", "forward", "lr_sgd", "lr_adam", "eps_adam")
+QUANTITIES: tuple[str, ...] = ("init_std", "forward", "lr_sgd", "lr_adam", "eps_adam", "wd_adam")
+OPTIONAL_QUANTITIES: tuple[str, ...] = ("wd_adam",)
+"""Quantities a base role may leave out (then m**0 r**0): added after schemes existed, so
+that a scheme file written before them still reads the same."""
 BASE_ROLES: tuple[str, ...] = ("input", "hidden", "readout", "vector")
 _HIDDEN_J = re.compile(r"^hidden_([1-9][0-9]*)$")
 _SCHEME_KEYS = ("description", "branch_exponent", "extends")
@@ -64,6 +68,7 @@ class RoleRule:
     lr_sgd: Exponents = Exponents()
     lr_adam: Exponents = Exponents()
     eps_adam: Exponents = Exponents()
+    wd_adam: Exponents = Exponents()
     min_block_depth: int = 1
 
 
@@ -166,11 +171,12 @@ def _parse_role(scheme: str, role: str, table: Any, *, partial: bool) -> dict[st
             f"allowed: {sorted(allowed)}"
         )
     if not partial:
-        missing = [q for q in QUANTITIES if q not in table]
+        required = [q for q in QUANTITIES if q not in OPTIONAL_QUANTITIES]
+        missing = [q for q in required if q not in table]
         if missing:
             raise SchemeError(
                 f"scheme {scheme!r}: role {role!r} is missing field(s) {missing}; every base role "
-                f"needs all of {list(QUANTITIES)} (or use `extends` to inherit them)"
+                f"needs all of {required} (or use `extends` to inherit them)"
             )
     out: dict[str, Any] = {}
     for key, value in table.items():
