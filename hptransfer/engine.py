@@ -730,7 +730,7 @@ def run_cell(
     """
     chash = cell_hash(config, arch, registry)
     family = config.optimizer.family
-    settings = traced_settings(config.optimizer)
+    settings = traced_settings(config.optimizer, config.steps)
     base = {s: multipliers(registry[s], arch, family).replace(optimizer=settings)
             for s in config.schemes}  # fmt: skip
     keys = {r.key for r in replicas(config)}  # seeds share their multipliers
