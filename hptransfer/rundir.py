@@ -44,6 +44,7 @@ IDENTITY_FILE = "run.json"
 NUMERIC_MODULES = (
     "hptransfer.model",
     "hptransfer.optim",
+    "hptransfer.schedules",
     "hptransfer.scaling",
     "hptransfer.schemes",
     "hptransfer.data",
