@@ -325,3 +325,21 @@ def test_adamw_decay_per_step_is_width_independent_where_the_source_says(scheme)
     mult = multipliers(get_scheme(scheme), wide, "adam")
     assert float(mult.wd["blocks"]["hidden_1"]["kernel"]) == 4.0
     assert float(mult.wd["input"]["kernel"]) == 1.0
+
+
+def test_the_sweep_under_a_schedule_equals_the_single_run(tmp_path, monkeypatch):
+    """The engine trains in segments of eval_every steps; the schedule reads the step counter
+    carried across them, so the sweep's losses equal train_run's single scan (wsd, AdamW,
+    muP at 2x width: every per-role factor and the decay factor in play)."""
+    monkeypatch.setenv("HPTRANSFER_SAVINGS", "0")
+    data = teacher(num_samples=256, in_shape=(32,), num_classes=10, seed=0)
+    schedule = {"kind": "wsd", "warmup_fraction": 0.2, "decay_fraction": 0.3, "final_fraction": 0.1}
+    config = config_with(RAW, {"model": {"widths": [16], "base_width": 8}, "schedule": schedule})
+    frame = run_sweep(config, tmp_path, data=data, progress=False)
+    arch = Architecture(16, 2, 1, data.in_shape, 10, base_width=8, base_depth=2)
+    assert config.optimizer.schedule.kind == "wsd" and config.optimizer.name == "adamw"
+    for log2_lr in (-3.0, -2.0):
+        single = train_run("mup", arch, config.optimizer, 2.0**log2_lr, 0, data, 20, 16, 16)
+        rows = frame[frame.log2_lr == log2_lr].sort_values("step")
+        np.testing.assert_allclose(rows.train_loss, single.losses.reshape(2, 10).mean(1), rtol=1e-5)
+        assert rows.iloc[-1].test_loss == pytest.approx(single.test_loss, rel=1e-5)
