@@ -279,8 +279,10 @@ def _lr_grid(source: str, field: str, table: Any) -> LrGrid:
 
 
 def check_limits(config: SweepConfig, source: str = "<config>") -> None:
-    """Refuse a grid whose cells hold more than ``config.max_replicas`` replicas, or an lr grid
-    of more than :data:`MAX_LR_POINTS` points (also for configs built in code, not from TOML)."""
+    """Refuse a grid whose cells hold more than ``config.max_replicas`` replicas, an lr grid
+    of more than :data:`MAX_LR_POINTS` points, or a schedule that does not fit the run
+    (:func:`check_schedules`), also for configs built in code, not from TOML."""
+    check_schedules(config, source)
     grids = [("lr", config.lr), *((f"lr.by_scheme.{s}", g) for s, g in config.lr_by_scheme)]
     for field, grid in grids:
         if grid.step <= 0 or grid.count() > MAX_LR_POINTS:
@@ -513,7 +515,6 @@ def config_from_dict(
     )  # fmt: skip
     if "axes" in raw:
         config = _axes(source, raw["axes"], config)
-    check_schedules(config, source)
     check_stated(raw, source)
     check_limits(config, source)
     return config

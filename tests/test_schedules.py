@@ -343,3 +343,14 @@ def test_the_sweep_under_a_schedule_equals_the_single_run(tmp_path, monkeypatch)
         rows = frame[frame.log2_lr == log2_lr].sort_values("step")
         np.testing.assert_allclose(rows.train_loss, single.losses.reshape(2, 10).mean(1), rtol=1e-5)
         assert rows.iloc[-1].test_loss == pytest.approx(single.test_loss, rel=1e-5)
+
+
+def test_a_config_built_in_code_is_checked_before_compute(tmp_path):
+    config = config_from_dict(RAW)
+    bad = dataclasses.replace(
+        config,
+        optimizer=dataclasses.replace(config.optimizer, schedule=ScheduleConfig("cosine", 0.999)),
+    )
+    with pytest.raises(ConfigError, match="warmup_fraction"):
+        run_sweep(bad, tmp_path, progress=False)
+    assert not (tmp_path / "results.parquet").exists()
