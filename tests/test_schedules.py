@@ -12,13 +12,11 @@ import optax
 import pytest
 from conftest import config_with
 
-from hptransfer.config import ConfigError, config_from_dict
-from hptransfer.data import teacher
-from hptransfer.engine import COMPILE_STATS, clear_program_cache, run_sweep
-from hptransfer.model import Architecture
-from hptransfer.optim import OptimizerConfig, make_optimizer, traced_settings
-from hptransfer.scaling import multipliers
-from hptransfer.schedules import (
+from hptransfer.network.data import teacher
+from hptransfer.network.model import Architecture
+from hptransfer.network.optim import OptimizerConfig, make_optimizer, traced_settings
+from hptransfer.network.scaling import multipliers
+from hptransfer.network.schedules import (
     ScheduleConfig,
     ScheduleError,
     check_schedule,
@@ -26,8 +24,10 @@ from hptransfer.schedules import (
     scheduled_lr,
     traced_schedule,
 )
-from hptransfer.schemes import get_scheme
-from hptransfer.train import init_state, loss_fn, sample_batch, train_run, train_step
+from hptransfer.network.schemes import get_scheme
+from hptransfer.network.train import init_state, loss_fn, sample_batch, train_run, train_step
+from hptransfer.sweeps.config import ConfigError, config_from_dict
+from hptransfer.sweeps.engine import COMPILE_STATS, clear_program_cache, run_sweep
 
 
 def _mult(kind, steps, **fractions):
