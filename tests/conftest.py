@@ -6,8 +6,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
 import pytest  # noqa: E402
 
-from hptransfer.config import SweepConfig, config_from_dict  # noqa: E402
-from hptransfer.data import teacher  # noqa: E402
+from hptransfer.network.data import teacher  # noqa: E402
+from hptransfer.sweeps.config import SweepConfig, config_from_dict  # noqa: E402
 
 
 def config_with(raw: dict, overrides: dict) -> SweepConfig:

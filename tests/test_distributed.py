@@ -17,9 +17,9 @@ import time
 import pandas as pd
 import pytest
 
-from hptransfer.config import load_config
-from hptransfer.engine import DistributedError, initialize_distributed, run_sweep
-from hptransfer.hosts import PEER_LOST_EXIT
+from hptransfer.sweeps.config import load_config
+from hptransfer.sweeps.engine import DistributedError, initialize_distributed, run_sweep
+from hptransfer.sweeps.hosts import PEER_LOST_EXIT
 
 CONFIG = """name = "two-hosts"
 steps = 20

@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from hptransfer.config import ConfigError, config_from_dict
-from hptransfer.optim import OptimizerConfig, OptimizerError, make_optimizer
+from hptransfer.network.optim import OptimizerConfig, OptimizerError, make_optimizer
+from hptransfer.sweeps.config import ConfigError, config_from_dict
 
 STEPS = 6
 

@@ -19,11 +19,11 @@ import pytest
 from conftest import TINY_CONFIG
 from orbax.checkpoint._src.path import async_path
 
-from hptransfer import interrupt
-from hptransfer import results as results_io
 from hptransfer.cli import main
-from hptransfer.config import load_config
-from hptransfer.engine import run_sweep
+from hptransfer.sweeps import interrupt
+from hptransfer.sweeps import results as results_io
+from hptransfer.sweeps.config import load_config
+from hptransfer.sweeps.engine import run_sweep
 
 CONFIG = TINY_CONFIG.replace('name = "tiny"', 'name = "preempt"').replace(
     "steps = 20", "steps = 2000"
