@@ -51,9 +51,10 @@ from hptransfer.stats.tables import (
     rows_where,
     seed_optima,
 )
+from hptransfer.sweeps.axes import Axis
+from hptransfer.sweeps.columns import SERIES
 
 LR, LR_COLUMN = "lr", "log2_lr"
-SERIES = ("family", "scheme", "optimizer", "block_depth")
 OPTIMA_COLUMNS = (
     "group", "hparam", "optimum", "best_loss", "edge", "edge_cause", "bracket_lo", "bracket_hi",
     "optimum_lo", "optimum_hi", "n_seed_optima", "interval", "n_seeds", "n_values", "grid_min",
@@ -61,33 +62,19 @@ OPTIMA_COLUMNS = (
 )  # fmt: skip
 
 
-class Axis(NamedTuple):
-    """One declared axis: its grid, default, unit ("log2", "linear", "count"), kind ("traced",
-    "shape")."""
-
-    name: str
-    values: tuple[float, ...]
-    default: float
-    unit: str
-    kind: str
-
-
 # --------------------------------------------------------------------------------------------
 # The config
 
 
 def declared_axes(config: Mapping[str, Any] | None) -> dict[str, Axis]:
-    """The axes of a sweep config (empty for a run without them)."""
-    out = {}
-    for name, spec in ((config or {}).get("axes") or {}).items():
-        out[name] = Axis(
-            name,
-            tuple(float(v) for v in spec.get("values", ())),
-            float(spec.get("default", 0.0)),
-            str(spec.get("unit", "log2")),
-            str(spec.get("kind", "traced")),
+    """The axes of a sweep config as meta.json records it (empty for a run without them); unit
+    and kind come from the axis's name (:data:`hptransfer.sweeps.axes.SPECS`)."""
+    return {
+        name: Axis(
+            name, tuple(float(v) for v in raw.get("values", ())), float(raw.get("default", 0.0))
         )
-    return out
+        for name, raw in ((config or {}).get("axes") or {}).items()
+    }
 
 
 def traced_axes(config: Mapping[str, Any] | None) -> list[str]:

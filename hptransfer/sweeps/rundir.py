@@ -7,7 +7,7 @@ A sweep directory ``DIR`` holds the work of exactly one sweep config:
   is refused at once with the holder's pid and host. A lock file left by a dead process on this
   host is taken over, and said so.
 - ``DIR/run.json`` -- the identity of the directory: the config hash of :func:`config_hash`
-  and the :func:`code_version` that last wrote it. Another config is refused (use ``--fresh``
+  and the code version (:func:`version_stamp`) that last wrote it. Another config is refused (use ``--fresh``
   or another ``--out``); a changed code version is said, and the cells are recomputed because
   the code version is part of every cell hash.
 
@@ -81,7 +81,7 @@ def source_hash(modules: tuple[str, ...] = NUMERIC_MODULES) -> str:
     return digest.hexdigest()[:16]
 
 
-def code_version(extra: str = "") -> dict[str, str]:
+def version_stamp(extra: str = "") -> dict[str, str]:
     """``{"version": VERSION, "source": hash}``: the source hash covers
     :data:`NUMERIC_MODULES` plus ``extra`` (the engine passes the hash of its step functions)."""
     source = source_hash()
