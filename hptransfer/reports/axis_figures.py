@@ -93,9 +93,9 @@ def plot_axis_loss(
     (:func:`_lines`), one panel per scheme, one row per (optimizer, block depth); the optimum
     of :func:`hptransfer.stats.hparams.axis_optima` is a star (a hollow diamond when censored).
     None when the group has no rows."""
-    mean = at_default_conditions(mean_losses(h.finals, h.config, group), h.config)
+    mean = at_default_conditions(mean_losses(h.finals, h.design, group), h.design)
     label = group_label(group)
-    opt = at_default_conditions(h.optima, h.config)
+    opt = at_default_conditions(h.optima, h.design)
     opt = opt[(opt["group"] == label) & (opt["hparam"] == name)]
     if mean.empty or opt.empty:
         return None
@@ -161,9 +161,9 @@ def plot_axis_heatmap(h: HparamsAnalysis, path: str | Path, group: Sequence[str]
         return None
     a, b = group
     ca, cb = coordinate(a), coordinate(b)
-    mean = at_default_conditions(mean_losses(h.finals, h.config, group), h.config)
+    mean = at_default_conditions(mean_losses(h.finals, h.design, group), h.design)
     label = group_label(group)
-    opt = at_default_conditions(h.optima, h.config)
+    opt = at_default_conditions(h.optima, h.design)
     opt = opt[opt["group"] == label]
     if mean.empty or opt.empty:
         return None

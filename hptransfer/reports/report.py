@@ -937,9 +937,8 @@ def _hparams_blocks(a: Analysis, figures: Mapping[str, Path]) -> list[_Block]:
     h = a.hparams
     if h is None:
         return []
-    config = h.config
-    optima = at_default_conditions(h.optima, config)
-    drift = at_default_conditions(h.drift, config)
+    optima = at_default_conditions(h.optima, h.design)
+    drift = at_default_conditions(h.drift, h.design)
     rows = []
     for (label, name), d in drift.groupby(["group", "hparam"], sort=False):
         opt = optima[(optima["group"] == label) & (optima["hparam"] == name)]
@@ -955,7 +954,7 @@ def _hparams_blocks(a: Analysis, figures: Mapping[str, Path]) -> list[_Block]:
                      "along": f"{axis} ({sym} = {held})"} | _drift_cells(r)
                 )  # fmt: skip
     if h.path_drift is not None and len(h.path_drift):
-        for _, r in at_default_conditions(h.path_drift, config).iterrows():
+        for _, r in at_default_conditions(h.path_drift, h.design).iterrows():
             rows.append(
                 {"axis": r["hparam"], "group": r["group"], "series": _series_label(r),
                  "along": f"path (L ~ n^{float(r['gamma']):.2f})"} | _drift_cells(r)
@@ -975,7 +974,7 @@ def _hparams_blocks(a: Analysis, figures: Mapping[str, Path]) -> list[_Block]:
     ]
     if rows:
         blocks.append(_Block("table", table=pd.DataFrame(rows)))
-    worst = at_default_conditions(worst_joint_regret(h.regret), config)
+    worst = at_default_conditions(worst_joint_regret(h.regret), h.design)
     if len(worst):
         table = pd.DataFrame(
             {"group": r["group"], "series": _series_label(r), "worst joint regret": _pct(r["regret"]),

@@ -1131,8 +1131,8 @@ def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
         for name in group:
             if name != LR:
                 first.setdefault(name, group_label(group))
-    optima = at_default_conditions(h.optima, h.config)
-    drift = at_default_conditions(h.drift, h.config)
+    optima = at_default_conditions(h.optima, h.design)
+    drift = at_default_conditions(h.drift, h.design)
     for name, label in first.items():
         opt = optima[(optima["hparam"] == name) & (optima["group"] == label)]
         sel = drift[(drift["hparam"] == name) & (drift["group"] == label)]
@@ -1148,14 +1148,14 @@ def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
                 absolute = f"abs_drift_depth/{name}" if axis == "depth" else None
                 rows += drift_rows(base, f"drift_{axis}/{name}", absolute, r)
         if h.path_drift is not None and len(h.path_drift):
-            p = at_default_conditions(h.path_drift, h.config)
+            p = at_default_conditions(h.path_drift, h.design)
             p = p[(p["hparam"] == name) & (p["group"] == label)]
             for _, r in p.iterrows():
                 if pd.notna(r["slope"]):
                     rows += drift_rows(
                         {k: r[k] for k in METRIC_KEYS}, f"drift_path/{name}", None, r
                     )
-    worst = at_default_conditions(worst_joint_regret(h.regret), h.config)
+    worst = at_default_conditions(worst_joint_regret(h.regret), h.design)
     for _, r in worst.iterrows():
         if pd.notna(r["regret"]):
             rows.append({**{k: r[k] for k in METRIC_KEYS}, "metric": f"regret_joint/{r['group']}",
