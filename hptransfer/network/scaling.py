@@ -26,6 +26,7 @@ from flax import struct
 from hptransfer.network.model import Architecture, Params, fan_in, param_roles
 from hptransfer.network.schemes import Scheme
 
+AXES = ("depth", "width")  # the two scaling axes: r = L / L0 and m = n / n0
 OPTIMIZER_FAMILIES = ("sgd", "adam")
 
 

@@ -90,6 +90,14 @@ class Axis:
     def spec(self) -> AxisSpec:
         return SPECS[self.name]
 
+    @property
+    def unit(self) -> str:
+        return self.spec.unit
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
     def to_dict(self) -> dict:
         return {"values": list(self.values), "default": self.default, "unit": self.spec.unit,
                 "kind": self.spec.kind}  # fmt: skip
