@@ -21,6 +21,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check hptransfer tests benchmarks
 	$(BIN)/ruff format --check hptransfer tests benchmarks
+	$(BIN)/lint-imports  # the layer rule of pyproject.toml [tool.importlinter]
 
 bench: setup
 	$(BIN)/python benchmarks/run.py $(SUITE) --out $(OUT)

@@ -30,8 +30,7 @@ from hptransfer.stats.tables import (
     seed_curves,
     series_seed_regret,
 )
-
-SERIES = ("family", "scheme", "optimizer", "block_depth")
+from hptransfer.sweeps.columns import SERIES
 
 
 def point_label(width: int, depth: int) -> str:

@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hptransfer.network.movement import STATS  # the "<stat>/<role>" columns the engine writes
+from hptransfer.network.movement import MOVEMENT_STATS
+from hptransfer.network.scaling import AXES
+from hptransfer.network.schemes import BUILTIN_SCHEMES
 from hptransfer.stats.intervals import (
     MIN_SEEDS_T,
     interval_method,
@@ -45,16 +47,11 @@ from hptransfer.stats.optimum import (
     refine_optimum,
     sorted_curve,
 )
+from hptransfer.sweeps.columns import GROUP, REPLICA, REQUIRED, split_stat_column, stat_column
 from hptransfer.sweeps.elimination import hold_stopped
 
-GROUP = ("family", "scheme", "optimizer", "width", "depth", "block_depth")
-REPLICA = (*GROUP, "log2_lr", "seed")
-AXES = ("depth", "width")
 OTHER_AXIS = {"depth": "width", "width": "depth"}
-MOVEMENT_STATS = ("own_movement", "weight_change", "total_movement")
-REQUIRED = (*REPLICA, "lr", "step", "train_loss", "test_loss", "diverged")
-SCHEME_ORDER = ("sp", "mup", "depth_mup", "nfd", "completep")
-_MOVEMENT_COLUMN = re.compile(r"^(" + "|".join(STATS) + r")/(.+)$")
+SCHEME_ORDER = tuple(BUILTIN_SCHEMES)  # the order of the built-in scheme tables (schemes.toml)
 
 
 class AnalysisError(ValueError):
@@ -89,7 +86,7 @@ def rows_where(df: pd.DataFrame | None, sel: Mapping[str, Any]) -> pd.DataFrame:
 
 def movement_columns(df: pd.DataFrame) -> list[str]:
     """The "<stat>/<role>" feature-movement columns of a table, in table order."""
-    return [c for c in df.columns if _MOVEMENT_COLUMN.match(str(c))]
+    return [c for c in df.columns if split_stat_column(c) is not None]
 
 
 def role_order(roles: Sequence[str]) -> list[str]:
@@ -559,8 +556,9 @@ def movement_at_optimum(table: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFra
     sel = table[~table["diverged"]].merge(at, on=[*GROUP, "log2_lr"])
     mean = sel.groupby([*GROUP, "log2_lr"], sort=True)[mcols].mean().reset_index()
     long = mean.melt(id_vars=[*GROUP, "log2_lr"], value_vars=mcols, var_name="column")
-    parts = long["column"].str.extract(_MOVEMENT_COLUMN)
-    long["stat"], long["role"] = parts[0], parts[1]
+    parts = {c: split_stat_column(c) for c in mcols}
+    long["stat"] = long["column"].map(lambda c: parts[c][0])
+    long["role"] = long["column"].map(lambda c: parts[c][1])
     long = long.dropna(subset=["value"]).drop(columns="column")
     return long[[*GROUP, "log2_lr", "role", "stat", "value"]].reset_index(drop=True)
 
@@ -671,7 +669,7 @@ def fixed_lr_slopes(finals: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for row, sel in _fixed_lr_rows(finals, optima):
         for stat, name in FIXED_LR_SLOPES.items():
-            col = f"{stat}/hidden_1"
+            col = stat_column(stat, "hidden_1")
             if col not in sel:
                 row[name] = row[f"{name}_lo"] = row[f"{name}_hi"] = math.nan
                 continue
@@ -697,7 +695,7 @@ def fixed_lr_seed_slopes(finals: pd.DataFrame, optima: pd.DataFrame) -> pd.DataF
     rows = []
     for key, sel in _fixed_lr_rows(finals, optima):
         for stat, name in FIXED_LR_SLOPES.items():
-            col = f"{stat}/hidden_1"
+            col = stat_column(stat, "hidden_1")
             if col not in sel:
                 continue
             seeds, slopes = _per_seed_log_slopes(sel, col)

@@ -12,6 +12,7 @@ Two kinds of axis:
       branch         beta       <- beta * 2**branch_constant          (on top of r**-alpha)
       Adam epsilon   eps_rho    <- eps_rho * 2**eps
       momentum, b2, weight_decay: the optimizer's value, replaced (traced, per replica)
+      warmup_fraction, decay_fraction, final_fraction: the [schedule]'s value, replaced
 
   (log2 axes are multipliers, 0 = the scheme as it is; role(rho) is input, hidden (every
   hidden_j of every block) or readout.) At the defaults every multiplier is unchanged (a
@@ -62,14 +63,19 @@ SPECS: dict[str, AxisSpec] = {
         AxisSpec("b2", "linear", "traced", "Adam's second-moment decay", ("adam", "adamw"), 0.0, 1.0),
         AxisSpec("eps", "log2", "traced", "log2 multiplier of Adam's epsilon", ("adam", "adamw")),
         AxisSpec("weight_decay", "linear", "traced", "decoupled weight decay", ("adamw",), 0.0),
+        AxisSpec("warmup_fraction", "linear", "traced", "warm-up steps / steps ([schedule])", lo=0.0, hi=1.0),
+        AxisSpec("decay_fraction", "linear", "traced", "decay steps / steps (schedule wsd)", lo=0.0),
+        AxisSpec("final_fraction", "linear", "traced", "final lr / peak lr ([schedule])", lo=0.0),
         AxisSpec("batch_size", "count", "shape", "minibatch size (one set of cells per value)", lo=1),
         AxisSpec("steps", "count", "shape", "training steps (one set of cells per value)", lo=1),
     )
 }  # fmt: skip
 """Every axis a config may declare (besides ``lr``, the learning rate, which has its table)."""
 
-OPTIMIZER_AXES = ("momentum", "b2", "weight_decay")
-"""Traced axes that replace an optimizer setting (passed to the optimizer as traced scalars)."""
+OPTIMIZER_AXES = (
+    "momentum", "b2", "weight_decay", "warmup_fraction", "decay_fraction", "final_fraction",
+)  # fmt: skip
+"""Traced axes that replace an optimizer or schedule setting (traced scalars per replica)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +89,14 @@ class Axis:
     @property
     def spec(self) -> AxisSpec:
         return SPECS[self.name]
+
+    @property
+    def unit(self) -> str:
+        return self.spec.unit
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
 
     def to_dict(self) -> dict:
         return {"values": list(self.values), "default": self.default, "unit": self.spec.unit,
@@ -140,8 +154,9 @@ def shape_points(axes: Sequence[Axis], batch_size: int, steps: int) -> list[tupl
 def apply_point(mult: Multipliers, point: Point | Mapping[str, float]) -> Multipliers:
     """The multipliers of a replica at traced point ``point`` (module docstring's formulas).
 
-    Only axes in ``point`` change anything; ``momentum``, ``b2`` and ``weight_decay`` go to
-    ``mult.optimizer`` (read by :func:`hptransfer.network.optim.make_optimizer`)."""
+    Only axes in ``point`` change anything; ``momentum``, ``b2``, ``weight_decay`` and the
+    schedule's fractions go to ``mult.optimizer`` (read by :func:`hptransfer.network.optim.make_optimizer`
+    and :func:`hptransfer.network.schedules.scheduled_lr`)."""
     p = dict(point)
     if not p:
         return mult

@@ -21,6 +21,8 @@ line's ``--scheme-file`` or the Python API. Layout (see benchmarks/*.toml)::
     [data]      name = "mnist1d", num_samples = 20000, seed = 42   (cifar10: path, md5)
     [model]     family, widths, depths, block_depths, base_width, base_depth, bias
     [optimizer] name = "sgd" | "adam" | "adamw", momentum, nesterov, b1, b2, eps, weight_decay
+    [schedule]  kind = "constant" | "warmup" | "cosine" | "linear" | "wsd", warmup_fraction,
+                decay_fraction (wsd), final_fraction   (hptransfer.network.schedules; default constant)
     [lr]        start, stop, step           (log2 of the learning rate; stop inclusive;
                                              at most MAX_LR_POINTS = 256 points per grid)
     [lr.by_scheme.NAME]  start, stop, step  (optional per-scheme grid)
@@ -52,6 +54,10 @@ import numpy as np
 from hptransfer.network.data import DATASETS
 from hptransfer.network.model import FAMILIES
 from hptransfer.network.optim import OPTIMIZERS, OptimizerConfig
+from hptransfer.network.schedules import FIELDS as SCHEDULE_FIELDS
+from hptransfer.network.schedules import KINDS as SCHEDULE_KINDS
+from hptransfer.network.schedules import TRACED as SCHEDULE_AXES
+from hptransfer.network.schedules import ScheduleConfig, ScheduleError, check_schedule
 from hptransfer.network.schemes import SchemeError, load_schemes
 from hptransfer.stats.rules import TRANSFER_REGRET
 from hptransfer.sweeps import axes as axes_mod
@@ -208,6 +214,9 @@ class SweepConfig:
             out["axis_groups"] = [list(g) for g in self.groups()]
         if not self.elimination.enabled:  # off: the dict (and hash) of a config before it
             del out["elimination"]
+        schedule = out["optimizer"].pop("schedule")
+        if not self.optimizer.schedule.constant:
+            out["schedule"] = {"kind": schedule["kind"], **self.optimizer.schedule.values()}
         return out
 
 
@@ -280,8 +289,10 @@ def _lr_grid(source: str, field: str, table: Any) -> LrGrid:
 
 
 def check_limits(config: SweepConfig, source: str = "<config>") -> None:
-    """Refuse a grid whose cells hold more than ``config.max_replicas`` replicas, or an lr grid
-    of more than :data:`MAX_LR_POINTS` points (also for configs built in code, not from TOML)."""
+    """Refuse a grid whose cells hold more than ``config.max_replicas`` replicas, an lr grid
+    of more than :data:`MAX_LR_POINTS` points, or a schedule that does not fit the run
+    (:func:`check_schedules`), also for configs built in code, not from TOML."""
+    check_schedules(config, source)
     grids = [("lr", config.lr), *((f"lr.by_scheme.{s}", g) for s, g in config.lr_by_scheme)]
     for field, grid in grids:
         if grid.step <= 0 or grid.count() > MAX_LR_POINTS:
@@ -314,7 +325,7 @@ def config_from_dict(
     which may be ``module:attribute`` (imported, so code runs); they are appended to the
     config's ``scheme_files`` so that the engine loads them too.
     """
-    _check_keys(source, "", raw, _TOP)
+    _check_keys(source, "", raw, (*_TOP, "schedule"))
     defaults = SweepConfig()
     top: dict[str, Any] = {}
     if "name" in raw:
@@ -446,7 +457,7 @@ def config_from_dict(
     opt_raw = raw.get("optimizer", {})
     if not isinstance(opt_raw, dict):
         raise _fail(source, "optimizer", opt_raw, "a table")
-    opt_fields = tuple(f.name for f in dataclasses.fields(OptimizerConfig))
+    opt_fields = tuple(f.name for f in dataclasses.fields(OptimizerConfig) if f.name != "schedule")
     _check_keys(source, "optimizer", opt_raw, opt_fields)
     if "name" in opt_raw and opt_raw["name"] not in OPTIMIZERS:
         raise _fail(source, "optimizer.name", opt_raw["name"], f"one of {list(OPTIMIZERS)}")
@@ -462,6 +473,8 @@ def config_from_dict(
         optimizer = OptimizerConfig(**opt_raw)
     except ValueError as err:
         raise ConfigError(f"{source}: [optimizer] {err}") from None
+    if "schedule" in raw:
+        optimizer = dataclasses.replace(optimizer, schedule=_schedule(source, raw["schedule"]))
 
     # [lr]
     lr_raw = raw.get("lr", {})
@@ -564,6 +577,53 @@ def _path(source: str, model_raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _schedule(source: str, table: Any) -> ScheduleConfig:
+    """The [schedule] table: its kind and the fractions that kind reads (others are errors)."""
+    allowed = f"a table {{kind, {', '.join(SCHEDULE_AXES)}}}"
+    if not isinstance(table, dict):
+        raise _fail(source, "schedule", table, allowed)
+    _check_keys(source, "schedule", table, ("kind", *SCHEDULE_AXES))
+    kind = table.get("kind", "constant")
+    if kind not in SCHEDULE_KINDS:
+        raise _fail(source, "schedule.kind", kind, f"one of {list(SCHEDULE_KINDS)}")
+    for key in SCHEDULE_AXES:
+        if key in table and key not in SCHEDULE_FIELDS[kind]:
+            raise _fail(source, f"schedule.{key}", table[key],
+                        f"nothing with kind = {kind!r} (its fields: "
+                        f"{['kind', *SCHEDULE_FIELDS[kind]]})")  # fmt: skip
+    values = {k: _float(source, f"schedule.{k}", v) for k, v in table.items() if k != "kind"}
+    try:
+        return ScheduleConfig(kind, **values)
+    except ScheduleError as err:
+        raise ConfigError(f"{source}: [schedule] {err}") from None
+
+
+def check_schedules(config: SweepConfig, source: str = "<config>") -> None:
+    """Refuse a schedule that does not fit a run: for every run length (``steps`` and each value
+    of the steps axis) and every schedule fraction a replica trains with (the traced points of
+    every scheme), :func:`hptransfer.network.schedules.check_schedule`; one error line before compute."""
+    schedule = config.optimizer.schedule
+    if schedule.constant:
+        return
+    defaults = schedule.values()
+    fractions = {tuple(sorted(defaults.items()))}
+    if any(a.name in SCHEDULE_AXES for a in config.axes):
+        for scheme in config.schemes:
+            for _, point in config.points(scheme):
+                p = dict(point)
+                fractions.add(tuple(sorted({k: p.get(k, v) for k, v in defaults.items()}.items())))
+    for _, steps in config.shape_points():
+        for values in sorted(fractions):
+            v = dict(values)
+            try:
+                check_schedule(schedule.kind, steps, v.get("warmup_fraction", 0.0),
+                               v.get("decay_fraction", 0.0), v.get("final_fraction", 0.0))  # fmt: skip
+            except ScheduleError as err:
+                axes = [k for k in v if any(a.name == k for a in config.axes)]
+                where = f" (axes {axes} at {v}, steps = {steps})" if axes else ""
+                raise ConfigError(f"{source}: [schedule] {err}{where}") from None
+
+
 def _axis(source: str, name: str, table: Any, config: SweepConfig) -> Axis:
     """One [axes.NAME] table: a grid (start, stop, step) or values, and a default."""
     field = f"axes.{name}"
@@ -575,6 +635,10 @@ def _axis(source: str, name: str, table: Any, config: SweepConfig) -> Axis:
     if config.optimizer.name not in spec.optimizers:
         raise _fail(source, field, name, f"an axis of optimizer.name = {config.optimizer.name!r} "
                     f"(axis '{name}' applies to {list(spec.optimizers)})")  # fmt: skip
+    kind = config.optimizer.schedule.kind
+    if name in SCHEDULE_AXES and name not in SCHEDULE_FIELDS[kind]:
+        raise _fail(source, field, name, f"an axis of the schedule kind = {kind!r}: "
+                    f"{list(SCHEDULE_FIELDS[kind])} ([schedule] kind decides which)")  # fmt: skip
     if "values" in table:
         if any(k in table for k in ("start", "stop", "step")):
             raise _fail(source, field, table, "either values or start/stop/step, not both")
@@ -606,7 +670,7 @@ def _axis(source: str, name: str, table: Any, config: SweepConfig) -> Axis:
     natural = {
         "momentum": config.optimizer.momentum, "b2": config.optimizer.b2,
         "weight_decay": config.optimizer.weight_decay, "batch_size": config.batch_size,
-        "steps": config.steps,
+        "steps": config.steps, **config.optimizer.schedule.values(),
     }.get(name, 0.0)  # fmt: skip
     default = natural
     if "default" in table:

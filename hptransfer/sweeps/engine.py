@@ -66,7 +66,7 @@ from tqdm.auto import tqdm
 
 from hptransfer.network.data import Dataset, load_dataset
 from hptransfer.network.model import Architecture, check_inputs, kernel_shapes
-from hptransfer.network.movement import flatten_stats, layer_stats
+from hptransfer.network.movement import flatten_stats, layer_stats, split_stat_column
 from hptransfer.network.optim import traced_settings
 from hptransfer.network.scaling import Multipliers, multipliers, stack
 from hptransfer.network.schemes import Scheme, load_schemes
@@ -302,7 +302,7 @@ def code_version() -> dict[str, str]:
     """The package version and a hash of the source that decides numbers: the modules of
     :data:`hptransfer.sweeps.rundir.NUMERIC_MODULES` and this module's pure step functions."""
     steps = (_tree_all_finite, _init_replica, _segment_replica, _eval_replica)
-    return rundir.code_version("".join(inspect.getsource(f) for f in steps))
+    return rundir.version_stamp("".join(inspect.getsource(f) for f in steps))
 
 
 def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Scheme]) -> str:
@@ -603,7 +603,9 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults, 
         cell.steps["compaction"] += (size - len(slots)) * every
         for key in history:  # replicas compacted away: frozen, as the full program would say
             if history[key].ndim == 2:
-                history[key][seg, idle] = history[key][seg - 1, idle] if "/" in key else np.nan
+                history[key][seg, idle] = (
+                    history[key][seg - 1, idle] if split_stat_column(key) else np.nan
+                )
         finished = seg == n_seg - 1
         if plan is not None and not finished:
             stop = elimination.chunk_stops(
@@ -768,7 +770,7 @@ def run_cell(
     """
     chash = cell_hash(config, arch, registry)
     family = config.optimizer.family
-    settings = traced_settings(config.optimizer)
+    settings = traced_settings(config.optimizer, config.steps)
     base = {s: multipliers(registry[s], arch, family).replace(optimizer=settings)
             for s in config.schemes}  # fmt: skip
     keys = {r.key for r in replicas(config)}  # seeds share their multipliers
@@ -937,7 +939,7 @@ def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
         else:
             frame[axis.name] = np.tile([dict(c.point)[axis.name] for c in chunk], n_seg)
     for key, value in history.items():
-        if "/" in key:
+        if split_stat_column(key):
             frame[key] = value[:, :r].ravel().astype(np.float64)
     # Movement of a diverged replica is that of its frozen state: kept, it is still data.
     return pd.DataFrame(frame)
