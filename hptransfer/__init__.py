@@ -2,8 +2,9 @@
 
 Layers, each a subpackage that imports only those below it (enforced by `make lint`):
 :mod:`hptransfer.network` (the model, schemes, optimizers, data, one replica's training) <
-:mod:`hptransfer.sweeps` (config, engine, run directory, results) < :mod:`hptransfer.stats`
-(optima, intervals, the verdict rule, tables, verdicts) < :mod:`hptransfer.reports` (report,
+:mod:`hptransfer.stats` (the results format, optima, intervals, the verdict rule, verdicts) <
+:mod:`hptransfer.sweeps` (config, engine, early elimination, run directory) <
+:mod:`hptransfer.reports` (report,
 figures) < :mod:`hptransfer.tools` (check, mutation, coordcheck, ladder) < the command line
 :mod:`hptransfer.cli` and the Python API :mod:`hptransfer.api` (docs/api.md), whose names are
 reachable here (``from hptransfer import sweep, analyze``). They load on first use, so

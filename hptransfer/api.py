@@ -31,8 +31,8 @@ from matplotlib.figure import Figure
 
 from hptransfer.reports import figures as figures_mod
 from hptransfer.stats.analysis import AXES, Analysis, analyze_run
+from hptransfer.stats.columns import SERIES
 from hptransfer.sweeps import config as config_mod
-from hptransfer.sweeps.columns import SERIES
 from hptransfer.sweeps.config import SweepConfig
 
 __all__ = [
@@ -172,7 +172,7 @@ def analyze(run_dir: str | os.PathLike, *, last_evals: int = 3, ci: float = 0.9)
     ``last_evals``: evaluations averaged into each final loss; ``ci``: the confidence of the
     seed intervals. Returns the :class:`hptransfer.stats.analysis.Analysis` holding every table
     (read them with :func:`optima`, :func:`drift`, :func:`claims`, ...). A directory without
-    results raises :class:`hptransfer.sweeps.results.ResultsError` naming it.
+    results raises :class:`hptransfer.stats.results.ResultsError` naming it.
     """
     run_dir = _path_arg("run_dir", run_dir, "a sweep directory (holding results.parquet)")
     if isinstance(last_evals, bool) or not isinstance(last_evals, int) or last_evals < 1:

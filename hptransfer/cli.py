@@ -249,9 +249,9 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
+    from hptransfer.stats.results import read_meta
     from hptransfer.sweeps import engine
     from hptransfer.sweeps.config import load_config
-    from hptransfer.sweeps.results import read_meta
 
     _user_schemes(args.scheme_file)  # a bad --scheme-file is named as such
     config = load_config(_input_file(args.config, "config file"), tuple(args.scheme_file))
@@ -764,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if args.debug if args is not None else "--debug" in argv:
             traceback.print_exc()
-        from hptransfer.sweeps.results import WriteError
+        from hptransfer.stats.results import WriteError
 
         line = error_line(err)
         if args is not None and args.command == "sweep" and isinstance(err, WriteError):

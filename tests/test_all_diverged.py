@@ -14,7 +14,7 @@ import pytest
 
 from hptransfer.cli import main
 from hptransfer.stats.analysis import analyze, analyze_run
-from hptransfer.sweeps.results import write_json, write_table
+from hptransfer.stats.results import write_json, write_table
 from hptransfer.tools.check import evaluate_run, format_table
 
 ROLES = ("input", "hidden_1", "hidden_2", "readout")

@@ -9,17 +9,22 @@ import pandas as pd
 import pytest
 
 from hptransfer.stats.optimum import refine
-from hptransfer.stats.tables import REPLICA, final_losses, losses_by_step, optimal_lr
+from hptransfer.stats.results import read_meta
+from hptransfer.stats.tables import (
+    REPLICA,
+    final_losses,
+    hold_stopped,
+    losses_by_step,
+    optimal_lr,
+)
 from hptransfer.sweeps.config import ConfigError, config_from_dict
 from hptransfer.sweeps.elimination import (
     EliminationConfig,
     chunk_stops,
-    hold_stopped,
     plan_chunk,
     stop_rates,
 )
 from hptransfer.sweeps.engine import SimulatedKill, run_sweep
-from hptransfer.sweeps.results import read_meta
 
 ON = EliminationConfig(enabled=True, margin=0.05, window=3, min_fraction=0.25)
 N_SEG = 20

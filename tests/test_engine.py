@@ -18,9 +18,9 @@ from hptransfer.network.data import teacher
 from hptransfer.network.model import Architecture
 from hptransfer.network.optim import OptimizerConfig
 from hptransfer.network.train import train_run
+from hptransfer.stats.results import read_meta
 from hptransfer.sweeps.config import ConfigError, config_from_dict, load_config
 from hptransfer.sweeps.engine import COMPILE_STATS, SimulatedKill, clear_program_cache, run_sweep
-from hptransfer.sweeps.results import read_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 

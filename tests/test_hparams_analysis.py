@@ -295,7 +295,7 @@ def test_suite_metrics_name_the_axes():
 
 
 def write_axes_run(path: Path, config, table) -> Path:
-    from hptransfer.sweeps.results import write_json, write_table
+    from hptransfer.stats.results import write_json, write_table
 
     path.mkdir(parents=True)
     write_table(table, path / "results.parquet")

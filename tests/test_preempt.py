@@ -20,8 +20,8 @@ from conftest import TINY_CONFIG
 from orbax.checkpoint._src.path import async_path
 
 from hptransfer.cli import main
+from hptransfer.stats import results as results_io
 from hptransfer.sweeps import interrupt
-from hptransfer.sweeps import results as results_io
 from hptransfer.sweeps.config import load_config
 from hptransfer.sweeps.engine import run_sweep
 

@@ -11,10 +11,10 @@ import time
 import pytest
 from conftest import config_with
 
+from hptransfer.stats.results import read_meta
 from hptransfer.sweeps import engine, rundir
 from hptransfer.sweeps.config import ConfigError
 from hptransfer.sweeps.engine import COMPILE_STATS, MemoryLimitError, SimulatedKill, run_sweep
-from hptransfer.sweeps.results import read_meta
 from hptransfer.sweeps.rundir import RunDirError, RunDirLocked, RunDirMismatch
 
 

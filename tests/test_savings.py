@@ -14,6 +14,7 @@ import pytest
 from hptransfer.network.model import Architecture
 from hptransfer.network.scaling import multipliers
 from hptransfer.network.schemes import load_schemes
+from hptransfer.stats.results import read_meta
 from hptransfer.sweeps.config import ConfigError, config_from_dict
 from hptransfer.sweeps.engine import (
     SimulatedKill,
@@ -24,7 +25,6 @@ from hptransfer.sweeps.engine import (
     run_sweep,
     worth_compacting,
 )
-from hptransfer.sweeps.results import read_meta
 
 # Width = base width (sp and mup are one network) and one-layer blocks (nfd is depth_mup):
 # 80 requested replicas, 40 distinct; learning rates up to 2^7 diverge in the first segment.

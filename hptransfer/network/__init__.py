@@ -3,5 +3,6 @@
 model (pure-functional ResNet families), schemes (+ schemes.toml: scheme tables of per-role
 exponents), scaling (tables -> per-role init, multiplier and learning-rate factors at a width
 and depth), optim (SGD, Adam), data (datasets), movement (per-layer feature movement), train
-(one replica's init, step and evaluation). Imports nothing else of hptransfer.
+(one replica's init, step and evaluation), schedules (learning-rate schedules),
+hyperparameters (what a sweep axis may vary). Imports nothing else of hptransfer.
 """

@@ -46,6 +46,7 @@ from hptransfer.stats.calibration import (
     committed_coverage,
     committed_false_alarm,
 )
+from hptransfer.stats.columns import SERIES
 from hptransfer.stats.hparams import at_default_conditions, worst_joint_regret
 from hptransfer.stats.intervals import MIN_SEEDS_T
 from hptransfer.stats.path_transfer import point_label
@@ -53,7 +54,6 @@ from hptransfer.stats.rules import EXPONENT_BAND, TRANSFER_OCTAVES
 from hptransfer.stats.tables import rows_where
 from hptransfer.stats.twins import twin_groups, twin_labels, without_twins
 from hptransfer.stats.verdicts import COLLAPSE, RESTORED, axis_verdict, bracket_text, drift_rows
-from hptransfer.sweeps.columns import SERIES
 
 FIGURE_DIR = "figures"
 FIGURE_CAPTIONS = {

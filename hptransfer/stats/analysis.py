@@ -33,6 +33,7 @@ from hptransfer.stats.intervals import ols_slope, seed_interval, slope_range
 from hptransfer.stats.local_drift import local_columns, local_drift
 from hptransfer.stats.optimum import Optimum, curve_value, refine, refine_optimum
 from hptransfer.stats.path_transfer import path_optima, path_regret, path_seed_regret, path_summary
+from hptransfer.stats.results import META_FILE, read_meta, read_results
 from hptransfer.stats.tables import (
     AXES,
     GROUP,
@@ -73,7 +74,6 @@ from hptransfer.stats.verdicts import (
     suite_metrics,
     verdict,
 )
-from hptransfer.sweeps.results import META_FILE, read_meta, read_results
 
 __all__ = [
     "AXES", "GROUP", "OTHER_AXIS", "REPLICA", "REQUIRED", "SCHEME_ORDER", "MOVEMENT_SLOPE",
@@ -89,7 +89,7 @@ __all__ = [
 
 def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """(results table, meta dict) of a sweep directory; meta is {} when meta.json is missing.
-    A missing results.parquet raises FileNotFoundError (:func:`hptransfer.sweeps.results.read_results`)."""
+    A missing results.parquet raises FileNotFoundError (:func:`hptransfer.stats.results.read_results`)."""
     run_dir = Path(run_dir)
     results = read_results(run_dir)
     meta = read_meta(run_dir) if (run_dir / META_FILE).exists() else {}

@@ -39,6 +39,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from hptransfer.network.hyperparameters import Axis
+from hptransfer.stats.columns import SERIES
 from hptransfer.stats.intervals import interval_method, ols_slope, seed_interval
 from hptransfer.stats.optimum import refine
 from hptransfer.stats.tables import (
@@ -51,8 +53,6 @@ from hptransfer.stats.tables import (
     rows_where,
     seed_optima,
 )
-from hptransfer.sweeps.axes import Axis
-from hptransfer.sweeps.columns import SERIES
 
 LR, LR_COLUMN = "lr", "log2_lr"
 OPTIMA_COLUMNS = (

@@ -34,9 +34,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from hptransfer.stats.columns import SERIES
 from hptransfer.stats.intervals import MIN_SEEDS_T, checked_interval, interval_method, seed_interval
 from hptransfer.stats.tables import drift_fit, held_value, series_keys
-from hptransfer.sweeps.columns import SERIES
 
 CURVED, STRAIGHT, UNDECIDED = "curved", "line fits", "undecided"
 

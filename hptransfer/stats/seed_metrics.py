@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from hptransfer.stats.columns import METRIC_KEYS
 from hptransfer.stats.intervals import (
     abs_interval,
     checked_interval,
@@ -46,7 +47,6 @@ from hptransfer.stats.tables import (
     seed_regret,
     seed_slopes,
 )
-from hptransfer.sweeps.columns import METRIC_KEYS
 
 if TYPE_CHECKING:
     from hptransfer.stats.analysis import Analysis

@@ -32,6 +32,7 @@ import pandas as pd
 from hptransfer.network.movement import MOVEMENT_STATS
 from hptransfer.network.scaling import AXES
 from hptransfer.network.schemes import BUILTIN_SCHEMES
+from hptransfer.stats.columns import GROUP, REPLICA, REQUIRED, split_stat_column, stat_column
 from hptransfer.stats.intervals import (
     MIN_SEEDS_T,
     interval_method,
@@ -47,11 +48,12 @@ from hptransfer.stats.optimum import (
     refine_optimum,
     sorted_curve,
 )
-from hptransfer.sweeps.columns import GROUP, REPLICA, REQUIRED, split_stat_column, stat_column
-from hptransfer.sweeps.elimination import hold_stopped
 
 OTHER_AXIS = {"depth": "width", "width": "depth"}
 SCHEME_ORDER = tuple(BUILTIN_SCHEMES)  # the order of the built-in scheme tables (schemes.toml)
+
+
+LOSS_COLUMNS = ("train_loss", "test_loss", "test_accuracy")  # held by hold_stopped
 
 
 class AnalysisError(ValueError):
@@ -119,7 +121,7 @@ def final_losses(results: pd.DataFrame, last_evals: int = 3) -> pd.DataFrame:
     accuracy NaN, so it can never win an argmin, whatever its last finite loss was. Movement
     columns hold the last non-missing value of each "<stat>/<role>" (the final evaluation).
     A replica stopped by early elimination holds its losses at its stop step
-    (:func:`hptransfer.sweeps.elimination.hold_stopped`): known worse, not diverged.
+    (:func:`hold_stopped`): known worse, not diverged.
     """
     _check(results)
     if last_evals < 1:
@@ -716,7 +718,7 @@ def losses_by_step(results: pd.DataFrame, last_evals: int = 3) -> pd.DataFrame:
     evaluations up to t, and +inf once the replica has diverged (diverged flag, diverged_step
     <= t, or a non-finite loss at or before t). Index: REPLICA. The last column equals
     :func:`final_losses`'s final_train_loss. An eliminated replica holds its loss at its stop
-    step at every later step (:func:`hptransfer.sweeps.elimination.hold_stopped`).
+    step at every later step (:func:`hold_stopped`).
     """
     _check(results)
     results = hold_stopped(results, REPLICA)
@@ -894,3 +896,24 @@ def seed_regret(finals: pd.DataFrame, optima: pd.DataFrame, axes: Sequence[str] 
     worst = shapes.groupby(keys, sort=False, dropna=False)["regret"].max().reset_index()
     worst["regret"] = worst["regret"].clip(lower=0.0)  # the base shape's own regret is 0
     return _int_axes(worst.rename(columns={"regret": "worst_regret"}))
+
+
+def hold_stopped(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """``results`` with every eliminated replica's losses after its stop step (column
+    ``eliminated_step``) replaced by its values at the stop step: its final loss is the loss
+    where it stopped (an upper bound of the loss it would have reached), not a divergence.
+    A table without the column (elimination off) is returned unchanged. ``keys``: the columns
+    naming a replica."""
+    if "eliminated_step" not in results.columns or results["eliminated_step"].isna().all():
+        return results
+    df = results.sort_values([*keys, "step"], kind="stable")
+    after = (df["step"] > df["eliminated_step"]).to_numpy(bool)
+    cols = [c for c in LOSS_COLUMNS if c in df.columns]
+    held = (
+        df[cols]
+        .mask(np.broadcast_to(after[:, None], (len(df), len(cols))))
+        .groupby([df[k] for k in keys], sort=False)
+        .ffill()
+    )
+    df.loc[after, cols] = held.loc[after, cols]
+    return df.loc[results.index]

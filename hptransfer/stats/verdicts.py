@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from hptransfer.network.schemes import scheme_label
+from hptransfer.stats.columns import METRIC_KEYS, SERIES
 from hptransfer.stats.hparams import LR, at_default_conditions, group_label, worst_joint_regret
 from hptransfer.stats.intervals import (
     MIN_SEEDS_T,
@@ -58,7 +59,6 @@ from hptransfer.stats.tables import (
     rows_where,
 )
 from hptransfer.stats.tables import scheme_order as _scheme_order
-from hptransfer.sweeps.columns import METRIC_KEYS, SERIES
 
 # An Analysis (hptransfer.stats.analysis) is read by attribute; it is not imported here because the
 # analysis module imports this one.

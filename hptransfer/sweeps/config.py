@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from hptransfer.network.data import DATASETS
+from hptransfer.network.hyperparameters import SPECS, Axis
 from hptransfer.network.model import FAMILIES
 from hptransfer.network.optim import OPTIMIZERS, OptimizerConfig
 from hptransfer.network.schedules import FIELDS as SCHEDULE_FIELDS
@@ -61,7 +62,6 @@ from hptransfer.network.schedules import ScheduleConfig, ScheduleError, check_sc
 from hptransfer.network.schemes import SchemeError, load_schemes
 from hptransfer.stats.rules import TRANSFER_REGRET
 from hptransfer.sweeps import axes as axes_mod
-from hptransfer.sweeps.axes import SPECS, Axis
 from hptransfer.sweeps.elimination import EliminationConfig
 
 MAX_LR_POINTS = 256  # learning rates per grid: far above any useful sweep, far below a typo's

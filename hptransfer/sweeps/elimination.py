@@ -3,7 +3,7 @@ prints (``[elimination] enabled = true``; off by default, so every committed run
 
 Pure numpy; the engine (:func:`hptransfer.sweeps.engine._run_chunk`) calls :func:`chunk_stops` at
 every segment boundary with the chunk's saved history, and the analysis reads a stopped
-replica through :func:`hold_stopped`. The decision is a function of the saved histories only,
+replica through :func:`hptransfer.stats.tables.hold_stopped`. The decision is a function of the saved histories only,
 so every host (all read the same all-gathered history) and every resume decide the same.
 
 The rule, per group (one scheme at one shape: its learning rates x seeds, rates sorted), at the
@@ -52,7 +52,7 @@ training; a plateau that later drops sharply is what the assumption excludes, an
 A stopped replica is frozen like a diverged one (compaction removes it from the program), its
 rows after the stop step hold NaN losses (the figures show where its curve ends) and the
 results table's ``eliminated_step`` column holds its stop step; it is not a divergence: the
-analysis reads its losses after the stop as its last evaluated ones (:func:`hold_stopped`).
+analysis reads its losses after the stop as its last evaluated ones (:func:`hptransfer.stats.tables.hold_stopped`).
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-LOSS_COLUMNS = ("train_loss", "test_loss", "test_accuracy")
+from hptransfer.stats.optimum import refine
+from hptransfer.stats.tables import losses_by_step
+
 """Columns an eliminated replica holds at its last evaluated value after its stop step."""
 
 
@@ -221,9 +223,6 @@ def base_optima(table: pd.DataFrame) -> dict[str, np.ndarray]:
     last step is the report's), from :func:`hptransfer.stats.tables.losses_by_step` by
     :func:`hptransfer.stats.optimum.refine`. A cell of a series with this base keeps the grid points
     around them (the transfer regret and the fixed-rate movement read its curve there)."""
-    from hptransfer.stats.optimum import refine
-    from hptransfer.stats.tables import losses_by_step
-
     by_step = losses_by_step(table)
     out = {}
     for scheme, g in by_step.groupby(level="scheme", sort=True):
@@ -237,27 +236,6 @@ def base_optima(table: pd.DataFrame) -> dict[str, np.ndarray]:
         etas = (refine(grid, mean).log2_eta, refine(grid, v).log2_eta)
         out[str(scheme)] = np.concatenate([e.ravel() for e in etas])
     return out
-
-
-def hold_stopped(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """``results`` with every eliminated replica's losses after its stop step (column
-    ``eliminated_step``) replaced by its values at the stop step: its final loss is the loss
-    where it stopped (an upper bound of the loss it would have reached), not a divergence.
-    A table without the column (elimination off) is returned unchanged. ``keys``: the columns
-    naming a replica."""
-    if "eliminated_step" not in results.columns or results["eliminated_step"].isna().all():
-        return results
-    df = results.sort_values([*keys, "step"], kind="stable")
-    after = (df["step"] > df["eliminated_step"]).to_numpy(bool)
-    cols = [c for c in LOSS_COLUMNS if c in df.columns]
-    held = (
-        df[cols]
-        .mask(np.broadcast_to(after[:, None], (len(df), len(cols))))
-        .groupby([df[k] for k in keys], sort=False)
-        .ffill()
-    )
-    df.loc[after, cols] = held.loc[after, cols]
-    return df.loc[results.index]
 
 
 def stops(results: pd.DataFrame) -> list[dict]:

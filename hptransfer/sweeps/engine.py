@@ -78,8 +78,8 @@ from hptransfer.network.train import (
     sample_batch,
     train_step,
 )
+from hptransfer.stats import results as results_io
 from hptransfer.sweeps import costmodel, elimination, interrupt, limits, rundir
-from hptransfer.sweeps import results as results_io
 from hptransfer.sweeps.axes import Point, apply_point
 from hptransfer.sweeps.config import ConfigError, SweepConfig, check_limits
 from hptransfer.sweeps.hosts import (  # noqa: F401  (initialize_distributed: the CLI's entry)
@@ -411,7 +411,7 @@ def _place(tree, sharding):
 def _checkpoint_manager(path: Path) -> ocp.CheckpointManager:
     """The Orbax manager of one chunk's checkpoints (the latest kept; saves are synchronous and
     atomic: written to a temporary directory, then renamed). A directory that cannot be
-    created raises :class:`hptransfer.sweeps.results.WriteError`."""
+    created raises :class:`hptransfer.stats.results.WriteError`."""
     options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
     with results_io.writing(path):
         return ocp.CheckpointManager(path.absolute(), options=options)

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hptransfer.sweeps import results as results_io
+from hptransfer.stats import results as results_io
 from hptransfer.sweeps.config import SweepConfig
 
 # The installed distribution's version (one source: pyproject.toml).

@@ -76,8 +76,8 @@ from hptransfer.stats.intervals import (
     seed_interval,
     worst_outcome,
 )
+from hptransfer.stats.results import META_FILE, check_results, read_meta, write_json
 from hptransfer.stats.verdicts import suite_metrics
-from hptransfer.sweeps.results import META_FILE, check_results, read_meta, write_json
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: hptransfer/tools/check.py
 

@@ -30,8 +30,8 @@ from typing import Any
 import pandas as pd
 
 from hptransfer.network.schemes import Scheme, load_schemes, schemes_from_tables
+from hptransfer.stats.results import META_FILE, RESULTS_FILE, read_meta, read_results, write_json
 from hptransfer.sweeps.config import SweepConfig, load_config
-from hptransfer.sweeps.results import META_FILE, RESULTS_FILE, read_meta, read_results, write_json
 from hptransfer.tools import check
 from hptransfer.tools.mutants import (
     Mutant,
