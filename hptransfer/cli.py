@@ -272,7 +272,14 @@ def _cmd_sweep(args) -> int:
             from hptransfer.sweeps.hosts import watch_peers
 
             stack.enter_context(watch_peers(kept_line(args, args.argv)))
-        engine.run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
+        # Test hooks, read here at the boundary and handed down as data: a death after N
+        # segments (engine.Faults) and a checkpoint every HPTRANSFER_CHECKPOINT_SECONDS.
+        every = os.environ.get("HPTRANSFER_CHECKPOINT_SECONDS")
+        engine.run_sweep(
+            config, args.out, fresh=args.fresh, progress=not args.quiet,
+            checkpoint_seconds=float(every) if every else 30.0,
+            faults=engine.Faults.from_environment(os.environ),
+        )  # fmt: skip
     if args.distributed:
         import jax
 

@@ -24,7 +24,7 @@ from hptransfer.sweeps.elimination import (
     plan_chunk,
     stop_rates,
 )
-from hptransfer.sweeps.engine import SimulatedKill, run_sweep
+from hptransfer.sweeps.engine import Faults, SimulatedKill, run_sweep
 
 ON = EliminationConfig(enabled=True, margin=0.05, window=3, min_fraction=0.25)
 N_SEG = 20
@@ -286,7 +286,7 @@ def test_sweep_with_elimination_keeps_eta_star_and_computes_less(
     out = tmp_path / "killed"
     with pytest.raises(SimulatedKill):
         run_sweep(_sweep_config(True), out, data=teacher_data, progress=False,
-                  checkpoint_seconds=0, kill_after_segments=4)  # fmt: skip
+                  checkpoint_seconds=0, faults=Faults(kill_after_segments=4))  # fmt: skip
     resumed = run_sweep(_sweep_config(True), out, data=teacher_data, progress=False)
     assert read_meta(out)["eliminated"] == stops
     pd.testing.assert_frame_equal(

@@ -326,7 +326,27 @@ def config_from_dict(
     config's ``scheme_files`` so that the engine loads them too.
     """
     _check_keys(source, "", raw, (*_TOP, "schedule"))
-    defaults = SweepConfig()
+    top = _top_fields(source, raw, scheme_sources)
+    data = _data_section(source, raw)
+    config = dataclasses.replace(
+        SweepConfig(), **top, data=data, model=_model_section(source, raw, data),
+        optimizer=_optimizer_section(source, raw),
+        **_lr_section(source, raw, top.get("schemes", SweepConfig().schemes)),
+    )  # fmt: skip
+    if "axes" in raw:
+        config = _axes(source, raw["axes"], config)
+    if "elimination" in raw:
+        config = dataclasses.replace(config, elimination=_elimination(source, raw, config))
+    check_stated(raw, source)
+    check_limits(config, source)
+    return config
+
+
+def _top_fields(
+    source: str, raw: dict[str, Any], scheme_sources: tuple[str, ...]
+) -> dict[str, Any]:
+    """The top-level fields (name, steps, seeds, schemes, scheme files, ...), checked; the
+    scheme names against the registry the config's scheme files and ``scheme_sources`` make."""
     top: dict[str, Any] = {}
     if "name" in raw:
         if not isinstance(raw["name"], str) or not raw["name"]:
@@ -388,12 +408,16 @@ def config_from_dict(
             raise _fail(source, "schemes", schemes, "a list without repeats")
         top["schemes"] = tuple(schemes)
 
+    defaults = SweepConfig()
     steps = top.get("steps", defaults.steps)
     every = top.get("eval_every", defaults.eval_every)
     if steps % every:
         raise _fail(source, "eval_every", every, f"a divisor of steps ({steps})")
+    return top
 
-    # [data]
+
+def _data_section(source: str, raw: dict[str, Any]) -> DataConfig:
+    """``[data]``: the dataset's name, size, seed and (cifar10) archive."""
     data_raw = raw.get("data", {})
     if not isinstance(data_raw, dict):
         raise _fail(source, "data", data_raw, "a table")
@@ -418,8 +442,12 @@ def config_from_dict(
             f"{source}: field 'data.path' is missing; cifar10 needs the archive "
             "cifar-10-python.tar.gz or its extracted folder"
         )
+    return data
 
-    # [model]
+
+def _model_section(source: str, raw: dict[str, Any], data: DataConfig) -> ModelConfig:
+    """``[model]``: family, widths, depths, block depths, base shape, bias or a path; the family
+    must fit the data (mlp for vectors, conv for images)."""
     model_raw = raw.get("model", {})
     if not isinstance(model_raw, dict):
         raise _fail(source, "model", model_raw, "a table")
@@ -452,8 +480,12 @@ def config_from_dict(
         )  # fmt: skip
     if model.family == "mlp" and data.name in ("cifar10", "teacher_images"):
         raise _fail(source, "model.family", "mlp", f"'conv' for the image dataset {data.name!r}")
+    return model
 
-    # [optimizer]
+
+def _optimizer_section(source: str, raw: dict[str, Any]) -> OptimizerConfig:
+    """``[optimizer]`` and ``[schedule]``: the optimizer's name and settings, and the learning-rate
+    schedule it carries."""
     opt_raw = raw.get("optimizer", {})
     if not isinstance(opt_raw, dict):
         raise _fail(source, "optimizer", opt_raw, "a table")
@@ -475,8 +507,13 @@ def config_from_dict(
         raise ConfigError(f"{source}: [optimizer] {err}") from None
     if "schedule" in raw:
         optimizer = dataclasses.replace(optimizer, schedule=_schedule(source, raw["schedule"]))
+    return optimizer
 
-    # [lr]
+
+def _lr_section(source: str, raw: dict[str, Any], schemes: tuple[str, ...]) -> dict[str, Any]:
+    """``[lr]``: the log2 grid, per-scheme grids and defaults, adaptive rounds; the
+    :class:`SweepConfig` fields they set."""
+    defaults = SweepConfig()
     lr_raw = raw.get("lr", {})
     if not isinstance(lr_raw, dict):
         raise _fail(source, "lr", lr_raw, "a table {start, stop, step, by_scheme}")
@@ -505,7 +542,6 @@ def config_from_dict(
         raise _fail(
             source, "lr.by_scheme", by_scheme_raw, "a table of {scheme = {start, stop, step}}"
         )
-    schemes = top.get("schemes", defaults.schemes)
     by_scheme, lr_defaults = [], []
     for name, table in by_scheme_raw.items():
         if name not in schemes:
@@ -517,19 +553,10 @@ def config_from_dict(
             default = table.pop("default")
             lr_defaults.append((name, _float(source, f"lr.by_scheme.{name}.default", default)))
         by_scheme.append((name, _lr_grid(source, f"lr.by_scheme.{name}", table)))
-
-    config = dataclasses.replace(
-        defaults, **top, data=data, model=model, optimizer=optimizer, lr=lr,
-        lr_by_scheme=tuple(by_scheme), **adapt, lr_default=adapt_default,
+    return dict(
+        lr=lr, lr_by_scheme=tuple(by_scheme), **adapt, lr_default=adapt_default,
         lr_default_by_scheme=tuple(lr_defaults),
     )  # fmt: skip
-    if "axes" in raw:
-        config = _axes(source, raw["axes"], config)
-    if "elimination" in raw:
-        config = dataclasses.replace(config, elimination=_elimination(source, raw, config))
-    check_stated(raw, source)
-    check_limits(config, source)
-    return config
 
 
 STATING_FIELDS = ("name", "schemes", "model.widths", "model.depths", "model.path",

@@ -49,7 +49,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -442,11 +442,28 @@ def _restore(mgr, path, state, history, expected: dict) -> tuple[Any, dict, int,
         return None
 
 
+@dataclasses.dataclass(frozen=True)
+class Faults:
+    """Fault injection, for tests of resume: stop the sweep after ``kill_after_segments``
+    segments (counted over the whole run) with :class:`SimulatedKill`, or, with ``hard_kill``, by
+    ``os._exit(137)`` (a real death: no cleanup, no finally blocks). The command line builds
+    one from its environment (:func:`from_environment`); the engine reads no variable itself."""
+
+    kill_after_segments: int | None = None
+    hard_kill: bool = False
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> Faults:
+        """HPTRANSFER_KILL_AFTER_SEGMENTS (an int) and HPTRANSFER_HARD_KILL (set: hard)."""
+        kill = env.get("HPTRANSFER_KILL_AFTER_SEGMENTS")
+        return cls(int(kill) if kill else None, bool(env.get("HPTRANSFER_HARD_KILL")))
+
+
 @dataclasses.dataclass
 class _Progress:
     bar: Any
     segments_done: int = 0
-    kill_after: int | None = None
+    faults: Faults = Faults()
     computed: int = 0  # replica-steps computed in this run (not restored from checkpoints)
 
     def segment(self, replica_steps: int) -> None:
@@ -454,8 +471,9 @@ class _Progress:
         self.computed += replica_steps
         self.segments_done += 1
         interrupt.check()  # a Ctrl-C swallowed by a callback stops the sweep here
-        if self.kill_after is not None and self.segments_done >= self.kill_after:
-            if os.environ.get("HPTRANSFER_HARD_KILL"):
+        kill_after = self.faults.kill_after_segments
+        if kill_after is not None and self.segments_done >= kill_after:
+            if self.faults.hard_kill:
                 os._exit(137)  # a real death: no cleanup, no finally blocks
             raise SimulatedKill(f"fault injection after {self.segments_done} segments")
 
@@ -521,6 +539,37 @@ def _gather(state, positions: np.ndarray, sharding: NamedSharding):
     return jax.tree.map(lambda a: jax.device_put(fetch(a)[positions], sharding), state)
 
 
+@dataclasses.dataclass
+class _ChunkRun:
+    """One chunk in training: the replicas it holds (``slots``: chunk-local indices, padding
+    repeats one), their device inputs and state, the history so far, its checkpoint manager."""
+
+    cell: _Cell
+    chunk: list[Replica]
+    mults: dict[str, Multipliers]
+    slots: np.ndarray
+    seeds: Any
+    lrs: Any
+    mult: Any
+    state: Any
+    history: dict[str, np.ndarray]
+    mgr: Any
+    ckpt_path: Path
+    expected: dict
+    start: int = 0
+    last_save: float = 0.0
+    segment_seconds: float = 0.0
+    programs: dict[int, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
+
+    def place(self, slots: np.ndarray) -> None:
+        """Hold the chunk-local replicas ``slots`` (their device inputs follow)."""
+        self.slots = np.asarray(slots, np.int64)
+        if len(self.slots):
+            self.seeds, self.lrs, self.mult = _chunk_inputs(
+                self.cell, self.chunk, self.mults, self.slots
+            )
+
+
 def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults, plan=None) -> dict:
     """Train the replicas of one chunk in a program of ``size``; returns their history.
 
@@ -531,17 +580,56 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults, 
     ``plan`` (:class:`hptransfer.sweeps.elimination.Plan`, elimination on): at every segment boundary
     the replicas :func:`hptransfer.sweeps.elimination.chunk_stops` picks are frozen the same way and
     their stop step kept in ``eliminated_step`` (-1: never).
+
+    Each segment, in order: train it (:func:`_train_segment`), hold the frozen replicas'
+    rows (:func:`_hold_frozen`), stop the rates elimination picks, compact the live replicas
+    (:func:`_compact`), then save and stop when asked (:func:`_save_or_stop`).
     """
+    run = _start_chunk(cell, index, chunk, size, mults, plan)
+    config, n = cell.config, len(chunk)
+    n_seg, every = config.steps // config.eval_every, config.eval_every
+    for seg in range(run.start, n_seg):
+        owned, first = np.unique(run.slots, return_index=True)  # once per replica, not per slot
+        idle = np.ones(n, bool)
+        idle[owned] = False
+        stopped = np.zeros(n, bool)
+        if plan is not None:  # stopped at or before this segment's first step: frozen
+            stop_step = run.history["eliminated_step"]
+            stopped = (stop_step >= 0) & (stop_step <= seg * every)
+            idle |= stopped
+        if len(run.slots):
+            _train_segment(run, seg, owned, first, stopped)
+        cell.steps["compaction"] += (size - len(run.slots)) * every
+        _hold_frozen(run.history, seg, idle)
+        finished = seg == n_seg - 1
+        if plan is not None and not finished:
+            h = run.history
+            stop = elimination.chunk_stops(
+                h["train_loss"], h["diverged_step"], h["eliminated_step"], plan, seg, n_seg,
+                config.elimination,
+            )  # fmt: skip
+            h["eliminated_step"][stop] = (seg + 1) * every
+        if cell.savings != "0" and not finished and len(run.slots):
+            _compact(run, seg, owned, first, plan is not None)
+        _save_or_stop(run, seg, finished)
+        cell.progress.segment(every * n)
+    run.mgr.close()
+    return run.history
+
+
+def _start_chunk(
+    cell: _Cell, index: int, chunk: list[Replica], size: int, mults, plan
+) -> _ChunkRun:
+    """A chunk's initial state and empty history, or, from its checkpoint, where it stopped
+    (a checkpoint of another cell, chunk or size is discarded)."""
     config, dev = cell.config, cell.dev
-    n, n_seg, every = len(chunk), config.steps // config.eval_every, config.eval_every
+    n, n_seg = len(chunk), config.steps // config.eval_every
     slots = np.array(list(range(n)) + [n - 1] * (size - n), np.int64)
     seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
-    prec = config.precision
     state = _compiled("init", cell.init_fn, cell.static, cell.sharding, seeds, mult,
-                      precision=prec)(seeds, mult)  # fmt: skip
+                      precision=config.precision)(seeds, mult)  # fmt: skip
     history: dict[str, np.ndarray] = {"train_loss": np.full((n_seg, n), np.nan, np.float32)}
-    eval_args = (dev.x_test, dev.y_test, dev.probe)
-    for key in jax.eval_shape(cell.eval_fn, state, mult, *eval_args):
+    for key in jax.eval_shape(cell.eval_fn, state, mult, dev.x_test, dev.y_test, dev.probe):
         history[key] = np.full((n_seg, n), np.nan, np.float32)
     history["diverged_step"] = np.full(n, -1, np.int32)
     if plan is not None:
@@ -549,117 +637,121 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults, 
     ckpt_path = cell.out / results_io.CHECKPOINT_DIR / cell.chash / f"chunk_{index}"
     mgr = _checkpoint_manager(ckpt_path)
     expected = {"cell": cell.chash, "chunk": index, "size": size}
-    start = 0
+    run = _ChunkRun(cell, chunk, mults, slots, seeds, lrs, mult, state, history, mgr, ckpt_path,
+                    expected)  # fmt: skip
     restored = _restore(mgr, ckpt_path, state, history, expected)
     if restored is None and mgr.latest_step() is not None:
         mgr.close()
         shutil.rmtree(ckpt_path, ignore_errors=True)
-        mgr = _checkpoint_manager(ckpt_path)
+        run.mgr = _checkpoint_manager(ckpt_path)
     if restored is not None:
-        state, history, start, saved_slots = restored
+        run.state, run.history, run.start, saved_slots = restored
         if saved_slots is not None and len(saved_slots) != len(slots):  # a compacted chunk
-            slots = np.asarray(saved_slots, np.int64)
-            if len(slots):
-                seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
-        cell.progress.bar.update(start * every * n)
+            run.place(saved_slots)
+        cell.progress.bar.update(run.start * config.eval_every * n)
+    run.last_save = time.perf_counter()
+    return run
 
-    last_save = time.perf_counter()
-    programs: dict[int, tuple[Any, Any]] = {}  # replicas per program -> (segment, eval)
-    for seg in range(start, n_seg):
-        # The chunk-local replica of each slot, once (padding slots repeat a replica).
-        owned, first = np.unique(slots, return_index=True)
-        idle = np.ones(n, bool)
-        idle[owned] = False
-        stopped = np.zeros(n, bool)
-        if plan is not None:  # stopped at or before this segment's first step: frozen
-            stopped = (history["eliminated_step"] >= 0) & (
-                history["eliminated_step"] <= seg * every
+
+def _train_segment(
+    run: _ChunkRun, seg: int, owned: np.ndarray, first: np.ndarray, stopped: np.ndarray
+) -> None:
+    """Train segment ``seg`` of the replicas held, evaluate them and record their rows (a
+    stopped replica keeps the divergence step it had)."""
+    cell, config, dev = run.cell, run.cell.config, run.cell.dev
+    every, prec = config.eval_every, config.precision
+    eval_args = (dev.x_test, dev.y_test, dev.probe)
+    first_step = jax.device_put(jnp.int32(seg * every), dev.factor.sharding)
+    args = (run.state, run.seeds, run.lrs, run.mult, dev.factor, dev.x, dev.y, first_step)
+    if len(run.slots) not in run.programs:  # looked up once per program size, not per segment
+        run.programs[len(run.slots)] = (
+            _compiled("segment", cell.seg_fn, cell.static + (every, config.batch_size),
+                      cell.sharding, *args, precision=prec),
+            _compiled("eval", cell.eval_fn, cell.static, cell.sharding,
+                      run.state, run.mult, *eval_args, precision=prec),
+        )  # fmt: skip
+    seg_prog, eval_prog = run.programs[len(run.slots)]
+    cell.sizes.add(len(run.slots))
+    t_seg = time.perf_counter()
+    run.state, seg_loss = seg_prog(*args)
+    metrics = eval_prog(run.state, run.mult, *eval_args)
+    history = run.history
+    history["train_loss"][seg, owned] = fetch(seg_loss)[first]
+    for key, value in metrics.items():
+        history[key][seg, owned] = fetch(value)[first]
+    died = fetch(run.state.diverged_step)[first]
+    history["diverged_step"][owned] = np.where(
+        stopped[owned], history["diverged_step"][owned], died
+    )
+    run.segment_seconds = time.perf_counter() - t_seg
+    cell.steps["computed"] += len(run.slots) * every
+
+
+def _hold_frozen(history: dict[str, np.ndarray], seg: int, idle: np.ndarray) -> None:
+    """Rows of replicas no program holds (compacted away or stopped), as the full program would
+    say of a frozen replica: NaN losses and accuracy, its last feature movement."""
+    for key in history:
+        if history[key].ndim == 2:
+            history[key][seg, idle] = (
+                history[key][seg - 1, idle] if split_stat_column(key) else np.nan
             )
-            idle |= stopped
-        if len(slots):
-            first_step = jax.device_put(jnp.int32(seg * every), dev.factor.sharding)
-            args = (state, seeds, lrs, mult, dev.factor, dev.x, dev.y, first_step)
-            if len(slots) not in programs:  # looked up once per program size, not per segment
-                programs[len(slots)] = (
-                    _compiled("segment", cell.seg_fn, cell.static + (every, config.batch_size),
-                              cell.sharding, *args, precision=prec),
-                    _compiled("eval", cell.eval_fn, cell.static, cell.sharding,
-                              state, mult, *eval_args, precision=prec),
-                )  # fmt: skip
-            seg_prog, eval_prog = programs[len(slots)]
-            cell.sizes.add(len(slots))
-            t_seg = time.perf_counter()
-            state, seg_loss = seg_prog(*args)
-            metrics = eval_prog(state, mult, *eval_args)
-            history["train_loss"][seg, owned] = fetch(seg_loss)[first]
-            for key, value in metrics.items():
-                history[key][seg, owned] = fetch(value)[first]
-            died = fetch(state.diverged_step)[first]
-            history["diverged_step"][owned] = np.where(
-                stopped[owned], history["diverged_step"][owned], died
-            )
-            segment_seconds = time.perf_counter() - t_seg
-            cell.steps["computed"] += len(slots) * every
-        cell.steps["compaction"] += (size - len(slots)) * every
-        for key in history:  # replicas compacted away: frozen, as the full program would say
-            if history[key].ndim == 2:
-                history[key][seg, idle] = (
-                    history[key][seg - 1, idle] if split_stat_column(key) else np.nan
-                )
-        finished = seg == n_seg - 1
-        if plan is not None and not finished:
-            stop = elimination.chunk_stops(
-                history["train_loss"], history["diverged_step"], history["eliminated_step"],
-                plan, seg, n_seg, config.elimination,
-            )  # fmt: skip
-            history["eliminated_step"][stop] = (seg + 1) * every
-        if cell.savings != "0" and not finished and len(slots):
-            alive = fetch(state.alive)[first]
-            if plan is not None:
-                alive &= history["eliminated_step"][owned] < 0
-            new = bucket_size(int(alive.sum()), len(jax.devices()), len(slots))
-            per_program = COMPILE_STATS["seconds"] / max(COMPILE_STATS["count"], 1)
-            cost = 0.0 if new in cell.sizes else 2 * per_program  # segment + evaluation
-            # A decision from timings: process 0's holds for all (the programs are collective).
-            if new < len(slots) and from_writer(
-                cell.savings == "always"
-                or worth_compacting(len(slots), new, segment_seconds, n_seg - 1 - seg, cost)
-            ):
-                cell.steps["compactions"] += 1
-                keep = first[alive]
-                positions = np.concatenate([keep, np.repeat(keep[-1:], new - len(keep))])
-                slots = slots[positions]
-                if new:
-                    state = _gather(state, positions, cell.sharding)
-                    seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
-        now = time.perf_counter()
-        # One collective: process 0's clock decides when to save (Orbax saves are collective
-        # over processes), and a SIGTERM (or a swallowed Ctrl-C) of any process stops all of
-        # them here, after saving.
-        due, signum, by = agree_stop(
-            now - last_save >= cell.checkpoint_seconds, interrupt.pending()
-        )
-        if finished or due or signum:
-            # A finished chunk keeps only its metrics (the other chunks of the cell may still
-            # die); an unfinished one keeps its whole training state and which replicas it holds.
-            meta = {**expected, "finished": finished, "slots": slots.tolist()}
-            items = {"history": ocp.args.StandardSave(history), "meta": ocp.args.JsonSave(meta)}
-            if not finished and len(slots):
-                items["state"] = ocp.args.StandardSave(state)
-            with results_io.writing(ckpt_path):  # the previous checkpoint stays if this fails
-                mgr.save(seg + 1, args=ocp.args.Composite(**items))
-                mgr.wait_until_finished()
-            last_save = now
-        if signum:
-            mgr.close()
-            if interrupt.pending():  # this process got a signal itself
-                interrupt.request(interrupt.pending(), agreed=True)
-            else:  # only another one did
-                interrupt.request(signum, by, agreed=True)
-            raise KeyboardInterrupt
-        cell.progress.segment(every * n)
-    mgr.close()
-    return history
+
+
+def _compact(
+    run: _ChunkRun, seg: int, owned: np.ndarray, first: np.ndarray, eliminating: bool
+) -> None:
+    """Move the live replicas into a smaller program (:func:`bucket_size`) when the time saved
+    over the remaining segments beats compiling it; process 0's timing decides for all."""
+    cell = run.cell
+    n_seg = cell.config.steps // cell.config.eval_every
+    alive = fetch(run.state.alive)[first]
+    if eliminating:
+        alive &= run.history["eliminated_step"][owned] < 0
+    new = bucket_size(int(alive.sum()), len(jax.devices()), len(run.slots))
+    per_program = COMPILE_STATS["seconds"] / max(COMPILE_STATS["count"], 1)
+    cost = 0.0 if new in cell.sizes else 2 * per_program  # segment + evaluation
+    # A decision from timings: process 0's holds for all (the programs are collective).
+    if new < len(run.slots) and from_writer(
+        cell.savings == "always"
+        or worth_compacting(len(run.slots), new, run.segment_seconds, n_seg - 1 - seg, cost)
+    ):
+        cell.steps["compactions"] += 1
+        keep = first[alive]
+        positions = np.concatenate([keep, np.repeat(keep[-1:], new - len(keep))])
+        run.slots = run.slots[positions]
+        if new:
+            run.state = _gather(run.state, positions, cell.sharding)
+            run.place(run.slots)
+
+
+def _save_or_stop(run: _ChunkRun, seg: int, finished: bool) -> None:
+    """Save a checkpoint when the chunk is finished, when one is due, or when a process got
+    SIGTERM or Ctrl-C; in that last case stop every process here (KeyboardInterrupt)."""
+    now = time.perf_counter()
+    # One collective: process 0's clock decides when to save (Orbax saves are collective over
+    # processes), and a SIGTERM (or a swallowed Ctrl-C) of any process stops all of them here,
+    # after saving.
+    due, signum, by = agree_stop(
+        now - run.last_save >= run.cell.checkpoint_seconds, interrupt.pending()
+    )
+    if finished or due or signum:
+        # A finished chunk keeps only its metrics (the other chunks of the cell may still die);
+        # an unfinished one keeps its whole training state and which replicas it holds.
+        meta = {**run.expected, "finished": finished, "slots": run.slots.tolist()}
+        items = {"history": ocp.args.StandardSave(run.history), "meta": ocp.args.JsonSave(meta)}
+        if not finished and len(run.slots):
+            items["state"] = ocp.args.StandardSave(run.state)
+        with results_io.writing(run.ckpt_path):  # the previous checkpoint stays if this fails
+            run.mgr.save(seg + 1, args=ocp.args.Composite(**items))
+            run.mgr.wait_until_finished()
+        run.last_save = now
+    if signum:
+        run.mgr.close()
+        if interrupt.pending():  # this process got a signal itself
+            interrupt.request(interrupt.pending(), agreed=True)
+        else:  # only another one did
+            interrupt.request(signum, by, agreed=True)
+        raise KeyboardInterrupt
 
 
 def _columns(histories: list[dict[str, np.ndarray]], owner: list[int]) -> dict[str, np.ndarray]:
@@ -1014,7 +1106,7 @@ def run_sweep(
     data: Dataset | None = None,
     progress: bool = True,
     checkpoint_seconds: float = 30.0,
-    kill_after_segments: int | None = None,
+    faults: Faults = Faults(),
 ) -> pd.DataFrame:
     """Run (or resume) every cell of ``config``; write DIR/results.parquet and DIR/meta.json.
 
@@ -1022,23 +1114,19 @@ def run_sweep(
     config (:mod:`hptransfer.sweeps.rundir`); after loading the data, one replica of every cell is
     checked to fit in memory (:func:`preflight`). Finished cells are kept as
     DIR/cells/<hash>.parquet and skipped on a rerun; an unfinished cell resumes from its last
-    checkpoint. ``fresh=True`` discards both first. ``kill_after_segments`` is fault injection
-    for tests (raises :class:`SimulatedKill`). With several processes, all compute and return
+    checkpoint. ``fresh=True`` discards both first. A chunk in training saves a checkpoint
+    every ``checkpoint_seconds``; ``faults`` injects a death for tests (:class:`Faults`). With several processes, all compute and return
     the whole table; process 0 alone writes files.
     """
     out = Path(out)
     savings_mode()  # an invalid HPTRANSFER_SAVINGS fails before any compute
     check_limits(config)
     with _run_dir(out, config, fresh):
-        return _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
+        return _sweep(config, out, data, progress, checkpoint_seconds, faults)
 
 
-def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments) -> pd.DataFrame:
+def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> pd.DataFrame:
     writer = jax.process_index() == 0
-    if kill_after_segments is None and os.environ.get("HPTRANSFER_KILL_AFTER_SEGMENTS"):
-        kill_after_segments = int(os.environ["HPTRANSFER_KILL_AFTER_SEGMENTS"])
-    if os.environ.get("HPTRANSFER_CHECKPOINT_SECONDS"):  # tests of the CLI: checkpoint often
-        checkpoint_seconds = float(os.environ["HPTRANSFER_CHECKPOINT_SECONDS"])
     registry = load_schemes(config.scheme_files)
     data = data if data is not None else load_dataset(config.data.name, **config.data.load_kwargs())
     archs = architectures(config, data)
@@ -1057,7 +1145,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
         total=total, unit="replica-step", unit_scale=True, disable=not progress or not writer,
         desc=f"{config.name}: {len(plan)} cells x {n_reps} replicas", smoothing=0.05,
     )  # fmt: skip
-    tracker = _Progress(bar, kill_after=kill_after_segments)
+    tracker = _Progress(bar, faults=faults)
     tables, cells = [], []
     done: dict[tuple, pd.DataFrame] = {}  # finished cells' tables (elimination's base shapes)
     dev: _DeviceData | None = None  # placed on the devices when the first cell needs it
