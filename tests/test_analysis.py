@@ -447,3 +447,42 @@ def test_claims_are_decided_from_planted_numbers():
     # two seeds: nothing is decided
     two = A.analyze(df[df["seed"] < 2]).claims
     assert set(two["verdict"]) == {"inconclusive"}
+
+
+def test_adam_runs_ask_claims_g_and_h_decided_like_the_scorecard():
+    """An Adam run asks (g), NFD's extrapolated Adam form transfers with k = 2, and, with
+    CompleteP, (h): each is the scorecard's transfer decision of the depth axis; an SGD run
+    without CompleteP has claims (a)-(f) only (its committed reports stay as they are)."""
+
+    def centre(scheme, n, L, k, s):
+        drift = 0.6 if (scheme == "completep" and k == 2) else 0.0
+        return -8.0 + drift * math.log2(L / 2) + 0.03 * (s - 1)
+
+    df = make_results(
+        quadratic(centre),
+        schemes=("depth_mup", "nfd", "completep"),
+        depths=(2, 4, 8, 16),
+        block_depths=(1, 2),
+        seeds=(0, 1, 2),
+        log2_lrs=tuple(np.arange(-13.0, -3.0, 0.5)),
+    )
+    df["optimizer"] = "adam"
+    a = A.analyze(df)
+    claims = a.claims.set_index("claim")
+    card = a.scorecard.set_index(["scheme", "block_depth"])
+    assert list(claims.index) == list("abcdefgh")
+    assert card.loc[("nfd", 2), "transfer_depth"] == "holds"
+    assert claims.loc["g", "verdict"] == "holds"
+    assert claims.loc["g", "value"] == pytest.approx(card.loc[("nfd", 2), "drift_depth"])
+    assert claims.loc["g", "scale"] == "n=64, L=2-16, k=2, adam"
+    assert card.loc[("completep", 2), "transfer_depth"] == "fails"
+    assert claims.loc["h", "verdict"] == "does not hold"  # +0.6 per doubling
+    assert claims.loc["h", "value"] == pytest.approx(0.6, abs=0.05)
+    # SGD without CompleteP: (a)-(f), scales without the optimizer
+    sgd = df[df["scheme"] != "completep"].assign(optimizer="sgd")
+    sgd_claims = A.analyze(sgd).claims.set_index("claim")
+    assert list(sgd_claims.index) == list("abcdef")
+    assert sgd_claims.loc["d", "scale"] == "n=64, L=2-16, k=2"
+    # Adam without NFD: (g) is asked and not measured
+    no_nfd = A.analyze(df[df["scheme"] != "nfd"]).claims.set_index("claim")
+    assert no_nfd.loc["g", "verdict"] == "not measured"

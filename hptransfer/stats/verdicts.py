@@ -628,7 +628,7 @@ def verdict(row: Mapping[str, Any]) -> str:
 class Claim:
     """One row of the claims table: what was measured, where, and the verdict."""
 
-    claim: str  # "a" .. "e"
+    claim: str  # "a" .. "h"
     statement: str
     metric: str
     value: float
@@ -648,7 +648,10 @@ STATEMENTS = {
     "d": "NFD (hidden_1's lr times sqrt(depth)) restores transfer and feature learning (k = 2)",
     "e": "NFD improves the deeper network's loss over depth-muP (k = 2)",
     "f": "NFD keeps eta* where it is at the deepest depths (k = 2)",
+    "g": "NFD's Adam form (extrapolated) keeps eta* across depth for two-layer blocks (k = 2)",
+    "h": "CompleteP keeps eta* across depth for two-layer blocks (k = 2)",
 }
+ADAPTIVE = ("adam", "adamw")  # optimizers whose runs ask claim (g), NFD's extrapolated Adam form
 
 
 def _card_row(card: pd.DataFrame, scheme: str, k: int) -> Mapping[str, Any] | None:
@@ -674,7 +677,11 @@ def _dead_note(row: Mapping[str, Any]) -> str:
 
 
 def _scale(row: Mapping[str, Any]) -> str:
-    return f"n={_int(row.get('at_width'))}, L={row.get('depths')}, k={_int(row['block_depth'])}"
+    """ "n=64, L=2-32, k=2", and the optimizer when it is not SGD (", adam")."""
+    opt = row.get("optimizer")
+    named = f", {opt}" if isinstance(opt, str) and opt != "sgd" else ""
+    k = _int(row["block_depth"])
+    return f"n={_int(row.get('at_width'))}, L={row.get('depths')}, k={k}{named}"
 
 
 def _horizon(row: Mapping[str, Any], criterion: bool = True) -> str:
@@ -886,7 +893,8 @@ def claims(
     the scorecard (and the per-seed final losses for (e)); "not measured" when the run lacks
     the cells (optimizer: the first in the run; depth series at the held width). Then the open
     question (f), decided on the deepest-half slope the scorecard has when it carries the
-    local-drift columns (:func:`hptransfer.stats.local_drift.local_columns`; :func:`_deep_claim`)."""
+    local-drift columns (:func:`hptransfer.stats.local_drift.local_columns`; :func:`_deep_claim`).
+    Then, where the run asks them, (g) and (h) (:func:`_optimizer_claims`)."""
     if card is not None and len(card) and card["optimizer"].nunique() > 1:
         card = card[card["optimizer"] == card["optimizer"].iloc[0]]
     dmup1, dmup2 = _card_row(card, "depth_mup", 1), _card_row(card, "depth_mup", 2)
@@ -899,7 +907,24 @@ def claims(
         _loss_claim(finals, nfd2, dmup2, ci),
         _deep_claim(_local_row(card, "nfd", 2)),
     ]
-    return pd.DataFrame([asdict(r) for r in rows])
+    return pd.DataFrame([asdict(r) for r in rows + _optimizer_claims(card)])
+
+
+def _optimizer_claims(card: pd.DataFrame | None) -> list[Claim]:
+    """The questions of runs beyond SGD's paper (decided like (a): the scorecard's transfer
+    decision of the depth axis, :func:`transfer_columns`): (g), NFD's extrapolated Adam form keeps
+    eta* across depth with k = 2, asked when the claims' optimizer is Adam or AdamW; (h),
+    CompleteP keeps it with k = 2, asked when the run has CompleteP with k = 2. A run that asks
+    neither (every SGD run without CompleteP) has rows (a)-(f) only."""
+    if card is None or card.empty:
+        return []
+    rows = []
+    if card["optimizer"].iloc[0] in ADAPTIVE:
+        rows.append(_drift_claim("g", _card_row(card, "nfd", 2), want_transfer=True))
+    has_completep = ((card["scheme"] == "completep") & (card["block_depth"] == 2)).any()
+    if has_completep:
+        rows.append(_drift_claim("h", _card_row(card, "completep", 2), want_transfer=True))
+    return rows
 
 
 def _local_row(card: pd.DataFrame, scheme: str, k: int) -> Mapping[str, Any] | None:
