@@ -229,8 +229,9 @@ def scorecard(a: Analysis, *, full: bool = False) -> pd.DataFrame:
 
 
 def claims(a: Analysis, *, full: bool = False) -> pd.DataFrame:
-    """The report's claims (a)-(f), one row each: the statement, the measured value with its
-    interval and the verdict, or a note saying what the sweep lacks (:data:`CLAIMS_COLUMNS`)."""
+    """The report's claims (a)-(f), and (g), (h) where the run asks them (Adam; CompleteP), one
+    row each: the statement, the measured value with its interval and the verdict, or a note
+    saying what the sweep lacks (:data:`CLAIMS_COLUMNS`)."""
     return _pick(_analysis_arg(a).claims, CLAIMS_COLUMNS, full)
 
 
