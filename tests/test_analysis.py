@@ -475,6 +475,8 @@ def test_adam_runs_ask_claims_g_and_h_decided_like_the_scorecard():
     assert claims.loc["g", "verdict"] == "holds"
     assert claims.loc["g", "value"] == pytest.approx(card.loc[("nfd", 2), "drift_depth"])
     assert claims.loc["g", "scale"] == "n=64, L=2-16, k=2, adam"
+    assert claims.loc["e", "scale"] == "n=64, L=16, k=2, adam"
+    assert claims.loc["f", "scale"] == "n=64, L=8-16, k=2, adam"
     assert card.loc[("completep", 2), "transfer_depth"] == "fails"
     assert claims.loc["h", "verdict"] == "does not hold"  # +0.6 per doubling
     assert claims.loc["h", "value"] == pytest.approx(0.6, abs=0.05)
@@ -483,6 +485,7 @@ def test_adam_runs_ask_claims_g_and_h_decided_like_the_scorecard():
     sgd_claims = A.analyze(sgd).claims.set_index("claim")
     assert list(sgd_claims.index) == list("abcdef")
     assert sgd_claims.loc["d", "scale"] == "n=64, L=2-16, k=2"
+    assert sgd_claims.loc["e", "scale"] == "n=64, L=16, k=2"
     # Adam without NFD: (g) is asked and not measured
     no_nfd = A.analyze(df[df["scheme"] != "nfd"]).claims.set_index("claim")
     assert no_nfd.loc["g", "verdict"] == "not measured"

@@ -676,12 +676,16 @@ def _dead_note(row: Mapping[str, Any]) -> str:
     return f"every learning rate diverged at {_dead(row)}: eta* unknown there (extend the grid downwards)"
 
 
+def _named(row: Mapping[str, Any] | None) -> str:
+    """ ", adam": the optimizer of a claim's scale when it is not SGD; "" for SGD."""
+    opt = row.get("optimizer") if row is not None else None
+    return f", {opt}" if isinstance(opt, str) and opt != "sgd" else ""
+
+
 def _scale(row: Mapping[str, Any]) -> str:
     """ "n=64, L=2-32, k=2", and the optimizer when it is not SGD (", adam")."""
-    opt = row.get("optimizer")
-    named = f", {opt}" if isinstance(opt, str) and opt != "sgd" else ""
     k = _int(row["block_depth"])
-    return f"n={_int(row.get('at_width'))}, L={row.get('depths')}, k={k}{named}"
+    return f"n={_int(row.get('at_width'))}, L={row.get('depths')}, k={k}{_named(row)}"
 
 
 def _horizon(row: Mapping[str, Any], criterion: bool = True) -> str:
@@ -873,7 +877,7 @@ def _loss_claim(finals: pd.DataFrame | None, nfd, dmup, ci: float) -> Claim:
         verdict_, note = INCONCLUSIVE, "the paired interval includes 0: more seeds or steps"
     if dead and int(n) >= MIN_SEEDS_T:
         note += f" (at L={depth} {'; '.join(dead)}: those seeds left out)"
-    scale = f"n={width}, L={depth}, k=2"
+    scale = f"n={width}, L={depth}, k=2{_named(nfd)}"
     return Claim("e", STATEMENTS["e"], metric, v, float(lo), float(hi), label, scale,
                  _horizon(nfd, criterion=False), verdict_, note)  # fmt: skip
 
@@ -986,7 +990,7 @@ def _deep_claim(row: Mapping[str, Any] | None) -> Claim:
         )
     scale = (
         f"n={_int(row.get('at_width'))}, L={_int(row['deep_depth_from'])}-"
-        f"{_int(row.get('depth_max'))}, k={_int(row['block_depth'])}"
+        f"{_int(row.get('depth_max'))}, k={_int(row['block_depth'])}{_named(row)}"
     )
     return Claim("f", STATEMENTS["f"], metric, v, lo, hi, label, scale,
                  _horizon(row, criterion=False), verdict_, note)  # fmt: skip
