@@ -31,7 +31,7 @@ def mlp_weight_count(
 ) -> int:
     """P = d n + L k n^2 + n c: the entries of U (d x n), the L k block matrices W (n x n) and V (n x c).
 
-    The network has no biases (hptransfer/model.py with ``bias=False``), so P is its parameter count.
+    The network has no biases (hptransfer/network/model.py with ``bias=False``), so P is its parameter count.
     """
     return in_dim * width + depth * block_depth * width * width + width * num_classes
 
@@ -128,7 +128,7 @@ def _import_torch() -> Any:
 def _torch_resnet(
     torch: Any, width: int, depth: int, block_depth: int, in_dim: int, num_classes: int
 ) -> Any:
-    """The MLP-ResNet of hptransfer/model.py as an ``nn.Module``, bias-free, beta = 1/sqrt(L).
+    """The MLP-ResNet of hptransfer/network/model.py as an ``nn.Module``, bias-free, beta = 1/sqrt(L).
 
     h_0 = U x; per block z_1 = W_1 relu(h), z_j = W_j relu(z_{j-1}), h += beta z_k;
     logits = V relu(h_L). PyTorch's default init (uniform, variance 1/(3 fan-in)) and beta =

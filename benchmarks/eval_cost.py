@@ -23,11 +23,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
-from hptransfer import engine as E  # noqa: E402
-from hptransfer.config import load_config  # noqa: E402
-from hptransfer.data import load_dataset  # noqa: E402
-from hptransfer.scaling import multipliers, stack  # noqa: E402
-from hptransfer.schemes import load_schemes  # noqa: E402
+from hptransfer.network.data import load_dataset  # noqa: E402
+from hptransfer.network.scaling import multipliers, stack  # noqa: E402
+from hptransfer.network.schemes import load_schemes  # noqa: E402
+from hptransfer.sweeps import engine as E  # noqa: E402
+from hptransfer.sweeps.config import load_config  # noqa: E402
 
 
 def main() -> None:

@@ -29,8 +29,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hptransfer.config import load_config  # noqa: E402
-from hptransfer.mutation import UNMUTATED, mutation_test  # noqa: E402
+from hptransfer.sweeps.config import load_config  # noqa: E402
+from hptransfer.tools.mutation import UNMUTATED, mutation_test  # noqa: E402
 
 
 def _table(frame: pd.DataFrame, columns: list[str]) -> str:
@@ -71,7 +71,7 @@ def _horizon(run_dir: Path) -> pd.DataFrame:
     """The k = 2 drift of eta* across depth and the worst regret of the base-tuned rate at every
     evaluation step of the gate's own run, for depth-muP and NFD (why the gate trains 1000
     steps)."""
-    from hptransfer.analysis import analyze_run
+    from hptransfer.stats.analysis import analyze_run
 
     h = analyze_run(run_dir).horizon
     h = h[(h["axis"] == "depth") & (h["block_depth"] == 2) & h["scheme"].isin(["depth_mup", "nfd"])]

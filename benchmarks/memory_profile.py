@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the per-cell rows to this file")
     args = parser.parse_args(argv)
     configure_host_devices()
-    from hptransfer import engine
-    from hptransfer.config import load_config
+    from hptransfer.sweeps import engine
+    from hptransfer.sweeps.config import load_config
 
     samples: list[int] = []
     rows: list[dict] = []

@@ -65,11 +65,11 @@ import baselines
 import jax
 import numpy as np
 
-from hptransfer import costmodel, engine
-from hptransfer.config import SweepConfig, config_from_dict
-from hptransfer.data import Dataset, teacher
-from hptransfer.model import Architecture
-from hptransfer.train import train_run
+from hptransfer.network.data import Dataset, teacher
+from hptransfer.network.model import Architecture
+from hptransfer.network.train import train_run
+from hptransfer.sweeps import costmodel, engine
+from hptransfer.sweeps.config import SweepConfig, config_from_dict
 
 # --------------------------------------------------------------------------------------------
 # The benchmark cell
@@ -205,7 +205,7 @@ def engine_rate(cell: Cell, data: Dataset, steps: int, workdir: Path) -> dict[st
         "t2_s": t2["wall_s"],
         "cores_busy": t2["cores_busy"],
         "recompiles": t1["compiles"] + t2["compiles"],
-        "roofline": t2["roofline"],  # the engine's own cost model (hptransfer.costmodel)
+        "roofline": t2["roofline"],  # the engine's own cost model (hptransfer.sweeps.costmodel)
         "rate": reps * 2 * half / t2["wall_s"],
         "rate_steady": reps * half / max(t2["wall_s"] - t1["wall_s"], 1e-9),
         "intermediate_checkpoints": False,

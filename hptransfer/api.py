@@ -3,18 +3,18 @@
 Thin, stateless wrappers over the modules the command line uses, so a notebook gets the same
 results as ``hptransfer sweep`` and ``hptransfer report``:
 
-    load_config(path) / make_config(mapping, **fields)   -> SweepConfig   (hptransfer.config)
-    sweep(config, out)                                   -> Path          (hptransfer.engine)
-    analyze(run_dir)                                     -> Analysis      (hptransfer.analysis)
+    load_config(path) / make_config(mapping, **fields)   -> SweepConfig   (hptransfer.sweeps.config)
+    sweep(config, out)                                   -> Path          (hptransfer.sweeps.engine)
+    analyze(run_dir)                                     -> Analysis      (hptransfer.stats.analysis)
     optima(a), drift(a), regret(a), scorecard(a), claims(a) -> pandas DataFrames
-    figure(a, kind, path)                                -> Path of a PNG (hptransfer.figures)
+    figure(a, kind, path)                                -> Path of a PNG (hptransfer.reports.figures)
     as_figure(png)                                       -> matplotlib Figure showing it
-    write_report(run_dir)                                -> Path of report.md (hptransfer.report)
+    write_report(run_dir)                                -> Path of report.md (hptransfer.reports.report)
 
 Every table accessor returns a copy (changing it changes nothing else); ``full=False`` keeps
 the columns named in ``*_COLUMNS`` below, ``full=True`` every column. A bad argument raises
 :class:`ArgumentError` (a ValueError) in one line naming the argument and what is allowed;
-config fields are checked by :func:`hptransfer.config.config_from_dict` (ConfigError).
+config fields are checked by :func:`hptransfer.sweeps.config.config_from_dict` (ConfigError).
 Importing this module imports jax; ``import hptransfer`` alone does not (it loads this module
 on first use of one of its names).
 """
@@ -29,10 +29,10 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from hptransfer import config as config_mod
-from hptransfer import figures as figures_mod
-from hptransfer.analysis import AXES, Analysis, analyze_run
-from hptransfer.config import SweepConfig
+from hptransfer.reports import figures as figures_mod
+from hptransfer.stats.analysis import AXES, Analysis, analyze_run
+from hptransfer.sweeps import config as config_mod
+from hptransfer.sweeps.config import SweepConfig
 
 __all__ = [
     "CLAIMS_COLUMNS", "DRIFT_COLUMNS", "FIGURE_KINDS", "OPTIMA_COLUMNS", "SCORECARD_COLUMNS",
@@ -76,7 +76,7 @@ def _draw(plot: Callable[..., Path | None], *args: Any) -> Callable[[Analysis, P
     return lambda a, path: plot(a, path, *args)
 
 
-# kind -> (drawing function of hptransfer.figures, what the sweep needs for it)
+# kind -> (drawing function of hptransfer.reports.figures, what the sweep needs for it)
 _FIGURES: dict[str, tuple[Callable[[Analysis, Path], Path | None], str]] = {
     "loss_vs_lr_depth": (_draw(figures_mod.plot_loss_vs_lr, "depth"), "2 or more depths"),
     "eta_star_depth": (_draw(figures_mod.plot_eta_star, "depth"), "2 or more depths"),
@@ -93,7 +93,7 @@ _FIGURES: dict[str, tuple[Callable[[Analysis, Path], Path | None], str]] = {
     "eta_star_path": (_draw(figures_mod.plot_eta_star_path), "a model path ([model] path)"),
 }
 FIGURE_KINDS = tuple(figures_mod.FIGURES)
-"""The ``kind`` names of :func:`figure` (:data:`hptransfer.figures.FIGURES` describes each)."""
+"""The ``kind`` names of :func:`figure` (:data:`hptransfer.reports.figures.FIGURES` describes each)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def load_config(path: str | os.PathLike, scheme_sources: Sequence[str] = ()) -> 
 
     ``scheme_sources``: extra schemes, .toml files or ``module:attribute`` Python schemes
     (imported, so code runs). Returns the validated :class:`SweepConfig`; an invalid file
-    raises :class:`hptransfer.config.ConfigError` naming the file, field and what is allowed.
+    raises :class:`hptransfer.sweeps.config.ConfigError` naming the file, field and what is allowed.
     """
     path = _path_arg("path", path, "a path to a sweep TOML file")
     return config_mod.load_config(path, tuple(scheme_sources))
@@ -149,7 +149,7 @@ def make_config(
     ``mapping`` and keyword ``fields`` are the config's top-level keys (``name``, ``steps``,
     ``seeds``, ``schemes``, and tables ``data``, ``model``, ``lr``, ... as dicts); a field
     given both ways takes the keyword's value. Returns the validated config; an invalid field
-    raises :class:`hptransfer.config.ConfigError` naming it and what is allowed.
+    raises :class:`hptransfer.sweeps.config.ConfigError` naming it and what is allowed.
     """
     if mapping is not None and not isinstance(mapping, Mapping):
         raise ArgumentError(
@@ -178,7 +178,7 @@ def sweep(
             "SweepConfig from hptransfer.load_config or hptransfer.make_config"
         )
     out = _path_arg("out", out, "a directory path (created if missing)")
-    from hptransfer import engine
+    from hptransfer.sweeps import engine
 
     engine.check_resources(config, out, source="config")
     engine.run_sweep(config, out, fresh=fresh, progress=not quiet)
@@ -189,9 +189,9 @@ def analyze(run_dir: str | os.PathLike, *, last_evals: int = 3, ci: float = 0.9)
     """Analyse a sweep directory (written by :func:`sweep` or ``hptransfer sweep``).
 
     ``last_evals``: evaluations averaged into each final loss; ``ci``: the confidence of the
-    seed intervals. Returns the :class:`hptransfer.analysis.Analysis` holding every table
+    seed intervals. Returns the :class:`hptransfer.stats.analysis.Analysis` holding every table
     (read them with :func:`optima`, :func:`drift`, :func:`claims`, ...). A directory without
-    results raises :class:`hptransfer.results.ResultsError` naming it.
+    results raises :class:`hptransfer.stats.results.ResultsError` naming it.
     """
     run_dir = _path_arg("run_dir", run_dir, "a sweep directory (holding results.parquet)")
     if isinstance(last_evals, bool) or not isinstance(last_evals, int) or last_evals < 1:
@@ -206,7 +206,7 @@ def analyze(run_dir: str | os.PathLike, *, last_evals: int = 3, ci: float = 0.9)
 def write_report(run_dir: str | os.PathLike) -> Path:
     """Write run_dir/report.md, report.html and run_dir/figures/*.png, as ``hptransfer
     report`` does. Returns the path of report.md."""
-    from hptransfer.report import write_report as write
+    from hptransfer.reports.report import write_report as write
 
     return write(_path_arg("run_dir", run_dir, "a sweep directory (holding results.parquet)"))
 

@@ -25,7 +25,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from hptransfer import __version__, interrupt, supervise
+from hptransfer import __version__
+from hptransfer.sweeps import interrupt, supervise
 
 DESCRIPTION = """\
 Answers: is the learning rate tuned on a small ResNet still optimal at larger width and depth?
@@ -93,7 +94,7 @@ def _number(kind: type, lo: float | None = None, hi: float | None = None) -> Cal
 
 def _scheme_source(text: str) -> str:
     """An argparse type: a .toml scheme file (or an existing path) or ``package.module:attr``."""
-    from hptransfer.schemes import SOURCE_FORMS, is_python_source
+    from hptransfer.network.schemes import SOURCE_FORMS, is_python_source
 
     if text.endswith(".toml") or Path(text).exists() or is_python_source(text):
         return text
@@ -103,7 +104,7 @@ def _scheme_source(text: str) -> str:
 def _user_schemes(sources: list[str]) -> dict:
     """The scheme registry with the ``--scheme-file`` sources (Python ones are imported: the
     user asked for code on the command line); an error names the option."""
-    from hptransfer.schemes import SchemeError, load_schemes
+    from hptransfer.network.schemes import SchemeError, load_schemes
 
     try:
         return load_schemes(sources)
@@ -182,7 +183,7 @@ def _writable_file(path: str, what: str) -> Path:
 # --------------------------------------------------------------------------------------------
 # Commands
 def _cmd_schemes(args) -> int:
-    from hptransfer.schemes import BUILTIN_SCHEMES, QUANTITIES
+    from hptransfer.network.schemes import BUILTIN_SCHEMES, QUANTITIES
 
     registry = _user_schemes(args.scheme_file)
     for name, scheme in registry.items():
@@ -206,10 +207,10 @@ def _cmd_schemes(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from hptransfer.data import load_dataset
-    from hptransfer.model import Architecture
-    from hptransfer.optim import OptimizerConfig, OptimizerError
-    from hptransfer.train import train_run
+    from hptransfer.network.data import load_dataset
+    from hptransfer.network.model import Architecture
+    from hptransfer.network.optim import OptimizerConfig, OptimizerError
+    from hptransfer.network.train import train_run
 
     registry = _user_schemes(args.scheme_file)
     unknown = [name for name in args.schemes if name not in registry]
@@ -224,7 +225,7 @@ def _cmd_run(args) -> int:
         raise UsageError(
             f"arguments --optimizer {args.optimizer} --momentum {args.momentum:g}: {err}"
         ) from err
-    from hptransfer.limits import check_dataset
+    from hptransfer.sweeps.limits import check_dataset
 
     check_dataset("argument --samples", "mnist1d", args.samples)
     data = load_dataset("mnist1d", num_samples=args.samples)
@@ -248,14 +249,14 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from hptransfer import engine
-    from hptransfer.config import load_config
-    from hptransfer.results import read_meta
+    from hptransfer.stats.results import read_meta
+    from hptransfer.sweeps import engine
+    from hptransfer.sweeps.config import load_config
 
     _user_schemes(args.scheme_file)  # a bad --scheme-file is named as such
     config = load_config(_input_file(args.config, "config file"), tuple(args.scheme_file))
     if args.distributed:  # a missing process group is refused before --out is touched
-        from hptransfer.engine import initialize_distributed
+        from hptransfer.sweeps.engine import initialize_distributed
 
         initialize_distributed()
     if args.max_replicas_per_chunk is not None:
@@ -268,7 +269,7 @@ def _cmd_sweep(args) -> int:
     _writable_dir(args.out, "argument --out:", create=True)
     with contextlib.ExitStack() as stack:
         if args.distributed:  # a dead peer ends this process with one line, not a SIGABRT
-            from hptransfer.hosts import watch_peers
+            from hptransfer.sweeps.hosts import watch_peers
 
             stack.enter_context(watch_peers(kept_line(args, args.argv)))
         engine.run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
@@ -288,7 +289,7 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from hptransfer.report import write_report
+    from hptransfer.reports.report import write_report
 
     if Path(args.dir).is_dir():  # a missing DIR is reported by the reader, naming the file
         _writable_dir(args.dir, "DIR", create=False)
@@ -298,7 +299,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from hptransfer.report import compare_markdown
+    from hptransfer.reports.report import compare_markdown
 
     if args.markdown:
         _writable_file(args.markdown, "argument --markdown:")
@@ -311,7 +312,7 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    from hptransfer.check import run_check
+    from hptransfer.tools.check import run_check
 
     return run_check(
         args.dir, args.suite, expectations=args.expectations, baseline=args.baseline,
@@ -320,7 +321,7 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_mutate(args) -> int:
-    from hptransfer.mutation import UNMUTATED, format_kill_table, mutation_test
+    from hptransfer.tools.mutation import UNMUTATED, format_kill_table, mutation_test
 
     table = mutation_test(
         _input_file(args.config, "config file"), _input_file(args.mutants, "argument --mutants"),
@@ -341,10 +342,10 @@ def _cmd_mutate(args) -> int:
 
 
 def _cmd_coordcheck(args) -> int:
-    from hptransfer import coordcheck as cc
-    from hptransfer.data import load_dataset
-    from hptransfer.ladder import ladder
-    from hptransfer.schemes import get_scheme
+    from hptransfer.network.data import load_dataset
+    from hptransfer.network.schemes import get_scheme
+    from hptransfer.tools import coordcheck as cc
+    from hptransfer.tools.ladder import ladder
 
     registry = _user_schemes(args.scheme_file)
     scheme = get_scheme(args.scheme, registry)
@@ -362,7 +363,7 @@ def _cmd_coordcheck(args) -> int:
         optimizer=args.optimizer, lr=2.0**log2_lr, steps=args.steps,
         seeds=tuple(range(args.seeds)), batch_size=args.batch_size,
     )  # fmt: skip
-    from hptransfer.limits import check_dataset
+    from hptransfer.sweeps.limits import check_dataset
 
     check_dataset("argument --batch-size", args.data, max(args.batch_size, 1000))
     data = load_dataset(args.data, num_samples=max(args.batch_size, 1000))
@@ -434,7 +435,7 @@ def _add_shape_args(
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: one block per command."""
-    from hptransfer.optim import OPTIMIZERS
+    from hptransfer.network.optim import OPTIMIZERS
 
     parser = _Parser(
         prog="hptransfer",
@@ -715,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if args.debug if args is not None else "--debug" in argv:
             traceback.print_exc()
-        from hptransfer.results import WriteError
+        from hptransfer.stats.results import WriteError
 
         line = error_line(err)
         if args is not None and args.command == "sweep" and isinstance(err, WriteError):
@@ -735,7 +736,9 @@ def entry() -> None:
     and checkpoints are already on disk, and tearing the interpreter down while XLA still has
     compilations or transfers in flight can crash it (SIGSEGV) and replace exit code 130."""
     argv = sys.argv[1:]
-    if supervise.wanted(argv):  # a multi-host sweep outlives JAX's abort (hptransfer.supervise)
+    if supervise.wanted(
+        argv
+    ):  # a multi-host sweep outlives JAX's abort (hptransfer.sweeps.supervise)
         sys.exit(supervise.run(argv))
     if supervise.is_supervised_child():
         supervise.die_with_parent()

@@ -6,8 +6,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
 import pytest  # noqa: E402
 
-from hptransfer.config import SweepConfig, config_from_dict  # noqa: E402
-from hptransfer.data import teacher  # noqa: E402
+from hptransfer.network.data import teacher  # noqa: E402
+from hptransfer.sweeps.config import SweepConfig, config_from_dict  # noqa: E402
 
 
 def config_with(raw: dict, overrides: dict) -> SweepConfig:
@@ -63,8 +63,8 @@ def uninterrupted(tmp_path_factory):
     """``run(text, data=None)``: the results table of the uninterrupted sweep of the config
     ``text`` (TOML), trained once per session in this process and shared by every resume test
     that compares a killed, preempted or distributed run with it (a fresh copy each call)."""
-    from hptransfer.config import load_config
-    from hptransfer.engine import run_sweep
+    from hptransfer.sweeps.config import load_config
+    from hptransfer.sweeps.engine import run_sweep
 
     cache = {}
 

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hptransfer.analysis import analyze, analyze_run
-from hptransfer.check import evaluate_run, format_table
 from hptransfer.cli import main
-from hptransfer.results import write_json, write_table
+from hptransfer.stats.analysis import analyze, analyze_run
+from hptransfer.stats.results import write_json, write_table
+from hptransfer.tools.check import evaluate_run, format_table
 
 ROLES = ("input", "hidden_1", "hidden_2", "readout")
 STATS = ("own_movement", "weight_change", "total_movement", "rms_init", "rms_change")

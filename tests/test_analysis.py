@@ -1,4 +1,4 @@
-"""hptransfer.analysis on synthetic result tables whose answers are known in closed form."""
+"""hptransfer.stats.analysis on synthetic result tables whose answers are known in closed form."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hptransfer import analysis as A
+from hptransfer.stats import analysis as A
 
 STEPS = (0, 50, 100, 150, 200)
 
@@ -339,7 +339,7 @@ def test_optima_next_to_divergence_everywhere_make_the_verdict_inconclusive():
 
 
 def test_the_check_passes_a_censored_eta_whose_bracket_contains_the_baseline():
-    from hptransfer.baseline_test import compare
+    from hptransfer.stats.baseline_test import compare
 
     def record(value, edge=None, lo=None, hi=None):
         return {

@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import hptransfer as hp
-from hptransfer.config import ConfigError
+from hptransfer.sweeps.config import ConfigError
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
@@ -84,7 +84,7 @@ def test_import_does_not_import_jax():
         "from hptransfer import analyze\n"
         "assert 'jax' in sys.modules and analyze is hptransfer.api.analyze\n"
         "from hptransfer import results\n"  # submodules still import as before
-        "assert results.__name__ == 'hptransfer.results'\n"
+        "assert results.__name__ == 'hptransfer.stats.results'\n"
         "try:\n    hptransfer.nothing\nexcept AttributeError as e:\n    print(e)\n"
     )
     root = str(Path(__file__).resolve().parents[1])

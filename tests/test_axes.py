@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 from conftest import config_with
 
-from hptransfer import axes as axes_mod
-from hptransfer.config import ConfigError, SweepConfig
-from hptransfer.data import teacher
-from hptransfer.engine import COMPILE_STATS, clear_program_cache, replicas, run_sweep
-from hptransfer.model import Architecture
-from hptransfer.optim import OptimizerConfig, make_optimizer
-from hptransfer.scaling import multipliers
-from hptransfer.schemes import get_scheme
+from hptransfer.network.data import teacher
+from hptransfer.network.model import Architecture
+from hptransfer.network.optim import OptimizerConfig, make_optimizer
+from hptransfer.network.scaling import multipliers
+from hptransfer.network.schemes import get_scheme
+from hptransfer.sweeps import axes as axes_mod
+from hptransfer.sweeps.config import ConfigError, SweepConfig
+from hptransfer.sweeps.engine import COMPILE_STATS, clear_program_cache, replicas, run_sweep
 
 RAW = {
     "name": "tiny-axes",

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hptransfer import analysis as A
-from hptransfer import calibration as C
-from hptransfer.intervals import interval_label
-from hptransfer.optimum import asymmetric_vertex
-from hptransfer.tables import eta_interval
+from hptransfer.stats import analysis as A
+from hptransfer.stats import calibration as C
+from hptransfer.stats.intervals import interval_label
+from hptransfer.stats.optimum import asymmetric_vertex
+from hptransfer.stats.tables import eta_interval
 
 
 def test_cases_cover_the_kinds_of_data_the_suites_produce():
@@ -190,7 +190,7 @@ def test_the_committed_table_says_what_statistics_md_says():
 def test_the_committed_docs_table_is_the_committed_data():
     from pathlib import Path
 
-    from hptransfer.report import coverage_markdown
+    from hptransfer.reports.report import coverage_markdown
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "coverage.md"
     assert doc.read_text() == coverage_markdown(C.committed_coverage(), C.committed_false_alarm())

@@ -7,9 +7,12 @@ import math
 import pandas as pd
 import pytest
 
-from hptransfer import analysis, seed_metrics
-from hptransfer.baseline_test import compare
-from hptransfer.check import (
+from hptransfer.cli import main
+from hptransfer.stats import analysis, seed_metrics
+from hptransfer.stats.baseline_test import compare
+from hptransfer.sweeps.config import config_from_dict
+from hptransfer.sweeps.engine import run_sweep
+from hptransfer.tools.check import (
     EXPECTATIONS,
     CheckError,
     check_expectations,
@@ -22,9 +25,6 @@ from hptransfer.check import (
     suite_metrics,
     unavailable_reasons,
 )
-from hptransfer.cli import main
-from hptransfer.config import config_from_dict
-from hptransfer.engine import run_sweep
 
 
 def test_expectations_file_is_valid_for_every_suite():

@@ -18,8 +18,11 @@ import pandas as pd
 import pytest
 from conftest import TINY_CONFIG
 
-from hptransfer import __version__, analysis, data, engine, interrupt, train
+from hptransfer import __version__
 from hptransfer.cli import build_parser, main
+from hptransfer.network import data, train
+from hptransfer.stats import analysis
+from hptransfer.sweeps import engine, interrupt
 
 GOOD_CONFIG = TINY_CONFIG
 
@@ -297,7 +300,7 @@ def test_ctrl_c_outside_a_sweep_exits_130_with_the_command_to_rerun(files, capsy
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("hptransfer.report.write_report", interrupted)
+    monkeypatch.setattr("hptransfer.reports.report.write_report", interrupted)
     assert main(["report", files["empty_run"]]) == 130
     err = capsys.readouterr().err
     assert (
@@ -319,7 +322,7 @@ def test_a_genuine_bug_keeps_its_traceback(files, monkeypatch):
     def bug(*args, **kwargs):
         raise ValueError("a plain ValueError from a bug")
 
-    monkeypatch.setattr("hptransfer.report.write_report", bug)
+    monkeypatch.setattr("hptransfer.reports.report.write_report", bug)
     with pytest.raises(ValueError, match="from a bug"):
         main(["report", files["cut_meta"]])
     with pytest.raises(ComputeStarted):

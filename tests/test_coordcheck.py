@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from hptransfer.cli import main
-from hptransfer.coordcheck import (
+from hptransfer.network.data import mnist1d, teacher
+from hptransfer.network.model import Architecture
+from hptransfer.network.schemes import BUILTIN_SCHEMES
+from hptransfer.tools.coordcheck import (
     CoordCheckError,
     CoordSetting,
     collapse_note,
@@ -18,10 +21,7 @@ from hptransfer.coordcheck import (
     spread,
     verdict,
 )
-from hptransfer.data import mnist1d, teacher
-from hptransfer.ladder import effective_rules, ladder
-from hptransfer.model import Architecture
-from hptransfer.schemes import BUILTIN_SCHEMES
+from hptransfer.tools.ladder import effective_rules, ladder
 
 WIDTHS = (64, 128, 256, 512, 1024)
 # The width checks at 4x (make test) and at 16x (slow: the five widths, compiled per width).

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hptransfer import costmodel
-from hptransfer.model import Architecture, apply, raw_init
-from hptransfer.optim import OptimizerConfig
+from hptransfer.network.model import Architecture, apply, raw_init
+from hptransfer.network.optim import OptimizerConfig
+from hptransfer.sweeps import costmodel
 
 ARCHS = [
     Architecture(64, 3, 2, (32,), 10, base_width=64),

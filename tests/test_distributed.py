@@ -17,8 +17,8 @@ import time
 import pandas as pd
 import pytest
 
-from hptransfer.engine import DistributedError, initialize_distributed
-from hptransfer.hosts import PEER_LOST_EXIT
+from hptransfer.sweeps.engine import DistributedError, initialize_distributed
+from hptransfer.sweeps.hosts import PEER_LOST_EXIT
 
 CONFIG = """name = "two-hosts"
 steps = 20

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from conftest import config_with
 
-from hptransfer.config import ConfigError, config_from_dict, load_config
-from hptransfer.data import teacher
-from hptransfer.engine import COMPILE_STATS, SimulatedKill, clear_program_cache, run_sweep
-from hptransfer.model import Architecture
-from hptransfer.optim import OptimizerConfig
-from hptransfer.results import read_meta
-from hptransfer.train import train_run
+from hptransfer.network.data import teacher
+from hptransfer.network.model import Architecture
+from hptransfer.network.optim import OptimizerConfig
+from hptransfer.network.train import train_run
+from hptransfer.stats.results import read_meta
+from hptransfer.sweeps.config import ConfigError, config_from_dict, load_config
+from hptransfer.sweeps.engine import COMPILE_STATS, SimulatedKill, clear_program_cache, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -196,8 +196,8 @@ def test_hard_kill_of_the_cli_then_resume(tmp_path, uninterrupted):
 
 def test_four_devices_give_the_same_results_as_one(tmp_path):
     script = (
-        "import sys; from hptransfer.config import config_from_dict; "
-        "from hptransfer.engine import run_sweep; import jax; "
+        "import sys; from hptransfer.sweeps.config import config_from_dict; "
+        "from hptransfer.sweeps.engine import run_sweep; import jax; "
         "cfg = config_from_dict({'steps': 20, 'eval_every': 10, 'batch_size': 32, 'seeds': [0, 1],"
         " 'schemes': ['mup', 'nfd'], 'probe_size': 64, 'data': {'name': 'teacher', 'num_samples': 512},"
         " 'model': {'widths': [32], 'depths': [4], 'block_depths': [2], 'base_width': 32},"
@@ -252,9 +252,9 @@ def test_bad_configs_name_file_field_value_and_allowed(tmp_path, raw, words):
 
 
 def test_benchmark_configs_are_valid():
-    from hptransfer.check import load_expectations, suite_names
-    from hptransfer.mutants import load_mutants
-    from hptransfer.schemes import BUILTIN_SCHEMES
+    from hptransfer.network.schemes import BUILTIN_SCHEMES
+    from hptransfer.tools.check import load_expectations, suite_names
+    from hptransfer.tools.mutants import load_mutants
 
     for path in sorted((ROOT / "benchmarks").glob("*.toml")):
         if path.name == "expectations.toml":

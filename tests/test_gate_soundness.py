@@ -19,16 +19,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hptransfer import analysis, baseline_test, coordcheck, seed_metrics
-from hptransfer.check import (
+from hptransfer.stats import analysis, baseline_test, seed_metrics
+from hptransfer.stats.intervals import FAILS, HOLDS, INCONCLUSIVE, MISSING
+from hptransfer.stats.verdicts import suite_metrics
+from hptransfer.tools import coordcheck
+from hptransfer.tools.check import (
     CheckError,
     check_expectations,
     choose_suite,
     format_table,
     load_expectations,
 )
-from hptransfer.intervals import FAILS, HOLDS, INCONCLUSIVE, MISSING
-from hptransfer.verdicts import suite_metrics
 
 DEPTHS = (2, 4, 8, 16)  # 3 doublings: a swap moves eta* by <= 0.9 octave (old tolerance 1.0)
 X = np.log2(np.array(DEPTHS) / DEPTHS[0])

@@ -1,4 +1,4 @@
-"""hptransfer.hparams (and its report) on synthetic sweeps with axes beyond the learning rate,
+"""hptransfer.stats.hparams (and its report) on synthetic sweeps with axes beyond the learning rate,
 whose optima are planted in closed form."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hptransfer import analysis as A
-from hptransfer import hparams as H
-from hptransfer import report as R
-from hptransfer.verdicts import suite_metrics
+from hptransfer.reports import report as R
+from hptransfer.stats import analysis as A
+from hptransfer.stats import hparams as H
+from hptransfer.stats.verdicts import suite_metrics
 
 STEPS = (0, 100, 200)
 LR_GRID = tuple(float(x) for x in range(-6, 1))
@@ -287,7 +287,7 @@ def test_suite_metrics_name_the_axes():
 
 
 def write_axes_run(path: Path, config, table) -> Path:
-    from hptransfer.results import write_json, write_table
+    from hptransfer.stats.results import write_json, write_table
 
     path.mkdir(parents=True)
     write_table(table, path / "results.parquet")

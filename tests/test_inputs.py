@@ -13,11 +13,17 @@ import numpy as np
 import pytest
 from conftest import TINY_CONFIG
 
-from hptransfer import cli, limits
+from hptransfer import cli
 from hptransfer.cli import main
-from hptransfer.config import ConfigError, config_from_dict, load_config
-from hptransfer.data import UnsafePickleError, cifar10, load_cifar_pickle, write_cifar10_archive
-from hptransfer.schemes import SchemeError, load_schemes, schemes_from_python
+from hptransfer.network.data import (
+    UnsafePickleError,
+    cifar10,
+    load_cifar_pickle,
+    write_cifar10_archive,
+)
+from hptransfer.network.schemes import SchemeError, load_schemes, schemes_from_python
+from hptransfer.sweeps import limits
+from hptransfer.sweeps.config import ConfigError, config_from_dict, load_config
 
 CONFIG = TINY_CONFIG  # base_depth 2 stated: the default
 
@@ -51,7 +57,7 @@ def captured_sweep(monkeypatch):
         seen.append(config)
         raise SystemExit(0)
 
-    monkeypatch.setattr("hptransfer.engine.run_sweep", record)
+    monkeypatch.setattr("hptransfer.sweeps.engine.run_sweep", record)
     return seen
 
 
@@ -295,9 +301,9 @@ def test_the_checkpoint_over_the_free_disk_is_refused_naming_max_replicas_per_ch
 
 
 def test_the_results_shape_is_that_of_the_engines_table():
-    """The estimate's columns are those of a real cell table (hptransfer.engine._chunk_table)."""
-    from hptransfer import engine
-    from hptransfer.movement import STATS
+    """The estimate's columns are those of a real cell table (hptransfer.sweeps.engine._chunk_table)."""
+    from hptransfer.network.movement import STATS
+    from hptransfer.sweeps import engine
 
     config = config_from_dict({**TINY, "model": {**TINY["model"], "depths": [2]}})
     (arch,) = limits.architectures(config)
@@ -315,10 +321,10 @@ def test_the_checkpointed_state_is_what_the_estimate_counts():
     """Parameters, initial parameters and optimizer slots of one replica, from the real init."""
     import jax
 
-    from hptransfer.optim import traced_settings
-    from hptransfer.scaling import multipliers
-    from hptransfer.schemes import get_scheme
-    from hptransfer.train import init_state
+    from hptransfer.network.optim import traced_settings
+    from hptransfer.network.scaling import multipliers
+    from hptransfer.network.schemes import get_scheme
+    from hptransfer.network.train import init_state
 
     for optimizer in ({"name": "sgd"}, {"name": "sgd", "momentum": 0.9}, {"name": "adam"}):
         config = config_from_dict({**TINY, "optimizer": optimizer})
@@ -337,7 +343,7 @@ def test_the_checkpointed_state_is_what_the_estimate_counts():
 def test_the_dataset_estimate_covers_the_real_peak(name, in_shape):
     import tracemalloc
 
-    from hptransfer.data import load_dataset
+    from hptransfer.network.data import load_dataset
 
     tracemalloc.start()
     data = load_dataset(name, num_samples=4000)
@@ -352,7 +358,7 @@ def test_the_mnist1d_estimate_covers_the_real_peak(tmp_path, monkeypatch):
 
     import mnist1d.data  # noqa: F401  (imported first: its import is not the dataset's memory)
 
-    from hptransfer.data import mnist1d
+    from hptransfer.network.data import mnist1d
 
     monkeypatch.setenv("HPTRANSFER_CACHE", str(tmp_path))
     tracemalloc.start()

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from hptransfer import interrupt
+from hptransfer.sweeps import interrupt
 
 
 def test_a_swallowed_sigint_is_raised_again_at_the_next_check():

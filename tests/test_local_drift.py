@@ -1,4 +1,4 @@
-"""Local drift across depth (hptransfer.local_drift) on planted per-seed eta*: consecutive-depth
+"""Local drift across depth (hptransfer.stats.local_drift) on planted per-seed eta*: consecutive-depth
 and deepest-half slopes with intervals, the largest shift, the curvature test, its verdict
 sentence and claim (f)."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hptransfer.local_drift import (
+from hptransfer.stats.local_drift import (
     CURVED,
     STRAIGHT,
     deep_half,
@@ -21,8 +21,8 @@ from hptransfer.local_drift import (
     quadratic_coefficient,
     series_local_drift,
 )
-from hptransfer.rules import drift_band
-from hptransfer.verdicts import FAILS, HOLDS, claims, local_verdict
+from hptransfer.stats.rules import drift_band
+from hptransfer.stats.verdicts import FAILS, HOLDS, claims, local_verdict
 
 DEPTHS = np.array([2, 4, 8, 16, 32, 64])
 X = np.log2(DEPTHS.astype(float))

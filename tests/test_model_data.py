@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hptransfer.data import (
+from hptransfer.network.data import (
     DataError,
     cifar10,
     load_dataset,
@@ -15,11 +15,11 @@ from hptransfer.data import (
     teacher,
     write_cifar10_archive,
 )
-from hptransfer.model import Architecture, ArchitectureError, apply, raw_init, scale_init
-from hptransfer.optim import OptimizerConfig, OptimizerError
-from hptransfer.scaling import multipliers
-from hptransfer.schemes import get_scheme
-from hptransfer.train import train_run
+from hptransfer.network.model import Architecture, ArchitectureError, apply, raw_init, scale_init
+from hptransfer.network.optim import OptimizerConfig, OptimizerError
+from hptransfer.network.scaling import multipliers
+from hptransfer.network.schemes import get_scheme
+from hptransfer.network.train import train_run
 
 
 @pytest.mark.parametrize(

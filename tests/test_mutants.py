@@ -1,5 +1,5 @@
-"""Mutants of scheme tables (hptransfer.mutants) and the mutation test's shape rule
-(hptransfer.mutation.same_at_shapes): no training, only tables and multipliers."""
+"""Mutants of scheme tables (hptransfer.tools.mutants) and the mutation test's shape rule
+(hptransfer.tools.mutation.same_at_shapes): no training, only tables and multipliers."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hptransfer.config import config_from_dict
-from hptransfer.model import Architecture
-from hptransfer.mutants import (
+from hptransfer.network.model import Architecture
+from hptransfer.network.scaling import multipliers
+from hptransfer.network.schemes import BUILTIN_SCHEMES
+from hptransfer.sweeps.config import config_from_dict
+from hptransfer.tools.mutants import (
     Mutant,
     MutantError,
     builtin_tables,
@@ -20,9 +22,7 @@ from hptransfer.mutants import (
     original_name,
     substitute,
 )
-from hptransfer.mutation import same_at_shapes
-from hptransfer.scaling import multipliers
-from hptransfer.schemes import BUILTIN_SCHEMES
+from hptransfer.tools.mutation import same_at_shapes
 
 ROOT_MUTANTS = "benchmarks/mutants.toml"
 KNOWN = sorted(BUILTIN_SCHEMES)

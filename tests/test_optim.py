@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from hptransfer.optim import OptimizerConfig, OptimizerError, make_optimizer
+from hptransfer.network.optim import OptimizerConfig, OptimizerError, make_optimizer
 
 STEPS = 6
 

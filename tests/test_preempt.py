@@ -19,9 +19,10 @@ import pytest
 from conftest import TINY_CONFIG
 from orbax.checkpoint._src.path import async_path
 
-from hptransfer import cli, engine, interrupt
-from hptransfer import results as results_io
+from hptransfer import cli
 from hptransfer.cli import main
+from hptransfer.stats import results as results_io
+from hptransfer.sweeps import engine, interrupt
 
 CONFIG = TINY_CONFIG.replace('name = "tiny"', 'name = "preempt"').replace(
     "steps = 20", "steps = 2000"

@@ -1,4 +1,4 @@
-"""hptransfer.report (and the figures it draws) on a small synthetic sweep directory."""
+"""hptransfer.reports.report (and the figures it draws) on a small synthetic sweep directory."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from hptransfer import report as R
+from hptransfer.reports import report as R
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ROLES = ("input", "hidden_1", "hidden_2", "readout")
@@ -203,7 +203,7 @@ def test_report_has_the_local_drift_section_and_sentences(written: Path):
 
 
 def test_method_coverage_is_the_committed_table_per_case(written: Path):
-    from hptransfer.calibration import CALIBRATED, CASES, committed_coverage
+    from hptransfer.stats.calibration import CALIBRATED, CASES, committed_coverage
 
     md = written.read_text()
     method = md[md.index("## Method") :]
@@ -235,8 +235,8 @@ def test_a_shape_where_every_rate_diverged_is_reported_not_a_crash(tmp_path: Pat
     df.loc[dead, "diverged_step"] = 100.0
     df.loc[late, ["train_loss", "test_loss", "test_accuracy"]] = math.nan
     df.loc[late, "diverged"] = True
-    from hptransfer.analysis import analyze
-    from hptransfer.figures import plot_eta_star, plot_loss_vs_lr
+    from hptransfer.reports.figures import plot_eta_star, plot_loss_vs_lr
+    from hptransfer.stats.analysis import analyze
 
     a = analyze(df)
     dead_row = a.optima[(a.optima["scheme"] == "sp") & (a.optima["depth"] == 8)]

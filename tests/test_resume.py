@@ -5,9 +5,9 @@ bit for bit."""
 import pandas as pd
 import pytest
 
-from hptransfer.config import config_from_dict
-from hptransfer.engine import SimulatedKill, run_sweep
-from hptransfer.results import read_meta
+from hptransfer.stats.results import read_meta
+from hptransfer.sweeps.config import config_from_dict
+from hptransfer.sweeps.engine import SimulatedKill, run_sweep
 
 
 def _config(optimizer: dict):

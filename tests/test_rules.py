@@ -1,4 +1,4 @@
-"""The one rule set (hptransfer.rules) and the regret interval it reads: every verdict on an
+"""The one rule set (hptransfer.stats.rules) and the regret interval it reads: every verdict on an
 interval, bands that mean the same over any range, and a regret rule whose false alarms on
 planted zero-drift sweeps stay at or below 10%."""
 
@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from hptransfer import calibration
-from hptransfer.intervals import checked_interval, worst_interval
-from hptransfer.rules import (
+from hptransfer.stats import calibration
+from hptransfer.stats.intervals import checked_interval, worst_interval
+from hptransfer.stats.rules import (
     FAILS,
     HOLDS,
     INCONCLUSIVE,
@@ -76,7 +76,7 @@ def test_worst_interval_accounts_for_choosing_the_worst_shape():
     point, lo, hi, n = worst_interval(values, 0.9)
     assert n == 3 and point == pytest.approx(0.04)
     # the Bonferroni level 1 - 0.1 / 2 per shape: wider than the shape's own 90% interval
-    from hptransfer.intervals import seed_interval
+    from hptransfer.stats.intervals import seed_interval
 
     _, lo90, hi90, _ = seed_interval(values[:, 1], 0.9)
     assert lo < lo90 and hi > hi90 and lo <= point <= hi
@@ -118,11 +118,11 @@ def test_committed_suite_scorecard_claims_and_check_agree(suite):
     read the same intervals through the same rule, so they cannot disagree."""
     from pathlib import Path
 
-    from hptransfer.analysis import analyze_run
-    from hptransfer.check import check_expectations, load_expectations
-    from hptransfer.rules import TRANSFER_OCTAVES, TRANSFER_REGRET
-    from hptransfer.seed_metrics import seed_samples, with_intervals
-    from hptransfer.verdicts import suite_metrics
+    from hptransfer.stats.analysis import analyze_run
+    from hptransfer.stats.rules import TRANSFER_OCTAVES, TRANSFER_REGRET
+    from hptransfer.stats.seed_metrics import seed_samples, with_intervals
+    from hptransfer.stats.verdicts import suite_metrics
+    from hptransfer.tools.check import check_expectations, load_expectations
 
     run = Path(__file__).resolve().parents[1] / "results" / suite
     if not (run / "results.parquet").exists():

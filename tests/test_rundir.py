@@ -11,11 +11,11 @@ import time
 import pytest
 from conftest import config_with
 
-from hptransfer import engine, rundir
-from hptransfer.config import ConfigError
-from hptransfer.engine import COMPILE_STATS, MemoryLimitError, SimulatedKill, run_sweep
-from hptransfer.results import read_meta
-from hptransfer.rundir import RunDirError, RunDirLocked, RunDirMismatch
+from hptransfer.stats.results import read_meta
+from hptransfer.sweeps import engine, rundir
+from hptransfer.sweeps.config import ConfigError
+from hptransfer.sweeps.engine import COMPILE_STATS, MemoryLimitError, SimulatedKill, run_sweep
+from hptransfer.sweeps.rundir import RunDirError, RunDirLocked, RunDirMismatch
 
 
 def tiny(**overrides):
@@ -41,7 +41,7 @@ def _files(path):
 def test_a_second_writer_is_refused_naming_pid_and_host(tmp_path, teacher_data):
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from hptransfer.rundir import lock\n"
+         "import sys, time; from pathlib import Path; from hptransfer.sweeps.rundir import lock\n"
          "with lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
          str(tmp_path)],
         stdout=subprocess.PIPE, text=True,

@@ -11,8 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hptransfer.config import ConfigError, config_from_dict
-from hptransfer.engine import (
+from hptransfer.network.model import Architecture
+from hptransfer.network.scaling import multipliers
+from hptransfer.network.schemes import load_schemes
+from hptransfer.stats.results import read_meta
+from hptransfer.sweeps.config import ConfigError, config_from_dict
+from hptransfer.sweeps.engine import (
     SimulatedKill,
     adaptive_lrs,
     bucket_size,
@@ -21,10 +25,6 @@ from hptransfer.engine import (
     run_sweep,
     worth_compacting,
 )
-from hptransfer.model import Architecture
-from hptransfer.results import read_meta
-from hptransfer.scaling import multipliers
-from hptransfer.schemes import load_schemes
 
 # Width = base width (sp and mup are one network) and one-layer blocks (nfd is depth_mup):
 # 80 requested replicas, 40 distinct; learning rates up to 2^7 diverge in the first segment.

@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hptransfer.model import Architecture, apply, raw_init, scale_init
-from hptransfer.optim import OptimizerConfig, make_optimizer
-from hptransfer.scaling import multipliers
-from hptransfer.schemes import (
+from hptransfer.network.model import Architecture, apply, raw_init, scale_init
+from hptransfer.network.optim import OptimizerConfig, make_optimizer
+from hptransfer.network.scaling import multipliers
+from hptransfer.network.schemes import (
     BUILTIN_SCHEMES,
     SchemeError,
     get_scheme,
@@ -16,7 +16,7 @@ from hptransfer.schemes import (
     scheme_from_table,
     schemes_from_toml,
 )
-from hptransfer.train import loss_fn, train_run
+from hptransfer.network.train import loss_fn, train_run
 
 BUILTINS = ["sp", "mup", "depth_mup", "nfd", "completep"]
 

@@ -1,4 +1,4 @@
-"""Schemes that are the same network in a run get one row and one verdict (hptransfer.twins)."""
+"""Schemes that are the same network in a run get one row and one verdict (hptransfer.stats.twins)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from test_report import synthetic_results
 
-from hptransfer import report as R
-from hptransfer.twins import twin_groups, twin_labels, without_twins
+from hptransfer.reports import report as R
+from hptransfer.stats.twins import twin_groups, twin_labels, without_twins
 
 
 def finals(schemes=("a", "b", "c"), ks=(1, 2), seed=0) -> pd.DataFrame:

@@ -1,0 +1,100 @@
+"""Per-layer feature movement on a fixed probe batch (docs/coordcheck.md).
+
+For a layer with pre-activation a = c * W x + b, weights W_0 at init and W_t now, and x_0, x_t
+the layer's input at init and now (each computed through the network from the same probe batch):
+
+    own movement      RMS(c (W_t - W_0) x_t) / RMS(c W_0 x_t)   (the change the layer makes itself)
+    weight change     ||W_t - W_0||_F / ||W_0||_F
+    total movement    RMS(a_t - a_0) / RMS(a_0)                 (includes the change of its input)
+
+plus the raw per-coordinate sizes RMS(a_0), RMS(a_t) and RMS(a_t - a_0) (coordinate checks).
+Hidden roles are measured in every block and averaged over blocks; the blocks are scanned with
+both networks side by side, so memory does not grow with depth. The multiplier c cancels in the
+own-movement ratio; it is kept so the formula reads as written.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from hptransfer.network.model import (
+    Architecture,
+    Params,
+    hidden_op,
+    input_op,
+    readout_features,
+)
+
+STATS = ("own_movement", "weight_change", "total_movement", "rms_init", "rms", "rms_change")
+
+
+def _rms(a: jax.Array) -> jax.Array:
+    return jnp.sqrt(jnp.mean(jnp.square(a)))
+
+
+def _safe_ratio(num: jax.Array, den: jax.Array) -> jax.Array:
+    return num / jnp.maximum(den, 1e-30)
+
+
+def _layer(op, p0, pt, c, x0, xt):
+    """Pre-activations at init and now, and the five statistics of one layer."""
+    w0, wt = p0["kernel"], pt["kernel"]
+    a0 = c * op(w0, x0) + p0.get("bias", 0.0)
+    at = c * op(wt, xt) + pt.get("bias", 0.0)
+    own = _safe_ratio(_rms(c * op(wt - w0, xt)), _rms(c * op(w0, xt)))
+    stats = {
+        "own_movement": own,
+        "weight_change": _safe_ratio(
+            jnp.linalg.norm((wt - w0).ravel()), jnp.linalg.norm(w0.ravel())
+        ),
+        "total_movement": _safe_ratio(_rms(at - a0), _rms(a0)),
+        "rms_init": _rms(a0),
+        "rms": _rms(at),
+        "rms_change": _rms(at - a0),
+    }
+    return a0, at, stats
+
+
+def layer_stats(
+    params0: Params,
+    params: Params,
+    x: jax.Array,
+    forward: Params,
+    branch: jax.Array,
+    arch: Architecture,
+) -> dict[str, dict[str, jax.Array]]:
+    """{role: {statistic: scalar}} for input, hidden_1..hidden_k (block means) and readout."""
+    op_in, op_h = input_op(arch), hidden_op(arch)
+    out: dict[str, dict[str, jax.Array]] = {}
+    h0, ht, out["input"] = _layer(
+        op_in, params0["input"], params["input"], forward["input"]["kernel"], x, x
+    )
+
+    def block(carry, blocks):
+        h0, ht = carry
+        blk0, blkt = blocks
+        z0, zt, stats = h0, ht, {}
+        for role in arch.hidden_roles:
+            c = forward["blocks"][role]["kernel"]
+            z0, zt, stats[role] = _layer(
+                op_h, blk0[role], blkt[role], c, jax.nn.relu(z0), jax.nn.relu(zt)
+            )
+        return (h0 + branch * z0, ht + branch * zt), stats
+
+    (h0, ht), per_block = jax.lax.scan(block, (h0, ht), (params0["blocks"], params["blocks"]))
+    out |= jax.tree.map(lambda v: v.mean(axis=0), per_block)
+    _, _, out["readout"] = _layer(
+        lambda w, f: f @ w,
+        params0["readout"],
+        params["readout"],
+        forward["readout"]["kernel"],
+        readout_features(arch, h0),
+        readout_features(arch, ht),
+    )
+    return out
+
+
+def flatten_stats(stats: dict[str, dict[str, jax.Array]]) -> dict[str, jax.Array]:
+    """{"own_movement/hidden_1": v, ...}: the column names used in result tables."""
+    return {f"{stat}/{role}": v for role, d in stats.items() for stat, v in d.items()}

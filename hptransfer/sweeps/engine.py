@@ -1,0 +1,1057 @@
+"""The sweep engine (docs/design.md): whole grids of replicas in one compiled program.
+
+A *cell* is one shape (width, depth, block depth) of a sweep; its *replicas* are every
+(scheme, learning rate, seed). Within a cell:
+
+- Compile by shape only. Learning rates, seeds and every scheme multiplier are arrays with a
+  leading replica axis, so one executable (per chunk size) serves all of them. Programs are
+  compiled ahead of time and cached by their input shapes; :data:`COMPILE_STATS` counts them.
+  Before each cell, programs no cell still to run can use are dropped (:func:`evict_programs`).
+- vmap over replicas. Replicas of one seed draw the same raw init and the same batches.
+- Divergence is data: a replica whose loss or parameters become non-finite, or whose loss
+  exceeds ``divergence_factor`` x its initial loss, is frozen at that step (its state stops
+  changing, its losses become NaN) and its step is recorded. The others are unaffected.
+- Steps run as ``lax.scan`` segments of ``eval_every`` steps; between segments: evaluation on
+  the test set, feature movement on the probe batch, progress, and (at most every
+  ``checkpoint_seconds``) an Orbax checkpoint keyed by the hash of the cell's config. Running
+  the same sweep again resumes where it stopped. A finished chunk saves only its metrics.
+- The replica axis is cut into chunks that fit in memory and sharded over all local devices
+  (``jax.sharding``); several hosts join through ``jax.distributed`` (see the README and
+  :func:`initialize_distributed`): every process computes its shards, reads the full history
+  through an all-gather, and process 0 alone writes files.
+- Before any compute, :func:`run_sweep` takes the output directory (:mod:`hptransfer.sweeps.rundir`:
+  one writer, one config) and checks the limits (grid size, one replica's memory).
+- No replica-step is wasted (HPTRANSFER_SAVINGS=0 turns this off): replicas whose multipliers,
+  learning rate and seed are equal (sp and mup at the base width, nfd and depth_mup for
+  one-layer blocks) are trained once and reported under every scheme that asked for them; and
+  between segments the live replicas of a chunk move into a smaller power-of-two program once
+  enough have diverged and the time saved beats the compile (:func:`worth_compacting`).
+  meta.json counts the replica-steps requested, computed and saved by each. Which replicas
+  diverge, and when, is unchanged; values agree to float32 rounding (XLA:CPU rounds some
+  vmapped reductions differently for different replica counts, as between chunk sizes).
+- ``[lr] adaptive = true`` extends a cell's learning-rate grid past an optimum at its edge or
+  next to a diverged rate, in bounded follow-up rounds (:func:`adaptive_lrs`).
+- :mod:`hptransfer.sweeps.costmodel` turns each cell's computed replica-steps and time into achieved
+  FLOP/s and bytes/s against the device's measured roofs (meta.json ``device_peaks``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import inspect
+import json
+import math
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pandas as pd
+from flax import struct
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from hptransfer.network.data import Dataset, load_dataset
+from hptransfer.network.model import Architecture, check_inputs, kernel_shapes
+from hptransfer.network.movement import flatten_stats, layer_stats
+from hptransfer.network.optim import traced_settings
+from hptransfer.network.scaling import Multipliers, multipliers, stack
+from hptransfer.network.schemes import Scheme, load_schemes
+from hptransfer.network.train import (
+    TrainState,
+    evaluate,
+    init_state,
+    probe_batch,
+    sample_batch,
+    train_step,
+)
+from hptransfer.stats import results as results_io
+from hptransfer.sweeps import costmodel, interrupt, limits, rundir
+from hptransfer.sweeps.axes import Point, apply_point
+from hptransfer.sweeps.config import ConfigError, SweepConfig, check_limits
+from hptransfer.sweeps.hosts import (  # noqa: F401  (initialize_distributed: the CLI's entry)
+    DistributedError,
+    agree_stop,
+    all_agree,
+    fetch,
+    from_writer,
+    initialize_distributed,
+)
+from hptransfer.sweeps.savings import bucket_size, deduplicate, savings_mode, worth_compacting
+
+COMPILE_STATS: dict[str, float] = {"count": 0, "seconds": 0.0, "evicted": 0, "live_peak": 0}
+"""Compilations (``count``, ``seconds``), programs dropped by :func:`evict_programs`
+(``evicted``) and the most programs held at once (``live_peak``), since the last
+:func:`clear_program_cache`."""
+_PROGRAMS: dict[Any, Any] = {}
+
+
+class SimulatedKill(RuntimeError):
+    """Raised by the fault-injection hook (tests): the sweep 'dies' after N segments."""
+
+
+class MemoryLimitError(ConfigError):
+    """One replica of a cell needs more device memory than the budget allows."""
+
+
+@struct.dataclass
+class ReplicaState:
+    """A replica's training state plus its divergence bookkeeping."""
+
+    train: TrainState
+    alive: jax.Array  # bool
+    diverged_step: jax.Array  # int32, -1 while alive
+    loss0: jax.Array  # float32: the first minibatch loss (divergence threshold reference)
+
+
+@dataclasses.dataclass(frozen=True)
+class Replica:
+    scheme: str
+    log2_lr: float
+    seed: int
+    point: Point = ()  # the value of every traced sweep axis (hptransfer.sweeps.axes), sorted by name
+
+    @property
+    def key(self) -> tuple[str, Point]:
+        """Which multipliers this replica trains with: its scheme at its traced point."""
+        return (self.scheme, self.point)
+
+
+# --------------------------------------------------------------------------------------------
+# The pure programs (one replica each; vmapped below)
+
+
+def _tree_all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def _cast_state(train: TrainState, dtype) -> TrainState:
+    """``train`` with the floating leaves of its optimizer state cast to ``dtype`` (None: as is).
+
+    precision = "bf16_state" keeps momentum / Adam moments in bfloat16 between steps (half their
+    memory and traffic); every step computes in float32 from the upcast values."""
+    if dtype is None:
+        return train
+    cast = partial(
+        jax.tree.map, lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+    )
+    return train.replace(opt_state=cast(train.opt_state))
+
+
+def _init_replica(seed, mult, *, arch, opt, state_dtype=None) -> ReplicaState:
+    return ReplicaState(
+        _cast_state(init_state(seed, mult, arch, opt), state_dtype),
+        jnp.array(True),
+        jnp.array(-1, jnp.int32),
+        jnp.array(jnp.nan, jnp.float32),
+    )
+
+
+def _segment_replica(
+    state, seed, lr, mult, factor, x, y, first_step, *, arch, opt, steps, batch_size,
+    state_dtype=None,
+):  # fmt: skip
+    """``steps`` optimizer steps with freezing on divergence; returns (state, mean loss)."""
+
+    def body(st: ReplicaState, step):
+        batch = sample_batch(seed, step, x, y, batch_size)
+        new, loss = train_step(_cast_state(st.train, jnp.float32 if state_dtype else None),
+                               batch, mult, lr, arch, opt)  # fmt: skip
+        new = _cast_state(new, state_dtype)
+        loss0 = jnp.where(step == 0, loss, st.loss0)
+        ok = st.alive & jnp.isfinite(loss) & _tree_all_finite(new.params) & (loss <= factor * loss0)
+        died = st.alive & ~ok
+        # Freeze a dead replica: keep its old params and optimizer state (params0 never changes).
+        keep = partial(jax.tree.map, lambda a, b: jnp.where(ok, a, b))
+        train = TrainState(keep(new.params, st.train.params), st.train.params0,
+                           keep(new.opt_state, st.train.opt_state), new.step)  # fmt: skip
+        st = ReplicaState(train, ok, jnp.where(died, step, st.diverged_step), loss0)
+        return st, jnp.where(ok, loss, jnp.nan)
+
+    state, losses = jax.lax.scan(body, state, first_step + jnp.arange(steps))
+    return state, losses.mean()
+
+
+def _eval_replica(state, mult, x_test, y_test, probe, *, arch):
+    test_loss, test_acc = evaluate(state.train.params, x_test, y_test, mult, arch)
+    stats = layer_stats(
+        state.train.params0, state.train.params, probe, mult.forward, mult.branch, arch
+    )
+    dead = ~state.alive
+    nan = jnp.float32(jnp.nan)
+    return {
+        "test_loss": jnp.where(dead, nan, test_loss),
+        "test_accuracy": jnp.where(dead, nan, test_acc),
+        **flatten_stats(stats),
+    }
+
+
+MATMUL_PRECISION = {"f32": None, "tf32": "tensorfloat32", "bf16_state": None}
+"""jax.default_matmul_precision of each config ``precision`` (None: the float32 default)."""
+
+
+def _compiled(name: str, fn: Callable, static: tuple, out_sharding, *args, precision="f32"):
+    """Compile ``fn(*args)`` ahead of time once per (name, static settings, input shapes),
+    with the matmul precision of ``precision`` (:data:`MATMUL_PRECISION`).
+
+    Every output has the replica axis first and is pinned to ``out_sharding``, so a program's
+    outputs feed the next program without resharding.
+    """
+    leaves, treedef = jax.tree.flatten(args)
+    key = (
+        name,
+        static,
+        precision,
+        treedef,
+        tuple((tuple(a.shape), str(a.dtype), getattr(a, "sharding", None)) for a in leaves),
+    )
+    if key not in _PROGRAMS:
+        t0 = time.perf_counter()
+        with jax.default_matmul_precision(MATMUL_PRECISION[precision]):
+            _PROGRAMS[key] = jax.jit(fn, out_shardings=out_sharding).lower(*args).compile()
+        COMPILE_STATS["count"] += 1
+        COMPILE_STATS["seconds"] += time.perf_counter() - t0
+        COMPILE_STATS["live_peak"] = max(COMPILE_STATS["live_peak"], len(_PROGRAMS))
+    return _PROGRAMS[key]
+
+
+def clear_program_cache() -> None:
+    """Forget compiled programs and reset the compile counters (tests)."""
+    _PROGRAMS.clear()
+    COMPILE_STATS.update(count=0, seconds=0.0, evicted=0, live_peak=0)
+
+
+def _program_statics(config: SweepConfig, arch: Architecture) -> set[tuple]:
+    """The (static settings, precision) of the programs a cell compiles, as :func:`_compiled`
+    keys them: init and evaluation by ``_Cell.static`` (shape, optimizer), the segment also by
+    its length and batch size (:func:`_run_chunk`). Replica counts are the rest of a key."""
+    static = (arch, config.optimizer)
+    segment = static + (config.eval_every, config.batch_size)
+    return {(static, config.precision), (segment, config.precision)}
+
+
+def evict_programs(plan: list[tuple[SweepConfig, Architecture]]) -> int:
+    """Drop every compiled program that no cell of ``plan`` (the cells still to run) can use;
+    returns how many. A program is keyed by its cell's shape and settings, so once a sweep has
+    moved past a shape its programs (every chunk size, compaction bucket and adaptive round)
+    are dead: kept, they held ~6 MB of host memory each (XLA:CPU). JAX's own tracing and
+    lowering caches, which hold their jaxprs and modules, are cleared with them."""
+    needed = set().union(*(_program_statics(cfg, arch) for cfg, arch in plan))
+    dead = [key for key in _PROGRAMS if (key[1], key[2]) not in needed]
+    for key in dead:
+        del _PROGRAMS[key]
+    if dead:
+        jax.clear_caches()
+    COMPILE_STATS["evicted"] += len(dead)
+    return len(dead)
+
+
+# --------------------------------------------------------------------------------------------
+# Planning: cells, replicas, hashes, chunks
+
+
+def architectures(config: SweepConfig, data: Dataset) -> list[Architecture]:
+    m = config.model
+    return [
+        Architecture(
+            width=n,
+            depth=L,
+            block_depth=k,
+            in_shape=data.in_shape,
+            num_classes=data.num_classes,
+            family=m.family,
+            base_width=m.base_width,
+            base_depth=m.base_depth,
+            bias=m.bias,
+        )  # fmt: skip
+        for k in m.block_depths
+        for n, L in m.shapes()
+    ]
+
+
+def replicas(config: SweepConfig) -> list[Replica]:
+    """Every (scheme, log2 lr, traced point, seed) of a cell, scheme-major."""
+    return [
+        Replica(s, lr, seed, point)
+        for s in config.schemes
+        for lr, point in config.points(s)
+        for seed in config.seeds
+    ]
+
+
+def cell_configs(config: SweepConfig) -> list[SweepConfig]:
+    """The config of each set of cells: ``config`` itself, then one per other value of a
+    shape axis (batch_size, steps), each compiled and trained as cells of their own."""
+    return [dataclasses.replace(config, batch_size=b, steps=t) for b, t in config.shape_points()]
+
+
+def code_version() -> dict[str, str]:
+    """The package version and a hash of the source that decides numbers: the modules of
+    :data:`hptransfer.sweeps.rundir.NUMERIC_MODULES` and this module's pure step functions."""
+    steps = (_tree_all_finite, _init_replica, _segment_replica, _eval_replica)
+    return rundir.code_version("".join(inspect.getsource(f) for f in steps))
+
+
+def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Scheme]) -> str:
+    """A hash of everything that decides a cell's results (schemes by their tables, not names,
+    and the code version, so that a change of the numeric code recomputes)."""
+    payload = {
+        "code": code_version(),
+        "arch": dataclasses.asdict(arch),
+        "optimizer": dataclasses.asdict(config.optimizer),
+        "data": dataclasses.asdict(config.data),
+        "run": [config.steps, config.eval_every, config.batch_size, config.divergence_factor,
+                config.probe_size],
+        "replicas": [dataclasses.astuple(r) for r in replicas(config)],
+        "adaptive": [config.lr_adaptive, config.lr_max_extra_octaves, config.lr_refine],
+        "precision": config.precision,
+        "schemes": {s: registry[s].to_table() for s in config.schemes},
+        "format": 3,  # 3: chunks of distinct replicas; checkpoints know the live slots
+    }  # fmt: skip
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def param_count(arch: Architecture) -> int:
+    shapes = kernel_shapes(arch)
+    hidden = sum(math.prod(shapes[r]) for r in arch.hidden_roles)
+    return math.prod(shapes["input"]) + arch.depth * hidden + math.prod(shapes["readout"])
+
+
+def bytes_per_replica(arch: Architecture, config: SweepConfig) -> int:
+    """Rough device memory of one replica, in float32 words times 4 bytes:
+
+    8 copies of the parameters (params, init copy, grads, new params, the frozen-state select,
+    and the temporaries of the movement statistics, which XLA may hoist out of the block scan:
+    W_t - W_0 for every block, as seen at width 4096 on an H200) plus optimizer slots, plus the
+    activations kept for the backward pass (a few per layer and example).
+    """
+    slots = {"sgd": 1 if config.optimizer.momentum else 0}.get(config.optimizer.name, 2)
+    spatial = 1 if arch.family == "mlp" else math.prod(arch.in_shape[:2]) // 4
+    acts = config.batch_size * arch.width * spatial * (arch.depth * arch.block_depth + 2) * 4
+    return 4 * (param_count(arch) * (8 + slots) + acts)
+
+
+def memory_budget() -> int:
+    """Bytes the replica axis may use, over all local devices: 60% of each accelerator's memory,
+    or 30% of host RAM on CPU (host devices split one machine's memory: counted once)."""
+    limits = [
+        (d.memory_stats() or {}).get("bytes_limit") if d.platform != "cpu" else None
+        for d in jax.local_devices()
+    ]
+    if all(limits):
+        return int(0.6 * sum(limits))
+    return int(0.3 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def replica_budget() -> int:
+    """Bytes one replica may use: a replica lives on one device, so the budget of one
+    accelerator (:func:`memory_budget` over the local devices), or all of it on CPU (host
+    devices share one machine's memory)."""
+    devices = jax.local_devices()
+    share = 1 if all(d.platform == "cpu" for d in devices) else len(devices)
+    return memory_budget() // share
+
+
+def preflight(config: SweepConfig, archs: list[Architecture]) -> None:
+    """Refuse, before any compute, a grid over the limits or a cell whose one replica cannot
+    fit in device memory (:func:`bytes_per_replica` vs :func:`replica_budget`)."""
+    check_limits(config)
+    budget = replica_budget()
+    for arch in archs:
+        need = bytes_per_replica(arch, config)
+        if need > budget:
+            raise MemoryLimitError(
+                f"model.widths/model.depths: one replica of width {arch.width}, depth "
+                f"{arch.depth} (block depth {arch.block_depth}, batch {config.batch_size}) needs "
+                f"about {need / 2**30:.3g} GiB ({need} bytes) of device memory, but "
+                f"{budget / 2**30:.3g} GiB ({budget} bytes) are available; allowed: smaller "
+                "widths, depths or batch_size"
+            )
+
+
+def chunk_size(n_replicas: int, per_replica: int, n_devices: int, override: int = 0) -> int:
+    """Replicas per program call: all that fit (or ``override``), a multiple of the devices."""
+    cap = override if override > 0 else max(1, memory_budget() // max(per_replica, 1))
+    if override <= 0:
+        # Balance the chunks: 16 replicas under a cap of 15 run as 2 x 8, not 15 + 1 padded to 15.
+        cap = math.ceil(n_replicas / math.ceil(n_replicas / min(cap, n_replicas)))
+    size = min(n_replicas, cap)
+    return max(n_devices, math.ceil(size / n_devices) * n_devices)
+
+
+# --------------------------------------------------------------------------------------------
+# Running one cell
+
+
+def _mesh() -> Mesh:
+    return Mesh(np.array(jax.devices()), ("replica",))
+
+
+def _place(tree, sharding):
+    return jax.tree.map(lambda a: jax.device_put(a, sharding), tree)
+
+
+def _checkpoint_manager(path: Path) -> ocp.CheckpointManager:
+    """The Orbax manager of one chunk's checkpoints (the latest kept; saves are synchronous and
+    atomic: written to a temporary directory, then renamed). A directory that cannot be
+    created raises :class:`hptransfer.stats.results.WriteError`."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+    with results_io.writing(path):
+        return ocp.CheckpointManager(path.absolute(), options=options)
+
+
+def _restore(mgr, path, state, history, expected: dict) -> tuple[Any, dict, int, Any] | None:
+    """The latest checkpoint of this cell and chunk, if readable: (state, history, segments
+    done, slots: the chunk-local replicas its compacted state holds, or None), else None."""
+    step = mgr.latest_step()
+    if step is None:
+        return None
+    try:
+        meta = dict(mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
+        if {k: meta.get(k) for k in expected} != expected or not 0 < step:
+            raise ValueError(f"it belongs to {meta}, not to {expected}")
+        slots = meta.get("slots")
+        items = {"history": ocp.args.StandardRestore(history)}
+        if not meta.get("finished") and slots:
+            items["state"] = ocp.args.StandardRestore(_abstract(state, len(slots)))
+        restored = mgr.restore(step, args=ocp.args.Composite(**items))
+        history = {k: fetch(v) for k, v in restored["history"].items()}
+        return restored.get("state", state), history, int(step), slots
+    except Exception as err:  # corrupt, foreign or from an older format: recompute
+        warnings.warn(
+            f"checkpoint {path} is unusable ({type(err).__name__}: {err}); recomputing this cell",
+            stacklevel=2,
+        )
+        return None
+
+
+@dataclasses.dataclass
+class _Progress:
+    bar: Any
+    segments_done: int = 0
+    kill_after: int | None = None
+    computed: int = 0  # replica-steps computed in this run (not restored from checkpoints)
+
+    def segment(self, replica_steps: int) -> None:
+        self.bar.update(replica_steps)
+        self.computed += replica_steps
+        self.segments_done += 1
+        interrupt.check()  # a Ctrl-C swallowed by a callback stops the sweep here
+        if self.kill_after is not None and self.segments_done >= self.kill_after:
+            if os.environ.get("HPTRANSFER_HARD_KILL"):
+                os._exit(137)  # a real death: no cleanup, no finally blocks
+            raise SimulatedKill(f"fault injection after {self.segments_done} segments")
+
+
+class _DeviceData(NamedTuple):
+    """What every cell of a sweep reads, replicated on all devices once per sweep."""
+
+    x: jax.Array
+    y: jax.Array
+    x_test: jax.Array
+    y_test: jax.Array
+    probe: jax.Array
+    factor: jax.Array  # divergence_factor
+
+
+def _device_data(config: SweepConfig, data: Dataset, shared: NamedSharding) -> _DeviceData:
+    arrays = (data.x_train, data.y_train, data.x_test, data.y_test,
+              probe_batch(data, config.probe_size), np.float32(config.divergence_factor))  # fmt: skip
+    return _DeviceData(*(jax.device_put(jnp.asarray(a), shared) for a in arrays))
+
+
+@dataclasses.dataclass
+class _Cell:
+    """What every chunk of one cell shares: its programs' inputs and settings."""
+
+    config: SweepConfig
+    arch: Architecture
+    dev: _DeviceData
+    chash: str
+    out: Path
+    progress: _Progress
+    checkpoint_seconds: float
+    sharding: NamedSharding
+    static: tuple
+    init_fn: Callable
+    seg_fn: Callable
+    eval_fn: Callable
+    savings: str  # savings_mode()
+    steps: dict[str, int] = dataclasses.field(
+        default_factory=lambda: dict(computed=0, compaction=0, compactions=0)
+    )
+    sizes: set[int] = dataclasses.field(default_factory=set)  # program sizes compiled
+
+
+def _chunk_inputs(cell: _Cell, chunk: list[Replica], mults: dict[str, Multipliers], slots):
+    """Device arrays (seeds, lrs, multipliers) of the chunk-local replicas ``slots``."""
+    picked = [chunk[i] for i in slots]
+    seeds = jax.device_put(jnp.array([r.seed for r in picked], jnp.int32), cell.sharding)
+    lrs = jax.device_put(jnp.array([2.0**r.log2_lr for r in picked], jnp.float32), cell.sharding)
+    mult: Multipliers = _place(stack([mults[r.key] for r in picked]), cell.sharding)
+    return seeds, lrs, mult
+
+
+def _abstract(state, size: int):
+    """The shape of ``state`` with ``size`` replicas (a checkpoint restore target)."""
+    return jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct((size, *a.shape[1:]), a.dtype, sharding=a.sharding), state
+    )
+
+
+def _gather(state, positions: np.ndarray, sharding: NamedSharding):
+    """The replicas at ``positions`` of ``state``, placed as one smaller program's input."""
+    return jax.tree.map(lambda a: jax.device_put(fetch(a)[positions], sharding), state)
+
+
+def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) -> dict:
+    """Train the replicas of one chunk in a program of ``size``; returns their history.
+
+    History arrays are chunk-local: (segments, len(chunk)) per metric, ``diverged_step`` of
+    shape (len(chunk),). With savings on, the live replicas are compacted between segments into
+    a smaller program (:func:`bucket_size`); a replica left out is frozen, so its later rows are
+    those a frozen replica gets: NaN losses and accuracy, its last feature movement.
+    """
+    config, dev = cell.config, cell.dev
+    n, n_seg, every = len(chunk), config.steps // config.eval_every, config.eval_every
+    slots = np.array(list(range(n)) + [n - 1] * (size - n), np.int64)
+    seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
+    prec = config.precision
+    state = _compiled("init", cell.init_fn, cell.static, cell.sharding, seeds, mult,
+                      precision=prec)(seeds, mult)  # fmt: skip
+    history: dict[str, np.ndarray] = {"train_loss": np.full((n_seg, n), np.nan, np.float32)}
+    eval_args = (dev.x_test, dev.y_test, dev.probe)
+    for key in jax.eval_shape(cell.eval_fn, state, mult, *eval_args):
+        history[key] = np.full((n_seg, n), np.nan, np.float32)
+    history["diverged_step"] = np.full(n, -1, np.int32)
+    ckpt_path = cell.out / results_io.CHECKPOINT_DIR / cell.chash / f"chunk_{index}"
+    mgr = _checkpoint_manager(ckpt_path)
+    expected = {"cell": cell.chash, "chunk": index, "size": size}
+    start = 0
+    restored = _restore(mgr, ckpt_path, state, history, expected)
+    if restored is None and mgr.latest_step() is not None:
+        mgr.close()
+        shutil.rmtree(ckpt_path, ignore_errors=True)
+        mgr = _checkpoint_manager(ckpt_path)
+    if restored is not None:
+        state, history, start, saved_slots = restored
+        if saved_slots is not None and len(saved_slots) != len(slots):  # a compacted chunk
+            slots = np.asarray(saved_slots, np.int64)
+            if len(slots):
+                seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
+        cell.progress.bar.update(start * every * n)
+
+    last_save = time.perf_counter()
+    programs: dict[int, tuple[Any, Any]] = {}  # replicas per program -> (segment, eval)
+    for seg in range(start, n_seg):
+        # The chunk-local replica of each slot, once (padding slots repeat a replica).
+        owned, first = np.unique(slots, return_index=True)
+        idle = np.ones(n, bool)
+        idle[owned] = False
+        if len(slots):
+            first_step = jax.device_put(jnp.int32(seg * every), dev.factor.sharding)
+            args = (state, seeds, lrs, mult, dev.factor, dev.x, dev.y, first_step)
+            if len(slots) not in programs:  # looked up once per program size, not per segment
+                programs[len(slots)] = (
+                    _compiled("segment", cell.seg_fn, cell.static + (every, config.batch_size),
+                              cell.sharding, *args, precision=prec),
+                    _compiled("eval", cell.eval_fn, cell.static, cell.sharding,
+                              state, mult, *eval_args, precision=prec),
+                )  # fmt: skip
+            seg_prog, eval_prog = programs[len(slots)]
+            cell.sizes.add(len(slots))
+            t_seg = time.perf_counter()
+            state, seg_loss = seg_prog(*args)
+            metrics = eval_prog(state, mult, *eval_args)
+            history["train_loss"][seg, owned] = fetch(seg_loss)[first]
+            for key, value in metrics.items():
+                history[key][seg, owned] = fetch(value)[first]
+            history["diverged_step"][owned] = fetch(state.diverged_step)[first]
+            segment_seconds = time.perf_counter() - t_seg
+            cell.steps["computed"] += len(slots) * every
+        cell.steps["compaction"] += (size - len(slots)) * every
+        for key in history:  # replicas compacted away: frozen, as the full program would say
+            if key != "diverged_step":
+                history[key][seg, idle] = history[key][seg - 1, idle] if "/" in key else np.nan
+        finished = seg == n_seg - 1
+        if cell.savings != "0" and not finished and len(slots):
+            alive = fetch(state.alive)[first]
+            new = bucket_size(int(alive.sum()), len(jax.devices()), len(slots))
+            per_program = COMPILE_STATS["seconds"] / max(COMPILE_STATS["count"], 1)
+            cost = 0.0 if new in cell.sizes else 2 * per_program  # segment + evaluation
+            # A decision from timings: process 0's holds for all (the programs are collective).
+            if new < len(slots) and from_writer(
+                cell.savings == "always"
+                or worth_compacting(len(slots), new, segment_seconds, n_seg - 1 - seg, cost)
+            ):
+                cell.steps["compactions"] += 1
+                keep = first[alive]
+                positions = np.concatenate([keep, np.repeat(keep[-1:], new - len(keep))])
+                slots = slots[positions]
+                if new:
+                    state = _gather(state, positions, cell.sharding)
+                    seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
+        now = time.perf_counter()
+        # One collective: process 0's clock decides when to save (Orbax saves are collective
+        # over processes), and a SIGTERM (or a swallowed Ctrl-C) of any process stops all of
+        # them here, after saving.
+        due, signum, by = agree_stop(
+            now - last_save >= cell.checkpoint_seconds, interrupt.pending()
+        )
+        if finished or due or signum:
+            # A finished chunk keeps only its metrics (the other chunks of the cell may still
+            # die); an unfinished one keeps its whole training state and which replicas it holds.
+            meta = {**expected, "finished": finished, "slots": slots.tolist()}
+            items = {"history": ocp.args.StandardSave(history), "meta": ocp.args.JsonSave(meta)}
+            if not finished and len(slots):
+                items["state"] = ocp.args.StandardSave(state)
+            with results_io.writing(ckpt_path):  # the previous checkpoint stays if this fails
+                mgr.save(seg + 1, args=ocp.args.Composite(**items))
+                mgr.wait_until_finished()
+            last_save = now
+        if signum:
+            mgr.close()
+            if interrupt.pending():  # this process got a signal itself
+                interrupt.request(interrupt.pending(), agreed=True)
+            else:  # only another one did
+                interrupt.request(signum, by, agreed=True)
+            raise KeyboardInterrupt
+        cell.progress.segment(every * n)
+    mgr.close()
+    return history
+
+
+def _columns(histories: list[dict[str, np.ndarray]], owner: list[int]) -> dict[str, np.ndarray]:
+    """The trained chunks' histories side by side, one column per requested replica."""
+    return {
+        k: np.concatenate([h[k] for h in histories], axis=-1)[..., np.asarray(owner)]
+        for k in histories[0]
+    }
+
+
+def adaptive_lrs(table: pd.DataFrame, config: SweepConfig) -> dict[str, list[float]]:
+    """The log2 learning rates one more round should add to a cell, per scheme.
+
+    The score of a rate is its seed-averaged final training loss, +inf if any seed diverged.
+    With the best rate at the top of the grid, one grid step above is added; at the bottom (or
+    with every rate diverged), one step below; both within ``lr_max_extra_octaves`` of the
+    configured grid. With the best rate next to a diverged one, their midpoint is added while
+    the gap is wider than a quarter step. With ``lr_refine`` and an interior optimum whose
+    neighbours are a whole step away and did not diverge, the two half-step points around it
+    are added (once: the new gaps are half a step). Rates already trained are never added again.
+    """
+    last = table[table.step == table.step.max()]
+    score = (
+        last.assign(s=np.where(last.diverged | last.train_loss.isna(), np.inf, last.train_loss))
+        .groupby(["scheme", "log2_lr"])
+        .s.mean()
+    )
+    out: dict[str, list[float]] = {}
+    for scheme in config.schemes:
+        grid = dict(config.lr_by_scheme).get(scheme, config.lr)
+        lo, hi = grid.start - config.lr_max_extra_octaves, grid.stop + config.lr_max_extra_octaves
+        curve = score.loc[scheme].sort_index()
+        lrs, values = curve.index.to_numpy(float), curve.to_numpy(float)
+        best = int(np.argmin(values))
+        want = []
+        if not np.isfinite(values[best]) or best == 0:
+            want.append(lrs[0] - grid.step)
+        if np.isfinite(values[best]) and best == len(lrs) - 1:
+            want.append(lrs[-1] + grid.step)
+        elif np.isfinite(values[best]) and not np.isfinite(values[best + 1]):
+            if lrs[best + 1] - lrs[best] > grid.step / 4 + 1e-9:
+                want.append((lrs[best] + lrs[best + 1]) / 2)
+        elif config.lr_refine and 0 < best and np.isfinite(values[best + 1]):
+            for other in (lrs[best - 1], lrs[best + 1]):
+                if abs(other - lrs[best]) > grid.step / 2 + 1e-9:
+                    want.append((other + lrs[best]) / 2)
+        want = [round(float(x), 6) for x in want if lo - 1e-9 <= x <= hi + 1e-9]
+        if want := [x for x in want if x not in set(lrs.round(6))]:
+            out[scheme] = want
+    return out
+
+
+def _measured_bytes_per_replica(
+    cell: _Cell, trained: list[Replica], size: int, mults: dict[str, Multipliers]
+) -> float | None:
+    """Device bytes per replica of the segment and evaluation programs at ``size`` replicas,
+    from XLA's memory analysis of the compiled programs (arguments + outputs + temporaries -
+    aliased, per device, less the replicated data), the larger of the two; None where the
+    backend does not say. The programs are compiled for the real run's input shapes and
+    shardings, so when the chunk size stays ``size`` they are reused, not compiled twice."""
+    dev, config = cell.dev, cell.config
+    seeds, lrs, mult = _chunk_inputs(cell, trained, mults, np.arange(size) % len(trained))
+    state = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=cell.sharding),
+        jax.eval_shape(cell.init_fn, seeds, mult),
+    )
+    first_step = jax.device_put(jnp.int32(0), dev.factor.sharding)
+    prec = config.precision
+    programs = [
+        (_compiled("segment", cell.seg_fn, cell.static + (config.eval_every, config.batch_size),
+                   cell.sharding, state, seeds, lrs, mult, dev.factor, dev.x, dev.y, first_step,
+                   precision=prec), dev.x.nbytes + dev.y.nbytes),
+        (_compiled("eval", cell.eval_fn, cell.static, cell.sharding, state, mult, dev.x_test,
+                   dev.y_test, dev.probe, precision=prec),
+         dev.x_test.nbytes + dev.y_test.nbytes + dev.probe.nbytes),
+    ]  # fmt: skip
+    per_device = []
+    for program, shared in programs:
+        try:
+            ma = program.memory_analysis()
+        except Exception:  # not every backend implements it
+            return None
+        if ma is None:
+            return None
+        used = ma.argument_size_in_bytes + ma.output_size_in_bytes + ma.temp_size_in_bytes
+        per_device.append(used - ma.alias_size_in_bytes - shared)
+    n_dev = len(jax.devices())
+    return max(per_device) * n_dev / size if max(per_device) > 0 else None
+
+
+def run_cell(
+    config: SweepConfig,
+    arch: Architecture,
+    dev: _DeviceData,
+    registry: dict[str, Scheme],
+    out: Path,
+    progress: _Progress,
+    checkpoint_seconds: float = 30.0,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Train every replica of one cell; returns its tidy table and timing facts.
+
+    With savings on (HPTRANSFER_SAVINGS, :func:`savings_mode`) identical replicas are trained once
+    (:func:`deduplicate`) and diverged ones stop costing compute (compaction, :func:`_run_chunk`).
+    """
+    chash = cell_hash(config, arch, registry)
+    family = config.optimizer.family
+    settings = traced_settings(config.optimizer)
+    base = {s: multipliers(registry[s], arch, family).replace(optimizer=settings)
+            for s in config.schemes}  # fmt: skip
+    keys = {r.key for r in replicas(config)}  # seeds share their multipliers
+    mults = {(s, point): apply_point(base[s], point) for s, point in keys}
+    savings = savings_mode()
+    state_dtype = jnp.bfloat16 if config.precision == "bf16_state" else None
+    n_dev = len(jax.devices())
+    opt = config.optimizer
+    cell = _Cell(
+        config, arch, dev, chash, out, progress, checkpoint_seconds,
+        NamedSharding(_mesh(), PartitionSpec("replica")), (arch, opt),
+        jax.vmap(partial(_init_replica, arch=arch, opt=opt, state_dtype=state_dtype)),
+        jax.vmap(partial(_segment_replica, arch=arch, opt=opt, steps=config.eval_every,
+                         batch_size=config.batch_size, state_dtype=state_dtype),
+                 in_axes=(0, 0, 0, 0, None, None, None, None)),
+        jax.vmap(partial(_eval_replica, arch=arch), in_axes=(0, 0, None, None, None)),
+        savings,
+    )  # fmt: skip
+    compile_before = COMPILE_STATS["seconds"]
+    t_start = time.perf_counter()
+    reps: list[Replica] = []  # every requested replica, all rounds
+    owner: list[int] = []  # reps[i] reads column owner[i] of the trained history
+    known: dict[object, int] = {}  # identity -> column, over all rounds
+    histories: list[dict[str, np.ndarray]] = []
+    sizes: list[int] = []
+    memory: dict[str, Any] = {}
+    new, rounds = replicas(config), 0
+    while new:
+        distinct, owned = deduplicate(new, mults, known, enabled=savings != "0")
+        trained = [new[i] for i in distinct]
+        owner += owned.tolist()
+        reps += new
+        if trained:
+            size = chunk_size(
+                len(trained), bytes_per_replica(arch, config), n_dev, config.max_replicas_per_chunk
+            )
+            if config.max_replicas_per_chunk <= 0:  # XLA's own memory count, where it has one
+                measured = _measured_bytes_per_replica(cell, trained, size, mults)
+                memory["bytes_per_replica_estimated"] = bytes_per_replica(arch, config)
+                memory["bytes_per_replica_measured"] = measured
+                if measured:
+                    size = chunk_size(len(trained), measured, n_dev)
+            sizes.append(size)
+            for c0 in range(0, len(trained), size):
+                index = c0 // size if rounds == 0 else f"round{rounds}_{c0 // size}"
+                histories.append(_run_chunk(cell, index, trained[c0 : c0 + size], size, mults))
+        rounds += 1
+        new = []
+        if config.lr_adaptive:
+            history = _columns(histories, owner)
+            new = [
+                Replica(s, lr, seed)
+                for s, lrs in adaptive_lrs(
+                    _chunk_table(config, arch, chash, reps, history), config
+                ).items()
+                for lr in lrs
+                for seed in config.seeds
+            ]
+            progress.bar.total += len(new) * config.steps
+    table = _chunk_table(config, arch, chash, reps, _columns(histories, owner))
+    requested = len(reps) * config.steps
+    facts = {
+        "cell": chash,
+        "width": arch.width,
+        "depth": arch.depth,
+        "block_depth": arch.block_depth,
+        "replicas": len(reps),
+        "replicas_trained": len(known),
+        "chunk_size": sizes[0],
+        "lr_rounds": rounds,
+        "replica_steps_requested": requested,
+        "replica_steps_computed": cell.steps["computed"],
+        "replica_steps_saved_dedup": (len(reps) - len(known)) * config.steps,
+        "replica_steps_saved_compaction": cell.steps["compaction"],
+        "compactions": cell.steps["compactions"],
+        **memory,
+        "compile_seconds": COMPILE_STATS["seconds"] - compile_before,
+        "run_seconds": time.perf_counter() - t_start,
+    }
+    if rounds > 1:
+        first = set(replicas(config))
+        added = sorted({(r.scheme, r.log2_lr) for r in reps if r not in first})
+        facts["lr_added"] = {s: [lr for t, lr in added if t == s] for s, _ in added}
+    cost = costmodel.step_cost(arch, config.batch_size, config.optimizer)
+    facts |= {"flops_per_replica_step": cost.flops, "bytes_per_replica_step": cost.bytes}
+    return table, facts
+
+
+def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
+    """Tidy rows (replica x evaluation) of ``chunk``, whose history has one column each."""
+    n_seg, r = history["train_loss"].shape[0], len(chunk)
+    steps = np.repeat((np.arange(n_seg) + 1) * config.eval_every, r)
+    died = history["diverged_step"][:r]
+    died_rep = np.tile(died, n_seg)
+    frame = {
+        "scheme": np.tile([c.scheme for c in chunk], n_seg),
+        "family": arch.family,
+        "optimizer": config.optimizer.name,
+        "width": arch.width,
+        "depth": arch.depth,
+        "block_depth": arch.block_depth,
+        "base_width": arch.base_width,
+        "base_depth": arch.base_depth,
+        "lr": np.tile([2.0**c.log2_lr for c in chunk], n_seg),
+        "log2_lr": np.tile([c.log2_lr for c in chunk], n_seg),
+        "seed": np.tile([c.seed for c in chunk], n_seg),
+        "step": steps,
+        "train_loss": history["train_loss"][:, :r].ravel(),
+        "test_loss": history["test_loss"][:, :r].ravel(),
+        "test_accuracy": history["test_accuracy"][:, :r].ravel(),
+        "diverged": (died_rep >= 0) & (died_rep < steps),
+        "diverged_step": np.where(died_rep >= 0, died_rep, np.nan).astype(np.float64),
+        "cell": chash,
+    }
+    for axis in config.axes:  # one column per declared axis, in its unit (hptransfer.sweeps.axes)
+        if axis.name in ("batch_size", "steps"):
+            frame[axis.name] = float(getattr(config, axis.name))
+        else:
+            frame[axis.name] = np.tile([dict(c.point)[axis.name] for c in chunk], n_seg)
+    for key, value in history.items():
+        if "/" in key:
+            frame[key] = value[:, :r].ravel().astype(np.float64)
+    # Movement of a diverged replica is that of its frozen state: kept, it is still data.
+    return pd.DataFrame(frame)
+
+
+# --------------------------------------------------------------------------------------------
+# The whole sweep
+
+
+@contextlib.contextmanager
+def _run_dir(out: Path, config: SweepConfig, fresh: bool):
+    """Process 0 takes the run directory (:func:`rundir.open_run_dir`); every process learns
+    whether it did, so that a refusal stops all of them at once. The others then check that
+    they see the same directory (its fresh ``run_id``): Orbax's multi-process checkpoints wait
+    for directories that process 0 creates, so an --out that is not shared would hang."""
+    ident: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        if jax.process_index() == 0:
+            try:
+                ident = stack.enter_context(
+                    rundir.open_run_dir(out, config, code_version(), fresh=fresh)
+                )
+            except BaseException:
+                all_agree(False)
+                raise
+        if not all_agree(True):
+            raise rundir.RunDirError(f"process 0 refused --out {str(out)!r} (see its message)")
+        if jax.process_count() > 1:
+            token = np.frombuffer(bytes.fromhex(ident.get("run_id", "0" * 32)), np.uint8)
+            shared = multihost_utils.broadcast_one_to_all(token)
+            seen = rundir.read_run_id(out) == bytes(np.asarray(shared, np.uint8)).hex()
+            if not all_agree(seen):
+                where = "" if seen else f" (process {jax.process_index()} does not see it)"
+                raise rundir.RunDirError(
+                    f"--out {str(out)!r} is not one directory shared by all processes{where}; "
+                    "allowed: a path on a filesystem every host mounts"
+                )
+        yield out
+
+
+def _roofs(cells: list[dict[str, Any]]) -> costmodel.Peaks | None:
+    """Measure the device's roofs (once per sweep) and add each computed cell's achieved
+    FLOP/s and bytes/s (compile time excluded) and their share of the roofs to its facts."""
+    computed = [c for c in cells if c.get("replica_steps_computed")]
+    if not computed:
+        return None
+    peaks = costmodel.measure_peaks()
+    for c in computed:
+        cost = costmodel.StepCost(c["flops_per_replica_step"], c["bytes_per_replica_step"])
+        seconds = c["run_seconds"] - c["compile_seconds"]
+        c |= costmodel.achieved(cost, c["replica_steps_computed"], seconds, peaks)
+    return peaks
+
+
+def check_resources(config: SweepConfig, out: str | Path, source: str) -> None:
+    """Refuse, before ``out`` is made or anything is built, a sweep whose dataset, results
+    table or checkpoints do not fit this machine (:func:`hptransfer.sweeps.limits.check_sweep`), its
+    chunks sized as :func:`run_sweep` will size them (this device's memory budget over one
+    replica's bytes). The one pre-flight check of the command line and the Python API."""
+    budget = memory_budget()
+    limits.check_sweep(
+        config, out, source=source, devices=len(jax.devices()),
+        fit=lambda arch: budget // bytes_per_replica(arch, config),
+    )  # fmt: skip
+
+
+def run_sweep(
+    config: SweepConfig,
+    out: str | Path,
+    *,
+    fresh: bool = False,
+    data: Dataset | None = None,
+    progress: bool = True,
+    checkpoint_seconds: float = 30.0,
+    kill_after_segments: int | None = None,
+) -> pd.DataFrame:
+    """Run (or resume) every cell of ``config``; write DIR/results.parquet and DIR/meta.json.
+
+    Before any compute: the grid limits are checked and DIR is locked and checked to hold this
+    config (:mod:`hptransfer.sweeps.rundir`); after loading the data, one replica of every cell is
+    checked to fit in memory (:func:`preflight`). Finished cells are kept as
+    DIR/cells/<hash>.parquet and skipped on a rerun; an unfinished cell resumes from its last
+    checkpoint. ``fresh=True`` discards both first. ``kill_after_segments`` is fault injection
+    for tests (raises :class:`SimulatedKill`). With several processes, all compute and return
+    the whole table; process 0 alone writes files.
+    """
+    out = Path(out)
+    savings_mode()  # an invalid HPTRANSFER_SAVINGS fails before any compute
+    check_limits(config)
+    with _run_dir(out, config, fresh):
+        return _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
+
+
+def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments) -> pd.DataFrame:
+    writer = jax.process_index() == 0
+    if kill_after_segments is None and os.environ.get("HPTRANSFER_KILL_AFTER_SEGMENTS"):
+        kill_after_segments = int(os.environ["HPTRANSFER_KILL_AFTER_SEGMENTS"])
+    if os.environ.get("HPTRANSFER_CHECKPOINT_SECONDS"):  # tests of the CLI: checkpoint often
+        checkpoint_seconds = float(os.environ["HPTRANSFER_CHECKPOINT_SECONDS"])
+    registry = load_schemes(config.scheme_files)
+    data = data if data is not None else load_dataset(config.data.name, **config.data.load_kwargs())
+    archs = architectures(config, data)
+    for arch in archs:
+        check_inputs(data.x_train, arch)
+    # Every (config of a shape-axis value, shape) pair is a cell; without shape axes, one config.
+    configs = cell_configs(config)
+    plan = [(cfg, arch) for cfg in configs for arch in archs]
+    for cfg in configs:
+        preflight(cfg, archs)
+    n_reps = len(replicas(config))
+    total = sum(n_reps * cfg.steps for cfg, _ in plan)
+    t0 = time.perf_counter()
+    compiles0 = COMPILE_STATS["count"]
+    bar = tqdm(
+        total=total, unit="replica-step", unit_scale=True, disable=not progress or not writer,
+        desc=f"{config.name}: {len(plan)} cells x {n_reps} replicas", smoothing=0.05,
+    )  # fmt: skip
+    tracker = _Progress(bar, kill_after=kill_after_segments)
+    tables, cells = [], []
+    dev: _DeviceData | None = None  # placed on the devices when the first cell needs it
+    for i, (cfg, arch) in enumerate(plan):
+        chash = cell_hash(cfg, arch, registry)
+        cell_file = out / results_io.CELLS_DIR / f"{chash}.parquet"
+        shape_axes = "".join(
+            f" {a.name}={getattr(cfg, a.name)}" for a in config.axes if a.spec.kind == "shape"
+        )
+        bar.set_postfix_str(
+            f"cell {i + 1}/{len(plan)}: n={arch.width} L={arch.depth} k={arch.block_depth}"
+            + shape_axes
+        )
+        table = None
+        if from_writer(cell_file.exists()):
+            try:
+                table = pd.read_parquet(cell_file)
+            except Exception as err:
+                warnings.warn(f"{cell_file} is unreadable ({err}); recomputing", stacklevel=2)
+        if all_agree(table is not None):
+            tables.append(table)
+            bar.update(n_reps * cfg.steps)
+            cells.append({"cell": chash, "width": arch.width, "depth": arch.depth,
+                          "block_depth": arch.block_depth, "resumed": True})  # fmt: skip
+            continue
+        dev = dev or _device_data(config, data, NamedSharding(_mesh(), PartitionSpec()))
+        evict_programs(plan[i:])  # the cache holds only programs of cells still to run
+        computed0 = tracker.computed
+        table, facts = run_cell(cfg, arch, dev, registry, out, tracker, checkpoint_seconds)
+        if shape_axes:
+            facts |= {"batch_size": cfg.batch_size, "steps": cfg.steps}
+        facts["replica_steps"] = tracker.computed - computed0  # restored segments not counted
+        if writer:
+            results_io.write_table(table, cell_file)
+            shutil.rmtree(out / results_io.CHECKPOINT_DIR / chash, ignore_errors=True)
+        tables.append(table)
+        cells.append(facts)
+    bar.close()
+    peaks = _roofs(cells)
+    frame = pd.concat(tables, ignore_index=True)
+    wall = time.perf_counter() - t0
+    computed = sum(c.get("run_seconds", 0.0) for c in cells)
+    compile_s = sum(c.get("compile_seconds", 0.0) for c in cells)
+    steps = tracker.computed
+    meta = {
+        "config": config.to_dict(),
+        "config_hash": rundir.config_hash(config),
+        "code": code_version(),
+        "versions": results_io.versions(),
+        "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
+        "devices": len(jax.devices()),
+        "processes": jax.process_count(),
+        "cells": cells,
+        "compiles": COMPILE_STATS["count"] - compiles0,
+        "compile_seconds": compile_s,
+        "wall_seconds": wall,
+        "replica_steps": steps,  # computed in this run
+        "replica_steps_total": total,  # of the whole grid, including cells done earlier
+        "replica_steps_per_second": steps / computed if computed else float("nan"),
+        "device_peaks": dataclasses.asdict(peaks) if peaks else None,
+        **{  # requested = computed (padding included) + saved - padding; this run's cells only
+            key: sum(c.get(key, 0) for c in cells)
+            for key in (
+                "replica_steps_requested",
+                "replica_steps_computed",
+                "replica_steps_saved_dedup",
+                "replica_steps_saved_compaction",
+            )
+        },  # fmt: skip
+        "replica_steps_per_second_excluding_compile": (
+            steps / (computed - compile_s) if computed > compile_s else float("nan")
+        ),
+    }
+    if writer:
+        results_io.write_table(frame, out / results_io.RESULTS_FILE)
+        results_io.write_json(meta, out / results_io.META_FILE)
+        with contextlib.suppress(OSError):  # only if empty: never another config's work
+            (out / results_io.CHECKPOINT_DIR).rmdir()
+    return frame
