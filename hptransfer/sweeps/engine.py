@@ -79,6 +79,7 @@ from hptransfer.network.train import (
     train_step,
 )
 from hptransfer.stats import results as results_io
+from hptransfer.stats.tables import hold_stopped
 from hptransfer.sweeps import costmodel, elimination, interrupt, limits, rundir
 from hptransfer.sweeps.axes import Point, apply_point
 from hptransfer.sweeps.config import ConfigError, SweepConfig, check_limits
@@ -616,7 +617,13 @@ class _ChunkRun:
             )
 
 
-def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults, plan=None) -> dict:
+def chunk_name(round_: int, index: int) -> str:
+    """A chunk's name within its cell (its checkpoint folder is ``chunk_<name>``): "3" for the
+    fourth chunk of the first round, "round1_0" for the first of the second."""
+    return str(index) if round_ == 0 else f"round{round_}_{index}"
+
+
+def _run_chunk(cell: _Cell, index: str, chunk: list[Replica], size: int, mults, plan=None) -> dict:
     """Train the replicas of one chunk in a program of ``size``; returns their history.
 
     History arrays are chunk-local: (segments, len(chunk)) per metric, ``diverged_step`` of
@@ -664,7 +671,7 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults, 
 
 
 def _start_chunk(
-    cell: _Cell, index: int, chunk: list[Replica], size: int, mults, plan
+    cell: _Cell, index: str, chunk: list[Replica], size: int, mults, plan
 ) -> _ChunkRun:
     """A chunk's initial state and empty history, or, from its checkpoint, where it stopped
     (a checkpoint of another cell, chunk or size is discarded)."""
@@ -819,7 +826,7 @@ def adaptive_lrs(table: pd.DataFrame, config: SweepConfig) -> dict[str, list[flo
     neighbours are a whole step away and did not diverge, the two half-step points around it
     are added (once: the new gaps are half a step). Rates already trained are never added again.
     """
-    table = elimination.hold_stopped(table, ["scheme", "log2_lr", "seed"])
+    table = hold_stopped(table, ["scheme", "log2_lr", "seed"])
     last = table[table.step == table.step.max()]
     score = (
         last.assign(s=np.where(last.diverged | last.train_loss.isna(), np.inf, last.train_loss))
@@ -953,7 +960,7 @@ def run_cell(
                     size = chunk_size(len(trained), measured, n_dev)
             sizes.append(size)
             for c0 in range(0, len(trained), size):
-                index = c0 // size if rounds == 0 else f"round{rounds}_{c0 // size}"
+                index = chunk_name(rounds, c0 // size)
                 part = trained[c0 : c0 + size]
                 plan = _elimination_plan(config, new, owned, c0, len(part), rounds, protect)
                 histories.append(_run_chunk(cell, index, part, size, mults, plan))
