@@ -26,6 +26,7 @@ test-all: setup
 lint: setup
 	$(BIN)/ruff check hptransfer tests benchmarks
 	$(BIN)/ruff format --check hptransfer tests benchmarks
+	$(BIN)/lint-imports  # the layer rule of pyproject.toml [tool.importlinter]
 
 bench: setup
 	$(BIN)/python benchmarks/run.py $(SUITE) --out $(OUT)

@@ -1,13 +1,19 @@
 """hptransfer: does the optimal learning rate transfer across width and depth? Measured.
 
-Data flow (one module per stage): schemes -> scaling -> model -> optim -> train -> engine ->
-results -> analysis -> report, with the command line in :mod:`hptransfer.cli` and the Python
-API for notebooks in :mod:`hptransfer.api` (docs/api.md), whose names are reachable here
-(``from hptransfer import sweep, analyze``). They load on first use, so ``import hptransfer``
-does not import jax.
+Layers, each a subpackage that imports only those below it (enforced by `make lint`):
+:mod:`hptransfer.network` (the model, schemes, optimizers, data, one replica's training) <
+:mod:`hptransfer.stats` (the results format, optima, intervals, the verdict rule, verdicts) <
+:mod:`hptransfer.sweeps` (config, engine, early elimination, run directory) <
+:mod:`hptransfer.reports` (report,
+figures) < :mod:`hptransfer.tools` (check, mutation, coordcheck, ladder) < the command line
+:mod:`hptransfer.cli` and the Python API :mod:`hptransfer.api` (docs/api.md), whose names are
+reachable here (``from hptransfer import sweep, analyze``). They load on first use, so
+``import hptransfer`` does not import jax.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import version as _version
+
+__version__ = _version("hptransfer")  # one source: pyproject.toml
 
 __all__ = [
     "Analysis", "ArgumentError", "SweepConfig", "analyze", "as_figure", "claims", "drift",

@@ -22,7 +22,7 @@ on first use of one of its names).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 
 from hptransfer.reports import figures as figures_mod
 from hptransfer.stats.analysis import AXES, Analysis, analyze_run
+from hptransfer.stats.columns import SERIES
 from hptransfer.sweeps import config as config_mod
 from hptransfer.sweeps.config import SweepConfig
 
@@ -61,7 +62,7 @@ DRIFT_COLUMNS = (
 and its seed interval."""
 
 SCORECARD_COLUMNS = (
-    "family", "scheme", "optimizer", "block_depth", "at_width", "at_depth",
+    *SERIES, "at_width", "at_depth",
     "drift_depth", "drift_depth_lo", "drift_depth_hi", "regret_depth", "transfer_depth",
     "drift_width", "drift_width_lo", "drift_width_hi", "regret_width", "transfer_width",
     "verdict",
@@ -72,26 +73,6 @@ CLAIMS_COLUMNS = ("claim", "statement", "value", "lo", "hi", "verdict", "note")
 """Columns of :func:`claims` without ``full``."""
 
 
-def _draw(plot: Callable[..., Path | None], *args: Any) -> Callable[[Analysis, Path], Any]:
-    return lambda a, path: plot(a, path, *args)
-
-
-# kind -> (drawing function of hptransfer.reports.figures, what the sweep needs for it)
-_FIGURES: dict[str, tuple[Callable[[Analysis, Path], Path | None], str]] = {
-    "loss_vs_lr_depth": (_draw(figures_mod.plot_loss_vs_lr, "depth"), "2 or more depths"),
-    "eta_star_depth": (_draw(figures_mod.plot_eta_star, "depth"), "2 or more depths"),
-    "loss_vs_lr_width": (_draw(figures_mod.plot_loss_vs_lr, "width"), "2 or more widths"),
-    "eta_star_width": (_draw(figures_mod.plot_eta_star, "width"), "2 or more widths"),
-    "movement_depth": (
-        _draw(figures_mod.plot_movement),
-        "2 or more depths and feature-movement columns",
-    ),
-    "training_curves": (_draw(figures_mod.plot_training_curves), "a finite training loss"),
-    "horizon_depth": (_draw(figures_mod.plot_horizon, "depth"), "2 or more depths and evaluations"),
-    "horizon_width": (_draw(figures_mod.plot_horizon, "width"), "2 or more widths and evaluations"),
-    "loss_vs_lr_path": (_draw(figures_mod.plot_loss_vs_lr_path), "a model path ([model] path)"),
-    "eta_star_path": (_draw(figures_mod.plot_eta_star_path), "a model path ([model] path)"),
-}
 FIGURE_KINDS = tuple(figures_mod.FIGURES)
 """The ``kind`` names of :func:`figure` (:data:`hptransfer.reports.figures.FIGURES` describes each)."""
 
@@ -263,12 +244,12 @@ def figure(a: Analysis, kind: str, path: str | os.PathLike) -> Path:
     :func:`as_figure` turns it into a matplotlib Figure. A kind this sweep cannot draw (e.g.
     eta_star_width with one width) raises :class:`ArgumentError` saying what it needs."""
     a = _analysis_arg(a)
-    if kind not in _FIGURES:
+    if kind not in figures_mod.FIGURES:
         raise ArgumentError(
             f"argument kind = {kind!r} is not allowed; allowed: one of {list(FIGURE_KINDS)}"
         )
     path = _path_arg("path", path, "a file path for the PNG")
-    draw, needs = _FIGURES[kind]
+    draw, needs = figures_mod.FIGURES[kind].draw, figures_mod.FIGURES[kind].needs
     drawn = draw(a, path)
     if drawn is None:
         raise ArgumentError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import math
 import os
 import shlex
@@ -25,7 +26,6 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from hptransfer import __version__
 from hptransfer.sweeps import interrupt, supervise
 
 DESCRIPTION = """\
@@ -272,7 +272,14 @@ def _cmd_sweep(args) -> int:
             from hptransfer.sweeps.hosts import watch_peers
 
             stack.enter_context(watch_peers(kept_line(args, args.argv)))
-        engine.run_sweep(config, args.out, fresh=args.fresh, progress=not args.quiet)
+        # Test hooks, read here at the boundary and handed down as data: a death after N
+        # segments (engine.Faults) and a checkpoint every HPTRANSFER_CHECKPOINT_SECONDS.
+        every = os.environ.get("HPTRANSFER_CHECKPOINT_SECONDS")
+        engine.run_sweep(
+            config, args.out, fresh=args.fresh, progress=not args.quiet,
+            checkpoint_seconds=float(every) if every else 30.0,
+            faults=engine.Faults.from_environment(os.environ),
+        )  # fmt: skip
     if args.distributed:
         import jax
 
@@ -344,6 +351,7 @@ def _cmd_mutate(args) -> int:
 def _cmd_coordcheck(args) -> int:
     from hptransfer.network.data import load_dataset
     from hptransfer.network.schemes import get_scheme
+    from hptransfer.tools import coord_defaults as cd
     from hptransfer.tools import coordcheck as cc
     from hptransfer.tools.ladder import ladder
 
@@ -354,9 +362,9 @@ def _cmd_coordcheck(args) -> int:
         raise cc.CoordCheckError(f"--tolerance = {args.tolerance:g}; allowed: a number > 0")
     if args.seeds < 1:
         raise cc.CoordCheckError(f"--seeds = {args.seeds}; allowed: an integer >= 1")
-    log2_lr = args.log2_lr if args.log2_lr is not None else cc.DEFAULT_LOG2_LR[args.optimizer]
+    log2_lr = args.log2_lr if args.log2_lr is not None else cd.DEFAULT_LOG2_LR[args.optimizer]
     values = args.widths if args.axis == "width" else args.depths
-    default = cc.DEFAULT_WIDTHS if args.axis == "width" else cc.DEFAULT_DEPTHS
+    default = cd.DEFAULT_WIDTHS if args.axis == "width" else cd.DEFAULT_DEPTHS
     setting = cc.CoordSetting(
         axis=args.axis, values=tuple(values or default), width=args.width, depth=args.depth,
         block_depth=args.block_depth, base_width=args.base_width, base_depth=args.base_depth,
@@ -434,45 +442,64 @@ def _add_shape_args(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command line: one block per command."""
-    from hptransfer.network.optim import OPTIMIZERS
-
+    """The whole command line: the program's options, then one ``_add_<command>`` per command."""
     parser = _Parser(
         prog="hptransfer",
         description=DESCRIPTION,
         epilog="Put --debug before the command to see the traceback of an error.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {importlib.metadata.version('hptransfer')}",
+    )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    count = _number(int, lo=1)
-    scheme_file = (
-        "extra schemes: a .toml file or package.module:attribute, which is imported (repeatable)"
-    )
+    for add in (_add_schemes, _add_run, _add_sweep, _add_report, _add_compare, _add_check,
+                _add_mutate, _add_coordcheck):  # fmt: skip
+        add(sub)
+    return parser
 
+
+SCHEME_FILE_HELP = (
+    "extra schemes: a .toml file or package.module:attribute, which is imported (repeatable)"
+)
+
+
+def _add_schemes(sub) -> None:
+    """``hptransfer schemes``: the scheme tables."""
     p = sub.add_parser("schemes", help="list built-in and user schemes with their tables")
     p.add_argument("--scheme-file", action="append", default=[], metavar="FILE",
-                   type=_scheme_source, help=scheme_file)  # fmt: skip
+                   type=_scheme_source, help=SCHEME_FILE_HELP)  # fmt: skip
     p.set_defaults(func=_cmd_schemes)
 
+
+def _add_run(sub) -> None:
+    """``hptransfer run``: one training run per scheme."""
+    from hptransfer.network.optim import OPTIMIZERS
+    from hptransfer.network.schemes import BUILTIN_SCHEMES
+
     p = sub.add_parser("run", help="one training run per scheme on MNIST-1D (a quick look)")
-    p.add_argument("--schemes", nargs="+", default=["sp", "mup", "depth_mup", "nfd", "completep"],
+    p.add_argument("--schemes", nargs="+", default=list(BUILTIN_SCHEMES),
                    metavar="NAME", help="schemes to train, one run each")  # fmt: skip
     p.add_argument("--scheme-file", action="append", default=[], metavar="FILE",
-                   type=_scheme_source, help=scheme_file)  # fmt: skip
+                   type=_scheme_source, help=SCHEME_FILE_HELP)  # fmt: skip
     _add_shape_args(p, depth=8, block_depth=2)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer")
     p.add_argument("--momentum", type=_number(float, lo=0, hi=1), default=0.0,
                    help="SGD momentum")  # fmt: skip
     p.add_argument("--log2-lr", type=_number(float), default=-2.0,
                    help="log2 of the base learning rate eta")  # fmt: skip
-    p.add_argument("--steps", type=count, default=500, help="optimizer steps")
-    p.add_argument("--batch-size", type=count, default=128, help="minibatch size")
+    p.add_argument("--steps", type=_number(int, lo=1), default=500, help="optimizer steps")
+    p.add_argument("--batch-size", type=_number(int, lo=1), default=128, help="minibatch size")
     p.add_argument("--samples", type=_number(int, lo=10), default=20_000,
                    help="MNIST-1D examples (train + test)")  # fmt: skip
     p.add_argument("--seed", type=_number(int, lo=0), default=0, help="init and batch seed")
     p.set_defaults(func=_cmd_run)
 
+
+def _add_sweep(sub) -> None:
+    """``hptransfer sweep``: a sweep config's whole grid."""
     p = sub.add_parser("sweep", help="train a sweep config's whole grid (resumable)")
     p.add_argument("config", help="sweep TOML file, e.g. benchmarks/quick.toml")
     p.add_argument(
@@ -487,16 +514,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replicas per compiled chunk, 0 = from memory "
                    "(default: the config's max_replicas_per_chunk)")  # fmt: skip
     p.add_argument("--scheme-file", action="append", default=[], metavar="FILE",
-                   type=_scheme_source, help=scheme_file + "; a config's own scheme_files "
+                   type=_scheme_source, help=SCHEME_FILE_HELP + "; a config's own scheme_files "
                    "take .toml files only")  # fmt: skip
     p.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize()")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_sweep, fresh=False)
 
+
+def _add_report(sub) -> None:
+    """``hptransfer report``."""
     p = sub.add_parser("report", help="write DIR/report.md and report.html")
     p.add_argument("dir", help="a directory written by `hptransfer sweep`")
     p.set_defaults(func=_cmd_report)
 
+
+def _add_compare(sub) -> None:
+    """``hptransfer compare``."""
     p = sub.add_parser("compare", help="scorecards of several runs side by side")
     p.add_argument("dirs", nargs="+", help="directories written by `hptransfer sweep`")
     p.add_argument(
@@ -504,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_compare)
 
+
+def _add_check(sub) -> None:
+    """``hptransfer check``: expectations and baseline."""
     p = sub.add_parser("check", help="check a run against the suite's expectations and baseline")
     p.add_argument("dir", help="a directory written by `hptransfer sweep`")
     p.add_argument(
@@ -535,6 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_check)
 
+
+def _add_mutate(sub) -> None:
+    """``hptransfer mutate``: the mutation test of a gate."""
     p = sub.add_parser(
         "mutate",
         help="mutation test of a gate: the check must fail on every mutant of the schemes",
@@ -549,6 +588,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", default=None, help="baseline JSON (as for check)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown)")
     p.set_defaults(func=_cmd_mutate)
+
+
+def _spaced(values) -> str:
+    return " ".join(str(v) for v in values)
+
+
+def _add_coordcheck(sub) -> None:
+    """The ``coordcheck`` command: its defaults are :mod:`hptransfer.tools.coord_defaults`."""
+    from hptransfer.tools import coord_defaults as cd
 
     p = sub.add_parser(
         "coordcheck",
@@ -568,51 +616,60 @@ def build_parser() -> argparse.ArgumentParser:
         type=_scheme_source,
         help="user schemes, .toml or module:attr (imported; repeatable; default: none)",
     )
-    p.add_argument(
-        "--axis", choices=["width", "depth"], default="width", help="axis to vary (default: width)"
-    )
+    p.add_argument("--axis", choices=cd.AXES, default="width", help="axis to vary (default: width)")
     p.add_argument(
         "--widths",
         type=_number(int, lo=1),
         nargs="+",
-        help="widths for --axis width (default: 64 128 256 512 1024 2048)",
+        help=f"widths for --axis width (default: {_spaced(cd.DEFAULT_WIDTHS)})",
     )
     p.add_argument(
         "--depths",
         type=_number(int, lo=1),
         nargs="+",
-        help="depths for --axis depth (default: 2 4 8 16 32 64)",
+        help=f"depths for --axis depth (default: {_spaced(cd.DEFAULT_DEPTHS)})",
     )
     _add_shape_args(p, depth=2, block_depth=1, held=True)
     p.add_argument(
-        "--optimizer", choices=["sgd", "adam"], default="sgd", help="optimizer (default: sgd)"
+        "--optimizer", choices=cd.OPTIMIZERS, default="sgd", help="optimizer (default: sgd)"
     )
     p.add_argument(
         "--log2-lr",
         type=_number(float),
         default=None,
-        help="log2 of the base learning rate (default: -3 for sgd, -8 for adam)",
+        help="log2 of the base learning rate (default: "
+        + ", ".join(f"{v:g} for {k}" for k, v in cd.DEFAULT_LOG2_LR.items())
+        + ")",
     )
     p.add_argument(
-        "--steps", type=_number(int, lo=1), default=5, help="steps on the fixed batch (default: 5)"
+        "--steps",
+        type=_number(int, lo=1),
+        default=cd.DEFAULT_STEPS,
+        help=f"steps on the fixed batch (default: {cd.DEFAULT_STEPS})",
     )
     p.add_argument(
-        "--seeds", type=_number(int, lo=1), default=3, help="number of seeds (default: 3)"
+        "--seeds",
+        type=_number(int, lo=1),
+        default=cd.DEFAULT_SEEDS,
+        help=f"number of seeds (default: {cd.DEFAULT_SEEDS})",
     )
     p.add_argument(
-        "--batch-size", type=_number(int, lo=1), default=128, help="fixed batch size (default: 128)"
+        "--batch-size",
+        type=_number(int, lo=1),
+        default=cd.DEFAULT_BATCH_SIZE,
+        help=f"fixed batch size (default: {cd.DEFAULT_BATCH_SIZE})",
     )
     p.add_argument(
         "--data",
-        choices=["mnist1d", "teacher"],
+        choices=cd.DATASETS,
         default="mnist1d",
         help="dataset the batch comes from (default: mnist1d)",
     )
     p.add_argument(
         "--tolerance",
         type=_number(float, lo=0),
-        default=0.4,
-        help="largest allowed |log-log slope| (default: 0.4)",
+        default=cd.DEFAULT_TOLERANCE,
+        help=f"largest allowed |log-log slope| (default: {cd.DEFAULT_TOLERANCE:g})",
     )
     p.add_argument("--out", help="figure path (default: coordcheck_SCHEME_AXIS.png)")
     p.add_argument(
@@ -622,7 +679,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ladder-from", default="sp", help="start scheme of the ladder (default: sp)")
     p.set_defaults(func=_cmd_coordcheck)
-    return parser
 
 
 # --------------------------------------------------------------------------------------------

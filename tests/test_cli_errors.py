@@ -95,6 +95,13 @@ def files(tmp_path):
         "axis_group.toml",
         GOOD_CONFIG + '[axes]\ngroups = [["init_scale"]]\n[axes.init_scale]\nvalues = [0.0]\n',
     )
+    sched = GOOD_CONFIG + "[schedule]\n"  # GOOD_CONFIG trains 20 steps
+    write("sched_warmup.toml", sched + 'kind = "cosine"\nwarmup_fraction = 1.0\n')
+    write("sched_final.toml", sched + 'kind = "linear"\nfinal_fraction = 1.5\n')
+    write("sched_no_decay.toml", sched + 'kind = "wsd"\ndecay_fraction = 0.01\n')
+    write("sched_sum.toml", sched + 'kind = "wsd"\nwarmup_fraction = 0.6\ndecay_fraction = 0.5\n')
+    write("sched_kind.toml", sched + 'kind = "step"\n')
+    write("sched_field.toml", sched + 'kind = "cosine"\ndecay_fraction = 0.2\n')
     write("bad_path.toml", GOOD_CONFIG.replace("widths = [8]\ndepths = [2]", "path = [[8, 2]]"))
     write("a_file", "not a directory")
     (tmp_path / "config_dir").mkdir()
@@ -177,6 +184,12 @@ CASES = [
     (["sweep", "{axis_opt.toml}", "--out", "{out}"], ("'axes.b2'", "adam")),
     (["sweep", "{axis_group.toml}", "--out", "{out}"], "'lr.default'"),
     (["sweep", "{bad_path.toml}", "--out", "{out}"], "'model.path'"),
+    (["sweep", "{sched_warmup.toml}", "--out", "{out}"], "'warmup_fraction' = 1.0"),
+    (["sweep", "{sched_final.toml}", "--out", "{out}"], "'final_fraction' = 1.5"),
+    (["sweep", "{sched_no_decay.toml}", "--out", "{out}"], "a decay of at least one step"),
+    (["sweep", "{sched_sum.toml}", "--out", "{out}"], "'warmup_fraction' + 'decay_fraction'"),
+    (["sweep", "{sched_kind.toml}", "--out", "{out}"], "'schedule.kind' = 'step'"),
+    (["sweep", "{sched_field.toml}", "--out", "{out}"], "'schedule.decay_fraction'"),
     (
         ["sweep", "{float_data.toml}", "--out", "{out}"],
         "'data.num_samples' = 10000000000.0 is not allowed; allowed: an integer",

@@ -20,7 +20,13 @@ from hptransfer.network.optim import OptimizerConfig
 from hptransfer.network.train import train_run
 from hptransfer.stats.results import read_meta
 from hptransfer.sweeps.config import ConfigError, config_from_dict, load_config
-from hptransfer.sweeps.engine import COMPILE_STATS, SimulatedKill, clear_program_cache, run_sweep
+from hptransfer.sweeps.engine import (
+    COMPILE_STATS,
+    Faults,
+    SimulatedKill,
+    clear_program_cache,
+    run_sweep,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,7 +143,12 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, data):
     out = tmp_path / "killed"
     with pytest.raises(SimulatedKill):  # dies in the second cell, after its 2nd segment
         run_sweep(
-            config, out, data=data, progress=False, checkpoint_seconds=0, kill_after_segments=6
+            config,
+            out,
+            data=data,
+            progress=False,
+            checkpoint_seconds=0,
+            faults=Faults(kill_after_segments=6),
         )
     assert len(list((out / "cells").glob("*.parquet"))) == 1
     assert any((out / "checkpoints").rglob("*"))
@@ -152,7 +163,12 @@ def test_corrupt_checkpoint_is_detected_and_recomputed(tmp_path, data):
     out = tmp_path / "corrupt"
     with pytest.raises(SimulatedKill):
         run_sweep(
-            config, out, data=data, progress=False, checkpoint_seconds=0, kill_after_segments=2
+            config,
+            out,
+            data=data,
+            progress=False,
+            checkpoint_seconds=0,
+            faults=Faults(kill_after_segments=2),
         )
     files = [p for p in (out / "checkpoints").rglob("*") if p.is_file() and p.stat().st_size > 0]
     assert files

@@ -24,6 +24,10 @@ X_GRID = tuple(float(x) for x in range(-3, 4))
 DEFAULT_LR = -3.0
 
 
+def _design(config):
+    return H.RunDesign.from_config(config)
+
+
 def axes_config(groups, axes=None, path=None, name="axes") -> dict:
     """A config as meta.json stores it: the declared axes and groups (and model.path)."""
     axes = axes or {
@@ -110,15 +114,15 @@ def test_default_rows_leave_an_old_table_untouched_and_filter_an_axes_table():
     old = make_axes_results(axes_config([["init_scale"]]), planted()).drop(
         columns=["init_scale", "output_multiplier"]
     )
-    assert H.default_rows(old, {"name": "old"}) is old
+    assert H.default_rows(old, _design({"name": "old"})) is old
     config = axes_config([["lr", "init_scale"], ["output_multiplier"]])
     table = make_axes_results(config, planted())
-    rows = H.default_rows(table, config)
+    rows = H.default_rows(table, _design(config))
     assert set(rows["init_scale"]) == {0.0} and set(rows["output_multiplier"]) == {0.0}
     assert sorted(rows["log2_lr"].unique()) == list(LR_GRID)
-    group = H.group_rows(table, config, ("lr", "init_scale"))
+    group = H.group_rows(table, _design(config), ("lr", "init_scale"))
     assert set(group["output_multiplier"]) == {0.0} and group["init_scale"].nunique() == 7
-    alone = H.group_rows(table, config, ("output_multiplier",))
+    alone = H.group_rows(table, _design(config), ("output_multiplier",))
     assert set(alone["init_scale"]) == {0.0} and alone["output_multiplier"].nunique() == 7
 
 
@@ -129,7 +133,7 @@ def test_default_rows_leave_an_old_table_untouched_and_filter_an_axes_table():
 def test_one_axis_optimum_is_recovered_and_drifts_by_the_planted_slope():
     config = axes_config([["init_scale"]])
     table = make_axes_results(config, planted(x_slope=0.5, noise=0.05, lr0=DEFAULT_LR))
-    h = H.hparams_analysis(table, config)
+    h = H.hparams_analysis(table, _design(config))
     opt = h.optima.set_index("depth")
     for L in (2, 4, 8):
         assert opt.loc[L, "optimum"] == pytest.approx(0.3 + 0.5 * math.log2(L / 2), abs=0.1)
@@ -143,7 +147,7 @@ def test_one_axis_optimum_is_recovered_and_drifts_by_the_planted_slope():
 def test_two_axis_optimum_recovers_both_coordinates_and_their_drift():
     config = axes_config([["lr", "init_scale"]])
     table = make_axes_results(config, planted(x_slope=0.5, lr_slope=-0.4, noise=0.05))
-    h = H.hparams_analysis(table, config)
+    h = H.hparams_analysis(table, _design(config))
     for L in (2, 4, 8):
         r = math.log2(L / 2)
         o = h.optima[h.optima["depth"] == L].set_index("hparam")
@@ -179,7 +183,7 @@ def test_an_optimum_at_the_grid_edge_has_an_open_bracket_and_no_seed_interval():
     def fn(scheme, n, L, k, p, s):
         return 1 + (p["init_scale"] + 9) ** 2 + (p["output_multiplier"] - 9) ** 2 + 0.01 * s
 
-    h = H.hparams_analysis(make_axes_results(config, fn), config)
+    h = H.hparams_analysis(make_axes_results(config, fn), _design(config))
     one = h.optima[h.optima["hparam"] == "init_scale"]
     assert (one["edge"] == "low").all() and (one["bracket_lo"] == -math.inf).all()
     assert (one["optimum"] == -3.0).all() and (one["interval"] == "none").all()
@@ -202,7 +206,7 @@ def test_path_drift_recovers_a_planted_slope_along_the_path():
 
     fn = planted(x_slope=0.3, noise=0.03, along="width", salt=1)
     table = make_axes_results(config, fn, shapes=PATH, seeds=(0, 1, 2, 3, 4))
-    h = H.hparams_analysis(table, config)
+    h = H.hparams_analysis(table, _design(config))
     assert h.gamma == pytest.approx(1.0)
     p = h.path_drift.set_index("hparam")
     assert p.loc["init_scale", "slope"] == pytest.approx(0.3, abs=0.08)
@@ -224,7 +228,7 @@ def test_shape_axis_gives_eta_star_and_its_drift_at_every_value():
         return planted(lr_slope=slope, noise=0.03)(scheme, n, L, k, p, s)
 
     table = make_axes_results(config, fn)
-    h = H.hparams_analysis(table, config)
+    h = H.hparams_analysis(table, _design(config))
     d = h.shape_drift[h.shape_drift["axis"] == "depth"].set_index("shape_value")
     assert d.loc[16.0, "slope"] == pytest.approx(0.0, abs=0.1)
     assert d.loc[64.0, "slope"] == pytest.approx(-0.5, abs=0.1)
@@ -235,10 +239,12 @@ def test_shape_axis_gives_eta_star_and_its_drift_at_every_value():
 
 def test_joint_regret_is_zero_when_nothing_moves_and_positive_when_it_does():
     config = axes_config([["lr", "init_scale"]])
-    still = H.joint_regret(H.axis_finals(make_axes_results(config, planted()), config), config)
+    still = H.joint_regret(
+        H.axis_finals(make_axes_results(config, planted()), _design(config)), _design(config)
+    )
     assert still["regret"].abs().max() == pytest.approx(0.0, abs=1e-12)
     moving = make_axes_results(config, planted(x_slope=1.0))
-    reg = H.joint_regret(H.axis_finals(moving, config), config)
+    reg = H.joint_regret(H.axis_finals(moving, _design(config)), _design(config))
     assert reg.set_index("depth").loc[2, "regret"] == 0.0
     worst = H.worst_joint_regret(reg).iloc[0]
     assert worst["regret"] > 0.1 and worst["at_depth"] == 8
@@ -252,7 +258,9 @@ def test_joint_regret_is_infinite_where_the_base_point_diverges():
             return None
         return planted()(scheme, n, L, k, p, s)
 
-    reg = H.joint_regret(H.axis_finals(make_axes_results(config, fn), config), config)
+    reg = H.joint_regret(
+        H.axis_finals(make_axes_results(config, fn), _design(config)), _design(config)
+    )
     assert reg.set_index("depth").loc[8, "regret"] == math.inf
 
 
@@ -317,7 +325,7 @@ def test_meta_json_round_trip_keeps_the_axes(tmp_path: Path):
     config = axes_config([["init_scale"]])
     run = write_axes_run(tmp_path / "r", config, make_axes_results(config, planted()))
     meta = json.loads((run / "meta.json").read_text())
-    assert H.axis_groups(meta["config"]) == [("init_scale",)]
+    assert _design(meta["config"]).groups == (("init_scale",),)
 
 
 def test_refine_2d_refines_each_coordinate_along_its_line_next_to_divergence():
@@ -356,10 +364,10 @@ def test_a_group_without_lr_reads_only_the_default_learning_rate():
             for om in ((-1.0, 0.0, 1.0) if lr == (-3.0 if s == "mup" else -1.0) else (0.0,))
         ]
     )
-    got = H.group_rows(rows, config, ("output_multiplier",))
+    got = H.group_rows(rows, _design(config), ("output_multiplier",))
     assert set(zip(got.scheme, got.log2_lr, strict=True)) == {("mup", -3.0), ("nfd", -1.0)}
     assert len(got) == 6
-    assert len(H.group_rows(rows, config, ("lr",))) == 6  # the lr line at output 0
+    assert len(H.group_rows(rows, _design(config), ("lr",))) == 6  # the lr line at output 0
 
 
 # --------------------------------------------------------------------------------------------

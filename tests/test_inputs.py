@@ -16,6 +16,7 @@ from conftest import TINY_CONFIG
 from hptransfer import cli
 from hptransfer.cli import main
 from hptransfer.network.data import (
+    DATASET_SHAPES,
     UnsafePickleError,
     cifar10,
     load_cifar_pickle,
@@ -349,7 +350,7 @@ def test_the_dataset_estimate_covers_the_real_peak(name, in_shape):
     data = load_dataset(name, num_samples=4000)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert data.in_shape == in_shape == limits.DATASET_SHAPES[name]
+    assert data.in_shape == in_shape == DATASET_SHAPES[name]
     assert peak <= limits.dataset_bytes(name, 4000) <= 3 * peak
 
 
@@ -365,7 +366,7 @@ def test_the_mnist1d_estimate_covers_the_real_peak(tmp_path, monkeypatch):
     data = mnist1d(num_samples=1000, seed=3)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert data.in_shape == limits.DATASET_SHAPES["mnist1d"]
+    assert data.in_shape == DATASET_SHAPES["mnist1d"]
     assert peak <= limits.dataset_bytes("mnist1d", 1000) <= 3 * peak
 
 

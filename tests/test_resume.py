@@ -7,7 +7,7 @@ import pytest
 
 from hptransfer.stats.results import read_meta
 from hptransfer.sweeps.config import config_from_dict
-from hptransfer.sweeps.engine import SimulatedKill, run_sweep
+from hptransfer.sweeps.engine import Faults, SimulatedKill, run_sweep
 
 
 def _config(optimizer: dict):
@@ -49,7 +49,7 @@ def test_kill_and_resume_is_bit_for_bit(tmp_path, teacher_data, optimizer):
     out = tmp_path / "killed"
     with pytest.raises(SimulatedKill):  # chunk 1 done, chunk 2 killed after 2 of 4 segments
         run_sweep(config, out, data=teacher_data, progress=False, checkpoint_seconds=0,
-                  kill_after_segments=6)  # fmt: skip
+                  faults=Faults(kill_after_segments=6))  # fmt: skip
     resumed = _sorted(run_sweep(config, out, data=teacher_data, progress=False))
     assert read_meta(out)["replica_steps"] == 4 * 20  # only the 2 lost segments were recomputed
     assert not whole.train_loss.isna().all()

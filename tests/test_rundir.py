@@ -14,7 +14,13 @@ from conftest import config_with
 from hptransfer.stats.results import read_meta
 from hptransfer.sweeps import engine, rundir
 from hptransfer.sweeps.config import ConfigError
-from hptransfer.sweeps.engine import COMPILE_STATS, MemoryLimitError, SimulatedKill, run_sweep
+from hptransfer.sweeps.engine import (
+    COMPILE_STATS,
+    Faults,
+    MemoryLimitError,
+    SimulatedKill,
+    run_sweep,
+)
 from hptransfer.sweeps.rundir import RunDirError, RunDirLocked, RunDirMismatch
 
 
@@ -75,7 +81,7 @@ def test_another_config_is_refused_and_nothing_of_the_first_deleted(tmp_path, te
     first = tiny()
     with pytest.raises(SimulatedKill):
         run_sweep(first, tmp_path, data=teacher_data, progress=False, checkpoint_seconds=0,
-                  kill_after_segments=2)  # fmt: skip
+                  faults=Faults(kill_after_segments=2))  # fmt: skip
     before = _files(tmp_path)
     assert any(f.startswith("checkpoints/") for f in before)
     other = tiny(lr={"start": -3, "stop": -1, "step": 1})
@@ -95,7 +101,7 @@ def test_replica_steps_count_only_this_runs_steps(tmp_path, teacher_data):
     config = tiny()
     with pytest.raises(SimulatedKill):
         run_sweep(config, tmp_path, data=teacher_data, progress=False, checkpoint_seconds=0,
-                  kill_after_segments=3)  # fmt: skip
+                  faults=Faults(kill_after_segments=3))  # fmt: skip
     run_sweep(config, tmp_path, data=teacher_data, progress=False)
     meta = read_meta(tmp_path)
     assert meta["replica_steps"] == 2 * 10  # 2 replicas x the one segment left

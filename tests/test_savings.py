@@ -17,6 +17,7 @@ from hptransfer.network.schemes import load_schemes
 from hptransfer.stats.results import read_meta
 from hptransfer.sweeps.config import ConfigError, config_from_dict
 from hptransfer.sweeps.engine import (
+    Faults,
     SimulatedKill,
     adaptive_lrs,
     bucket_size,
@@ -58,7 +59,7 @@ def runs(tmp_path_factory, teacher_data):
         frames["on"] = run_sweep(config, out / "on", data=teacher_data, progress=False)
         with pytest.raises(SimulatedKill):
             run_sweep(config, out / "killed", data=teacher_data, progress=False,
-                      checkpoint_seconds=0, kill_after_segments=2)  # fmt: skip
+                      checkpoint_seconds=0, faults=Faults(kill_after_segments=2))  # fmt: skip
         frames["resumed"] = run_sweep(config, out / "killed", data=teacher_data, progress=False)
     return out, {k: _sorted(v) for k, v in frames.items()}
 

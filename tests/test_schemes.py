@@ -222,3 +222,21 @@ def test_an_extends_cycle_is_named(tmp_path, text, cycle):
         load_schemes([str(path)])
     assert cycle in str(err.value)
     assert str(path) in str(err.value)
+
+
+def test_scheme_labels_come_from_the_scheme_tables() -> None:
+    from hptransfer.network.schemes import BUILTIN_SCHEMES, scheme_label, schemes_from_tables
+
+    assert [scheme_label(s) for s in ("sp", "mup", "depth_mup", "nfd", "completep")] == [
+        "SP", "muP", "depth-muP", "NFD", "CompleteP",
+    ]  # fmt: skip
+    user = schemes_from_tables(
+        {"mine": {"extends": "nfd"}, "named": {"extends": "mup", "label": "muP-2"}}, BUILTIN_SCHEMES
+    )
+    registry = {**BUILTIN_SCHEMES, **user}
+    assert scheme_label("mine", registry) == "mine"  # a label is not inherited
+    assert scheme_label("named", registry) == "muP-2"
+    assert scheme_label("unknown") == "unknown"
+    assert user["named"].to_table()["label"] == "muP-2"
+    with pytest.raises(SchemeError, match="field 'label'"):
+        schemes_from_tables({"bad": {"extends": "mup", "label": ""}}, BUILTIN_SCHEMES)

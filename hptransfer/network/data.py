@@ -24,7 +24,15 @@ import numpy as np
 
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # cifar-10-python.tar.gz, as published
 CIFAR10_FOLDER = "cifar-10-batches-py"
-DATASETS = ("mnist1d", "teacher", "teacher_images", "cifar10")
+DATASET_SHAPES: dict[str, tuple[int, ...]] = {
+    "mnist1d": (40,),
+    "teacher": (32,),
+    "teacher_images": (8, 8, 3),
+    "cifar10": (32, 32, 3),
+}
+"""The registry of datasets: one example's input shape, by name, as its loader makes it (10
+classes each)."""
+DATASETS = tuple(DATASET_SHAPES)
 
 
 class DataError(ValueError):

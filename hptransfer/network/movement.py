@@ -26,7 +26,8 @@ from hptransfer.network.model import (
     readout_features,
 )
 
-STATS = ("own_movement", "weight_change", "total_movement", "rms_init", "rms", "rms_change")
+MOVEMENT_STATS = ("own_movement", "weight_change", "total_movement")  # the ratios analysed
+STATS = (*MOVEMENT_STATS, "rms_init", "rms", "rms_change")  # + the sizes coordinate checks read
 
 
 def _rms(a: jax.Array) -> jax.Array:
@@ -95,6 +96,19 @@ def layer_stats(
     return out
 
 
+def stat_column(stat: str, role: str) -> str:
+    """The results-table column of statistic ``stat`` (one of :data:`STATS`) of layer ``role``:
+    ``"<stat>/<role>"``. :func:`split_stat_column` is its inverse; no other code builds or
+    parses these names."""
+    return f"{stat}/{role}"
+
+
+def split_stat_column(name: str) -> tuple[str, str] | None:
+    """``(stat, role)`` of a ``"<stat>/<role>"`` column, None for any other column name."""
+    stat, sep, role = str(name).partition("/")
+    return (stat, role) if sep and stat in STATS and role else None
+
+
 def flatten_stats(stats: dict[str, dict[str, jax.Array]]) -> dict[str, jax.Array]:
     """{"own_movement/hidden_1": v, ...}: the column names used in result tables."""
-    return {f"{stat}/{role}": v for role, d in stats.items() for stat, v in d.items()}
+    return {stat_column(stat, role): v for role, d in stats.items() for stat, v in d.items()}

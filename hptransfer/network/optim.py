@@ -3,6 +3,10 @@
 The update of a leaf with role rho is  Delta W = -eta * s_rho * d(W),  where d is the optimizer's
 direction (the gradient, its momentum trace, or Adam's m_hat / (sqrt(v_hat) + eps * e_rho)) and
 s_rho, e_rho are the scheme's learning-rate and epsilon factors (:mod:`hptransfer.network.scaling`).
+AdamW adds the decoupled decay inside the step: d(W) = m_hat / (sqrt(v_hat) + eps * e_rho)
++ wd * w_rho * W, with w_rho the scheme's weight-decay factor, as optax.adamw does (the decay is
+scaled by the learning rate and its schedule). A schedule (:mod:`hptransfer.network.schedules`)
+multiplies eta by mult(t) at step t (in :func:`hptransfer.network.train.train_step`).
 
 The base learning rate eta and the trees s, e are arguments, not constants: the optimizer is
 built inside the traced function, so one compiled program serves every learning rate and scheme.
@@ -20,6 +24,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+
+from hptransfer.network.schedules import ScheduleConfig, traced_schedule
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -39,6 +45,9 @@ class OptimizerConfig:
     b2: float = 0.999
     eps: float = 1e-8
     weight_decay: float = 0.0
+    # The learning-rate schedule (its kind is static: one program per kind). Read from the
+    # config's [schedule] table, not [optimizer]; left out of the config's identity when constant.
+    schedule: ScheduleConfig = ScheduleConfig()
 
     def __post_init__(self) -> None:
         """Refuse values out of range and settings the chosen optimizer would silently ignore."""
@@ -121,9 +130,31 @@ def scale_by_tree(scales: optax.Updates) -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
-def traced_settings(config: OptimizerConfig) -> dict[str, jax.Array]:
+def add_decayed_weights_per_leaf(
+    weight_decay: jax.Array | float, factors: optax.Updates
+) -> optax.GradientTransformation:
+    """u + (wd * w_leaf) * p for every leaf: optax's ``add_decayed_weights`` with one factor per
+    leaf (``factors``, a pytree of scalars: the scheme's ``wd_adam`` factors). With every factor
+    1 it is optax's arithmetic exactly (wd * 1 = wd)."""
+
+    def init(params):
+        del params
+        return optax.EmptyState()
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("add_decayed_weights_per_leaf needs the params")
+        new = jax.tree.map(lambda u, p, w: u + (weight_decay * w) * p, updates, params, factors)
+        return new, state
+
+    return optax.GradientTransformation(init, update)
+
+
+def traced_settings(config: OptimizerConfig, steps: int | None = None) -> dict[str, jax.Array]:
     """The settings the engine passes as traced scalars (``make_optimizer``'s ``traced``):
-    momentum (SGD with momentum), b2 (Adam), weight_decay (AdamW with decay). A runtime value
+    momentum (SGD with momentum), b2 (Adam), weight_decay (AdamW with decay), and for a
+    schedule other than constant the run length ``steps`` and its fractions
+    (:func:`hptransfer.network.schedules.traced_schedule`). A runtime value
     and a compile-time constant can round differently (XLA folds constants), so a sweep that
     makes one of them an axis and one that does not must both trace it: then the sweep's
     default points reproduce the plain sweep bit for bit."""
@@ -134,6 +165,10 @@ def traced_settings(config: OptimizerConfig) -> dict[str, jax.Array]:
         out["b2"] = jnp.float32(config.b2)
     if config.name == "adamw" and config.weight_decay > 0:
         out["weight_decay"] = jnp.float32(config.weight_decay)
+    if not config.schedule.constant:
+        if steps is None:
+            raise ValueError(f"schedule {config.schedule.kind!r} needs the run's steps")
+        out |= traced_schedule(config.schedule, steps)
     return out
 
 
@@ -143,10 +178,13 @@ def make_optimizer(
     lr_scale: optax.Updates,
     eps_scale: optax.Updates,
     traced: Mapping[str, jax.Array] | None = None,
+    wd_scale: optax.Updates | None = None,
 ) -> optax.GradientTransformation:
-    """The optax chain for ``config`` with base learning rate ``lr`` (may be traced).
+    """The optax chain for ``config`` with base learning rate ``lr`` (may be traced; a schedule
+    has already multiplied it).
 
-    ``lr_scale`` and ``eps_scale`` are per-leaf factor trees (``Multipliers.lr``/``.eps``).
+    ``lr_scale``, ``eps_scale`` and ``wd_scale`` are per-leaf factor trees
+    (``Multipliers.lr``/``.eps``/``.wd``; ``wd_scale`` None: decay factor 1 for every leaf).
     ``traced`` replaces ``momentum``, ``b2`` or ``weight_decay`` of ``config`` by traced
     scalars (sweep axes, ``Multipliers.optimizer``): the same arithmetic with a runtime value,
     and the momentum trace / decay term present whatever the value (0 included).
@@ -164,9 +202,12 @@ def make_optimizer(
         eps = jax.tree.map(lambda e: config.eps * e, eps_scale)
         b2 = traced.get("b2", config.b2)
         parts = [scale_by_adam_per_leaf_eps(config.b1, b2, eps)]
-        if "weight_decay" in traced:
-            parts.append(optax.add_decayed_weights(traced["weight_decay"]))
-        elif config.name == "adamw" and config.weight_decay > 0:
-            parts.append(optax.add_decayed_weights(config.weight_decay))
+        wd = traced.get("weight_decay")
+        if wd is None and config.name == "adamw" and config.weight_decay > 0:
+            wd = config.weight_decay
+        if wd is not None and wd_scale is not None:
+            parts.append(add_decayed_weights_per_leaf(wd, wd_scale))
+        elif wd is not None:
+            parts.append(optax.add_decayed_weights(wd))
     step = jax.tree.map(lambda s: -lr * s, lr_scale)
     return optax.chain(*parts, scale_by_tree(step))

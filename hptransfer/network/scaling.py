@@ -6,6 +6,7 @@ For a tensor with role rho in a network of shape (n, L) with base (n0, L0), m = 
     forward mult   c     = m**a_fwd  * r**b_fwd
     learning rate  eta_rho = eta * m**a_lr * r**b_lr        (SGD or Adam exponents by optimizer)
     Adam epsilon   eps_rho = eps * m**a_eps * r**b_eps
+    weight decay   wd_rho  = wd * m**a_wd * r**b_wd      (AdamW's decoupled decay, per role)
     branch         beta  = r**(-alpha)
 
 All values are computed on the host in float64 and returned as float32 arrays in pytrees shaped
@@ -25,6 +26,7 @@ from flax import struct
 from hptransfer.network.model import Architecture, Params, fan_in, param_roles
 from hptransfer.network.schemes import Scheme
 
+AXES = ("depth", "width")  # the two scaling axes: r = L / L0 and m = n / n0
 OPTIMIZER_FAMILIES = ("sgd", "adam")
 
 
@@ -40,6 +42,8 @@ class Multipliers:
     # Traced optimizer settings that replace the config's (axes momentum, b2, weight_decay):
     # empty unless a sweep declares such an axis (:func:`hptransfer.sweeps.axes.apply_point`).
     optimizer: dict[str, jax.Array] = dataclasses.field(default_factory=dict)
+    # AdamW's per-role weight-decay factors (``wd_adam`` exponents); None: every factor 1.
+    wd: Params | None = None
 
 
 def multipliers(scheme: Scheme, arch: Architecture, optimizer_family: str = "sgd") -> Multipliers:
@@ -69,6 +73,7 @@ def multipliers(scheme: Scheme, arch: Architecture, optimizer_family: str = "sgd
         forward=value("forward"),
         lr=value(lr_field),
         eps=value("eps_adam"),
+        wd=value("wd_adam"),
         branch=jnp.float32(scheme.branch_multiplier(r)),
     )
 

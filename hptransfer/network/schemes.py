@@ -7,7 +7,8 @@ exponents (a, b) so that the factor applied relative to the base shape (n0, L0) 
 
 The quantities are ``init_std`` (on top of the fan-in std 1/sqrt(fan_in)), ``forward`` (the
 forward multiplier), ``lr_sgd`` and ``lr_adam`` (on top of the swept learning rate eta) and
-``eps_adam`` (on top of Adam's epsilon). The residual branch is multiplied by
+``eps_adam`` (on top of Adam's epsilon) and ``wd_adam`` (on top of AdamW's decoupled weight
+decay; optional, default m**0 r**0). The residual branch is multiplied by
 beta = r**(-branch_exponent). At m = r = 1 every factor is 1, so every scheme is the same network
 with the same learning rate at the base shape.
 
@@ -34,10 +35,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-QUANTITIES: tuple[str, ...] = ("init_std", "forward", "lr_sgd", "lr_adam", "eps_adam")
+QUANTITIES: tuple[str, ...] = ("init_std", "forward", "lr_sgd", "lr_adam", "eps_adam", "wd_adam")
+OPTIONAL_QUANTITIES: tuple[str, ...] = ("wd_adam",)
+"""Quantities a base role may leave out (then m**0 r**0): added after schemes existed, so
+that a scheme file written before them still reads the same."""
 BASE_ROLES: tuple[str, ...] = ("input", "hidden", "readout", "vector")
 _HIDDEN_J = re.compile(r"^hidden_([1-9][0-9]*)$")
-_SCHEME_KEYS = ("description", "branch_exponent", "extends")
+_SCHEME_KEYS = ("description", "label", "branch_exponent", "extends")
 
 
 class SchemeError(ValueError):
@@ -64,6 +68,7 @@ class RoleRule:
     lr_sgd: Exponents = Exponents()
     lr_adam: Exponents = Exponents()
     eps_adam: Exponents = Exponents()
+    wd_adam: Exponents = Exponents()
     min_block_depth: int = 1
 
 
@@ -76,6 +81,12 @@ class Scheme:
     branch_exponent: float
     roles: Mapping[str, RoleRule]
     overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    label: str | None = None  # the display name in reports and figures (default: the name)
+
+    @property
+    def display(self) -> str:
+        """The scheme's name as reports and figures show it."""
+        return self.label or self.name
 
     def rule(self, role: str, block_depth: int = 1) -> RoleRule:
         """The rule for ``role`` ("input", "readout", "vector" or "hidden_<j>") in a k-layer block."""
@@ -106,6 +117,8 @@ class Scheme:
             "description": self.description,
             "branch_exponent": self.branch_exponent,
         }
+        if self.label is not None:
+            table["label"] = self.label
         for role, rule in self.roles.items():
             table[role] = {q: [getattr(rule, q).m, getattr(rule, q).r] for q in QUANTITIES}
         for role, override in self.overrides.items():
@@ -166,11 +179,12 @@ def _parse_role(scheme: str, role: str, table: Any, *, partial: bool) -> dict[st
             f"allowed: {sorted(allowed)}"
         )
     if not partial:
-        missing = [q for q in QUANTITIES if q not in table]
+        required = [q for q in QUANTITIES if q not in OPTIONAL_QUANTITIES]
+        missing = [q for q in required if q not in table]
         if missing:
             raise SchemeError(
                 f"scheme {scheme!r}: role {role!r} is missing field(s) {missing}; every base role "
-                f"needs all of {list(QUANTITIES)} (or use `extends` to inherit them)"
+                f"needs all of {required} (or use `extends` to inherit them)"
             )
     out: dict[str, Any] = {}
     for key, value in table.items():
@@ -220,6 +234,11 @@ def scheme_from_table(
     description = table.get("description", parent.description if parent else None)
     if not isinstance(description, str):
         raise SchemeError(f"scheme {name!r}: field 'description' is missing or not a string")
+    label = table.get("label")  # not inherited: a label names this scheme, not its parent
+    if label is not None and (not isinstance(label, str) or not label.strip()):
+        raise SchemeError(
+            f"scheme {name!r}: field 'label' = {label!r}; allowed: a non-empty string"
+        )
     if "branch_exponent" in table:
         alpha = table["branch_exponent"]
         if not _is_number(alpha):
@@ -256,7 +275,7 @@ def scheme_from_table(
                 **overrides.get(key, {}),
                 **_parse_role(name, key, value, partial=True),
             }
-    return Scheme(name, description, alpha, roles, overrides)
+    return Scheme(name, description, alpha, roles, overrides, label)
 
 
 def schemes_from_tables(
@@ -354,7 +373,15 @@ def schemes_from_python(spec: str) -> dict[str, Scheme]:
     )
 
 
-BUILTIN_SCHEMES: dict[str, Scheme] = schemes_from_toml(Path(__file__).with_name("schemes.toml"))
+BUILTIN_FILE = Path(__file__).with_name("schemes.toml")
+BUILTIN_SCHEMES: dict[str, Scheme] = schemes_from_toml(BUILTIN_FILE)
+
+
+def scheme_label(name: str, registry: Mapping[str, Scheme] = BUILTIN_SCHEMES) -> str:
+    """The display name of scheme ``name`` (its table's ``label``; the raw name for a scheme
+    without one or outside ``registry``)."""
+    scheme = registry.get(name)
+    return scheme.display if scheme is not None else name
 
 
 def load_schemes(sources: list[str] | tuple[str, ...] = ()) -> dict[str, Scheme]:

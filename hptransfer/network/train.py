@@ -24,6 +24,7 @@ from hptransfer.network.model import Architecture, Params, apply, check_inputs, 
 from hptransfer.network.movement import flatten_stats, layer_stats
 from hptransfer.network.optim import OptimizerConfig, make_optimizer, traced_settings
 from hptransfer.network.scaling import Multipliers, multipliers
+from hptransfer.network.schedules import scheduled_lr
 from hptransfer.network.schemes import Scheme, get_scheme
 
 
@@ -46,7 +47,7 @@ def init_state(
 ) -> TrainState:
     init_key, _ = seed_keys(seed)
     params = scale_init(raw_init(init_key, arch), mult.init_std)
-    optimizer = make_optimizer(opt, jnp.float32(0.0), mult.lr, mult.eps, mult.optimizer)
+    optimizer = make_optimizer(opt, jnp.float32(0.0), mult.lr, mult.eps, mult.optimizer, mult.wd)
     return TrainState(params, params, optimizer.init(params), jnp.zeros([], jnp.int32))
 
 
@@ -71,10 +72,14 @@ def train_step(
     arch: Architecture,
     opt: OptimizerConfig,
 ) -> tuple[TrainState, jax.Array]:
-    """One optimizer step; returns the new state and the minibatch loss before the step."""
+    """One optimizer step; returns the new state and the minibatch loss before the step.
+
+    The base rate is ``lr * mult(state.step)`` under a schedule (:mod:`hptransfer.network.schedules`);
+    under the constant schedule ``lr`` itself, with no extra operation in the program."""
     x, y = batch
     loss, grads = jax.value_and_grad(loss_fn)(state.params, x, y, mult, arch)
-    optimizer = make_optimizer(opt, lr, mult.lr, mult.eps, mult.optimizer)
+    lr = scheduled_lr(lr, opt.schedule.kind, state.step, mult.optimizer)
+    optimizer = make_optimizer(opt, lr, mult.lr, mult.eps, mult.optimizer, mult.wd)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return TrainState(params, state.params0, opt_state, state.step + 1), loss
@@ -152,7 +157,7 @@ def train_run(
     check_inputs(data.x_train, arch)
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps = {steps}, batch_size = {batch_size}; allowed: integers >= 1")
-    mult = multipliers(scheme, arch, opt.family).replace(optimizer=traced_settings(opt))
+    mult = multipliers(scheme, arch, opt.family).replace(optimizer=traced_settings(opt, steps))
     losses, test_loss, test_acc, stats = _run(
         jnp.int32(seed),
         jnp.float32(lr),

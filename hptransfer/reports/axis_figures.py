@@ -22,6 +22,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
+from hptransfer.network.schemes import scheme_label
 from hptransfer.reports.figures import (
     _facet_rows,
     _figure,
@@ -32,7 +33,6 @@ from hptransfer.reports.figures import (
     _sequential,
     _style,
     _suptitle,
-    scheme_label,
 )
 from hptransfer.stats.hparams import (
     LR,
@@ -93,9 +93,9 @@ def plot_axis_loss(
     (:func:`_lines`), one panel per scheme, one row per (optimizer, block depth); the optimum
     of :func:`hptransfer.stats.hparams.axis_optima` is a star (a hollow diamond when censored).
     None when the group has no rows."""
-    mean = at_default_conditions(mean_losses(h.finals, h.config, group), h.config)
+    mean = at_default_conditions(mean_losses(h.finals, h.design, group), h.design)
     label = group_label(group)
-    opt = at_default_conditions(h.optima, h.config)
+    opt = at_default_conditions(h.optima, h.design)
     opt = opt[(opt["group"] == label) & (opt["hparam"] == name)]
     if mean.empty or opt.empty:
         return None
@@ -161,9 +161,9 @@ def plot_axis_heatmap(h: HparamsAnalysis, path: str | Path, group: Sequence[str]
         return None
     a, b = group
     ca, cb = coordinate(a), coordinate(b)
-    mean = at_default_conditions(mean_losses(h.finals, h.config, group), h.config)
+    mean = at_default_conditions(mean_losses(h.finals, h.design, group), h.design)
     label = group_label(group)
-    opt = at_default_conditions(h.optima, h.config)
+    opt = at_default_conditions(h.optima, h.design)
     opt = opt[opt["group"] == label]
     if mean.empty or opt.empty:
         return None
@@ -218,16 +218,23 @@ def plot_axis_heatmap(h: HparamsAnalysis, path: str | Path, group: Sequence[str]
         return _save(fig, Path(path))
 
 
-def axis_figure_names(h: HparamsAnalysis) -> dict[str, str]:
-    """{figure name: title} of every axis figure a run allows (before drawing)."""
+def axis_figure_names(h: HparamsAnalysis) -> dict[str, tuple[str, str]]:
+    """{figure name: (title, kind)} of every axis figure a run allows (before drawing); kind is
+    "axis_loss" (loss against one axis) or "axis_heatmap" (loss over a two-axis group)."""
     names = {}
     for group in h.groups:
         label = group_label(group)
         for name in group:
             if name != LR:
-                names[f"axis_loss_{label}_{name}"] = f"Final training loss vs {name} ({label})"
+                names[f"axis_loss_{label}_{name}"] = (
+                    f"Final training loss vs {name} ({label})",
+                    "axis_loss",
+                )
         if len(group) == 2:
-            names[f"axis_heatmap_{label}"] = f"Final training loss over {' and '.join(group)}"
+            names[f"axis_heatmap_{label}"] = (
+                f"Final training loss over {' and '.join(group)}",
+                "axis_heatmap",
+            )
     return names
 
 

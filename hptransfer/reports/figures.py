@@ -18,10 +18,11 @@ The figures of axes beyond the learning rate are in :mod:`hptransfer.reports.axi
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from matplotlib.transforms import blended_transform_factory
 from PIL import Image
 
+from hptransfer.network.schemes import scheme_label
 from hptransfer.stats.analysis import (
     AXES,
     OTHER_AXIS,
@@ -43,17 +45,11 @@ from hptransfer.stats.analysis import (
     scheme_order,
     training_curves,
 )
+from hptransfer.stats.intervals import MIN_SEEDS_T
 from hptransfer.stats.rules import drift_band
 
 DPI = 110
 PANEL = (3.1, 2.5)  # inches per panel
-SCHEME_LABELS = {
-    "sp": "SP",
-    "mup": "muP",
-    "depth_mup": "depth-muP",
-    "nfd": "NFD",
-    "completep": "CompleteP",
-}
 AXIS_LABEL = {"depth": "depth L (blocks)", "width": "width n"}
 AXIS_SYMBOL = {"depth": "L", "width": "n"}
 STAT_LABEL = {
@@ -61,11 +57,6 @@ STAT_LABEL = {
     "weight_change": "weight change\n|W - W0| / |W0|",
     "total_movement": "total movement\nRMS(a - a0) / RMS(a0)",
 }
-
-
-def scheme_label(scheme: str) -> str:
-    """Display name of a scheme (the raw name for schemes outside SCHEME_LABELS)."""
-    return SCHEME_LABELS.get(scheme, scheme)
 
 
 def _style():
@@ -459,7 +450,7 @@ def _interval_words(opt: pd.DataFrame, pct: int) -> str:
     n = int(opt["n_seeds"].max())
     if n < 2:
         return "no interval: 1 seed"
-    return f"{pct}% t-interval over {n} seeds" if n >= 3 else f"range of {n} seeds"
+    return f"{pct}% t-interval over {n} seeds" if n >= MIN_SEEDS_T else f"range of {n} seeds"
 
 
 def _draw_grid_edges(ax, opt: pd.DataFrame, colors: dict) -> None:
@@ -727,41 +718,57 @@ def plot_horizon(a: Analysis, path: str | Path, axis: str = "depth") -> Path | N
         return _save(fig, Path(path))
 
 
-FIGURES = {
-    "loss_vs_lr_depth": "Final training loss vs learning rate across depth",
-    "eta_star_depth": "Optimal learning rate vs depth",
-    "loss_vs_lr_width": "Final training loss vs learning rate across width",
-    "eta_star_width": "Optimal learning rate vs width",
-    "movement_depth": "Feature movement per layer vs depth",
-    "training_curves": "Training curves at the optimal learning rate",
-    "horizon_depth": "Drift across depth vs training steps",
-    "horizon_width": "Drift across width vs training steps",
-    "loss_vs_lr_path": "Final training loss vs learning rate along the model path",
-    "eta_star_path": "Optimal learning rate along the model path",
-}
+@dataclasses.dataclass(frozen=True)
+class FigureKind:
+    """One figure of a run: its title, how it is drawn (``draw(analysis, path)``, None when the
+    run lacks what it needs) and what it needs, in words."""
+
+    title: str
+    draw: Callable[[Analysis, Path], Path | None]
+    needs: str
+
+
+FIGURES: dict[str, FigureKind] = {
+    "loss_vs_lr_depth": FigureKind(
+        "Final training loss vs learning rate across depth",
+        lambda a, p: plot_loss_vs_lr(a, p, "depth"), "2 or more depths"),
+    "eta_star_depth": FigureKind(
+        "Optimal learning rate vs depth", lambda a, p: plot_eta_star(a, p, "depth"),
+        "2 or more depths"),
+    "loss_vs_lr_width": FigureKind(
+        "Final training loss vs learning rate across width",
+        lambda a, p: plot_loss_vs_lr(a, p, "width"), "2 or more widths"),
+    "eta_star_width": FigureKind(
+        "Optimal learning rate vs width", lambda a, p: plot_eta_star(a, p, "width"),
+        "2 or more widths"),
+    "movement_depth": FigureKind(
+        "Feature movement per layer vs depth", plot_movement,
+        "2 or more depths and feature-movement columns"),
+    "training_curves": FigureKind(
+        "Training curves at the optimal learning rate", plot_training_curves,
+        "a finite training loss"),
+    "horizon_depth": FigureKind(
+        "Drift across depth vs training steps", lambda a, p: plot_horizon(a, p, "depth"),
+        "2 or more depths and evaluations"),
+    "horizon_width": FigureKind(
+        "Drift across width vs training steps", lambda a, p: plot_horizon(a, p, "width"),
+        "2 or more widths and evaluations"),
+    "loss_vs_lr_path": FigureKind(
+        "Final training loss vs learning rate along the model path", plot_loss_vs_lr_path,
+        "a model path ([model] path)"),
+    "eta_star_path": FigureKind(
+        "Optimal learning rate along the model path", plot_eta_star_path,
+        "a model path ([model] path)"),
+}  # fmt: skip
+"""The registry of a run's learning-rate figures (the axis figures are
+:func:`hptransfer.reports.axis_figures.axis_figure_names`'), in report order."""
 
 
 def make_figures(a: Analysis, out_dir: str | Path) -> dict[str, Path]:
-    """Draw every figure that the sweep's shapes allow into ``out_dir``: {name: PNG path}.
-
-    Names (FIGURES): loss_vs_lr_depth, eta_star_depth, loss_vs_lr_width, eta_star_width (only
-    with several widths), movement_depth (with movement columns), training_curves,
-    horizon_depth / horizon_width (drift against training steps), loss_vs_lr_path and
-    eta_star_path (with a model path: a line per path point, eta* along it). The figures of axes
-    beyond the learning rate are :func:`hptransfer.reports.axis_figures.make_axis_figures`'s (which draws
-    with this module), called next to this one by the report.
-    """
+    """Draw every figure of :data:`FIGURES` that the sweep's shapes allow into ``out_dir``:
+    {name: PNG path}. The figures of axes beyond the learning rate are
+    :func:`hptransfer.reports.axis_figures.make_axis_figures`'s (which draws with this module),
+    called next to this one by the report."""
     out_dir = Path(out_dir)
-    drawn = {
-        "loss_vs_lr_depth": plot_loss_vs_lr(a, out_dir / "loss_vs_lr_depth.png", "depth"),
-        "eta_star_depth": plot_eta_star(a, out_dir / "eta_star_depth.png", "depth"),
-        "loss_vs_lr_width": plot_loss_vs_lr(a, out_dir / "loss_vs_lr_width.png", "width"),
-        "eta_star_width": plot_eta_star(a, out_dir / "eta_star_width.png", "width"),
-        "movement_depth": plot_movement(a, out_dir / "movement_depth.png"),
-        "training_curves": plot_training_curves(a, out_dir / "training_curves.png"),
-        "horizon_depth": plot_horizon(a, out_dir / "horizon_depth.png", "depth"),
-        "horizon_width": plot_horizon(a, out_dir / "horizon_width.png", "width"),
-        "loss_vs_lr_path": plot_loss_vs_lr_path(a, out_dir / "loss_vs_lr_path.png"),
-        "eta_star_path": plot_eta_star_path(a, out_dir / "eta_star_path.png"),
-    }
+    drawn = {name: kind.draw(a, out_dir / f"{name}.png") for name, kind in FIGURES.items()}
     return {name: p for name, p in drawn.items() if p is not None}

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hptransfer.network.schemes import scheme_label
 from hptransfer.reports.axis_figures import axis_figure_names, make_axis_figures
-from hptransfer.reports.figures import FIGURES, make_figures, scheme_label
+from hptransfer.reports.figures import FIGURES, make_figures
 from hptransfer.stats.analysis import (
     AXES,
     OTHER_AXIS,
@@ -45,6 +46,7 @@ from hptransfer.stats.calibration import (
     committed_coverage,
     committed_false_alarm,
 )
+from hptransfer.stats.columns import SERIES
 from hptransfer.stats.hparams import at_default_conditions, worst_joint_regret
 from hptransfer.stats.intervals import MIN_SEEDS_T
 from hptransfer.stats.path_transfer import point_label
@@ -309,13 +311,13 @@ def _movement_pivot(a: Analysis) -> pd.DataFrame | None:
     if ms.empty:
         return None
     wide = ms.pivot_table(
-        index=["family", "scheme", "optimizer", "block_depth"],
+        index=list(SERIES),
         columns=["role", "stat"],
         values="slope",
     )
     rows = []
     for key, r in wide.iterrows():
-        labels = dict(zip(["family", "scheme", "optimizer", "block_depth"], key, strict=True))
+        labels = dict(zip(SERIES, key, strict=True))
         row = {"scheme, k": _row_label(ms, labels)}
         for role in role_order(ms["role"].unique()):
             vals = [
@@ -354,6 +356,15 @@ def _config_items(a: Analysis) -> list[str]:
         f"steps: {int(res['step'].max())}, {res['step'].nunique()} evaluations per replica; "
         f"final loss = mean of the last {a.last_evals}",
     ]
+    if "eliminated_step" in res.columns:  # [elimination] enabled (hptransfer.sweeps.elimination)
+        keys = [c for c in ("cell", "scheme", "width", "depth", "block_depth", "log2_lr", "seed")
+                if c in res.columns]  # fmt: skip
+        stopped = res.loc[res["eliminated_step"].notna(), keys]
+        items.append(
+            f"early elimination: {len(stopped.drop_duplicates())} replicas stopped before the "
+            "last step (rates two or more grid points below their shape's optimum that could "
+            "not reach it; their loss held at the stop, never a divergence)"
+        )
     if meta.get("device"):
         items.append(f"device: {meta['device']}")
     if meta.get("wall_seconds") is not None:
@@ -517,7 +528,7 @@ def _method_items(a: Analysis, coverage: pd.DataFrame, alarms: pd.DataFrame) -> 
         "(symmetric "
         "and asymmetric bowls, a divergence cliff, optima next to divergence, a coarse grid, "
         "curvature changing with depth; hptransfer/data/coverage.csv, written by python -m "
-        "hptransfer.stats.calibration) is in the table below; an interval outside "
+        "hptransfer.tools.coverage_doc) is in the table below; an interval outside "
         f"{100 * CALIBRATED[0]:.0f}-{100 * CALIBRATED[1]:.0f}% there is not calibrated for "
         "that kind of data.",
         "Drift: OLS slope of log2 eta* against log2 depth (width), in octaves per doubling, "
@@ -554,12 +565,34 @@ def _method_items(a: Analysis, coverage: pd.DataFrame, alarms: pd.DataFrame) -> 
 
 
 def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> list[_Block]:
-    """The report's content, independent of the output format. Schemes that are the same
-    network in this run (:mod:`hptransfer.stats.twins`) get one row and one verdict."""
+    """The report's content, independent of the output format, section by section. Schemes that
+    are the same network in this run (:mod:`hptransfer.stats.twins`) get one row and one verdict."""
     twins = twin_groups(a.finals)
     names = twin_labels(twins, {s: scheme_label(s) for _, _, g in twins for s in g})
     card = without_twins(a.scorecard, twins)
-    blocks = [
+    blocks = _summary_blocks(a, card, twins, names)
+    for axis in AXES:
+        blocks += _axis_blocks(a, card, axis, twins, names)
+    blocks += _local_blocks(a, card, names)
+    blocks += _movement_blocks(a)
+    blocks += _path_blocks(a)
+    blocks += _hparams_blocks(a, figures)
+    blocks += _figure_blocks(figures)
+    blocks += _roofline_blocks(a)
+    blocks += _method_blocks(a)
+    if a.meta.get("config"):
+        blocks += [
+            _Block("h2", "Configuration"),
+            _Block("code", json.dumps(a.meta["config"], indent=2, default=str)),
+        ]
+    return blocks
+
+
+def _summary_blocks(
+    a: Analysis, card: pd.DataFrame, twins: list, names: Mapping[tuple[str, int], str]
+) -> list[_Block]:
+    """The title, the claims, the sweep, the verdicts and the scorecard."""
+    return [
         _Block("h1", f"hptransfer report: {a.name}"),
         _Block(
             "p", "Does the learning rate tuned at the base shape stay optimal as the network grows?"
@@ -590,72 +623,101 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
         _Block("h2", "Scorecard"),
         _Block("table", table=scorecard_display(card, names)),
     ]
-    for axis in AXES:
-        held = held_value(a.optima, axis)
-        if held is None:
-            continue
-        other = OTHER_AXIS[axis]
-        sym = "n" if other == "width" else "L"
-        opt = without_twins(a.optima[a.optima[other] == held], twins)
-        reg = without_twins(a.regret[(a.regret["axis"] == axis) & (a.regret[other] == held)], twins)
-        blocks += [
-            _Block("h2", f"Optimal learning rate across {axis} ({sym} = {held})"),
-            _Block(
-                "p",
-                "log2 eta* (octaves) [seed interval: "
-                + _interval_header(card)
-                + "]; a censored eta* (grid edge or next to a diverging rate) is given as the "
-                "bracket that must contain it.",
-            ),
-            _Block("table", table=_pivot(opt, axis, _eta_cell, names=names)),
-        ]
-        if "max_stable_log2_lr" in opt:
-            blocks += [
-                _Block(
-                    "p",
-                    "Stable range: log2 of the largest grid rate at which no seed diverged "
-                    "(>= : the top of the grid is stable, so the range reaches past it).",
-                ),
-                _Block("table", table=_pivot(opt, axis, _stable_cell, names=names)),
-            ]
-        if len(reg):
-            blocks += [
-                _Block(
-                    "p", f"Transfer regret: extra loss of the rate tuned at the smallest {axis}."
-                ),
-                _Block("table", table=_pivot(reg, axis, lambda r: _pct(r["regret"]), names=names)),
-            ]
-    blocks += _local_blocks(a, card, names)
-    mp = _movement_pivot(a)
-    if mp is not None:
-        blocks += [
-            _Block("h2", "Feature movement against depth"),
-            _Block(
-                "p",
-                "Log-log slope against depth of own movement / relative weight change / total "
-                "movement per layer role (-0.5 = shrinks like L^-1/2).",
-            ),
-            _Block("table", table=mp),
-        ]
-    blocks += _path_blocks(a)
-    blocks += _hparams_blocks(a, figures)
-    lr_figures = {n: p for n, p in figures.items() if not n.startswith("axis_")}
-    if lr_figures:
-        blocks.append(_Block("h2", "Figures"))
-        for name, path in lr_figures.items():
-            blocks += [
-                _Block("fig", FIGURES.get(name, name), path=path),
-                _Block("p", FIGURE_CAPTIONS.get(name, "")),
-            ]
-    if a.meta.get("device_peaks"):  # costmodel: achieved rates against the measured roofs
-        from hptransfer.sweeps.costmodel import roofline
 
-        roof = roofline(a.meta.get("cells", []), a.meta["device_peaks"])
-        if len(roof):
-            blocks += [_Block("h2", "Where the time goes"), _Block("table", table=roof)]
+
+def _axis_blocks(
+    a: Analysis,
+    card: pd.DataFrame,
+    axis: str,
+    twins: list,
+    names: Mapping[tuple[str, int], str],
+) -> list[_Block]:
+    """eta*, the stable range and the transfer regret at every shape along ``axis`` (at the
+    held value of the other axis); nothing when the sweep has one value of ``axis``."""
+    held = held_value(a.optima, axis)
+    if held is None:
+        return []
+    other = OTHER_AXIS[axis]
+    sym = "n" if other == "width" else "L"
+    opt = without_twins(a.optima[a.optima[other] == held], twins)
+    reg = without_twins(a.regret[(a.regret["axis"] == axis) & (a.regret[other] == held)], twins)
+    blocks = [
+        _Block("h2", f"Optimal learning rate across {axis} ({sym} = {held})"),
+        _Block(
+            "p",
+            "log2 eta* (octaves) [seed interval: "
+            + _interval_header(card)
+            + "]; a censored eta* (grid edge or next to a diverging rate) is given as the "
+            "bracket that must contain it.",
+        ),
+        _Block("table", table=_pivot(opt, axis, _eta_cell, names=names)),
+    ]
+    if "max_stable_log2_lr" in opt:
+        blocks += [
+            _Block(
+                "p",
+                "Stable range: log2 of the largest grid rate at which no seed diverged "
+                "(>= : the top of the grid is stable, so the range reaches past it).",
+            ),
+            _Block("table", table=_pivot(opt, axis, _stable_cell, names=names)),
+        ]
+    if len(reg):
+        blocks += [
+            _Block("p", f"Transfer regret: extra loss of the rate tuned at the smallest {axis}."),
+            _Block("table", table=_pivot(reg, axis, lambda r: _pct(r["regret"]), names=names)),
+        ]
+    return blocks
+
+
+def _movement_blocks(a: Analysis) -> list[_Block]:
+    """The table of feature-movement slopes against depth, when the run measured movement."""
+    mp = _movement_pivot(a)
+    if mp is None:
+        return []
+    return [
+        _Block("h2", "Feature movement against depth"),
+        _Block(
+            "p",
+            "Log-log slope against depth of own movement / relative weight change / total "
+            "movement per layer role (-0.5 = shrinks like L^-1/2).",
+        ),
+        _Block("table", table=mp),
+    ]
+
+
+def _figure_blocks(figures: Mapping[str, Path]) -> list[_Block]:
+    """The learning-rate figures (:data:`hptransfer.reports.figures.FIGURES`) with captions."""
+    lr_figures = {n: p for n, p in figures.items() if n in FIGURES}
+    if not lr_figures:
+        return []
+    blocks = [_Block("h2", "Figures")]
+    for name, path in lr_figures.items():
+        blocks += [
+            _Block("fig", FIGURES[name].title, path=path),
+            _Block("p", FIGURE_CAPTIONS.get(name, "")),
+        ]
+    return blocks
+
+
+def _roofline_blocks(a: Analysis) -> list[_Block]:
+    """Achieved rates against the device's measured roofs (:mod:`hptransfer.sweeps.costmodel`),
+    when the run measured them."""
+    if not a.meta.get("device_peaks"):
+        return []
+    from hptransfer.sweeps.costmodel import roofline
+
+    roof = roofline(a.meta.get("cells", []), a.meta["device_peaks"])
+    if not len(roof):
+        return []
+    return [_Block("h2", "Where the time goes"), _Block("table", table=roof)]
+
+
+def _method_blocks(a: Analysis) -> list[_Block]:
+    """How every number is computed, and the committed coverage of the intervals
+    (:func:`hptransfer.stats.calibration.committed_coverage`)."""
     coverage = committed_coverage()
     alarms = committed_false_alarm()
-    blocks += [
+    return [
         _Block("h2", "Method"),
         _Block("ul", items=tuple(i for i in _method_items(a, coverage, alarms) if i)),
         _Block(
@@ -671,12 +733,6 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
         ),
         _Block("table", table=coverage_display(coverage)),
     ]
-    if a.meta.get("config"):
-        blocks += [
-            _Block("h2", "Configuration"),
-            _Block("code", json.dumps(a.meta["config"], indent=2, default=str)),
-        ]
-    return blocks
 
 
 def _with_local(r: Mapping[str, Any]) -> str:
@@ -729,7 +785,7 @@ def local_drift_display(
         for a, b in sorted(set(zip(pairs["depth_from"], pairs["depth_to"], strict=True)))
     }
     for r in card.to_dict("records"):
-        sel = rows_where(local, {k: r[k] for k in ("family", "scheme", "optimizer", "block_depth")})
+        sel = rows_where(local, {k: r[k] for k in SERIES})
         if sel.empty:
             continue
         row = {"scheme": _scheme_name(r["scheme"], r["block_depth"], names)}
@@ -851,7 +907,7 @@ def _path_blocks(a: Analysis) -> list[_Block]:
         ]
     reg = a.path_regret
     if reg is not None and len(reg):
-        worst = reg.groupby(["family", "scheme", "optimizer", "block_depth"], sort=False)
+        worst = reg.groupby(list(SERIES), sort=False)
         reg = reg.assign(worst=worst["regret"].transform("max"))
         table = _pivot(reg, "path_index", lambda r: _pct(r["regret"]), lambda r: r["point"])
         table["worst"] = _pivot(reg, "path_index", lambda r: _pct(r["worst"]), lambda r: "w")["w"]
@@ -890,9 +946,8 @@ def _hparams_blocks(a: Analysis, figures: Mapping[str, Path]) -> list[_Block]:
     h = a.hparams
     if h is None:
         return []
-    config = h.config
-    optima = at_default_conditions(h.optima, config)
-    drift = at_default_conditions(h.drift, config)
+    optima = at_default_conditions(h.optima, h.design)
+    drift = at_default_conditions(h.drift, h.design)
     rows = []
     for (label, name), d in drift.groupby(["group", "hparam"], sort=False):
         opt = optima[(optima["group"] == label) & (optima["hparam"] == name)]
@@ -908,7 +963,7 @@ def _hparams_blocks(a: Analysis, figures: Mapping[str, Path]) -> list[_Block]:
                      "along": f"{axis} ({sym} = {held})"} | _drift_cells(r)
                 )  # fmt: skip
     if h.path_drift is not None and len(h.path_drift):
-        for _, r in at_default_conditions(h.path_drift, config).iterrows():
+        for _, r in at_default_conditions(h.path_drift, h.design).iterrows():
             rows.append(
                 {"axis": r["hparam"], "group": r["group"], "series": _series_label(r),
                  "along": f"path (L ~ n^{float(r['gamma']):.2f})"} | _drift_cells(r)
@@ -928,7 +983,7 @@ def _hparams_blocks(a: Analysis, figures: Mapping[str, Path]) -> list[_Block]:
     ]
     if rows:
         blocks.append(_Block("table", table=pd.DataFrame(rows)))
-    worst = at_default_conditions(worst_joint_regret(h.regret), config)
+    worst = at_default_conditions(worst_joint_regret(h.regret), h.design)
     if len(worst):
         table = pd.DataFrame(
             {"group": r["group"], "series": _series_label(r), "worst joint regret": _pct(r["regret"]),
@@ -962,11 +1017,11 @@ def _hparams_blocks(a: Analysis, figures: Mapping[str, Path]) -> list[_Block]:
                 ),
                 _Block("table", table=table),
             ]
-    titles = axis_figure_names(h)
+    named = axis_figure_names(h)
     for name, path in figures.items():
-        if name in titles:
-            kind = "axis_heatmap" if name.startswith("axis_heatmap") else "axis_loss"
-            blocks += [_Block("fig", titles[name], path=path), _Block("p", AXIS_CAPTIONS[kind])]
+        if name in named:
+            title, kind = named[name]
+            blocks += [_Block("fig", title, path=path), _Block("p", AXIS_CAPTIONS[kind])]
     return blocks
 
 

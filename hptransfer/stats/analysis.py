@@ -24,9 +24,9 @@ import pandas as pd
 
 from hptransfer.stats.hparams import (
     HparamsAnalysis,
+    RunDesign,
     default_rows,
     hparams_analysis,
-    model_path,
     path_drift,
 )
 from hptransfer.stats.intervals import ols_slope, seed_interval, slope_range
@@ -152,9 +152,9 @@ def analyze(
     (:mod:`hptransfer.stats.local_drift`); the scorecard gets its columns at the held width and a
     local_verdict sentence, and the claims row (f) reads them.
     """
-    config = dict(meta or {}).get("config") or {}
+    design = RunDesign.from_config(dict(meta or {}).get("config"))
     everything = results
-    results = default_rows(results, config)
+    results = default_rows(results, design)
     finals = final_losses(results, last_evals)
     curves = lr_curves(finals)
     optima = optimal_lr(finals, ci=ci)
@@ -165,7 +165,7 @@ def analyze(
     mslopes = movement_slopes(movement) if len(movement) else pd.DataFrame()
     fixed = fixed_lr_slopes(finals, optima) if movement_columns(finals) else pd.DataFrame()
     horizon = horizon_drift(results, last_evals, ci)
-    path = model_path(config)
+    path = list(design.path) if design.path else None
     seed_regrets = seed_shape_regret(finals, optima)
     if path:
         seed_regrets = pd.concat([seed_regrets, path_seed_regret(finals, optima, path)],
@@ -198,7 +198,7 @@ def analyze(
         meta=dict(meta or {}),
         last_evals=last_evals,
         ci=ci,
-        hparams=hparams_analysis(everything, config, last_evals, ci),
+        hparams=hparams_analysis(everything, design, last_evals, ci),
         path_drift=p_drift,
         path_optima=p_optima,
         path_regret=p_regret,

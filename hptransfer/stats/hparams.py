@@ -39,6 +39,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from hptransfer.network.hyperparameters import Axis
+from hptransfer.stats.columns import SERIES
 from hptransfer.stats.intervals import interval_method, ols_slope, seed_interval
 from hptransfer.stats.optimum import refine
 from hptransfer.stats.tables import (
@@ -53,7 +55,6 @@ from hptransfer.stats.tables import (
 )
 
 LR, LR_COLUMN = "lr", "log2_lr"
-SERIES = ("family", "scheme", "optimizer", "block_depth")
 OPTIMA_COLUMNS = (
     "group", "hparam", "optimum", "best_loss", "edge", "edge_cause", "bracket_lo", "bracket_hi",
     "optimum_lo", "optimum_hi", "n_seed_optima", "interval", "n_seeds", "n_values", "grid_min",
@@ -61,48 +62,60 @@ OPTIMA_COLUMNS = (
 )  # fmt: skip
 
 
-class Axis(NamedTuple):
-    """One declared axis: its grid, default, unit ("log2", "linear", "count"), kind ("traced",
-    "shape")."""
-
-    name: str
-    values: tuple[float, ...]
-    default: float
-    unit: str
-    kind: str
-
-
 # --------------------------------------------------------------------------------------------
-# The config
+# The run's design (what the statistics read of its config)
 
 
-def declared_axes(config: Mapping[str, Any] | None) -> dict[str, Axis]:
-    """The axes of a sweep config (empty for a run without them)."""
-    out = {}
-    for name, spec in ((config or {}).get("axes") or {}).items():
-        out[name] = Axis(
-            name,
-            tuple(float(v) for v in spec.get("values", ())),
-            float(spec.get("default", 0.0)),
-            str(spec.get("unit", "log2")),
-            str(spec.get("kind", "traced")),
+@dataclass(frozen=True)
+class RunDesign:
+    """What the statistics read of a run's config (meta.json ``config``), parsed once at the
+    boundary (:meth:`from_config`): the declared axes (unit and kind from each axis's name,
+    :data:`hptransfer.sweeps.axes.SPECS`), their groups, the model path, and the default log2
+    learning rates of groups that do not sweep it."""
+
+    axes: Mapping[str, Axis] = field(default_factory=dict)
+    groups: tuple[tuple[str, ...], ...] = ()
+    path: tuple[tuple[int, int], ...] | None = None
+    lr_default: float | None = None
+    lr_default_by_scheme: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> RunDesign:
+        """The design of a config as meta.json records it (a run without axes: empty)."""
+        cfg = config or {}
+        axes = {
+            name: Axis(
+                name, tuple(float(v) for v in raw.get("values", ())), float(raw.get("default", 0.0))
+            )
+            for name, raw in (cfg.get("axes") or {}).items()
+        }
+        path = (cfg.get("model") or {}).get("path")
+        default = cfg.get("lr_default")
+        return cls(
+            axes=axes,
+            groups=tuple(tuple(g) for g in cfg.get("axis_groups") or []),
+            path=tuple((int(w), int(d)) for w, d in path) if path else None,
+            lr_default=None if default is None else float(default),
+            lr_default_by_scheme={
+                s: float(v) for s, v in (cfg.get("lr_default_by_scheme") or {}).items()
+            },
         )
-    return out
 
+    @property
+    def traced(self) -> list[str]:
+        """The traced axes other than the learning rate."""
+        return [a.name for a in self.axes.values() if a.kind != "shape" and a.name != LR]
 
-def traced_axes(config: Mapping[str, Any] | None) -> list[str]:
-    """The traced axes other than the learning rate."""
-    return [a.name for a in declared_axes(config).values() if a.kind != "shape" and a.name != LR]
+    @property
+    def shapes(self) -> list[str]:
+        """The shape axes (conditions): batch_size, steps."""
+        return [a.name for a in self.axes.values() if a.kind == "shape"]
 
-
-def shape_axes(config: Mapping[str, Any] | None) -> list[str]:
-    """The shape axes (conditions): batch_size, steps."""
-    return [a.name for a in declared_axes(config).values() if a.kind == "shape"]
-
-
-def axis_groups(config: Mapping[str, Any] | None) -> list[tuple[str, ...]]:
-    """The declared groups, each a tuple of one or two axis names ("lr" for the rate)."""
-    return [tuple(g) for g in (config or {}).get("axis_groups") or []]
+    def lr_defaults(self, schemes: Sequence[str]) -> dict[str, float]:
+        """log2 learning rate of each scheme in groups without "lr" (lr_default, or
+        lr_default_by_scheme); empty when the config states none."""
+        out = {s: self.lr_default_by_scheme.get(s, self.lr_default) for s in schemes}
+        return {s: float(v) for s, v in out.items() if v is not None}
 
 
 def group_label(group: Sequence[str]) -> str:
@@ -115,20 +128,9 @@ def coordinate(name: str) -> str:
     return LR_COLUMN if name == LR else name
 
 
-def model_path(config: Mapping[str, Any] | None) -> list[tuple[int, int]] | None:
-    """model.path as [(width, depth), ...], or None when the cells are a product."""
-    path = ((config or {}).get("model") or {}).get("path")
-    return [(int(w), int(d)) for w, d in path] if path else None
-
-
-def has_axes(config: Mapping[str, Any] | None) -> bool:
-    """Whether a sweep config declares axes beyond the learning rate."""
-    return bool(declared_axes(config))
-
-
-def at_default_conditions(df: pd.DataFrame, config: Mapping[str, Any] | None) -> pd.DataFrame:
+def at_default_conditions(df: pd.DataFrame, design: RunDesign) -> pd.DataFrame:
     """The rows of a table where every shape axis (a condition) is at its default."""
-    return df[_at_default(df, shape_axes(config), declared_axes(config))]
+    return df[_at_default(df, design.shapes, design.axes)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,47 +147,34 @@ def _at_default(df: pd.DataFrame, names: Sequence[str], axes: Mapping[str, Axis]
     return mask
 
 
-def default_rows(results: pd.DataFrame, config: Mapping[str, Any] | None) -> pd.DataFrame:
+def default_rows(results: pd.DataFrame, design: RunDesign) -> pd.DataFrame:
     """The rows where every declared axis but the learning rate (traced and shape) is at its
     default: the sweep the learning-rate chain reads. ``results`` itself without axes."""
-    axes = declared_axes(config)
+    axes = design.axes
     if not axes:
         return results
-    names = [*traced_axes(config), *shape_axes(config)]
+    names = [*design.traced, *design.shapes]
     return results[_at_default(results, names, axes)]
 
 
-def group_rows(
-    results: pd.DataFrame, config: Mapping[str, Any] | None, group: Sequence[str]
-) -> pd.DataFrame:
+def group_rows(results: pd.DataFrame, design: RunDesign, group: Sequence[str]) -> pd.DataFrame:
     """The rows of one group: every traced axis outside ``group`` at its default (shape axes
     are left as they are: each of their values is a condition)."""
-    axes = declared_axes(config)
-    outside = [a for a in traced_axes(config) if a not in group]
+    axes = design.axes
+    outside = [a for a in design.traced if a not in group]
     mask = _at_default(results, outside, axes)
     if LR not in group:  # the group trains each scheme at its default learning rate only
-        defaults = lr_defaults(config, results["scheme"].unique())
+        defaults = design.lr_defaults(results["scheme"].unique())
         if defaults:
             want = results["scheme"].map(defaults).to_numpy(float)
             mask &= np.isclose(results[LR_COLUMN].to_numpy(float), want, rtol=0.0, atol=1e-9)
     return results[mask]
 
 
-def lr_defaults(config: Mapping[str, Any] | None, schemes: Sequence[str]) -> dict[str, float]:
-    """log2 learning rate of each scheme in groups without "lr" (config lr_default, or
-    lr_default_by_scheme); empty when the config states none."""
-    cfg = config or {}
-    by_scheme = cfg.get("lr_default_by_scheme") or {}
-    out = {s: by_scheme.get(s, cfg.get("lr_default")) for s in schemes}
-    return {s: float(v) for s, v in out.items() if v is not None}
-
-
-def axis_finals(
-    results: pd.DataFrame, config: Mapping[str, Any] | None, last_evals: int = 3
-) -> pd.DataFrame:
+def axis_finals(results: pd.DataFrame, design: RunDesign, last_evals: int = 3) -> pd.DataFrame:
     """:func:`hptransfer.stats.tables.final_losses` of every replica, the axis columns kept (a
     replica is one point of the axes' grid: final losses are computed per point)."""
-    cols = [a for a in [*traced_axes(config), *shape_axes(config)] if a in results.columns]
+    cols = [a for a in [*design.traced, *design.shapes] if a in results.columns]
     if not cols:
         return final_losses(results, last_evals)
     frames = []
@@ -197,10 +186,10 @@ def axis_finals(
 
 
 def _conditions(
-    finals: pd.DataFrame, config: Mapping[str, Any] | None
+    finals: pd.DataFrame, design: RunDesign
 ) -> Iterator[tuple[dict[str, float], pd.DataFrame]]:
     """(shape-axis values, rows) per condition present: every shape axis at one value."""
-    cols = [a for a in shape_axes(config) if a in finals.columns]
+    cols = [a for a in design.shapes if a in finals.columns]
     if not cols:
         yield {}, finals
         return
@@ -377,7 +366,7 @@ def _optima_2d(
 
 
 def axis_optima(
-    finals: pd.DataFrame, config: Mapping[str, Any] | None, ci: float = 0.9
+    finals: pd.DataFrame, design: RunDesign, ci: float = 0.9
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(optima, seeds) of every declared group at every shape and shape-axis condition.
 
@@ -388,11 +377,11 @@ def axis_optima(
     grid_min, grid_max. seeds: GROUP, shape-axis columns, group, hparam, seed, optimum (NaN
     where that seed's bracket is open).
     """
-    conds = [a for a in shape_axes(config) if a in finals.columns]
+    conds = [a for a in design.shapes if a in finals.columns]
     opts, seeds = [], []
-    for group in axis_groups(config):
-        rows = group_rows(finals, config, group)
-        for cond, part in _conditions(rows, config):
+    for group in design.groups:
+        rows = group_rows(finals, design, group)
+        for cond, part in _conditions(rows, design):
             if part.empty:
                 continue
             if len(group) == 1:
@@ -435,7 +424,7 @@ def _by(df: pd.DataFrame, keys: Sequence[str]):
 def axis_drift(
     optima: pd.DataFrame,
     seeds: pd.DataFrame,
-    config: Mapping[str, Any] | None,
+    design: RunDesign,
     ci: float = 0.9,
 ) -> pd.DataFrame:
     """Drift of every axis optimum per doubling of depth (at fixed width, per block depth) and
@@ -445,7 +434,7 @@ def axis_drift(
     Columns: group, hparam, the shape-axis columns, then drift's (axis = "depth" / "width",
     slope, slope_lo, slope_hi, interval, slope_min, slope_max, n_censored, ...).
     """
-    keys = ["group", "hparam", *[a for a in shape_axes(config) if a in optima.columns]]
+    keys = ["group", "hparam", *[a for a in design.shapes if a in optima.columns]]
     frames = []
     for key, part in _by(optima, keys):
         sel = dict(zip(keys, key, strict=True))
@@ -527,15 +516,15 @@ def path_drift(
 def axis_path_drift(
     optima: pd.DataFrame,
     seeds: pd.DataFrame,
-    config: Mapping[str, Any] | None,
+    design: RunDesign,
     ci: float = 0.9,
 ) -> pd.DataFrame:
     """:func:`path_drift` of every axis optimum (per group, hparam, shape condition); empty
     without model.path."""
-    path = model_path(config)
+    path = list(design.path) if design.path else None
     if not path or optima.empty:
         return pd.DataFrame()
-    keys = ["group", "hparam", *[a for a in shape_axes(config) if a in optima.columns]]
+    keys = ["group", "hparam", *[a for a in design.shapes if a in optima.columns]]
     return path_drift(optima, seeds, path, ci, "optimum", keys)
 
 
@@ -544,15 +533,15 @@ def axis_path_drift(
 
 
 def shape_optima(
-    finals: pd.DataFrame, config: Mapping[str, Any] | None, ci: float = 0.9
+    finals: pd.DataFrame, design: RunDesign, ci: float = 0.9
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(optima, drift) of the learning rate at each value of each shape axis, every traced
     axis at its default and the other shape axes too: :func:`hptransfer.stats.tables.optimal_lr`
     and :func:`hptransfer.stats.tables.drift` with columns shape_axis and shape_value in front
     (does eta* transfer across depth at every batch size / training length?)."""
-    axes = declared_axes(config)
-    shapes = [a for a in shape_axes(config) if a in finals.columns]
-    traced = finals[_at_default(finals, traced_axes(config), axes)]
+    axes = design.axes
+    shapes = [a for a in design.shapes if a in finals.columns]
+    traced = finals[_at_default(finals, design.traced, axes)]
     opts, drifts = [], []
     for name in shapes:
         others = [a for a in shapes if a != name]
@@ -579,14 +568,12 @@ def shape_optima(
 # Joint regret
 
 
-def mean_losses(
-    finals: pd.DataFrame, config: Mapping[str, Any] | None, group: Sequence[str]
-) -> pd.DataFrame:
+def mean_losses(finals: pd.DataFrame, design: RunDesign, group: Sequence[str]) -> pd.DataFrame:
     """The seed-mean final training loss at every grid point of a group: GROUP, shape-axis
     columns, the group's coordinate columns, loss_mean (+inf where any seed diverged), n_seeds."""
     coords = [coordinate(n) for n in group]
-    conds = [a for a in shape_axes(config) if a in finals.columns]
-    rows = group_rows(finals, config, group)
+    conds = [a for a in design.shapes if a in finals.columns]
+    rows = group_rows(finals, design, group)
     keys = [*GROUP, *conds, *coords]
     mean = rows.groupby(keys, sort=True).agg(
         loss_mean=("final_train_loss", "mean"), n_seeds=("seed", "nunique")
@@ -594,7 +581,7 @@ def mean_losses(
     return mean.reset_index()
 
 
-def joint_regret(finals: pd.DataFrame, config: Mapping[str, Any] | None) -> pd.DataFrame:
+def joint_regret(finals: pd.DataFrame, design: RunDesign) -> pd.DataFrame:
     """Loss of the base shape's joint optimum at every shape, per group.
 
     Per series (family, scheme, optimizer, block_depth, shape condition) and group: p* = the
@@ -607,12 +594,12 @@ def joint_regret(finals: pd.DataFrame, config: Mapping[str, Any] | None) -> pd.D
     group, width, depth, base_width, base_depth, the coordinates of p* (point_<axis>),
     loss_at_base_point, best_loss, regret.
     """
-    conds = [a for a in shape_axes(config) if a in finals.columns]
+    conds = [a for a in design.shapes if a in finals.columns]
     series = [*SERIES, *conds]
     rows = []
-    for group in axis_groups(config):
+    for group in design.groups:
         coords = [coordinate(n) for n in group]
-        mean = mean_losses(finals, config, group)
+        mean = mean_losses(finals, design, group)
         base_w = int(finals["base_width"].iloc[0]) if "base_width" in finals else None
         base_d = int(finals["base_depth"].iloc[0]) if "base_depth" in finals else None
         for key, s in mean.groupby(series, sort=True):
@@ -687,35 +674,35 @@ class HparamsAnalysis:
     path: list[tuple[int, int]] | None = None
     gamma: float = math.nan
     conditions: list[str] = field(default_factory=list)  # the shape-axis columns
-    config: dict[str, Any] = field(default_factory=dict)  # the sweep config it was read with
+    design: RunDesign = field(default_factory=RunDesign)  # what it read of the sweep config
 
 
 def hparams_analysis(
     results: pd.DataFrame,
-    config: Mapping[str, Any] | None,
+    design: RunDesign,
     last_evals: int = 3,
     ci: float = 0.9,
 ) -> HparamsAnalysis | None:
     """Every table of this module for a run with axes; None for a run without."""
-    if not has_axes(config):
+    if not design.axes:
         return None
-    finals = axis_finals(results, config, last_evals)
-    optima, seeds = axis_optima(finals, config, ci)
-    shape_opt, shape_dr = shape_optima(finals, config, ci)
-    path = model_path(config)
+    finals = axis_finals(results, design, last_evals)
+    optima, seeds = axis_optima(finals, design, ci)
+    shape_opt, shape_dr = shape_optima(finals, design, ci)
+    path = list(design.path) if design.path else None
     return HparamsAnalysis(
-        axes=declared_axes(config),
-        groups=axis_groups(config),
+        axes=dict(design.axes),
+        groups=list(design.groups),
         finals=finals,
         optima=optima,
         seeds=seeds,
-        drift=axis_drift(optima, seeds, config, ci),
-        path_drift=axis_path_drift(optima, seeds, config, ci),
+        drift=axis_drift(optima, seeds, design, ci),
+        path_drift=axis_path_drift(optima, seeds, design, ci),
         shape_optima=shape_opt,
         shape_drift=shape_dr,
-        regret=joint_regret(finals, config),
+        regret=joint_regret(finals, design),
         path=path,
         gamma=path_exponent(path) if path else math.nan,
-        conditions=[a for a in shape_axes(config) if a in finals.columns],
-        config=dict(config or {}),
+        conditions=[a for a in design.shapes if a in finals.columns],
+        design=design,
     )

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from hptransfer.stats.columns import SERIES
 from hptransfer.stats.intervals import MIN_SEEDS_T, checked_interval, interval_method, seed_interval
 from hptransfer.stats.tables import drift_fit, held_value, series_keys
 
@@ -283,7 +284,6 @@ def local_drift(optima: pd.DataFrame, seeds: pd.DataFrame | None, ci: float = 0.
     return frame
 
 
-CARD_KEYS = ["family", "scheme", "optimizer", "block_depth"]
 SERIES_COLUMNS = {  # local_drift "series" row -> scorecard column
     "shift": "max_shift_depth", "shift_lo": "max_shift_depth_lo",
     "shift_hi": "max_shift_depth_hi", "shift_interval": "max_shift_depth_interval",
@@ -320,9 +320,9 @@ def local_columns(card: pd.DataFrame, local: pd.DataFrame, optima: pd.DataFrame)
     sel = at_held_width(local, optima)
     if card is None or card.empty or sel.empty:
         return card
-    series = sel[sel["kind"] == "series"][CARD_KEYS + list(SERIES_COLUMNS)]
-    deep = sel[sel["kind"] == "deep_half"][CARD_KEYS + list(DEEP_COLUMNS)]
-    out = card.merge(series.rename(columns=SERIES_COLUMNS), on=CARD_KEYS, how="left")
-    out = out.merge(deep.rename(columns=DEEP_COLUMNS), on=CARD_KEYS, how="left")
+    series = sel[sel["kind"] == "series"][[*SERIES, *SERIES_COLUMNS]]
+    deep = sel[sel["kind"] == "deep_half"][[*SERIES, *DEEP_COLUMNS]]
+    out = card.merge(series.rename(columns=SERIES_COLUMNS), on=list(SERIES), how="left")
+    out = out.merge(deep.rename(columns=DEEP_COLUMNS), on=list(SERIES), how="left")
     out.index = card.index
     return out

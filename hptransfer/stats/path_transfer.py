@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from hptransfer.stats.columns import SERIES
 from hptransfer.stats.tables import (
     GROUP,
     regret_on_curve,
@@ -30,8 +31,6 @@ from hptransfer.stats.tables import (
     seed_curves,
     series_seed_regret,
 )
-
-SERIES = ("family", "scheme", "optimizer", "block_depth")
 
 
 def point_label(width: int, depth: int) -> str:

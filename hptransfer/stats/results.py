@@ -8,6 +8,9 @@
 
 ``train_loss`` is the mean minibatch loss over the steps since the previous evaluation; losses
 are NaN once a replica has diverged; ``diverged_step`` is NaN for replicas that never did.
+With ``[elimination] enabled = true`` an ``eliminated_step`` column holds the step where early
+elimination stopped a replica (NaN: never); its losses after it are NaN too, and meta.json's
+``eliminated`` lists the stops (:mod:`hptransfer.sweeps.elimination`).
 ``DIR/meta.json`` holds the config and its hash, the code version (package version and a hash of
 the numeric source), library versions, device kind and timings; ``replica_steps`` counts the
 replica-steps computed in this run (``replica_steps_total`` the whole grid's), and the rates

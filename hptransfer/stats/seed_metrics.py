@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from hptransfer.stats.columns import METRIC_KEYS
 from hptransfer.stats.intervals import (
     abs_interval,
     checked_interval,
@@ -50,8 +51,7 @@ from hptransfer.stats.tables import (
 if TYPE_CHECKING:
     from hptransfer.stats.analysis import Analysis
 
-SERIES = ["scheme", "optimizer", "block_depth"]
-SAMPLE_COLUMNS = [*SERIES, "metric", "seed", "value"]
+SAMPLE_COLUMNS = [*METRIC_KEYS, "metric", "seed", "value"]
 
 
 def _drift_samples(a: Analysis, axis: str, held: int) -> list[dict]:
@@ -60,7 +60,7 @@ def _drift_samples(a: Analysis, axis: str, held: int) -> list[dict]:
     opt = a.optima[a.optima[other] == held]
     seeds = a.seeds[a.seeds[other] == held]
     rows = []
-    for key, s in opt.groupby(["family", *SERIES], sort=True):
+    for key, s in opt.groupby(["family", *METRIC_KEYS], sort=True):
         if s[axis].nunique() < 2:
             continue
         s = s.sort_values(axis)
@@ -71,7 +71,7 @@ def _drift_samples(a: Analysis, axis: str, held: int) -> list[dict]:
             & np.isfinite(s["log2_eta_star"].to_numpy(float))
         )
         sel = seeds
-        for k, v in zip(["family", *SERIES], key, strict=True):
+        for k, v in zip(["family", *METRIC_KEYS], key, strict=True):
             sel = sel[sel[k] == v]
         wide = sel.pivot_table(
             index="seed", columns=axis, values="log2_eta_star", dropna=False
@@ -88,7 +88,7 @@ def _drift_samples(a: Analysis, axis: str, held: int) -> list[dict]:
                 complete, np.nanmax(kept, axis=-1, initial=-np.inf) - np.nanmin(
                     kept, axis=-1, initial=np.inf), np.nan
             )  # fmt: skip
-        base = dict(zip(SERIES, key[1:], strict=True))
+        base = dict(zip(METRIC_KEYS, key[1:], strict=True))
         for seed, slope, sp in zip(wide.index, slopes, spread, strict=True):
             rows.append(base | dict(metric=f"drift_{axis}", seed=int(seed), value=float(slope)))
             rows.append(base | dict(metric=f"abs_drift_{axis}", seed=int(seed),
@@ -106,7 +106,7 @@ def _regret_samples(a: Analysis, axis: str, held: int) -> list[dict]:
     table = table[table[other] == held]
     seeds = np.sort(a.finals["seed"].unique())
     return [
-        {k: r[k] for k in SERIES}
+        {k: r[k] for k in METRIC_KEYS}
         | dict(metric=f"regret_{axis}", seed=int(seeds[int(r["seed_index"])]),
                value=float(r["worst_regret"]))
         for _, r in table.iterrows()

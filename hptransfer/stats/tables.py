@@ -29,7 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hptransfer.network.movement import STATS  # the "<stat>/<role>" columns the engine writes
+from hptransfer.network.movement import MOVEMENT_STATS
+from hptransfer.network.scaling import AXES
+from hptransfer.network.schemes import BUILTIN_SCHEMES
+from hptransfer.stats.columns import GROUP, REPLICA, REQUIRED, split_stat_column, stat_column
 from hptransfer.stats.intervals import (
     MIN_SEEDS_T,
     interval_method,
@@ -46,14 +49,11 @@ from hptransfer.stats.optimum import (
     sorted_curve,
 )
 
-GROUP = ("family", "scheme", "optimizer", "width", "depth", "block_depth")
-REPLICA = (*GROUP, "log2_lr", "seed")
-AXES = ("depth", "width")
 OTHER_AXIS = {"depth": "width", "width": "depth"}
-MOVEMENT_STATS = ("own_movement", "weight_change", "total_movement")
-REQUIRED = (*REPLICA, "lr", "step", "train_loss", "test_loss", "diverged")
-SCHEME_ORDER = ("sp", "mup", "depth_mup", "nfd", "completep")
-_MOVEMENT_COLUMN = re.compile(r"^(" + "|".join(STATS) + r")/(.+)$")
+SCHEME_ORDER = tuple(BUILTIN_SCHEMES)  # the order of the built-in scheme tables (schemes.toml)
+
+
+LOSS_COLUMNS = ("train_loss", "test_loss", "test_accuracy")  # held by hold_stopped
 
 
 class AnalysisError(ValueError):
@@ -88,7 +88,7 @@ def rows_where(df: pd.DataFrame | None, sel: Mapping[str, Any]) -> pd.DataFrame:
 
 def movement_columns(df: pd.DataFrame) -> list[str]:
     """The "<stat>/<role>" feature-movement columns of a table, in table order."""
-    return [c for c in df.columns if _MOVEMENT_COLUMN.match(str(c))]
+    return [c for c in df.columns if split_stat_column(c) is not None]
 
 
 def role_order(roles: Sequence[str]) -> list[str]:
@@ -120,10 +120,13 @@ def final_losses(results: pd.DataFrame, last_evals: int = 3) -> pd.DataFrame:
     step, a finite diverged_step, or a non-finite final loss) gets final losses = +inf and
     accuracy NaN, so it can never win an argmin, whatever its last finite loss was. Movement
     columns hold the last non-missing value of each "<stat>/<role>" (the final evaluation).
+    A replica stopped by early elimination holds its losses at its stop step
+    (:func:`hold_stopped`): known worse, not diverged.
     """
     _check(results)
     if last_evals < 1:
         raise AnalysisError(f"last_evals = {last_evals}; it must be >= 1")
+    results = hold_stopped(results, REPLICA)
     keys = list(REPLICA)
     df = results.sort_values([*keys, "step"], kind="stable")
     by_replica = df.groupby(keys, sort=True)
@@ -555,8 +558,9 @@ def movement_at_optimum(table: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFra
     sel = table[~table["diverged"]].merge(at, on=[*GROUP, "log2_lr"])
     mean = sel.groupby([*GROUP, "log2_lr"], sort=True)[mcols].mean().reset_index()
     long = mean.melt(id_vars=[*GROUP, "log2_lr"], value_vars=mcols, var_name="column")
-    parts = long["column"].str.extract(_MOVEMENT_COLUMN)
-    long["stat"], long["role"] = parts[0], parts[1]
+    parts = {c: split_stat_column(c) for c in mcols}
+    long["stat"] = long["column"].map(lambda c: parts[c][0])
+    long["role"] = long["column"].map(lambda c: parts[c][1])
     long = long.dropna(subset=["value"]).drop(columns="column")
     return long[[*GROUP, "log2_lr", "role", "stat", "value"]].reset_index(drop=True)
 
@@ -667,7 +671,7 @@ def fixed_lr_slopes(finals: pd.DataFrame, optima: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for row, sel in _fixed_lr_rows(finals, optima):
         for stat, name in FIXED_LR_SLOPES.items():
-            col = f"{stat}/hidden_1"
+            col = stat_column(stat, "hidden_1")
             if col not in sel:
                 row[name] = row[f"{name}_lo"] = row[f"{name}_hi"] = math.nan
                 continue
@@ -693,7 +697,7 @@ def fixed_lr_seed_slopes(finals: pd.DataFrame, optima: pd.DataFrame) -> pd.DataF
     rows = []
     for key, sel in _fixed_lr_rows(finals, optima):
         for stat, name in FIXED_LR_SLOPES.items():
-            col = f"{stat}/hidden_1"
+            col = stat_column(stat, "hidden_1")
             if col not in sel:
                 continue
             seeds, slopes = _per_seed_log_slopes(sel, col)
@@ -713,9 +717,11 @@ def losses_by_step(results: pd.DataFrame, last_evals: int = 3) -> pd.DataFrame:
     (every evaluation step t > 0) holds the mean train_loss of the last ``last_evals``
     evaluations up to t, and +inf once the replica has diverged (diverged flag, diverged_step
     <= t, or a non-finite loss at or before t). Index: REPLICA. The last column equals
-    :func:`final_losses`'s final_train_loss.
+    :func:`final_losses`'s final_train_loss. An eliminated replica holds its loss at its stop
+    step at every later step (:func:`hold_stopped`).
     """
     _check(results)
+    results = hold_stopped(results, REPLICA)
     trained = results[results["step"] > 0]
     loss = trained.set_index([*REPLICA, "step"])["train_loss"].unstack("step").sort_index(axis=1)
     steps = loss.columns.to_numpy(float)
@@ -890,3 +896,24 @@ def seed_regret(finals: pd.DataFrame, optima: pd.DataFrame, axes: Sequence[str] 
     worst = shapes.groupby(keys, sort=False, dropna=False)["regret"].max().reset_index()
     worst["regret"] = worst["regret"].clip(lower=0.0)  # the base shape's own regret is 0
     return _int_axes(worst.rename(columns={"regret": "worst_regret"}))
+
+
+def hold_stopped(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """``results`` with every eliminated replica's losses after its stop step (column
+    ``eliminated_step``) replaced by its values at the stop step: its final loss is the loss
+    where it stopped (an upper bound of the loss it would have reached), not a divergence.
+    A table without the column (elimination off) is returned unchanged. ``keys``: the columns
+    naming a replica."""
+    if "eliminated_step" not in results.columns or results["eliminated_step"].isna().all():
+        return results
+    df = results.sort_values([*keys, "step"], kind="stable")
+    after = (df["step"] > df["eliminated_step"]).to_numpy(bool)
+    cols = [c for c in LOSS_COLUMNS if c in df.columns]
+    held = (
+        df[cols]
+        .mask(np.broadcast_to(after[:, None], (len(df), len(cols))))
+        .groupby([df[k] for k in keys], sort=False)
+        .ffill()
+    )
+    df.loc[after, cols] = held.loc[after, cols]
+    return df.loc[results.index]

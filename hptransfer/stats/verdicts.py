@@ -21,8 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hptransfer.network.schemes import scheme_label
+from hptransfer.stats.columns import METRIC_KEYS, SERIES
 from hptransfer.stats.hparams import LR, at_default_conditions, group_label, worst_joint_regret
 from hptransfer.stats.intervals import (
+    MIN_SEEDS_T,
     T_INTERVAL,
     abs_interval,
     checked_interval,
@@ -65,9 +68,6 @@ COLLAPSE = -0.5  # claim (c): hidden_1's own movement slope against depth, withi
 RESTORED = 0.2  # claim (d): NFD's hidden_1 slope at least this far above depth-muP's
 STABILITY_SHIFT = 1.0  # octaves the largest stable learning rate must move to be reported
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
-
-SERIES = ["scheme", "optimizer", "block_depth"]
-CARD_KEYS = ["family", "scheme", "optimizer", "block_depth"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,93 +204,21 @@ def scorecard(
     held = {a: held_value(optima, a) for a in AXES}
     ms = movement_slope_table if movement_slope_table is not None else pd.DataFrame()
     rows = []
-    for key, g in optima.groupby(CARD_KEYS, sort=False):
-        row: dict[str, Any] = dict(zip(CARD_KEYS, key, strict=True))
+    for key, g in optima.groupby(list(SERIES), sort=False):
+        row: dict[str, Any] = dict(zip(SERIES, key, strict=True))
         for axis in AXES:
-            other = OTHER_AXIS[axis]
             if held[axis] is None:
                 continue
-            s = g[g[other] == held[axis]].sort_values(axis)
-            sel = {k: row[k] for k in CARD_KEYS} | {other: held[axis], "axis": axis}
-            d = rows_where(drift_table, sel)
-            r = rows_where(regret_table, sel)
-            row[f"at_{other}"] = held[axis]
-            row[f"{axis}s"] = f"{int(s[axis].min())}-{int(s[axis].max())}" if len(s) else None
-            row[f"{axis}_min"] = int(s[axis].min()) if len(s) else None
-            row[f"{axis}_max"] = int(s[axis].max()) if len(s) else None
-            row[f"n_{axis}"] = int(s[axis].nunique())
-            dead = s.loc[s["edge_cause"] == "all_diverged", axis]
-            sym = _WORDS[axis][0]
-            row[f"all_diverged_{axis}"] = ", ".join(f"{sym}={int(v)}" for v in dead)
-            drow = d.iloc[0] if len(d) else None
-            for name, col in (
-                ("", "slope"),
-                ("_lo", "slope_lo"),
-                ("_hi", "slope_hi"),
-                ("_min", "slope_min"),
-                ("_max", "slope_max"),
-            ):
-                row[f"drift_{axis}{name}"] = float(drow[col]) if drow is not None else math.nan
-            row[f"drift_{axis}_interval"] = drow["interval"] if drow is not None else "none"
-            row[f"drift_{axis}_seeds"] = int(drow["n_seed_slopes"]) if drow is not None else 0
-            row[f"censored_{axis}"] = int(drow["n_censored"]) if drow is not None else 0
-            row[f"spread_{axis}"] = float(drow["spread"]) if drow is not None else math.nan
-            if len(r) and r["regret"].notna().any():
-                worst = r.loc[r["regret"].fillna(-1.0).idxmax()]
-                row[f"regret_{axis}"] = float(worst["regret"])
-                row[f"regret_{axis}_at"] = int(worst[axis])
-            else:
-                row[f"regret_{axis}"], row[f"regret_{axis}_at"] = math.nan, None
-            row |= regret_interval(rows_where(seed_regrets, sel), row[f"regret_{axis}"], axis, ci)
-            row[f"edges_grid_{axis}"] = fmt_edges(s, axis, "grid")
-            row[f"edges_div_{axis}"] = fmt_edges(s, axis, "divergence")
-            band = drift_band(row[f"{axis}_min"], row[f"{axis}_max"])
-            row |= transfer_columns(row, axis, band)
+            s = g[g[OTHER_AXIS[axis]] == held[axis]].sort_values(axis)
+            sel = {k: row[k] for k in SERIES} | {OTHER_AXIS[axis]: held[axis], "axis": axis}
+            row |= _axis_columns(s, sel, axis, drift_table, regret_table, seed_regrets, ci)
             h = rows_where(horizon, sel) if horizon is not None else pd.DataFrame()
             if len(h):
-                row |= horizon_steps(h, axis, band)
-            if axis == "depth" and len(s):
-                first, last = s.iloc[0], s.iloc[-1]
-                row["stable_shift_depth"] = float(
-                    last["max_stable_log2_lr"] - first["max_stable_log2_lr"]
-                )
-                row["best_loss_deepest"] = float(last["best_loss"])
-            if axis == "depth" and len(ms):
-                for stat, name in (
-                    ("own_movement", "h1_own_slope_at_eta"),
-                    ("weight_change", "h1_weight_slope_at_eta"),
-                ):
-                    m = rows_where(ms, sel | {"role": "hidden_1", "stat": stat})
-                    row[name] = float(m["slope"].iloc[0]) if len(m) else math.nan
-            if axis == "depth" and fixed_slopes is not None and len(fixed_slopes):
-                f = rows_where(fixed_slopes, {k: row[k] for k in SERIES} | {"width": held[axis]})
-                for col in ("h1_own_slope_fixed_lr", "h1_weight_slope_fixed_lr"):
-                    for suffix in ("", "_lo", "_hi"):
-                        name = col + suffix
-                        if name in f:
-                            row[name] = float(f[name].iloc[0]) if len(f) else math.nan
-        if "best_loss_deepest" not in row:
-            deepest = g[g["depth"] == g["depth"].max()]
-            row["best_loss_deepest"] = float(deepest["best_loss"].min())
-        row["n_seeds"] = int(g["n_seeds"].max())
-        edged = g[g["edge"].notna()].sort_values(["width", "depth"])
-        row["edge_flags"] = "; ".join(
-            f"{_shape_label(e, show_w, show_d)}: eta* in {bracket_text(e)} ({e['edge_cause']})"
-            for _, e in edged.iterrows()
-            if e["edge_cause"] != "all_diverged"
-        )
-        dead = g[g["edge_cause"] == "all_diverged"]
-        row["all_diverged_at"] = ", ".join(
-            _shape_label(r, show_w, show_d) for _, r in dead.iterrows()
-        )
-        row["divergence_flags"] = _divergence_flags(g, regret_table, row, show_w, show_d)
-        row["ci"] = ci
-        p = rows_where(path_summary, {k: row[k] for k in CARD_KEYS})
-        if len(p):
-            row |= {c: v for c, v in p.iloc[0].items() if c not in CARD_KEYS}
-            path_seeds = rows_where(seed_regrets, {k: row[k] for k in CARD_KEYS} | {"axis": "path"})
-            row |= regret_interval(path_seeds, row["regret_path"], "path", ci)
-            row |= transfer_columns(row, "path", drift_band(row["path_min"], row["path_max"]))
+                row |= horizon_steps(h, axis, row[f"drift_{axis}_band"])
+            if axis == "depth":
+                row |= _depth_columns(s, sel, ms, fixed_slopes)
+        row |= _series_columns(g, regret_table, row, show_w, show_d, ci)
+        row |= _path_columns(row, path_summary, seed_regrets, ci)
         rows.append(row)
     card = pd.DataFrame(rows)
     if card.empty:
@@ -306,6 +234,130 @@ def scorecard(
         key=lambda c: c.map(order) if c.name == "scheme" else c,
     )
     return card.reset_index(drop=True)
+
+
+def _axis_columns(
+    s: pd.DataFrame,
+    sel: Mapping[str, Any],
+    axis: str,
+    drift_table: pd.DataFrame,
+    regret_table: pd.DataFrame,
+    seed_regrets: pd.DataFrame | None,
+    ci: float,
+) -> dict[str, Any]:
+    """A scorecard row's columns of one axis (``s``: the series' optima along it at the held
+    value of the other): its range, drift with interval and brackets, worst regret with
+    interval, censored edges and the transfer decision (:func:`transfer_columns`)."""
+    other = OTHER_AXIS[axis]
+    d = rows_where(drift_table, sel)
+    r = rows_where(regret_table, sel)
+    row: dict[str, Any] = {f"at_{other}": sel[other]}
+    row[f"{axis}s"] = f"{int(s[axis].min())}-{int(s[axis].max())}" if len(s) else None
+    row[f"{axis}_min"] = int(s[axis].min()) if len(s) else None
+    row[f"{axis}_max"] = int(s[axis].max()) if len(s) else None
+    row[f"n_{axis}"] = int(s[axis].nunique())
+    dead = s.loc[s["edge_cause"] == "all_diverged", axis]
+    sym = _WORDS[axis][0]
+    row[f"all_diverged_{axis}"] = ", ".join(f"{sym}={int(v)}" for v in dead)
+    drow = d.iloc[0] if len(d) else None
+    for name, col in (
+        ("", "slope"),
+        ("_lo", "slope_lo"),
+        ("_hi", "slope_hi"),
+        ("_min", "slope_min"),
+        ("_max", "slope_max"),
+    ):
+        row[f"drift_{axis}{name}"] = float(drow[col]) if drow is not None else math.nan
+    row[f"drift_{axis}_interval"] = drow["interval"] if drow is not None else "none"
+    row[f"drift_{axis}_seeds"] = int(drow["n_seed_slopes"]) if drow is not None else 0
+    row[f"censored_{axis}"] = int(drow["n_censored"]) if drow is not None else 0
+    row[f"spread_{axis}"] = float(drow["spread"]) if drow is not None else math.nan
+    if len(r) and r["regret"].notna().any():
+        worst = r.loc[r["regret"].fillna(-1.0).idxmax()]
+        row[f"regret_{axis}"] = float(worst["regret"])
+        row[f"regret_{axis}_at"] = int(worst[axis])
+    else:
+        row[f"regret_{axis}"], row[f"regret_{axis}_at"] = math.nan, None
+    row |= regret_interval(rows_where(seed_regrets, sel), row[f"regret_{axis}"], axis, ci)
+    row[f"edges_grid_{axis}"] = fmt_edges(s, axis, "grid")
+    row[f"edges_div_{axis}"] = fmt_edges(s, axis, "divergence")
+    return row | transfer_columns(row, axis, drift_band(row[f"{axis}_min"], row[f"{axis}_max"]))
+
+
+def _depth_columns(
+    s: pd.DataFrame,
+    sel: Mapping[str, Any],
+    movement_slopes: pd.DataFrame,
+    fixed_slopes: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """The depth axis's extra columns: the shift of the largest stable rate, the best loss at
+    the deepest depth, and hidden_1's movement slopes (at each depth's eta*, and at one fixed
+    rate with its interval)."""
+    row: dict[str, Any] = {}
+    if len(s):
+        first, last = s.iloc[0], s.iloc[-1]
+        row["stable_shift_depth"] = float(last["max_stable_log2_lr"] - first["max_stable_log2_lr"])
+        row["best_loss_deepest"] = float(last["best_loss"])
+    if len(movement_slopes):
+        for stat, name in (
+            ("own_movement", "h1_own_slope_at_eta"),
+            ("weight_change", "h1_weight_slope_at_eta"),
+        ):
+            m = rows_where(movement_slopes, sel | {"role": "hidden_1", "stat": stat})
+            row[name] = float(m["slope"].iloc[0]) if len(m) else math.nan
+    if fixed_slopes is not None and len(fixed_slopes):
+        f = rows_where(fixed_slopes, {k: sel[k] for k in METRIC_KEYS} | {"width": sel["width"]})
+        for col in ("h1_own_slope_fixed_lr", "h1_weight_slope_fixed_lr"):
+            for suffix in ("", "_lo", "_hi"):
+                name = col + suffix
+                if name in f:
+                    row[name] = float(f[name].iloc[0]) if len(f) else math.nan
+    return row
+
+
+def _series_columns(
+    g: pd.DataFrame,
+    regret_table: pd.DataFrame,
+    row: Mapping[str, Any],
+    show_w: bool,
+    show_d: bool,
+    ci: float,
+) -> dict[str, Any]:
+    """A scorecard row's columns of the whole series ``g``: the best loss at the deepest depth
+    (when the depth axis did not give it), seeds, censored and diverged shapes."""
+    out: dict[str, Any] = {}
+    if "best_loss_deepest" not in row:
+        deepest = g[g["depth"] == g["depth"].max()]
+        out["best_loss_deepest"] = float(deepest["best_loss"].min())
+    out["n_seeds"] = int(g["n_seeds"].max())
+    edged = g[g["edge"].notna()].sort_values(["width", "depth"])
+    out["edge_flags"] = "; ".join(
+        f"{_shape_label(e, show_w, show_d)}: eta* in {bracket_text(e)} ({e['edge_cause']})"
+        for _, e in edged.iterrows()
+        if e["edge_cause"] != "all_diverged"
+    )
+    dead = g[g["edge_cause"] == "all_diverged"]
+    out["all_diverged_at"] = ", ".join(_shape_label(r, show_w, show_d) for _, r in dead.iterrows())
+    out["divergence_flags"] = _divergence_flags(g, regret_table, row, show_w, show_d)
+    out["ci"] = ci
+    return out
+
+
+def _path_columns(
+    row: Mapping[str, Any],
+    path_summary: pd.DataFrame | None,
+    seed_regrets: pd.DataFrame | None,
+    ci: float,
+) -> dict[str, Any]:
+    """The model path's columns (:func:`hptransfer.stats.path_transfer.path_summary`), its
+    regret interval and transfer decision; empty without a path."""
+    p = rows_where(path_summary, {k: row[k] for k in SERIES})
+    if not len(p):
+        return {}
+    out = {c: v for c, v in p.iloc[0].items() if c not in SERIES}
+    path_seeds = rows_where(seed_regrets, {k: row[k] for k in SERIES} | {"axis": "path"})
+    out |= regret_interval(path_seeds, out["regret_path"], "path", ci)
+    return out | transfer_columns(out, "path", drift_band(out["path_min"], out["path_max"]))
 
 
 def bracket_text(r: Mapping[str, Any]) -> str:
@@ -327,7 +379,7 @@ def _divergence_flags(
     if len(dead):
         shapes = ", ".join(_shape_label(r, show_w, show_d) for _, r in dead.iterrows())
         flags.append(f"every learning rate diverged at {shapes}: eta* unknown there")
-    r = rows_where(regret_table, {k: row[k] for k in CARD_KEYS})
+    r = rows_where(regret_table, {k: row[k] for k in SERIES})
     if len(r):
         bad = r[r["regret"] == math.inf]
         if len(bad):
@@ -522,7 +574,7 @@ def verdict(row: Mapping[str, Any]) -> str:
     one_layer = int(row.get("block_depth", 2)) == 1
     if h1 is not None and np.isfinite(h1):
         h1_text = _ci_text(h1, h1_lo, h1_hi)
-        if int(row.get("n_seeds", 0) or 0) < 3:
+        if int(row.get("n_seeds", 0) or 0) < MIN_SEEDS_T:
             h1_lo = h1_hi = math.nan  # a range of 2 seeds decides nothing
         state = direction(h1_lo, h1_hi, MOVEMENT_SLOPE)
     if h1 is not None and np.isfinite(h1) and one_layer:
@@ -685,13 +737,13 @@ def _movement_claim(row: Mapping[str, Any] | None) -> Claim:
     n = int(row.get("n_seeds", 0))
     a, b = COLLAPSE - EXPONENT_BAND, COLLAPSE + EXPONENT_BAND
     label = interval_label(n, row.get("ci", 0.9)) if np.isfinite(lo) else ""
-    outcome = exponent_outcome(lo, hi, COLLAPSE) if n >= 3 else "missing"
+    outcome = exponent_outcome(lo, hi, COLLAPSE) if n >= MIN_SEEDS_T else "missing"
     measured = f"measured exponent {_ci_text(v, lo, hi)}"
     note = {
         HOLDS_RULE: f"interval within [{a:g}, {b:g}] around -1/2",
         FAILS_RULE: f"interval outside [{a:g}, {b:g}]: {measured}",
         INCONCLUSIVE_RULE: f"the interval crosses an end of [{a:g}, {b:g}]: {measured}",
-    }.get(outcome, "no calibrated interval: rerun with >= 3 seeds")
+    }.get(outcome, f"no calibrated interval: rerun with >= {MIN_SEEDS_T} seeds")
     return Claim("c", STATEMENTS["c"], metric, v, lo, hi, label, _scale(row),
                  _horizon(row, criterion=False), _claim_verdict(outcome), note)  # fmt: skip
 
@@ -735,13 +787,20 @@ def _nfd_claim(
                      "", NOT_MEASURED, "not measured in this run (needs nfd and depth_mup, k = 2)")  # fmt: skip
     gap, lo, hi, n = restored_gap(movement_seeds, nfd, dmup, ci)
     gap_text = f"hidden_1 slope {_ci_text(gap, lo, hi)} above depth-muP's (paired over seeds)"
-    dead = [f"{name} at {_dead(r)}" for name, r in (("NFD", nfd), ("depth-muP", dmup)) if _dead(r)]
+    dead = [
+        f"{name} at {_dead(r)}"
+        for name, r in ((scheme_label("nfd"), nfd), (scheme_label("depth_mup"), dmup))
+        if _dead(r)
+    ]
     if dead:
         movement, mnote = INCONCLUSIVE, f"every learning rate diverged ({'; '.join(dead)})"
     elif not np.isfinite(gap):
         movement, mnote = INCONCLUSIVE, "movement slopes not measured"
-    elif n < 3:
-        movement, mnote = INCONCLUSIVE, f"{gap_text}: no calibrated interval (< 3 seeds)"
+    elif n < MIN_SEEDS_T:
+        movement, mnote = (
+            INCONCLUSIVE,
+            f"{gap_text}: no calibrated interval (< {MIN_SEEDS_T} seeds)",
+        )
     else:
         movement = _claim_verdict(interval_outcome(lo, hi, RESTORED, math.inf))
         mnote = gap_text + {HOLDS: f", >= {RESTORED}", FAILS: f", below {RESTORED}"}.get(
@@ -781,28 +840,31 @@ def _loss_claim(finals: pd.DataFrame | None, nfd, dmup, ci: float) -> Claim:
     # seeds of a scheme without a finite best loss there: every rate diverged (left out)
     dead = [
         f"{name}: every rate diverged in {_seeds_text(b.index[np.isinf(b.to_numpy(float))])}"
-        for name, b in (("NFD", best["nfd"]), ("depth-muP", best["depth_mup"]))
+        for name, b in (
+            (scheme_label("nfd"), best["nfd"]),
+            (scheme_label("depth_mup"), best["depth_mup"]),
+        )
         if np.isinf(b.to_numpy(float)).any()
     ]
     if not np.isfinite([nfd["best_loss_deepest"], dmup["best_loss_deepest"]]).all():
         v = math.nan  # a seed-mean curve diverged at every rate: no best loss to compare
     _, lo, hi, n = seed_interval(rel, ci)
     label = interval_label(int(n), ci) if np.isfinite(lo) else ""
-    if int(n) < 3 and dead:
+    if int(n) < MIN_SEEDS_T and dead:
         verdict_ = INCONCLUSIVE
         note = (
             f"at L={depth} {'; '.join(dead)}: {int(n)} seed(s) with a finite best loss for "
             "both, too few for an interval (extend the grid downwards)"
         )
-    elif int(n) < 3:
-        verdict_, note = INCONCLUSIVE, "no calibrated interval: rerun with >= 3 seeds"
+    elif int(n) < MIN_SEEDS_T:
+        verdict_, note = INCONCLUSIVE, f"no calibrated interval: rerun with >= {MIN_SEEDS_T} seeds"
     elif hi < 0:
         verdict_, note = HOLDS, "paired over seeds, the interval is below 0"
     elif lo > 0:
         verdict_, note = FAILS, "paired over seeds, NFD's loss is higher"
     else:
         verdict_, note = INCONCLUSIVE, "the paired interval includes 0: more seeds or steps"
-    if dead and int(n) >= 3:
+    if dead and int(n) >= MIN_SEEDS_T:
         note += f" (at L={depth} {'; '.join(dead)}: those seeds left out)"
     scale = f"n={width}, L={depth}, k=2"
     return Claim("e", STATEMENTS["e"], metric, v, float(lo), float(hi), label, scale,
@@ -875,7 +937,7 @@ def _deep_claim(row: Mapping[str, Any] | None) -> Claim:
     if method != T_INTERVAL or not np.isfinite(lo):
         verdict_, note = (
             INCONCLUSIVE,
-            "no calibrated interval over the deepest half: rerun with >= 3 seeds",
+            f"no calibrated interval over the deepest half: rerun with >= {MIN_SEEDS_T} seeds",
         )
     else:
         band = drift_band(row["deep_depth_from"], row.get("depth_max"))
@@ -987,7 +1049,7 @@ def local_verdicts(card: pd.DataFrame, local: pd.DataFrame, optima: pd.DataFrame
     out = card.copy()
     texts = []
     for r in out.to_dict("records"):
-        p = rows_where(pairs, {k: r[k] for k in CARD_KEYS})
+        p = rows_where(pairs, {k: r[k] for k in SERIES})
         texts.append(local_verdict(p, r) if len(p) else "")
     out["local_verdict"] = texts
     return out
@@ -1052,14 +1114,14 @@ def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
     if a.path_drift is not None:
         for _, r in a.path_drift.iterrows():
             if pd.notna(r["slope"]):
-                base = {k: r[k] for k in SERIES}
+                base = {k: r[k] for k in METRIC_KEYS}
                 rows += drift_rows(base, "drift_path", "abs_drift_path", r)
     path_regret = getattr(a, "path_regret", None)
     if path_regret is not None and len(path_regret):
-        worst = path_regret.groupby(["family", *SERIES], sort=True)["regret"].max()
+        worst = path_regret.groupby(["family", *METRIC_KEYS], sort=True)["regret"].max()
         for key, v in worst.items():
             if pd.notna(v):
-                rows.append({**dict(zip(SERIES, key[1:], strict=True)), "metric": "regret_path",
+                rows.append({**dict(zip(METRIC_KEYS, key[1:], strict=True)), "metric": "regret_path",
                              "value": float(v)})  # fmt: skip
     h = a.hparams
     if h is None:
@@ -1069,8 +1131,8 @@ def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
         for name in group:
             if name != LR:
                 first.setdefault(name, group_label(group))
-    optima = at_default_conditions(h.optima, h.config)
-    drift = at_default_conditions(h.drift, h.config)
+    optima = at_default_conditions(h.optima, h.design)
+    drift = at_default_conditions(h.drift, h.design)
     for name, label in first.items():
         opt = optima[(optima["hparam"] == name) & (optima["group"] == label)]
         sel = drift[(drift["hparam"] == name) & (drift["group"] == label)]
@@ -1082,19 +1144,21 @@ def axis_metrics(a: Analysis) -> list[dict[str, Any]]:
             for _, r in d.iterrows():
                 if pd.isna(r["slope"]):
                     continue
-                base = {k: r[k] for k in SERIES}
+                base = {k: r[k] for k in METRIC_KEYS}
                 absolute = f"abs_drift_depth/{name}" if axis == "depth" else None
                 rows += drift_rows(base, f"drift_{axis}/{name}", absolute, r)
         if h.path_drift is not None and len(h.path_drift):
-            p = at_default_conditions(h.path_drift, h.config)
+            p = at_default_conditions(h.path_drift, h.design)
             p = p[(p["hparam"] == name) & (p["group"] == label)]
             for _, r in p.iterrows():
                 if pd.notna(r["slope"]):
-                    rows += drift_rows({k: r[k] for k in SERIES}, f"drift_path/{name}", None, r)
-    worst = at_default_conditions(worst_joint_regret(h.regret), h.config)
+                    rows += drift_rows(
+                        {k: r[k] for k in METRIC_KEYS}, f"drift_path/{name}", None, r
+                    )
+    worst = at_default_conditions(worst_joint_regret(h.regret), h.design)
     for _, r in worst.iterrows():
         if pd.notna(r["regret"]):
-            rows.append({**{k: r[k] for k in SERIES}, "metric": f"regret_joint/{r['group']}",
+            rows.append({**{k: r[k] for k in METRIC_KEYS}, "metric": f"regret_joint/{r['group']}",
                          "value": float(r["regret"])})  # fmt: skip
     return rows
 
@@ -1149,7 +1213,7 @@ def suite_metrics(a: Analysis) -> pd.DataFrame:
     rows = []
     dead_depth = set()
     for _, r in a.scorecard.iterrows():
-        base = {k: r[k] for k in SERIES}
+        base = {k: r[k] for k in METRIC_KEYS}
         for axis in AXES:
             dead = r.get(f"all_diverged_{axis}")
             if isinstance(dead, str) and dead:
@@ -1166,13 +1230,15 @@ def suite_metrics(a: Analysis) -> pd.DataFrame:
         if held is not None:
             slopes = slopes[slopes["width"] == held]
         for _, r in slopes.iterrows():
-            if tuple(r[k] for k in SERIES) in dead_depth:
+            if tuple(r[k] for k in METRIC_KEYS) in dead_depth:
                 continue
             for metric in ("h1_own_slope_fixed_lr", "h1_weight_slope_fixed_lr"):
                 if pd.notna(r[metric]):
-                    rows.append({**{k: r[k] for k in SERIES}, "metric": metric, "value": r[metric]})
+                    rows.append(
+                        {**{k: r[k] for k in METRIC_KEYS}, "metric": metric, "value": r[metric]}
+                    )
     rows += axis_metrics(a)
-    frame = pd.DataFrame(rows, columns=[*SERIES, "metric", "value", "lo", "hi", "bracketed"])
+    frame = pd.DataFrame(rows, columns=[*METRIC_KEYS, "metric", "value", "lo", "hi", "bracketed"])
     frame["bracketed"] = frame["bracketed"].map(lambda v: v is True)
     frame["block_depth"] = frame["block_depth"].astype(int)
     return frame

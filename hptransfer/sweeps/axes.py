@@ -12,6 +12,7 @@ Two kinds of axis:
       branch         beta       <- beta * 2**branch_constant          (on top of r**-alpha)
       Adam epsilon   eps_rho    <- eps_rho * 2**eps
       momentum, b2, weight_decay: the optimizer's value, replaced (traced, per replica)
+      warmup_fraction, decay_fraction, final_fraction: the [schedule]'s value, replaced
 
   (log2 axes are multipliers, 0 = the scheme as it is; role(rho) is input, hidden (every
   hidden_j of every block) or readout.) At the defaults every multiplier is unchanged (a
@@ -26,67 +27,16 @@ axis outside a group at its default; by default each axis is crossed with the le
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 
+from hptransfer.network.hyperparameters import OPTIMIZER_AXES, SPECS, Axis, AxisSpec
 from hptransfer.network.scaling import Multipliers
 
-
-@dataclasses.dataclass(frozen=True)
-class AxisSpec:
-    """What an axis name means: its unit, kind, the optimizers it applies to and its range."""
-
-    name: str
-    unit: str  # "log2" (a multiplier 2**v), "linear", or "count" (a shape axis)
-    kind: str  # "traced" | "shape"
-    doc: str
-    optimizers: tuple[str, ...] = ("sgd", "adam", "adamw")
-    lo: float | None = None  # inclusive
-    hi: float | None = None  # exclusive
-
-
-SPECS: dict[str, AxisSpec] = {
-    s.name: s
-    for s in (
-        AxisSpec("init_scale", "log2", "traced", "log2 multiplier of every init std"),
-        AxisSpec("init_scale_input", "log2", "traced", "log2 multiplier of the input layer's init std"),
-        AxisSpec("init_scale_hidden", "log2", "traced", "log2 multiplier of every hidden layer's init std"),
-        AxisSpec("init_scale_readout", "log2", "traced", "log2 multiplier of the readout's init std"),
-        AxisSpec("output_multiplier", "log2", "traced", "log2 multiplier of the readout's forward multiplier"),
-        AxisSpec("branch_constant", "log2", "traced", "log2 constant on the residual branch (times r^-alpha)"),
-        AxisSpec("momentum", "linear", "traced", "SGD momentum", ("sgd",), 0.0, 1.0),
-        AxisSpec("b2", "linear", "traced", "Adam's second-moment decay", ("adam", "adamw"), 0.0, 1.0),
-        AxisSpec("eps", "log2", "traced", "log2 multiplier of Adam's epsilon", ("adam", "adamw")),
-        AxisSpec("weight_decay", "linear", "traced", "decoupled weight decay", ("adamw",), 0.0),
-        AxisSpec("batch_size", "count", "shape", "minibatch size (one set of cells per value)", lo=1),
-        AxisSpec("steps", "count", "shape", "training steps (one set of cells per value)", lo=1),
-    )
-}  # fmt: skip
-"""Every axis a config may declare (besides ``lr``, the learning rate, which has its table)."""
-
-OPTIMIZER_AXES = ("momentum", "b2", "weight_decay")
-"""Traced axes that replace an optimizer setting (passed to the optimizer as traced scalars)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Axis:
-    """One declared axis: its grid (sorted values, in the axis's unit) and its default."""
-
-    name: str
-    values: tuple[float, ...]
-    default: float
-
-    @property
-    def spec(self) -> AxisSpec:
-        return SPECS[self.name]
-
-    def to_dict(self) -> dict:
-        return {"values": list(self.values), "default": self.default, "unit": self.spec.unit,
-                "kind": self.spec.kind}  # fmt: skip
+__all__ = ["OPTIMIZER_AXES", "SPECS", "Axis", "AxisSpec"]  # re-exported: the grids below use them
 
 
 Point = tuple[tuple[str, float], ...]
@@ -140,8 +90,9 @@ def shape_points(axes: Sequence[Axis], batch_size: int, steps: int) -> list[tupl
 def apply_point(mult: Multipliers, point: Point | Mapping[str, float]) -> Multipliers:
     """The multipliers of a replica at traced point ``point`` (module docstring's formulas).
 
-    Only axes in ``point`` change anything; ``momentum``, ``b2`` and ``weight_decay`` go to
-    ``mult.optimizer`` (read by :func:`hptransfer.network.optim.make_optimizer`)."""
+    Only axes in ``point`` change anything; ``momentum``, ``b2``, ``weight_decay`` and the
+    schedule's fractions go to ``mult.optimizer`` (read by :func:`hptransfer.network.optim.make_optimizer`
+    and :func:`hptransfer.network.schedules.scheduled_lr`)."""
     p = dict(point)
     if not p:
         return mult

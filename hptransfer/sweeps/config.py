@@ -21,6 +21,8 @@ line's ``--scheme-file`` or the Python API. Layout (see benchmarks/*.toml)::
     [data]      name = "mnist1d", num_samples = 20000, seed = 42   (cifar10: path, md5)
     [model]     family, widths, depths, block_depths, base_width, base_depth, bias
     [optimizer] name = "sgd" | "adam" | "adamw", momentum, nesterov, b1, b2, eps, weight_decay
+    [schedule]  kind = "constant" | "warmup" | "cosine" | "linear" | "wsd", warmup_fraction,
+                decay_fraction (wsd), final_fraction   (hptransfer.network.schedules; default constant)
     [lr]        start, stop, step           (log2 of the learning rate; stop inclusive;
                                              at most MAX_LR_POINTS = 256 points per grid)
     [lr.by_scheme.NAME]  start, stop, step  (optional per-scheme grid)
@@ -29,6 +31,9 @@ line's ``--scheme-file`` or the Python API. Layout (see benchmarks/*.toml)::
                 refine = false               true: then add half-steps around the optimum)
     [lr]        default                     (log2 lr of groups that do not sweep lr; also
                                              per scheme under [lr.by_scheme.NAME])
+    [elimination] enabled = false, margin = 0.05, window = 3, min_fraction = 0.25
+                                            (stop rates that cannot change the report:
+                                             hptransfer.sweeps.elimination)
     [model]     path = [[32, 2], [64, 4]]   (instead of widths x depths: these (n, L) shapes)
     [axes.NAME] start, stop, step | values, default   (hptransfer.sweeps.axes.SPECS: init_scale,
                                              output_multiplier, momentum, batch_size, ...)
@@ -47,11 +52,17 @@ from typing import Any
 import numpy as np
 
 from hptransfer.network.data import DATASETS
+from hptransfer.network.hyperparameters import SPECS, Axis
 from hptransfer.network.model import FAMILIES
 from hptransfer.network.optim import OPTIMIZERS, OptimizerConfig
+from hptransfer.network.schedules import FIELDS as SCHEDULE_FIELDS
+from hptransfer.network.schedules import KINDS as SCHEDULE_KINDS
+from hptransfer.network.schedules import TRACED as SCHEDULE_AXES
+from hptransfer.network.schedules import ScheduleConfig, ScheduleError, check_schedule
 from hptransfer.network.schemes import SchemeError, load_schemes
+from hptransfer.stats.rules import TRANSFER_REGRET
 from hptransfer.sweeps import axes as axes_mod
-from hptransfer.sweeps.axes import SPECS, Axis
+from hptransfer.sweeps.elimination import EliminationConfig
 
 MAX_LR_POINTS = 256  # learning rates per grid: far above any useful sweep, far below a typo's
 
@@ -148,6 +159,9 @@ class SweepConfig:
     lr_default_by_scheme: tuple[tuple[str, float], ...] = ()
     axes: tuple[Axis, ...] = ()
     axis_groups: tuple[tuple[str, ...], ...] = ()  # () = hptransfer.sweeps.axes.default_groups
+    elimination: EliminationConfig = (
+        EliminationConfig()
+    )  # [elimination] (hptransfer.sweeps.elimination)
 
     def lr_grid(self, scheme: str) -> tuple[float, ...]:
         """log2 learning rates swept for ``scheme``."""
@@ -198,6 +212,11 @@ class SweepConfig:
         if self.axes:
             out["axes"] = {a.name: a.to_dict() for a in self.axes}
             out["axis_groups"] = [list(g) for g in self.groups()]
+        if not self.elimination.enabled:  # off: the dict (and hash) of a config before it
+            del out["elimination"]
+        schedule = out["optimizer"].pop("schedule")
+        if not self.optimizer.schedule.constant:
+            out["schedule"] = {"kind": schedule["kind"], **self.optimizer.schedule.values()}
         return out
 
 
@@ -270,8 +289,10 @@ def _lr_grid(source: str, field: str, table: Any) -> LrGrid:
 
 
 def check_limits(config: SweepConfig, source: str = "<config>") -> None:
-    """Refuse a grid whose cells hold more than ``config.max_replicas`` replicas, or an lr grid
-    of more than :data:`MAX_LR_POINTS` points (also for configs built in code, not from TOML)."""
+    """Refuse a grid whose cells hold more than ``config.max_replicas`` replicas, an lr grid
+    of more than :data:`MAX_LR_POINTS` points, or a schedule that does not fit the run
+    (:func:`check_schedules`), also for configs built in code, not from TOML."""
+    check_schedules(config, source)
     grids = [("lr", config.lr), *((f"lr.by_scheme.{s}", g) for s, g in config.lr_by_scheme)]
     for field, grid in grids:
         if grid.step <= 0 or grid.count() > MAX_LR_POINTS:
@@ -304,8 +325,28 @@ def config_from_dict(
     which may be ``module:attribute`` (imported, so code runs); they are appended to the
     config's ``scheme_files`` so that the engine loads them too.
     """
-    _check_keys(source, "", raw, _TOP)
-    defaults = SweepConfig()
+    _check_keys(source, "", raw, (*_TOP, "schedule"))
+    top = _top_fields(source, raw, scheme_sources)
+    data = _data_section(source, raw)
+    config = dataclasses.replace(
+        SweepConfig(), **top, data=data, model=_model_section(source, raw, data),
+        optimizer=_optimizer_section(source, raw),
+        **_lr_section(source, raw, top.get("schemes", SweepConfig().schemes)),
+    )  # fmt: skip
+    if "axes" in raw:
+        config = _axes(source, raw["axes"], config)
+    if "elimination" in raw:
+        config = dataclasses.replace(config, elimination=_elimination(source, raw, config))
+    check_stated(raw, source)
+    check_limits(config, source)
+    return config
+
+
+def _top_fields(
+    source: str, raw: dict[str, Any], scheme_sources: tuple[str, ...]
+) -> dict[str, Any]:
+    """The top-level fields (name, steps, seeds, schemes, scheme files, ...), checked; the
+    scheme names against the registry the config's scheme files and ``scheme_sources`` make."""
     top: dict[str, Any] = {}
     if "name" in raw:
         if not isinstance(raw["name"], str) or not raw["name"]:
@@ -367,12 +408,16 @@ def config_from_dict(
             raise _fail(source, "schemes", schemes, "a list without repeats")
         top["schemes"] = tuple(schemes)
 
+    defaults = SweepConfig()
     steps = top.get("steps", defaults.steps)
     every = top.get("eval_every", defaults.eval_every)
     if steps % every:
         raise _fail(source, "eval_every", every, f"a divisor of steps ({steps})")
+    return top
 
-    # [data]
+
+def _data_section(source: str, raw: dict[str, Any]) -> DataConfig:
+    """``[data]``: the dataset's name, size, seed and (cifar10) archive."""
     data_raw = raw.get("data", {})
     if not isinstance(data_raw, dict):
         raise _fail(source, "data", data_raw, "a table")
@@ -397,8 +442,12 @@ def config_from_dict(
             f"{source}: field 'data.path' is missing; cifar10 needs the archive "
             "cifar-10-python.tar.gz or its extracted folder"
         )
+    return data
 
-    # [model]
+
+def _model_section(source: str, raw: dict[str, Any], data: DataConfig) -> ModelConfig:
+    """``[model]``: family, widths, depths, block depths, base shape, bias or a path; the family
+    must fit the data (mlp for vectors, conv for images)."""
     model_raw = raw.get("model", {})
     if not isinstance(model_raw, dict):
         raise _fail(source, "model", model_raw, "a table")
@@ -431,12 +480,16 @@ def config_from_dict(
         )  # fmt: skip
     if model.family == "mlp" and data.name in ("cifar10", "teacher_images"):
         raise _fail(source, "model.family", "mlp", f"'conv' for the image dataset {data.name!r}")
+    return model
 
-    # [optimizer]
+
+def _optimizer_section(source: str, raw: dict[str, Any]) -> OptimizerConfig:
+    """``[optimizer]`` and ``[schedule]``: the optimizer's name and settings, and the learning-rate
+    schedule it carries."""
     opt_raw = raw.get("optimizer", {})
     if not isinstance(opt_raw, dict):
         raise _fail(source, "optimizer", opt_raw, "a table")
-    opt_fields = tuple(f.name for f in dataclasses.fields(OptimizerConfig))
+    opt_fields = tuple(f.name for f in dataclasses.fields(OptimizerConfig) if f.name != "schedule")
     _check_keys(source, "optimizer", opt_raw, opt_fields)
     if "name" in opt_raw and opt_raw["name"] not in OPTIMIZERS:
         raise _fail(source, "optimizer.name", opt_raw["name"], f"one of {list(OPTIMIZERS)}")
@@ -452,8 +505,15 @@ def config_from_dict(
         optimizer = OptimizerConfig(**opt_raw)
     except ValueError as err:
         raise ConfigError(f"{source}: [optimizer] {err}") from None
+    if "schedule" in raw:
+        optimizer = dataclasses.replace(optimizer, schedule=_schedule(source, raw["schedule"]))
+    return optimizer
 
-    # [lr]
+
+def _lr_section(source: str, raw: dict[str, Any], schemes: tuple[str, ...]) -> dict[str, Any]:
+    """``[lr]``: the log2 grid, per-scheme grids and defaults, adaptive rounds; the
+    :class:`SweepConfig` fields they set."""
+    defaults = SweepConfig()
     lr_raw = raw.get("lr", {})
     if not isinstance(lr_raw, dict):
         raise _fail(source, "lr", lr_raw, "a table {start, stop, step, by_scheme}")
@@ -482,7 +542,6 @@ def config_from_dict(
         raise _fail(
             source, "lr.by_scheme", by_scheme_raw, "a table of {scheme = {start, stop, step}}"
         )
-    schemes = top.get("schemes", defaults.schemes)
     by_scheme, lr_defaults = [], []
     for name, table in by_scheme_raw.items():
         if name not in schemes:
@@ -494,17 +553,10 @@ def config_from_dict(
             default = table.pop("default")
             lr_defaults.append((name, _float(source, f"lr.by_scheme.{name}.default", default)))
         by_scheme.append((name, _lr_grid(source, f"lr.by_scheme.{name}", table)))
-
-    config = dataclasses.replace(
-        defaults, **top, data=data, model=model, optimizer=optimizer, lr=lr,
-        lr_by_scheme=tuple(by_scheme), **adapt, lr_default=adapt_default,
+    return dict(
+        lr=lr, lr_by_scheme=tuple(by_scheme), **adapt, lr_default=adapt_default,
         lr_default_by_scheme=tuple(lr_defaults),
     )  # fmt: skip
-    if "axes" in raw:
-        config = _axes(source, raw["axes"], config)
-    check_stated(raw, source)
-    check_limits(config, source)
-    return config
 
 
 STATING_FIELDS = ("name", "schemes", "model.widths", "model.depths", "model.path",
@@ -552,6 +604,53 @@ def _path(source: str, model_raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _schedule(source: str, table: Any) -> ScheduleConfig:
+    """The [schedule] table: its kind and the fractions that kind reads (others are errors)."""
+    allowed = f"a table {{kind, {', '.join(SCHEDULE_AXES)}}}"
+    if not isinstance(table, dict):
+        raise _fail(source, "schedule", table, allowed)
+    _check_keys(source, "schedule", table, ("kind", *SCHEDULE_AXES))
+    kind = table.get("kind", "constant")
+    if kind not in SCHEDULE_KINDS:
+        raise _fail(source, "schedule.kind", kind, f"one of {list(SCHEDULE_KINDS)}")
+    for key in SCHEDULE_AXES:
+        if key in table and key not in SCHEDULE_FIELDS[kind]:
+            raise _fail(source, f"schedule.{key}", table[key],
+                        f"nothing with kind = {kind!r} (its fields: "
+                        f"{['kind', *SCHEDULE_FIELDS[kind]]})")  # fmt: skip
+    values = {k: _float(source, f"schedule.{k}", v) for k, v in table.items() if k != "kind"}
+    try:
+        return ScheduleConfig(kind, **values)
+    except ScheduleError as err:
+        raise ConfigError(f"{source}: [schedule] {err}") from None
+
+
+def check_schedules(config: SweepConfig, source: str = "<config>") -> None:
+    """Refuse a schedule that does not fit a run: for every run length (``steps`` and each value
+    of the steps axis) and every schedule fraction a replica trains with (the traced points of
+    every scheme), :func:`hptransfer.network.schedules.check_schedule`; one error line before compute."""
+    schedule = config.optimizer.schedule
+    if schedule.constant:
+        return
+    defaults = schedule.values()
+    fractions = {tuple(sorted(defaults.items()))}
+    if any(a.name in SCHEDULE_AXES for a in config.axes):
+        for scheme in config.schemes:
+            for _, point in config.points(scheme):
+                p = dict(point)
+                fractions.add(tuple(sorted({k: p.get(k, v) for k, v in defaults.items()}.items())))
+    for _, steps in config.shape_points():
+        for values in sorted(fractions):
+            v = dict(values)
+            try:
+                check_schedule(schedule.kind, steps, v.get("warmup_fraction", 0.0),
+                               v.get("decay_fraction", 0.0), v.get("final_fraction", 0.0))  # fmt: skip
+            except ScheduleError as err:
+                axes = [k for k in v if any(a.name == k for a in config.axes)]
+                where = f" (axes {axes} at {v}, steps = {steps})" if axes else ""
+                raise ConfigError(f"{source}: [schedule] {err}{where}") from None
+
+
 def _axis(source: str, name: str, table: Any, config: SweepConfig) -> Axis:
     """One [axes.NAME] table: a grid (start, stop, step) or values, and a default."""
     field = f"axes.{name}"
@@ -563,6 +662,10 @@ def _axis(source: str, name: str, table: Any, config: SweepConfig) -> Axis:
     if config.optimizer.name not in spec.optimizers:
         raise _fail(source, field, name, f"an axis of optimizer.name = {config.optimizer.name!r} "
                     f"(axis '{name}' applies to {list(spec.optimizers)})")  # fmt: skip
+    kind = config.optimizer.schedule.kind
+    if name in SCHEDULE_AXES and name not in SCHEDULE_FIELDS[kind]:
+        raise _fail(source, field, name, f"an axis of the schedule kind = {kind!r}: "
+                    f"{list(SCHEDULE_FIELDS[kind])} ([schedule] kind decides which)")  # fmt: skip
     if "values" in table:
         if any(k in table for k in ("start", "stop", "step")):
             raise _fail(source, field, table, "either values or start/stop/step, not both")
@@ -594,7 +697,7 @@ def _axis(source: str, name: str, table: Any, config: SweepConfig) -> Axis:
     natural = {
         "momentum": config.optimizer.momentum, "b2": config.optimizer.b2,
         "weight_decay": config.optimizer.weight_decay, "batch_size": config.batch_size,
-        "steps": config.steps,
+        "steps": config.steps, **config.optimizer.schedule.values(),
     }.get(name, 0.0)  # fmt: skip
     default = natural
     if "default" in table:
@@ -645,6 +748,37 @@ def _axes(source: str, raw: Any, config: SweepConfig) -> SweepConfig:
                         f"lr.by_scheme.{s}.default)"
                     )
     return dataclasses.replace(config, axes=axes, axis_groups=groups)
+
+
+def _elimination(source: str, raw: dict[str, Any], config: SweepConfig) -> EliminationConfig:
+    """The [elimination] table (:mod:`hptransfer.sweeps.elimination`): enabled, margin, window,
+    min_fraction; margin >= the regret rule's threshold, so a regret read at a stopped rate
+    keeps its verdict."""
+    table = raw["elimination"]
+    if not isinstance(table, dict):
+        raise _fail(source, "elimination", table, "a table {enabled, margin, window, min_fraction}")
+    _check_keys(source, "elimination", table, ("enabled", "margin", "window", "min_fraction"))
+    kw: dict[str, Any] = {}
+    if "enabled" in table:
+        if not isinstance(table["enabled"], bool):
+            raise _fail(source, "elimination.enabled", table["enabled"], "true or false")
+        kw["enabled"] = table["enabled"]
+    if "margin" in table:
+        kw["margin"] = _float(source, "elimination.margin", table["margin"], lo=TRANSFER_REGRET)
+    if "window" in table:
+        kw["window"] = _int(source, "elimination.window", table["window"])
+    if "min_fraction" in table:
+        kw["min_fraction"] = _float(
+            source, "elimination.min_fraction", table["min_fraction"], lo=0, hi=1
+        )
+    out = EliminationConfig(**kw)
+    n_seg = config.steps // config.eval_every
+    if out.enabled and out.window >= n_seg:
+        raise _fail(source, "elimination.window", out.window,
+                    f"fewer segments than steps / eval_every = {n_seg}")  # fmt: skip
+    if out.enabled and config.axes:
+        raise _fail(source, "elimination.enabled", True, "false when the sweep has [axes]")
+    return out
 
 
 def load_config(path: str | Path, scheme_sources: tuple[str, ...] = ()) -> SweepConfig:

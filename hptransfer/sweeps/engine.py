@@ -31,6 +31,8 @@ A *cell* is one shape (width, depth, block depth) of a sweep; its *replicas* are
   vmapped reductions differently for different replica counts, as between chunk sizes).
 - ``[lr] adaptive = true`` extends a cell's learning-rate grid past an optimum at its edge or
   next to a diverged rate, in bounded follow-up rounds (:func:`adaptive_lrs`).
+- ``[elimination] enabled = true`` stops, between segments, rates that can no longer change the
+  report (:mod:`hptransfer.sweeps.elimination`); they are frozen and compacted away like diverged ones.
 - :mod:`hptransfer.sweeps.costmodel` turns each cell's computed replica-steps and time into achieved
   FLOP/s and bytes/s against the device's measured roofs (meta.json ``device_peaks``).
 """
@@ -47,7 +49,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -64,7 +66,7 @@ from tqdm.auto import tqdm
 
 from hptransfer.network.data import Dataset, load_dataset
 from hptransfer.network.model import Architecture, check_inputs, kernel_shapes
-from hptransfer.network.movement import flatten_stats, layer_stats
+from hptransfer.network.movement import flatten_stats, layer_stats, split_stat_column
 from hptransfer.network.optim import traced_settings
 from hptransfer.network.scaling import Multipliers, multipliers, stack
 from hptransfer.network.schemes import Scheme, load_schemes
@@ -77,7 +79,8 @@ from hptransfer.network.train import (
     train_step,
 )
 from hptransfer.stats import results as results_io
-from hptransfer.sweeps import costmodel, interrupt, limits, rundir
+from hptransfer.stats.tables import hold_stopped
+from hptransfer.sweeps import costmodel, elimination, interrupt, limits, rundir
 from hptransfer.sweeps.axes import Point, apply_point
 from hptransfer.sweeps.config import ConfigError, SweepConfig, check_limits
 from hptransfer.sweeps.hosts import (  # noqa: F401  (initialize_distributed: the CLI's entry)
@@ -300,7 +303,7 @@ def code_version() -> dict[str, str]:
     """The package version and a hash of the source that decides numbers: the modules of
     :data:`hptransfer.sweeps.rundir.NUMERIC_MODULES` and this module's pure step functions."""
     steps = (_tree_all_finite, _init_replica, _segment_replica, _eval_replica)
-    return rundir.code_version("".join(inspect.getsource(f) for f in steps))
+    return rundir.version_stamp("".join(inspect.getsource(f) for f in steps))
 
 
 def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Scheme]) -> str:
@@ -319,6 +322,9 @@ def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Schem
         "schemes": {s: registry[s].to_table() for s in config.schemes},
         "format": 3,  # 3: chunks of distinct replicas; checkpoints know the live slots
     }  # fmt: skip
+    if config.elimination.enabled:  # off: the hash of every cell before elimination existed
+        rule = hashlib.sha256(inspect.getsource(elimination).encode()).hexdigest()[:16]
+        payload["elimination"] = [dataclasses.asdict(config.elimination), rule]
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -438,10 +444,73 @@ def _restore(mgr, path, state, history, expected: dict) -> tuple[Any, dict, int,
 
 
 @dataclasses.dataclass
+class CellFacts:
+    """What meta.json's ``cells`` records of one cell: its shape; for a computed cell the
+    replicas requested and trained, the replica-steps requested, computed and saved (by
+    deduplication, compaction and early elimination), compile and run seconds, the cost of a
+    replica-step and, once the roofs are measured, the rates achieved; a cell finished by an
+    earlier run only ``resumed``. :meth:`to_dict` writes the fields a cell has, in this order."""
+
+    cell: str
+    width: int
+    depth: int
+    block_depth: int
+    resumed: bool = False
+    replicas: int | None = None
+    replicas_trained: int | None = None
+    chunk_size: int | None = None
+    lr_rounds: int | None = None
+    replica_steps_requested: int | None = None
+    replica_steps_computed: int | None = None
+    replica_steps_saved_dedup: int | None = None
+    replica_steps_saved_compaction: int | None = None
+    compactions: int | None = None
+    bytes_per_replica_estimated: int | None = None
+    bytes_per_replica_measured: int | None = None
+    compile_seconds: float | None = None
+    run_seconds: float | None = None
+    replica_steps_eliminated: int | None = None
+    lr_added: dict[str, list[float]] | None = None
+    flops_per_replica_step: float | None = None
+    bytes_per_replica_step: float | None = None
+    batch_size: int | None = None  # with shape axes: the cell's own
+    steps: int | None = None
+    replica_steps: int | None = None  # computed in this run (restored segments not counted)
+    achieved: dict[str, float] | None = None  # costmodel.achieved
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "achieved"
+            and getattr(self, f.name) is not None
+            and getattr(self, f.name) is not False
+        }
+        return out | (self.achieved or {})
+
+
+@dataclasses.dataclass(frozen=True)
+class Faults:
+    """Fault injection, for tests of resume: stop the sweep after ``kill_after_segments``
+    segments (counted over the whole run) with :class:`SimulatedKill`, or, with ``hard_kill``, by
+    ``os._exit(137)`` (a real death: no cleanup, no finally blocks). The command line builds
+    one from its environment (:func:`from_environment`); the engine reads no variable itself."""
+
+    kill_after_segments: int | None = None
+    hard_kill: bool = False
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> Faults:
+        """HPTRANSFER_KILL_AFTER_SEGMENTS (an int) and HPTRANSFER_HARD_KILL (set: hard)."""
+        kill = env.get("HPTRANSFER_KILL_AFTER_SEGMENTS")
+        return cls(int(kill) if kill else None, bool(env.get("HPTRANSFER_HARD_KILL")))
+
+
+@dataclasses.dataclass
 class _Progress:
     bar: Any
     segments_done: int = 0
-    kill_after: int | None = None
+    faults: Faults = Faults()
     computed: int = 0  # replica-steps computed in this run (not restored from checkpoints)
 
     def segment(self, replica_steps: int) -> None:
@@ -449,8 +518,9 @@ class _Progress:
         self.computed += replica_steps
         self.segments_done += 1
         interrupt.check()  # a Ctrl-C swallowed by a callback stops the sweep here
-        if self.kill_after is not None and self.segments_done >= self.kill_after:
-            if os.environ.get("HPTRANSFER_HARD_KILL"):
+        kill_after = self.faults.kill_after_segments
+        if kill_after is not None and self.segments_done >= kill_after:
+            if self.faults.hard_kill:
                 os._exit(137)  # a real death: no cleanup, no finally blocks
             raise SimulatedKill(f"fault injection after {self.segments_done} segments")
 
@@ -516,121 +586,225 @@ def _gather(state, positions: np.ndarray, sharding: NamedSharding):
     return jax.tree.map(lambda a: jax.device_put(fetch(a)[positions], sharding), state)
 
 
-def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults) -> dict:
+@dataclasses.dataclass
+class _ChunkRun:
+    """One chunk in training: the replicas it holds (``slots``: chunk-local indices, padding
+    repeats one), their device inputs and state, the history so far, its checkpoint manager."""
+
+    cell: _Cell
+    chunk: list[Replica]
+    mults: dict[str, Multipliers]
+    slots: np.ndarray
+    seeds: Any
+    lrs: Any
+    mult: Any
+    state: Any
+    history: dict[str, np.ndarray]
+    mgr: Any
+    ckpt_path: Path
+    expected: dict
+    start: int = 0
+    last_save: float = 0.0
+    segment_seconds: float = 0.0
+    programs: dict[int, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
+
+    def place(self, slots: np.ndarray) -> None:
+        """Hold the chunk-local replicas ``slots`` (their device inputs follow)."""
+        self.slots = np.asarray(slots, np.int64)
+        if len(self.slots):
+            self.seeds, self.lrs, self.mult = _chunk_inputs(
+                self.cell, self.chunk, self.mults, self.slots
+            )
+
+
+def chunk_name(round_: int, index: int) -> str:
+    """A chunk's name within its cell (its checkpoint folder is ``chunk_<name>``): "3" for the
+    fourth chunk of the first round, "round1_0" for the first of the second."""
+    return str(index) if round_ == 0 else f"round{round_}_{index}"
+
+
+def _run_chunk(cell: _Cell, index: str, chunk: list[Replica], size: int, mults, plan=None) -> dict:
     """Train the replicas of one chunk in a program of ``size``; returns their history.
 
     History arrays are chunk-local: (segments, len(chunk)) per metric, ``diverged_step`` of
     shape (len(chunk),). With savings on, the live replicas are compacted between segments into
     a smaller program (:func:`bucket_size`); a replica left out is frozen, so its later rows are
     those a frozen replica gets: NaN losses and accuracy, its last feature movement.
+    ``plan`` (:class:`hptransfer.sweeps.elimination.Plan`, elimination on): at every segment boundary
+    the replicas :func:`hptransfer.sweeps.elimination.chunk_stops` picks are frozen the same way and
+    their stop step kept in ``eliminated_step`` (-1: never).
+
+    Each segment, in order: train it (:func:`_train_segment`), hold the frozen replicas'
+    rows (:func:`_hold_frozen`), stop the rates elimination picks, compact the live replicas
+    (:func:`_compact`), then save and stop when asked (:func:`_save_or_stop`).
     """
+    run = _start_chunk(cell, index, chunk, size, mults, plan)
+    config, n = cell.config, len(chunk)
+    n_seg, every = config.steps // config.eval_every, config.eval_every
+    for seg in range(run.start, n_seg):
+        owned, first = np.unique(run.slots, return_index=True)  # once per replica, not per slot
+        idle = np.ones(n, bool)
+        idle[owned] = False
+        stopped = np.zeros(n, bool)
+        if plan is not None:  # stopped at or before this segment's first step: frozen
+            stop_step = run.history["eliminated_step"]
+            stopped = (stop_step >= 0) & (stop_step <= seg * every)
+            idle |= stopped
+        if len(run.slots):
+            _train_segment(run, seg, owned, first, stopped)
+        cell.steps["compaction"] += (size - len(run.slots)) * every
+        _hold_frozen(run.history, seg, idle)
+        finished = seg == n_seg - 1
+        if plan is not None and not finished:
+            h = run.history
+            stop = elimination.chunk_stops(
+                h["train_loss"], h["diverged_step"], h["eliminated_step"], plan, seg, n_seg,
+                config.elimination,
+            )  # fmt: skip
+            h["eliminated_step"][stop] = (seg + 1) * every
+        if cell.savings != "0" and not finished and len(run.slots):
+            _compact(run, seg, owned, first, plan is not None)
+        _save_or_stop(run, seg, finished)
+        cell.progress.segment(every * n)
+    run.mgr.close()
+    return run.history
+
+
+def _start_chunk(
+    cell: _Cell, index: str, chunk: list[Replica], size: int, mults, plan
+) -> _ChunkRun:
+    """A chunk's initial state and empty history, or, from its checkpoint, where it stopped
+    (a checkpoint of another cell, chunk or size is discarded)."""
     config, dev = cell.config, cell.dev
-    n, n_seg, every = len(chunk), config.steps // config.eval_every, config.eval_every
+    n, n_seg = len(chunk), config.steps // config.eval_every
     slots = np.array(list(range(n)) + [n - 1] * (size - n), np.int64)
     seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
-    prec = config.precision
     state = _compiled("init", cell.init_fn, cell.static, cell.sharding, seeds, mult,
-                      precision=prec)(seeds, mult)  # fmt: skip
+                      precision=config.precision)(seeds, mult)  # fmt: skip
     history: dict[str, np.ndarray] = {"train_loss": np.full((n_seg, n), np.nan, np.float32)}
-    eval_args = (dev.x_test, dev.y_test, dev.probe)
-    for key in jax.eval_shape(cell.eval_fn, state, mult, *eval_args):
+    for key in jax.eval_shape(cell.eval_fn, state, mult, dev.x_test, dev.y_test, dev.probe):
         history[key] = np.full((n_seg, n), np.nan, np.float32)
     history["diverged_step"] = np.full(n, -1, np.int32)
+    if plan is not None:
+        history["eliminated_step"] = np.full(n, -1, np.int32)
     ckpt_path = cell.out / results_io.CHECKPOINT_DIR / cell.chash / f"chunk_{index}"
     mgr = _checkpoint_manager(ckpt_path)
     expected = {"cell": cell.chash, "chunk": index, "size": size}
-    start = 0
+    run = _ChunkRun(cell, chunk, mults, slots, seeds, lrs, mult, state, history, mgr, ckpt_path,
+                    expected)  # fmt: skip
     restored = _restore(mgr, ckpt_path, state, history, expected)
     if restored is None and mgr.latest_step() is not None:
         mgr.close()
         shutil.rmtree(ckpt_path, ignore_errors=True)
-        mgr = _checkpoint_manager(ckpt_path)
+        run.mgr = _checkpoint_manager(ckpt_path)
     if restored is not None:
-        state, history, start, saved_slots = restored
+        run.state, run.history, run.start, saved_slots = restored
         if saved_slots is not None and len(saved_slots) != len(slots):  # a compacted chunk
-            slots = np.asarray(saved_slots, np.int64)
-            if len(slots):
-                seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
-        cell.progress.bar.update(start * every * n)
+            run.place(saved_slots)
+        cell.progress.bar.update(run.start * config.eval_every * n)
+    run.last_save = time.perf_counter()
+    return run
 
-    last_save = time.perf_counter()
-    programs: dict[int, tuple[Any, Any]] = {}  # replicas per program -> (segment, eval)
-    for seg in range(start, n_seg):
-        # The chunk-local replica of each slot, once (padding slots repeat a replica).
-        owned, first = np.unique(slots, return_index=True)
-        idle = np.ones(n, bool)
-        idle[owned] = False
-        if len(slots):
-            first_step = jax.device_put(jnp.int32(seg * every), dev.factor.sharding)
-            args = (state, seeds, lrs, mult, dev.factor, dev.x, dev.y, first_step)
-            if len(slots) not in programs:  # looked up once per program size, not per segment
-                programs[len(slots)] = (
-                    _compiled("segment", cell.seg_fn, cell.static + (every, config.batch_size),
-                              cell.sharding, *args, precision=prec),
-                    _compiled("eval", cell.eval_fn, cell.static, cell.sharding,
-                              state, mult, *eval_args, precision=prec),
-                )  # fmt: skip
-            seg_prog, eval_prog = programs[len(slots)]
-            cell.sizes.add(len(slots))
-            t_seg = time.perf_counter()
-            state, seg_loss = seg_prog(*args)
-            metrics = eval_prog(state, mult, *eval_args)
-            history["train_loss"][seg, owned] = fetch(seg_loss)[first]
-            for key, value in metrics.items():
-                history[key][seg, owned] = fetch(value)[first]
-            history["diverged_step"][owned] = fetch(state.diverged_step)[first]
-            segment_seconds = time.perf_counter() - t_seg
-            cell.steps["computed"] += len(slots) * every
-        cell.steps["compaction"] += (size - len(slots)) * every
-        for key in history:  # replicas compacted away: frozen, as the full program would say
-            if key != "diverged_step":
-                history[key][seg, idle] = history[key][seg - 1, idle] if "/" in key else np.nan
-        finished = seg == n_seg - 1
-        if cell.savings != "0" and not finished and len(slots):
-            alive = fetch(state.alive)[first]
-            new = bucket_size(int(alive.sum()), len(jax.devices()), len(slots))
-            per_program = COMPILE_STATS["seconds"] / max(COMPILE_STATS["count"], 1)
-            cost = 0.0 if new in cell.sizes else 2 * per_program  # segment + evaluation
-            # A decision from timings: process 0's holds for all (the programs are collective).
-            if new < len(slots) and from_writer(
-                cell.savings == "always"
-                or worth_compacting(len(slots), new, segment_seconds, n_seg - 1 - seg, cost)
-            ):
-                cell.steps["compactions"] += 1
-                keep = first[alive]
-                positions = np.concatenate([keep, np.repeat(keep[-1:], new - len(keep))])
-                slots = slots[positions]
-                if new:
-                    state = _gather(state, positions, cell.sharding)
-                    seeds, lrs, mult = _chunk_inputs(cell, chunk, mults, slots)
-        now = time.perf_counter()
-        # One collective: process 0's clock decides when to save (Orbax saves are collective
-        # over processes), and a SIGTERM (or a swallowed Ctrl-C) of any process stops all of
-        # them here, after saving.
-        due, signum, by = agree_stop(
-            now - last_save >= cell.checkpoint_seconds, interrupt.pending()
-        )
-        if finished or due or signum:
-            # A finished chunk keeps only its metrics (the other chunks of the cell may still
-            # die); an unfinished one keeps its whole training state and which replicas it holds.
-            meta = {**expected, "finished": finished, "slots": slots.tolist()}
-            items = {"history": ocp.args.StandardSave(history), "meta": ocp.args.JsonSave(meta)}
-            if not finished and len(slots):
-                items["state"] = ocp.args.StandardSave(state)
-            with results_io.writing(ckpt_path):  # the previous checkpoint stays if this fails
-                mgr.save(seg + 1, args=ocp.args.Composite(**items))
-                mgr.wait_until_finished()
-            last_save = now
-        if signum:
-            mgr.close()
-            if interrupt.pending():  # this process got a signal itself
-                interrupt.request(interrupt.pending(), agreed=True)
-            else:  # only another one did
-                interrupt.request(signum, by, agreed=True)
-            raise KeyboardInterrupt
-        cell.progress.segment(every * n)
-    mgr.close()
-    return history
+
+def _train_segment(
+    run: _ChunkRun, seg: int, owned: np.ndarray, first: np.ndarray, stopped: np.ndarray
+) -> None:
+    """Train segment ``seg`` of the replicas held, evaluate them and record their rows (a
+    stopped replica keeps the divergence step it had)."""
+    cell, config, dev = run.cell, run.cell.config, run.cell.dev
+    every, prec = config.eval_every, config.precision
+    eval_args = (dev.x_test, dev.y_test, dev.probe)
+    first_step = jax.device_put(jnp.int32(seg * every), dev.factor.sharding)
+    args = (run.state, run.seeds, run.lrs, run.mult, dev.factor, dev.x, dev.y, first_step)
+    if len(run.slots) not in run.programs:  # looked up once per program size, not per segment
+        run.programs[len(run.slots)] = (
+            _compiled("segment", cell.seg_fn, cell.static + (every, config.batch_size),
+                      cell.sharding, *args, precision=prec),
+            _compiled("eval", cell.eval_fn, cell.static, cell.sharding,
+                      run.state, run.mult, *eval_args, precision=prec),
+        )  # fmt: skip
+    seg_prog, eval_prog = run.programs[len(run.slots)]
+    cell.sizes.add(len(run.slots))
+    t_seg = time.perf_counter()
+    run.state, seg_loss = seg_prog(*args)
+    metrics = eval_prog(run.state, run.mult, *eval_args)
+    history = run.history
+    history["train_loss"][seg, owned] = fetch(seg_loss)[first]
+    for key, value in metrics.items():
+        history[key][seg, owned] = fetch(value)[first]
+    died = fetch(run.state.diverged_step)[first]
+    history["diverged_step"][owned] = np.where(
+        stopped[owned], history["diverged_step"][owned], died
+    )
+    run.segment_seconds = time.perf_counter() - t_seg
+    cell.steps["computed"] += len(run.slots) * every
+
+
+def _hold_frozen(history: dict[str, np.ndarray], seg: int, idle: np.ndarray) -> None:
+    """Rows of replicas no program holds (compacted away or stopped), as the full program would
+    say of a frozen replica: NaN losses and accuracy, its last feature movement."""
+    for key in history:
+        if history[key].ndim == 2:
+            history[key][seg, idle] = (
+                history[key][seg - 1, idle] if split_stat_column(key) else np.nan
+            )
+
+
+def _compact(
+    run: _ChunkRun, seg: int, owned: np.ndarray, first: np.ndarray, eliminating: bool
+) -> None:
+    """Move the live replicas into a smaller program (:func:`bucket_size`) when the time saved
+    over the remaining segments beats compiling it; process 0's timing decides for all."""
+    cell = run.cell
+    n_seg = cell.config.steps // cell.config.eval_every
+    alive = fetch(run.state.alive)[first]
+    if eliminating:
+        alive &= run.history["eliminated_step"][owned] < 0
+    new = bucket_size(int(alive.sum()), len(jax.devices()), len(run.slots))
+    per_program = COMPILE_STATS["seconds"] / max(COMPILE_STATS["count"], 1)
+    cost = 0.0 if new in cell.sizes else 2 * per_program  # segment + evaluation
+    # A decision from timings: process 0's holds for all (the programs are collective).
+    if new < len(run.slots) and from_writer(
+        cell.savings == "always"
+        or worth_compacting(len(run.slots), new, run.segment_seconds, n_seg - 1 - seg, cost)
+    ):
+        cell.steps["compactions"] += 1
+        keep = first[alive]
+        positions = np.concatenate([keep, np.repeat(keep[-1:], new - len(keep))])
+        run.slots = run.slots[positions]
+        if new:
+            run.state = _gather(run.state, positions, cell.sharding)
+            run.place(run.slots)
+
+
+def _save_or_stop(run: _ChunkRun, seg: int, finished: bool) -> None:
+    """Save a checkpoint when the chunk is finished, when one is due, or when a process got
+    SIGTERM or Ctrl-C; in that last case stop every process here (KeyboardInterrupt)."""
+    now = time.perf_counter()
+    # One collective: process 0's clock decides when to save (Orbax saves are collective over
+    # processes), and a SIGTERM (or a swallowed Ctrl-C) of any process stops all of them here,
+    # after saving.
+    due, signum, by = agree_stop(
+        now - run.last_save >= run.cell.checkpoint_seconds, interrupt.pending()
+    )
+    if finished or due or signum:
+        # A finished chunk keeps only its metrics (the other chunks of the cell may still die);
+        # an unfinished one keeps its whole training state and which replicas it holds.
+        meta = {**run.expected, "finished": finished, "slots": run.slots.tolist()}
+        items = {"history": ocp.args.StandardSave(run.history), "meta": ocp.args.JsonSave(meta)}
+        if not finished and len(run.slots):
+            items["state"] = ocp.args.StandardSave(run.state)
+        with results_io.writing(run.ckpt_path):  # the previous checkpoint stays if this fails
+            run.mgr.save(seg + 1, args=ocp.args.Composite(**items))
+            run.mgr.wait_until_finished()
+        run.last_save = now
+    if signum:
+        run.mgr.close()
+        if interrupt.pending():  # this process got a signal itself
+            interrupt.request(interrupt.pending(), agreed=True)
+        else:  # only another one did
+            interrupt.request(signum, by, agreed=True)
+        raise KeyboardInterrupt
 
 
 def _columns(histories: list[dict[str, np.ndarray]], owner: list[int]) -> dict[str, np.ndarray]:
@@ -652,6 +826,7 @@ def adaptive_lrs(table: pd.DataFrame, config: SweepConfig) -> dict[str, list[flo
     neighbours are a whole step away and did not diverge, the two half-step points around it
     are added (once: the new gaps are half a step). Rates already trained are never added again.
     """
+    table = hold_stopped(table, ["scheme", "log2_lr", "seed"])
     last = table[table.step == table.step.max()]
     score = (
         last.assign(s=np.where(last.diverged | last.train_loss.isna(), np.inf, last.train_loss))
@@ -729,15 +904,18 @@ def run_cell(
     out: Path,
     progress: _Progress,
     checkpoint_seconds: float = 30.0,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Train every replica of one cell; returns its tidy table and timing facts.
+    protect: dict | None = None,
+) -> tuple[pd.DataFrame, CellFacts]:
+    """Train every replica of one cell; returns its tidy table and its facts.
 
     With savings on (HPTRANSFER_SAVINGS, :func:`savings_mode`) identical replicas are trained once
     (:func:`deduplicate`) and diverged ones stop costing compute (compaction, :func:`_run_chunk`).
+    ``protect``: with elimination on, the log2 rates per lr curve whose grid neighbours are
+    never stopped (:func:`_protected`).
     """
     chash = cell_hash(config, arch, registry)
     family = config.optimizer.family
-    settings = traced_settings(config.optimizer)
+    settings = traced_settings(config.optimizer, config.steps)
     base = {s: multipliers(registry[s], arch, family).replace(optimizer=settings)
             for s in config.schemes}  # fmt: skip
     keys = {r.key for r in replicas(config)}  # seeds share their multipliers
@@ -763,7 +941,7 @@ def run_cell(
     known: dict[object, int] = {}  # identity -> column, over all rounds
     histories: list[dict[str, np.ndarray]] = []
     sizes: list[int] = []
-    memory: dict[str, Any] = {}
+    memory: dict[str, int] = {}
     new, rounds = replicas(config), 0
     while new:
         distinct, owned = deduplicate(new, mults, known, enabled=savings != "0")
@@ -782,8 +960,10 @@ def run_cell(
                     size = chunk_size(len(trained), measured, n_dev)
             sizes.append(size)
             for c0 in range(0, len(trained), size):
-                index = c0 // size if rounds == 0 else f"round{rounds}_{c0 // size}"
-                histories.append(_run_chunk(cell, index, trained[c0 : c0 + size], size, mults))
+                index = chunk_name(rounds, c0 // size)
+                part = trained[c0 : c0 + size]
+                plan = _elimination_plan(config, new, owned, c0, len(part), rounds, protect)
+                histories.append(_run_chunk(cell, index, part, size, mults, plan))
         rounds += 1
         new = []
         if config.lr_adaptive:
@@ -799,31 +979,72 @@ def run_cell(
             progress.bar.total += len(new) * config.steps
     table = _chunk_table(config, arch, chash, reps, _columns(histories, owner))
     requested = len(reps) * config.steps
-    facts = {
-        "cell": chash,
-        "width": arch.width,
-        "depth": arch.depth,
-        "block_depth": arch.block_depth,
-        "replicas": len(reps),
-        "replicas_trained": len(known),
-        "chunk_size": sizes[0],
-        "lr_rounds": rounds,
-        "replica_steps_requested": requested,
-        "replica_steps_computed": cell.steps["computed"],
-        "replica_steps_saved_dedup": (len(reps) - len(known)) * config.steps,
-        "replica_steps_saved_compaction": cell.steps["compaction"],
-        "compactions": cell.steps["compactions"],
+    cost = costmodel.step_cost(arch, config.batch_size, config.optimizer)
+    facts = CellFacts(
+        chash, arch.width, arch.depth, arch.block_depth,
+        replicas=len(reps),
+        replicas_trained=len(known),
+        chunk_size=sizes[0],
+        lr_rounds=rounds,
+        replica_steps_requested=requested,
+        replica_steps_computed=cell.steps["computed"],
+        replica_steps_saved_dedup=(len(reps) - len(known)) * config.steps,
+        replica_steps_saved_compaction=cell.steps["compaction"],
+        compactions=cell.steps["compactions"],
         **memory,
-        "compile_seconds": COMPILE_STATS["seconds"] - compile_before,
-        "run_seconds": time.perf_counter() - t_start,
-    }
+        compile_seconds=COMPILE_STATS["seconds"] - compile_before,
+        run_seconds=time.perf_counter() - t_start,
+        flops_per_replica_step=cost.flops,
+        bytes_per_replica_step=cost.bytes,
+    )  # fmt: skip
+    if config.elimination.enabled:
+        stop = _columns(histories, list(range(len(known))))["eliminated_step"]
+        facts.replica_steps_eliminated = int(sum(config.steps - e for e in stop if e >= 0))
     if rounds > 1:
         first = set(replicas(config))
         added = sorted({(r.scheme, r.log2_lr) for r in reps if r not in first})
-        facts["lr_added"] = {s: [lr for t, lr in added if t == s] for s, _ in added}
-    cost = costmodel.step_cost(arch, config.batch_size, config.optimizer)
-    facts |= {"flops_per_replica_step": cost.flops, "bytes_per_replica_step": cost.bytes}
+        facts.lr_added = {s: [lr for t, lr in added if t == s] for s, _ in added}
     return table, facts
+
+
+def _elimination_plan(config, new, owned, c0: int, n: int, rounds: int, protect=None):
+    """The elimination plan of the chunk of trained columns [c0, c0 + n) (None when off):
+    in the first round, the lr curves of ``new`` (the requested replicas, ``owned``: their
+    columns) wholly inside the chunk; in later rounds nothing (their rates sit next to an
+    optimum, and their curves span rounds)."""
+    if not config.elimination.enabled:
+        return None
+    if rounds:
+        return elimination.Plan((), np.zeros(n, bool))
+    return elimination.plan_chunk(
+        [r.key for r in new], [r.log2_lr for r in new], [r.seed for r in new], owned, c0, c0 + n,
+        protect,
+    )  # fmt: skip
+
+
+def _protected(config: SweepConfig, arch: Architecture, done: dict) -> dict:
+    """Per lr curve (scheme, traced point) of the cell ``arch`` of ``config``, the log2 rates
+    the analysis reads on it from other cells: every optimum of its series' base shapes (the
+    smallest depth at its width, the smallest width at its depth, a path's first shape) at every
+    step (:func:`hptransfer.sweeps.elimination.base_optima`); the transfer regret and the fixed-rate
+    movement read this cell's curve there. ``done``: the finished cells' tables by (batch size,
+    steps, width, depth, block depth). While a base cell is not finished, {}: nothing stops."""
+    shapes = config.model.shapes()
+    bases = {
+        (arch.width, min(L for n, L in shapes if n == arch.width)),
+        (min(n for n, L in shapes if L == arch.depth), arch.depth),
+    }
+    if config.model.path:
+        bases.add(tuple(config.model.path[0]))
+    bases.discard((arch.width, arch.depth))
+    values: dict[str, list] = {s: [] for s in config.schemes}
+    for n, L in sorted(bases):
+        table = done.get((config.batch_size, config.steps, n, L, arch.block_depth))
+        if table is None:
+            return {}
+        for scheme, etas in elimination.base_optima(table).items():
+            values.setdefault(scheme, []).append(etas)
+    return {(s, ()): np.concatenate(v) if v else np.array([]) for s, v in values.items()}
 
 
 def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
@@ -852,13 +1073,16 @@ def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
         "diverged_step": np.where(died_rep >= 0, died_rep, np.nan).astype(np.float64),
         "cell": chash,
     }
+    if "eliminated_step" in history:  # elimination on: the step each replica stopped at
+        stop = np.tile(history["eliminated_step"][:r], n_seg)
+        frame["eliminated_step"] = np.where(stop >= 0, stop, np.nan).astype(np.float64)
     for axis in config.axes:  # one column per declared axis, in its unit (hptransfer.sweeps.axes)
         if axis.name in ("batch_size", "steps"):
             frame[axis.name] = float(getattr(config, axis.name))
         else:
             frame[axis.name] = np.tile([dict(c.point)[axis.name] for c in chunk], n_seg)
     for key, value in history.items():
-        if "/" in key:
+        if split_stat_column(key):
             frame[key] = value[:, :r].ravel().astype(np.float64)
     # Movement of a diverged replica is that of its frozen state: kept, it is still data.
     return pd.DataFrame(frame)
@@ -899,17 +1123,17 @@ def _run_dir(out: Path, config: SweepConfig, fresh: bool):
         yield out
 
 
-def _roofs(cells: list[dict[str, Any]]) -> costmodel.Peaks | None:
+def _roofs(cells: list[CellFacts]) -> costmodel.Peaks | None:
     """Measure the device's roofs (once per sweep) and add each computed cell's achieved
     FLOP/s and bytes/s (compile time excluded) and their share of the roofs to its facts."""
-    computed = [c for c in cells if c.get("replica_steps_computed")]
+    computed = [c for c in cells if c.replica_steps_computed]
     if not computed:
         return None
     peaks = costmodel.measure_peaks()
     for c in computed:
-        cost = costmodel.StepCost(c["flops_per_replica_step"], c["bytes_per_replica_step"])
-        seconds = c["run_seconds"] - c["compile_seconds"]
-        c |= costmodel.achieved(cost, c["replica_steps_computed"], seconds, peaks)
+        cost = costmodel.StepCost(c.flops_per_replica_step, c.bytes_per_replica_step)
+        seconds = c.run_seconds - c.compile_seconds
+        c.achieved = costmodel.achieved(cost, c.replica_steps_computed, seconds, peaks)
     return peaks
 
 
@@ -933,7 +1157,7 @@ def run_sweep(
     data: Dataset | None = None,
     progress: bool = True,
     checkpoint_seconds: float = 30.0,
-    kill_after_segments: int | None = None,
+    faults: Faults = Faults(),
 ) -> pd.DataFrame:
     """Run (or resume) every cell of ``config``; write DIR/results.parquet and DIR/meta.json.
 
@@ -941,23 +1165,19 @@ def run_sweep(
     config (:mod:`hptransfer.sweeps.rundir`); after loading the data, one replica of every cell is
     checked to fit in memory (:func:`preflight`). Finished cells are kept as
     DIR/cells/<hash>.parquet and skipped on a rerun; an unfinished cell resumes from its last
-    checkpoint. ``fresh=True`` discards both first. ``kill_after_segments`` is fault injection
-    for tests (raises :class:`SimulatedKill`). With several processes, all compute and return
+    checkpoint. ``fresh=True`` discards both first. A chunk in training saves a checkpoint
+    every ``checkpoint_seconds``; ``faults`` injects a death for tests (:class:`Faults`). With several processes, all compute and return
     the whole table; process 0 alone writes files.
     """
     out = Path(out)
     savings_mode()  # an invalid HPTRANSFER_SAVINGS fails before any compute
     check_limits(config)
     with _run_dir(out, config, fresh):
-        return _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
+        return _sweep(config, out, data, progress, checkpoint_seconds, faults)
 
 
-def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments) -> pd.DataFrame:
+def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> pd.DataFrame:
     writer = jax.process_index() == 0
-    if kill_after_segments is None and os.environ.get("HPTRANSFER_KILL_AFTER_SEGMENTS"):
-        kill_after_segments = int(os.environ["HPTRANSFER_KILL_AFTER_SEGMENTS"])
-    if os.environ.get("HPTRANSFER_CHECKPOINT_SECONDS"):  # tests of the CLI: checkpoint often
-        checkpoint_seconds = float(os.environ["HPTRANSFER_CHECKPOINT_SECONDS"])
     registry = load_schemes(config.scheme_files)
     data = data if data is not None else load_dataset(config.data.name, **config.data.load_kwargs())
     archs = architectures(config, data)
@@ -976,8 +1196,9 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
         total=total, unit="replica-step", unit_scale=True, disable=not progress or not writer,
         desc=f"{config.name}: {len(plan)} cells x {n_reps} replicas", smoothing=0.05,
     )  # fmt: skip
-    tracker = _Progress(bar, kill_after=kill_after_segments)
+    tracker = _Progress(bar, faults=faults)
     tables, cells = [], []
+    done: dict[tuple, pd.DataFrame] = {}  # finished cells' tables (elimination's base shapes)
     dev: _DeviceData | None = None  # placed on the devices when the first cell needs it
     for i, (cfg, arch) in enumerate(plan):
         chash = cell_hash(cfg, arch, registry)
@@ -997,28 +1218,31 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
                 warnings.warn(f"{cell_file} is unreadable ({err}); recomputing", stacklevel=2)
         if all_agree(table is not None):
             tables.append(table)
+            done[(cfg.batch_size, cfg.steps, arch.width, arch.depth, arch.block_depth)] = table
             bar.update(n_reps * cfg.steps)
-            cells.append({"cell": chash, "width": arch.width, "depth": arch.depth,
-                          "block_depth": arch.block_depth, "resumed": True})  # fmt: skip
+            cells.append(CellFacts(chash, arch.width, arch.depth, arch.block_depth, resumed=True))
             continue
         dev = dev or _device_data(config, data, NamedSharding(_mesh(), PartitionSpec()))
         evict_programs(plan[i:])  # the cache holds only programs of cells still to run
         computed0 = tracker.computed
-        table, facts = run_cell(cfg, arch, dev, registry, out, tracker, checkpoint_seconds)
+        protect = _protected(cfg, arch, done) if cfg.elimination.enabled else None
+        table, facts = run_cell(cfg, arch, dev, registry, out, tracker, checkpoint_seconds,
+                                protect)  # fmt: skip
         if shape_axes:
-            facts |= {"batch_size": cfg.batch_size, "steps": cfg.steps}
-        facts["replica_steps"] = tracker.computed - computed0  # restored segments not counted
+            facts.batch_size, facts.steps = cfg.batch_size, cfg.steps
+        facts.replica_steps = tracker.computed - computed0  # restored segments not counted
         if writer:
             results_io.write_table(table, cell_file)
             shutil.rmtree(out / results_io.CHECKPOINT_DIR / chash, ignore_errors=True)
         tables.append(table)
+        done[(cfg.batch_size, cfg.steps, arch.width, arch.depth, arch.block_depth)] = table
         cells.append(facts)
     bar.close()
     peaks = _roofs(cells)
     frame = pd.concat(tables, ignore_index=True)
     wall = time.perf_counter() - t0
-    computed = sum(c.get("run_seconds", 0.0) for c in cells)
-    compile_s = sum(c.get("compile_seconds", 0.0) for c in cells)
+    computed = sum(c.run_seconds or 0.0 for c in cells)
+    compile_s = sum(c.compile_seconds or 0.0 for c in cells)
     steps = tracker.computed
     meta = {
         "config": config.to_dict(),
@@ -1028,7 +1252,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
         "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
         "devices": len(jax.devices()),
         "processes": jax.process_count(),
-        "cells": cells,
+        "cells": [c.to_dict() for c in cells],
         "compiles": COMPILE_STATS["count"] - compiles0,
         "compile_seconds": compile_s,
         "wall_seconds": wall,
@@ -1037,7 +1261,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
         "replica_steps_per_second": steps / computed if computed else float("nan"),
         "device_peaks": dataclasses.asdict(peaks) if peaks else None,
         **{  # requested = computed (padding included) + saved - padding; this run's cells only
-            key: sum(c.get(key, 0) for c in cells)
+            key: sum(getattr(c, key) or 0 for c in cells)
             for key in (
                 "replica_steps_requested",
                 "replica_steps_computed",
@@ -1049,6 +1273,9 @@ def _sweep(config, out, data, progress, checkpoint_seconds, kill_after_segments)
             steps / (computed - compile_s) if computed > compile_s else float("nan")
         ),
     }
+    if config.elimination.enabled:  # what was stopped and when, from the table (resumes too)
+        meta["replica_steps_eliminated"] = sum(c.replica_steps_eliminated or 0 for c in cells)
+        meta["eliminated"] = elimination.stops(frame)
     if writer:
         results_io.write_table(frame, out / results_io.RESULTS_FILE)
         results_io.write_json(meta, out / results_io.META_FILE)

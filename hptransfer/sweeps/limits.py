@@ -25,6 +25,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from hptransfer.network.data import DATASET_SHAPES
 from hptransfer.network.model import Architecture
 from hptransfer.network.movement import STATS
 from hptransfer.sweeps.config import SweepConfig
@@ -38,14 +39,6 @@ class LimitError(ValueError):
     """A config asks for more memory or disk than the machine has; the message names the field,
     the need and the available amount."""
 
-
-DATASET_SHAPES: dict[str, tuple[int, ...]] = {
-    "mnist1d": (40,),
-    "teacher": (32,),
-    "teacher_images": (8, 8, 3),
-    "cifar10": (32, 32, 3),
-}
-"""One example's input shape, by dataset name, as its loader makes it (10 classes each)."""
 
 NUM_CLASSES = 10
 CIFAR10_SAMPLES = 60_000

@@ -7,7 +7,7 @@ A sweep directory ``DIR`` holds the work of exactly one sweep config:
   is refused at once with the holder's pid and host. A lock file left by a dead process on this
   host is taken over, and said so.
 - ``DIR/run.json`` -- the identity of the directory: the config hash of :func:`config_hash`
-  and the :func:`code_version` that last wrote it. Another config is refused (use ``--fresh``
+  and the code version (:func:`version_stamp`) that last wrote it. Another config is refused (use ``--fresh``
   or another ``--out``); a changed code version is said, and the cells are recomputed because
   the code version is part of every cell hash.
 
@@ -22,6 +22,7 @@ import errno
 import fcntl
 import functools
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -33,10 +34,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hptransfer import __version__
 from hptransfer.stats import results as results_io
 from hptransfer.sweeps.config import SweepConfig
 
+# The installed distribution's version (one source: pyproject.toml).
+VERSION = importlib.metadata.version("hptransfer")
 LOCK_FILE = "lock"
 IDENTITY_FILE = "run.json"
 # Modules whose source decides the numbers of a sweep (the engine's pure step functions are
@@ -44,6 +46,7 @@ IDENTITY_FILE = "run.json"
 NUMERIC_MODULES = (
     "hptransfer.network.model",
     "hptransfer.network.optim",
+    "hptransfer.network.schedules",
     "hptransfer.network.scaling",
     "hptransfer.network.schemes",
     "hptransfer.network.data",
@@ -79,13 +82,13 @@ def source_hash(modules: tuple[str, ...] = NUMERIC_MODULES) -> str:
     return digest.hexdigest()[:16]
 
 
-def code_version(extra: str = "") -> dict[str, str]:
-    """``{"version": hptransfer.__version__, "source": hash}``: the source hash covers
+def version_stamp(extra: str = "") -> dict[str, str]:
+    """``{"version": VERSION, "source": hash}``: the source hash covers
     :data:`NUMERIC_MODULES` plus ``extra`` (the engine passes the hash of its step functions)."""
     source = source_hash()
     if extra:
         source = hashlib.sha256(f"{source}:{extra}".encode()).hexdigest()[:16]
-    return {"version": __version__, "source": source}
+    return {"version": VERSION, "source": source}
 
 
 def config_hash(config: SweepConfig | dict[str, Any]) -> str:

@@ -79,7 +79,7 @@ from hptransfer.stats.intervals import (
 from hptransfer.stats.results import META_FILE, check_results, read_meta, write_json
 from hptransfer.stats.verdicts import suite_metrics
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: hptransfer/tools/check.py
 
 
 def _data_dir(package: str, source: Path) -> Path:

@@ -42,18 +42,23 @@ import pandas as pd
 
 from hptransfer.network.data import Dataset
 from hptransfer.network.model import Architecture, check_inputs
-from hptransfer.network.movement import flatten_stats, layer_stats
+from hptransfer.network.movement import flatten_stats, layer_stats, split_stat_column
 from hptransfer.network.optim import OptimizerConfig
 from hptransfer.network.scaling import multipliers
 from hptransfer.network.schemes import Scheme, get_scheme
 from hptransfer.network.train import init_state, train_step
 from hptransfer.stats.analysis import MOVEMENT_SLOPE, ols_slope, role_order
+from hptransfer.tools.coord_defaults import (
+    AXES,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_LOG2_LR,
+    DEFAULT_SEEDS,
+    DEFAULT_STEPS,
+    DEFAULT_TOLERANCE,
+    DEFAULT_WIDTHS,
+    OPTIMIZERS,
+)
 
-AXES = ("width", "depth")
-DEFAULT_WIDTHS: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)
-DEFAULT_DEPTHS: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
-DEFAULT_TOLERANCE = 0.4
-DEFAULT_LOG2_LR: dict[str, float] = {"sgd": -3.0, "adam": -8.0}
 CHECKED: dict[str, tuple[str, ...]] = {"readout": ("rms_change",)}
 DEFAULT_CHECKED: tuple[str, ...] = ("rms", "rms_change")
 
@@ -78,10 +83,10 @@ class CoordSetting:
     base_width: int = 64
     base_depth: int = 2
     optimizer: str = "sgd"
-    lr: float = 2.0**-3
-    steps: int = 5
-    seeds: tuple[int, ...] = (0, 1, 2)
-    batch_size: int = 128
+    lr: float = 2.0 ** DEFAULT_LOG2_LR["sgd"]
+    steps: int = DEFAULT_STEPS
+    seeds: tuple[int, ...] = tuple(range(DEFAULT_SEEDS))
+    batch_size: int = DEFAULT_BATCH_SIZE
 
     def __post_init__(self) -> None:
         if self.axis not in AXES:
@@ -90,8 +95,8 @@ class CoordSetting:
             raise CoordCheckError(
                 f"{self.axis}s = {list(self.values)}; allowed: at least two distinct integers >= 1"
             )
-        if self.optimizer not in ("sgd", "adam"):
-            raise CoordCheckError(f"optimizer = {self.optimizer!r}; allowed: ['sgd', 'adam']")
+        if self.optimizer not in OPTIMIZERS:
+            raise CoordCheckError(f"optimizer = {self.optimizer!r}; allowed: {list(OPTIMIZERS)}")
         for name in ("steps", "batch_size", "block_depth", "width", "depth"):
             if getattr(self, name) < 1:
                 raise CoordCheckError(f"{name} = {getattr(self, name)}; allowed: an integer >= 1")
@@ -156,7 +161,7 @@ def measure(scheme: Scheme | str, setting: CoordSetting, data: Dataset) -> pd.Da
             seeds, jnp.float32(setting.lr), mult, x, y, arch=arch, opt=opt, steps=setting.steps
         )
         for key, values in stats.items():
-            stat, role = key.split("/")
+            stat, role = split_stat_column(key)
             values = np.asarray(values)  # (seeds, steps)
             frames.append(
                 pd.DataFrame(
@@ -298,7 +303,7 @@ def coord_check(
         for seed in seeds:
             result = train_run(scheme, arch, opt, lr, seed, data, steps, batch_size)
             for key, value in result.movement.items():
-                stat, role = key.split("/")
+                stat, role = split_stat_column(key)
                 stats = per_role.setdefault(role, {})
                 stats[stat] = stats.get(stat, 0.0) + value / len(seeds)
         for role, stats in per_role.items():

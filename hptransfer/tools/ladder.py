@@ -5,7 +5,7 @@ rung: the exponents (a, b) of one quantity of one role (init_std, forward, lr, e
 :data:`hptransfer.network.schemes.QUANTITIES`), in forward order of the roles (input, hidden_1 ..
 hidden_k, readout, vector), and last the branch exponent alpha. Rules on which the two schemes
 agree at block depth k are skipped, and so are the quantities the chosen optimizer never reads
-(SGD: lr_adam, eps_adam; Adam: lr_sgd). The last rung is the target in every rule the
+(SGD: lr_adam, eps_adam, wd_adam; Adam: lr_sgd). The last rung is the target in every rule the
 optimizer reads.
 
 Running a coordinate check at every rung (``hptransfer coordcheck --ladder``) shows which rule
@@ -19,7 +19,10 @@ import dataclasses
 
 from hptransfer.network.schemes import QUANTITIES, Exponents, RoleRule, Scheme
 
-UNUSED_BY: dict[str, tuple[str, ...]] = {"sgd": ("lr_adam", "eps_adam"), "adam": ("lr_sgd",)}
+UNUSED_BY: dict[str, tuple[str, ...]] = {
+    "sgd": ("lr_adam", "eps_adam", "wd_adam"),
+    "adam": ("lr_sgd",),
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from hptransfer.network.schemes import BASE_ROLES, Scheme, schemes_from_tables
+from hptransfer.network.schemes import BASE_ROLES, BUILTIN_FILE, Scheme, schemes_from_tables
 
 SEPARATOR = "--"
 _HIDDEN_J = re.compile(r"^hidden_[1-9][0-9]*$")  # the schemes' per-layer override roles
@@ -136,7 +136,7 @@ def mutant_tables(
 
 def builtin_tables() -> dict[str, dict[str, Any]]:
     """The raw tables of the built-in schemes (hptransfer/network/schemes.toml), as written."""
-    with (Path(__file__).with_name("schemes.toml")).open("rb") as f:
+    with BUILTIN_FILE.open("rb") as f:
         return tomllib.load(f)
 
 
