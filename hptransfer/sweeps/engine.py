@@ -1123,6 +1123,56 @@ def _run_dir(out: Path, config: SweepConfig, fresh: bool):
         yield out
 
 
+def _sweep_meta(
+    config: SweepConfig,
+    cells: list[CellFacts],
+    frame: pd.DataFrame,
+    peaks: costmodel.Peaks | None,
+    wall: float,
+    steps: int,
+    total: int,
+    compiles: int,
+) -> dict[str, Any]:
+    """meta.json of a sweep: its config and code, the machine, every cell's facts, and this
+    run's compiles, seconds and replica-steps (``steps`` computed of ``total`` in the grid,
+    requested / computed / saved summed over the cells; with elimination, what was stopped)."""
+    computed = sum(c.run_seconds or 0.0 for c in cells)
+    compile_s = sum(c.compile_seconds or 0.0 for c in cells)
+    meta = {
+        "config": config.to_dict(),
+        "config_hash": rundir.config_hash(config),
+        "code": code_version(),
+        "versions": results_io.versions(),
+        "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
+        "devices": len(jax.devices()),
+        "processes": jax.process_count(),
+        "cells": [c.to_dict() for c in cells],
+        "compiles": compiles,
+        "compile_seconds": compile_s,
+        "wall_seconds": wall,
+        "replica_steps": steps,  # computed in this run
+        "replica_steps_total": total,  # of the whole grid, including cells done earlier
+        "replica_steps_per_second": steps / computed if computed else float("nan"),
+        "device_peaks": dataclasses.asdict(peaks) if peaks else None,
+        **{  # requested = computed (padding included) + saved - padding; this run's cells only
+            key: sum(getattr(c, key) or 0 for c in cells)
+            for key in (
+                "replica_steps_requested",
+                "replica_steps_computed",
+                "replica_steps_saved_dedup",
+                "replica_steps_saved_compaction",
+            )
+        },  # fmt: skip
+        "replica_steps_per_second_excluding_compile": (
+            steps / (computed - compile_s) if computed > compile_s else float("nan")
+        ),
+    }
+    if config.elimination.enabled:  # what was stopped and when, from the table (resumes too)
+        meta["replica_steps_eliminated"] = sum(c.replica_steps_eliminated or 0 for c in cells)
+        meta["eliminated"] = elimination.stops(frame)
+    return meta
+
+
 def _roofs(cells: list[CellFacts]) -> costmodel.Peaks | None:
     """Measure the device's roofs (once per sweep) and add each computed cell's achieved
     FLOP/s and bytes/s (compile time excluded) and their share of the roofs to its facts."""
@@ -1240,42 +1290,10 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
     bar.close()
     peaks = _roofs(cells)
     frame = pd.concat(tables, ignore_index=True)
-    wall = time.perf_counter() - t0
-    computed = sum(c.run_seconds or 0.0 for c in cells)
-    compile_s = sum(c.compile_seconds or 0.0 for c in cells)
-    steps = tracker.computed
-    meta = {
-        "config": config.to_dict(),
-        "config_hash": rundir.config_hash(config),
-        "code": code_version(),
-        "versions": results_io.versions(),
-        "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
-        "devices": len(jax.devices()),
-        "processes": jax.process_count(),
-        "cells": [c.to_dict() for c in cells],
-        "compiles": COMPILE_STATS["count"] - compiles0,
-        "compile_seconds": compile_s,
-        "wall_seconds": wall,
-        "replica_steps": steps,  # computed in this run
-        "replica_steps_total": total,  # of the whole grid, including cells done earlier
-        "replica_steps_per_second": steps / computed if computed else float("nan"),
-        "device_peaks": dataclasses.asdict(peaks) if peaks else None,
-        **{  # requested = computed (padding included) + saved - padding; this run's cells only
-            key: sum(getattr(c, key) or 0 for c in cells)
-            for key in (
-                "replica_steps_requested",
-                "replica_steps_computed",
-                "replica_steps_saved_dedup",
-                "replica_steps_saved_compaction",
-            )
-        },  # fmt: skip
-        "replica_steps_per_second_excluding_compile": (
-            steps / (computed - compile_s) if computed > compile_s else float("nan")
-        ),
-    }
-    if config.elimination.enabled:  # what was stopped and when, from the table (resumes too)
-        meta["replica_steps_eliminated"] = sum(c.replica_steps_eliminated or 0 for c in cells)
-        meta["eliminated"] = elimination.stops(frame)
+    meta = _sweep_meta(
+        config, cells, frame, peaks, time.perf_counter() - t0, tracker.computed, total,
+        COMPILE_STATS["count"] - compiles0,
+    )  # fmt: skip
     if writer:
         results_io.write_table(frame, out / results_io.RESULTS_FILE)
         results_io.write_json(meta, out / results_io.META_FILE)
