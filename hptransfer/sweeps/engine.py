@@ -265,21 +265,11 @@ def evict_programs(plan: list[tuple[SweepConfig, Architecture]]) -> int:
 
 
 def architectures(config: SweepConfig, data: Dataset) -> list[Architecture]:
-    m = config.model
+    """Every shape of the sweep (:func:`hptransfer.sweeps.limits.architectures`) with the
+    loaded data's input shape and classes."""
     return [
-        Architecture(
-            width=n,
-            depth=L,
-            block_depth=k,
-            in_shape=data.in_shape,
-            num_classes=data.num_classes,
-            family=m.family,
-            base_width=m.base_width,
-            base_depth=m.base_depth,
-            bias=m.bias,
-        )  # fmt: skip
-        for k in m.block_depths
-        for n, L in m.shapes()
+        dataclasses.replace(a, in_shape=data.in_shape, num_classes=data.num_classes)
+        for a in limits.architectures(config)
     ]
 
 
