@@ -1,11 +1,13 @@
-# hptransfer: `make bench` runs the main job, `make test` the tests. Both create .venv when missing.
+# hptransfer: `make bench` runs the main job, `make test` the tests (every behaviour; the tests
+# marked slow, bigger or end-to-end versions of cheaper ones, are left to `make test-all`).
+# Both create .venv when missing.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUITE  ?= quick
 OUT    ?= results/$(SUITE)
 
-.PHONY: setup test lint bench gate clean
+.PHONY: setup test test-all lint bench gate clean
 
 $(BIN)/hptransfer: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +18,9 @@ $(BIN)/hptransfer: pyproject.toml
 setup: $(BIN)/hptransfer
 
 test: setup
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+test-all: setup
 	$(BIN)/python -m pytest -q tests
 
 lint: setup

@@ -351,6 +351,7 @@ def _cmd_mutate(args) -> int:
 def _cmd_coordcheck(args) -> int:
     from hptransfer.network.data import load_dataset
     from hptransfer.network.schemes import get_scheme
+    from hptransfer.tools import coord_defaults as cd
     from hptransfer.tools import coordcheck as cc
     from hptransfer.tools.ladder import ladder
 
@@ -361,9 +362,9 @@ def _cmd_coordcheck(args) -> int:
         raise cc.CoordCheckError(f"--tolerance = {args.tolerance:g}; allowed: a number > 0")
     if args.seeds < 1:
         raise cc.CoordCheckError(f"--seeds = {args.seeds}; allowed: an integer >= 1")
-    log2_lr = args.log2_lr if args.log2_lr is not None else cc.DEFAULT_LOG2_LR[args.optimizer]
+    log2_lr = args.log2_lr if args.log2_lr is not None else cd.DEFAULT_LOG2_LR[args.optimizer]
     values = args.widths if args.axis == "width" else args.depths
-    default = cc.DEFAULT_WIDTHS if args.axis == "width" else cc.DEFAULT_DEPTHS
+    default = cd.DEFAULT_WIDTHS if args.axis == "width" else cd.DEFAULT_DEPTHS
     setting = cc.CoordSetting(
         axis=args.axis, values=tuple(values or default), width=args.width, depth=args.depth,
         block_depth=args.block_depth, base_width=args.base_width, base_depth=args.base_depth,

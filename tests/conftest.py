@@ -56,3 +56,25 @@ start = -2.0
 stop = -1.0
 step = 1.0
 """
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory):
+    """``run(text, data=None)``: the results table of the uninterrupted sweep of the config
+    ``text`` (TOML), trained once per session in this process and shared by every resume test
+    that compares a killed, preempted or distributed run with it (a fresh copy each call)."""
+    from hptransfer.sweeps.config import load_config
+    from hptransfer.sweeps.engine import run_sweep
+
+    cache = {}
+
+    def run(text: str, data=None):
+        key = (text, id(data))
+        if key not in cache:
+            root = tmp_path_factory.mktemp("uninterrupted")
+            (root / "sweep.toml").write_text(text)
+            config = load_config(root / "sweep.toml")
+            cache[key] = (run_sweep(config, root / "out", data=data, progress=False), data)
+        return cache[key][0].copy()
+
+    return run

@@ -17,8 +17,7 @@ import time
 import pandas as pd
 import pytest
 
-from hptransfer.sweeps.config import load_config
-from hptransfer.sweeps.engine import DistributedError, initialize_distributed, run_sweep
+from hptransfer.sweeps.engine import DistributedError, initialize_distributed
 from hptransfer.sweeps.hosts import PEER_LOST_EXIT
 
 CONFIG = """name = "two-hosts"
@@ -99,7 +98,7 @@ def _sorted(frame):
     return frame.sort_values(["scheme", "log2_lr", "seed", "step"]).reset_index(drop=True)
 
 
-def test_two_processes_equal_one_and_only_process_0_writes(tmp_path):
+def test_two_processes_equal_one_and_only_process_0_writes(tmp_path, uninterrupted):
     cfg = tmp_path / "two.toml"
     cfg.write_text(CONFIG)
     out = tmp_path / "shared"
@@ -109,7 +108,7 @@ def test_two_processes_equal_one_and_only_process_0_writes(tmp_path):
     # file or folder it made outside checkpoints/ would be unreadable to group and others.
     often = {"HPTRANSFER_CHECKPOINT_SECONDS": "0"}
     procs = _launch(cfg, [out, out], {0: often, 1: often}, {1: 0o077})
-    single = _sorted(run_sweep(load_config(cfg), tmp_path / "single", progress=False))
+    single = _sorted(uninterrupted(CONFIG))  # while they run; shared (conftest)
     for rc, err in _wait(procs, start + TIMEOUT):
         assert rc == 0, err[-3000:]
     made = [p for p in out.rglob("*") if "checkpoints" not in p.relative_to(out).parts]
@@ -130,10 +129,11 @@ def _wait_for_checkpoint(out, procs, deadline) -> None:
         time.sleep(0.02)
 
 
-def _resume_matches_single(cfg, out, tmp_path, start) -> dict:
-    """Rerun both processes on ``out``; they finish and give the single-process results."""
+def _resume_matches_single(cfg, out, uninterrupted, start) -> dict:
+    """Rerun both processes on ``out``; they finish and give the single-process results (the
+    uninterrupted run of ``cfg``, trained once for the four resume tests: conftest)."""
     procs = _launch(cfg, [out, out])
-    single = _sorted(run_sweep(load_config(cfg), tmp_path / "single", progress=False))
+    single = _sorted(uninterrupted(cfg.read_text()))
     for rc, err in _wait(procs, start + 2 * TIMEOUT):
         assert rc == 0, err[-3000:]
     both = _sorted(pd.read_parquet(out / "results.parquet"))
@@ -146,7 +146,9 @@ EVERY_SEGMENT = {"HPTRANSFER_CHECKPOINT_SECONDS": "0"}
 
 
 @pytest.mark.parametrize("dead", [1, 0], ids=["process 1 dies", "process 0 (the coordinator) dies"])
-def test_a_sigkilled_peer_ends_the_survivor_with_one_line_and_a_rerun_resumes(tmp_path, dead):
+def test_a_sigkilled_peer_ends_the_survivor_with_one_line_and_a_rerun_resumes(
+    tmp_path, uninterrupted, dead
+):
     cfg = tmp_path / "two.toml"
     cfg.write_text(LONG)
     out = tmp_path / "shared"
@@ -179,12 +181,14 @@ def test_a_sigkilled_peer_ends_the_survivor_with_one_line_and_a_rerun_resumes(tm
     resume = ours[0].split("resume with: ", 1)[1]
     assert resume == f"hptransfer sweep {cfg} --out {out} --distributed --quiet"
     assert not (out / "results.parquet").exists()
-    meta = _resume_matches_single(cfg, out, tmp_path, start)
+    meta = _resume_matches_single(cfg, out, uninterrupted, start)
     assert meta["replica_steps"] < meta["replica_steps_total"]  # resumed from the checkpoint
 
 
 @pytest.mark.parametrize("to", ["every process", "process 1"])
-def test_sigterm_stops_every_process_at_one_segment_and_a_rerun_resumes(tmp_path, to):
+def test_sigterm_stops_every_process_at_one_segment_and_a_rerun_resumes(
+    tmp_path, uninterrupted, to
+):
     """A scheduler sends SIGTERM to every process; a SIGTERM to one process alone stops the
     others too (they agree between segments), all saving the same checkpoint, exit 143."""
     cfg = tmp_path / "two.toml"
@@ -218,7 +222,7 @@ def test_sigterm_stops_every_process_at_one_segment_and_a_rerun_resumes(tmp_path
     assert took < 10, f"{took:.1f} s from SIGTERM to the last exit"
     steps = sorted(int(p.name) for p in out.glob("checkpoints/*/chunk_0/[0-9]*"))
     assert len(steps) == 1 and 0 < steps[0] < 40, steps  # saved where they stopped
-    meta = _resume_matches_single(cfg, out, tmp_path, start)
+    meta = _resume_matches_single(cfg, out, uninterrupted, start)
     trained = meta["cells"][0]["replicas_trained"]
     assert meta["replica_steps"] == trained * 10 * (40 - steps[0])  # only what was left
 

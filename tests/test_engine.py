@@ -179,7 +179,7 @@ def test_corrupt_checkpoint_is_detected_and_recomputed(tmp_path, data):
     pd.testing.assert_frame_equal(resumed, whole, check_exact=False, rtol=1e-6)
 
 
-def test_hard_kill_of_the_cli_then_resume(tmp_path):
+def test_hard_kill_of_the_cli_then_resume(tmp_path, uninterrupted):
     """A real death (os._exit mid-sweep, no cleanup) of `hptransfer sweep`, then a resume."""
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(
@@ -205,11 +205,8 @@ def test_hard_kill_of_the_cli_then_resume(tmp_path):
     env.pop("HPTRANSFER_KILL_AFTER_SEGMENTS")
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    ref = subprocess.run([*cmd[:-3], "--out", str(tmp_path / "ref"), "--quiet"], env=env,
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert ref.returncode == 0, ref.stderr[-2000:]
     a = _sorted(pd.read_parquet(tmp_path / "o" / "results.parquet"))
-    b = _sorted(pd.read_parquet(tmp_path / "ref" / "results.parquet"))
+    b = _sorted(uninterrupted(cfg.read_text()))  # in this process, same devices (conftest)
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6)
 
 
@@ -246,23 +243,12 @@ def _toml(value) -> str:
     return json.dumps(value)
 
 
+# The config errors the CLI table (test_cli_errors.CASES) has no row for: those rows assert the
+# same words (file, field, value, allowed) on the command's one error line.
 @pytest.mark.parametrize(
     ("raw", "words"),
     [
-        ({"stepz": 10}, ["unknown field 'stepz'", "allowed"]),
         ({"model": {"depths": [2, -4]}}, ["model.depths[1]", "-4", "integer >= 1"]),
-        ({"model": {"widht": [64]}}, ["model.widht", "allowed"]),
-        ({"schemes": ["mup", "mu_p"]}, ["schemes[1]", "mu_p", "depth_mup"]),
-        ({"optimizer": {"name": "lion"}}, ["optimizer.name", "lion", "adam"]),
-        ({"steps": 100, "eval_every": 30}, ["eval_every", "divisor of steps"]),
-        ({"lr": {"start": 0, "stop": -3, "step": 1}}, ["lr.stop", ">= start"]),
-        ({"data": {"name": "imagenet"}}, ["data.name", "mnist1d"]),
-        ({"data": {"name": "cifar10"}, "model": {"family": "conv"}}, ["data.path", "missing"]),
-        ({"model": {"family": "conv"}}, ["model.family", "conv"]),
-        (
-            {"lr": {"by_scheme": {"sp": {"start": 0, "stop": 1, "step": 1}}}, "schemes": ["mup"]},
-            ["lr.by_scheme.sp", "a scheme of this sweep"],
-        ),
         ({"lr": {"adaptive": "yes"}}, ["lr.adaptive", "true or false"]),
         ({"lr": {"max_extra_octaves": -1}}, ["lr.max_extra_octaves", ">= 0"]),
         ({"lr": {"refine": True}}, ["lr.refine", "unless lr.adaptive = true"]),

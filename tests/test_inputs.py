@@ -230,12 +230,16 @@ def test_a_config_that_names_its_suite_or_states_its_cells_loads(raw):
     assert config_from_dict(raw).replicas_per_cell() > 0
 
 
-def test_an_empty_config_file_is_refused_before_anything_runs(tmp_path, captured_sweep):
+def test_an_empty_config_file_is_refused_before_anything_runs(tmp_path, captured_sweep, capsys):
     path = tmp_path / "empty.toml"
     path.write_text("")
     with pytest.raises(ConfigError, match="empty.toml: empty config"):
         load_config(path)
     assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith("hptransfer: error: ") and "empty config: name the suite" in lines[0]
     assert captured_sweep == [] and not (tmp_path / "out").exists()
 
 

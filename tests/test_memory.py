@@ -17,7 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Five shapes; every learning rate above 2^2 diverges, and compaction is forced, so each cell
-# compiles several sizes of program (chunk, buckets, the adaptive round's chunk).
+# compiles several sizes of program (chunk, buckets, the adaptive round's chunk). The cheap
+# version (make test): three shapes, two rates that do not diverge, no adaptive round, so three
+# programs a cell.
 CONFIG = """
 name = "many_cells"
 steps = 20
@@ -43,9 +45,23 @@ adaptive = true
 """
 
 
-@pytest.mark.slow  # ~40 programs compiled: about 1.5 min on an idle core, 8 on a busy one
-def test_a_sweep_of_many_cells_holds_one_cells_programs(tmp_path):
-    (tmp_path / "many.toml").write_text(CONFIG)
+CHEAP = (
+    CONFIG.replace("depths = [1, 2, 3, 4, 5]", "depths = [1, 2, 3]")
+    .replace("stop = 7", "stop = -1")
+    .replace("adaptive = true", "adaptive = false")
+)
+
+
+@pytest.mark.parametrize(
+    ("config", "cells_run"),
+    [
+        pytest.param(CHEAP, 3, id="3-cells"),
+        # ~40 programs compiled: about 1.5 min on an idle core, 8 on a busy one
+        pytest.param(CONFIG, 5, id="5-cells", marks=pytest.mark.slow),
+    ],
+)
+def test_a_sweep_of_many_cells_holds_one_cells_programs(tmp_path, config, cells_run):
+    (tmp_path / "many.toml").write_text(config)
     env = os.environ | {"HPTRANSFER_SAVINGS": "always", "HPTRANSFER_HOST_DEVICES": "2"}
     env.pop("XLA_FLAGS", None)
     subprocess.run(
@@ -55,7 +71,7 @@ def test_a_sweep_of_many_cells_holds_one_cells_programs(tmp_path):
     )  # fmt: skip
     profile = json.loads((tmp_path / "memory.json").read_text())
     cells = profile["cells"]
-    assert len(cells) == 5
+    assert len(cells) == cells_run
     compiles = [c["compiles"] for c in cells]
     per_cell = [b - a for a, b in zip([0, *compiles], compiles, strict=False)]
     assert min(per_cell) >= 3  # init, segment, evaluation at least: every shape compiles anew

@@ -7,7 +7,6 @@ import optax
 import pytest
 
 from hptransfer.network.optim import OptimizerConfig, OptimizerError, make_optimizer
-from hptransfer.sweeps.config import ConfigError, config_from_dict
 
 STEPS = 6
 
@@ -102,10 +101,7 @@ def test_weight_decay_needs_adamw(name):
     assert OptimizerConfig("adamw", weight_decay=0.01).weight_decay == 0.01
 
 
-def test_weight_decay_with_adam_is_refused_in_a_sweep_config():
-    raw = {"optimizer": {"name": "adam", "weight_decay": 0.01}}
-    with pytest.raises(ConfigError, match="sweep.toml.*weight_decay.*adamw"):
-        config_from_dict(raw, "sweep.toml")
+# Weight decay with adam in a sweep config: test_cli_errors.CASES (adam_wd.toml).
 
 
 @pytest.mark.parametrize(

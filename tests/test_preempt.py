@@ -19,11 +19,10 @@ import pytest
 from conftest import TINY_CONFIG
 from orbax.checkpoint._src.path import async_path
 
+from hptransfer import cli
 from hptransfer.cli import main
 from hptransfer.stats import results as results_io
-from hptransfer.sweeps import interrupt
-from hptransfer.sweeps.config import load_config
-from hptransfer.sweeps.engine import run_sweep
+from hptransfer.sweeps import engine, interrupt
 
 CONFIG = TINY_CONFIG.replace('name = "tiny"', 'name = "preempt"').replace(
     "steps = 20", "steps = 2000"
@@ -46,11 +45,6 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["scheme", "log2_lr", "seed", "step"]).reset_index(drop=True)
 
 
-def _reference(cfg: Path, tmp_path: Path) -> pd.DataFrame:
-    """The uninterrupted run of ``cfg`` (in this process: its programs stay compiled)."""
-    return _sorted(run_sweep(load_config(cfg), tmp_path / "reference", progress=False))
-
-
 def _checkpoint_steps(out: Path) -> list[int]:
     """The finished (renamed) checkpoint steps of the sweep's only chunk."""
     (chunk,) = out.glob("checkpoints/*/chunk_0")
@@ -58,7 +52,7 @@ def _checkpoint_steps(out: Path) -> list[int]:
 
 
 @pytest.mark.slow  # one compile in a subprocess: about 20 s on 2 busy cores
-def test_sigterm_saves_the_chunk_exits_143_and_the_printed_command_resumes(tmp_path):
+def test_sigterm_saves_the_chunk_exits_143_and_the_printed_command_resumes(tmp_path, uninterrupted):
     cfg = tmp_path / "sweep.toml"
     cfg.write_text(CONFIG)
     out = tmp_path / "out"
@@ -95,7 +89,8 @@ def test_sigterm_saves_the_chunk_exits_143_and_the_printed_command_resumes(tmp_p
     meta = json.loads((out / "meta.json").read_text())
     assert meta["replica_steps"] == REPLICAS * 10 * (SEGMENTS - saved)  # only what was left
     resumed = _sorted(pd.read_parquet(out / "results.parquet"))
-    pd.testing.assert_frame_equal(resumed, _reference(cfg, tmp_path), check_exact=True)
+    reference = _sorted(uninterrupted(cfg.read_text()))  # shared (conftest): trained once
+    pd.testing.assert_frame_equal(resumed, reference, check_exact=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,7 +134,7 @@ def _one_error_line(capsys) -> str:
     ids=["full-disk-at-the-cell-file", "read-only-at-the-results-file"],
 )  # fmt: skip
 def test_a_failed_result_write_keeps_what_was_written_and_the_rerun_completes(
-    tmp_path, monkeypatch, capsys, target, code, remedy
+    tmp_path, monkeypatch, capsys, uninterrupted, target, code, remedy
 ):
     cfg = tmp_path / "sweep.toml"
     cfg.write_text(SHORT)
@@ -167,10 +162,13 @@ def test_a_failed_result_write_keeps_what_was_written_and_the_rerun_completes(
     assert main(argv) == 0
     assert json.loads((out / "meta.json").read_text())["replica_steps"] == 0  # nothing recomputed
     resumed = _sorted(pd.read_parquet(out / "results.parquet"))
-    pd.testing.assert_frame_equal(resumed, _reference(cfg, tmp_path), check_exact=True)
+    reference = _sorted(uninterrupted(cfg.read_text()))  # shared (conftest): trained once
+    pd.testing.assert_frame_equal(resumed, reference, check_exact=True)
 
 
-def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
+    tmp_path, monkeypatch, capsys, uninterrupted
+):
     """Orbax writes a checkpoint into a temporary directory and renames it; the rename of the
     third one fails for lack of space: the second stays the latest and the rerun resumes it."""
     cfg = tmp_path / "sweep.toml"
@@ -195,7 +193,8 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkey
     meta = json.loads((out / "meta.json").read_text())
     assert meta["replica_steps"] == REPLICAS * 10 * (SHORT_SEGMENTS - 2)
     resumed = _sorted(pd.read_parquet(out / "results.parquet"))
-    pd.testing.assert_frame_equal(resumed, _reference(cfg, tmp_path), check_exact=True)
+    reference = _sorted(uninterrupted(cfg.read_text()))  # shared (conftest): trained once
+    pd.testing.assert_frame_equal(resumed, reference, check_exact=True)
 
 
 def test_a_wrapped_os_error_names_the_file_and_a_network_error_is_left_alone(tmp_path):
@@ -215,3 +214,38 @@ def test_a_wrapped_os_error_names_the_file_and_a_network_error_is_left_alone(tmp
     with pytest.raises(ValueError, match="not about files"):
         with results_io.writing(path):
             raise ValueError("not about files")
+
+
+def test_sigterm_in_process_saves_the_chunk_returns_143_and_the_printed_command_resumes(
+    tmp_path, monkeypatch, capsys, uninterrupted
+):
+    """The in-process form of the first test (no subprocess, 20 segments): SIGTERM arrives as
+    the chunk starts; the watchdog's grace is lengthened so that a compile on a busy machine
+    cannot end pytest's own process (the watchdog: test_interrupt)."""
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text(SHORT)
+    out = tmp_path / "out"
+    monkeypatch.setattr(cli, "TERM_GRACE_SECONDS", 3600.0)
+    real = engine.run_cell
+
+    def terminated(*args, **kwargs):
+        signal.raise_signal(signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_cell", terminated)
+    assert main(["sweep", str(cfg), "--out", str(out), "--fresh", "--quiet"]) == 143
+    line = _one_error_line(capsys)
+    assert line.startswith("hptransfer: terminated (SIGTERM); finished cells and the last ")
+    resume = line.split("resume with: ", 1)[1]
+    assert resume == f"hptransfer sweep {cfg} --out {out} --quiet"
+    assert not (out / "results.parquet").exists()
+    (saved,) = _checkpoint_steps(out)  # saved where it stopped
+    assert 0 < saved < SHORT_SEGMENTS
+
+    monkeypatch.undo()
+    assert main(shlex.split(resume)[1:]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["replica_steps"] == REPLICAS * 10 * (SHORT_SEGMENTS - saved)  # only what was left
+    resumed = _sorted(pd.read_parquet(out / "results.parquet"))
+    reference = _sorted(uninterrupted(cfg.read_text()))  # shared (conftest): trained once
+    pd.testing.assert_frame_equal(resumed, reference, check_exact=True)

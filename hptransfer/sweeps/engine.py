@@ -79,6 +79,7 @@ from hptransfer.network.train import (
     train_step,
 )
 from hptransfer.stats import results as results_io
+from hptransfer.stats.tables import hold_stopped
 from hptransfer.sweeps import costmodel, elimination, interrupt, limits, rundir
 from hptransfer.sweeps.axes import Point, apply_point
 from hptransfer.sweeps.config import ConfigError, SweepConfig, check_limits
@@ -264,21 +265,11 @@ def evict_programs(plan: list[tuple[SweepConfig, Architecture]]) -> int:
 
 
 def architectures(config: SweepConfig, data: Dataset) -> list[Architecture]:
-    m = config.model
+    """Every shape of the sweep (:func:`hptransfer.sweeps.limits.architectures`) with the
+    loaded data's input shape and classes."""
     return [
-        Architecture(
-            width=n,
-            depth=L,
-            block_depth=k,
-            in_shape=data.in_shape,
-            num_classes=data.num_classes,
-            family=m.family,
-            base_width=m.base_width,
-            base_depth=m.base_depth,
-            bias=m.bias,
-        )  # fmt: skip
-        for k in m.block_depths
-        for n, L in m.shapes()
+        dataclasses.replace(a, in_shape=data.in_shape, num_classes=data.num_classes)
+        for a in limits.architectures(config)
     ]
 
 
@@ -442,6 +433,52 @@ def _restore(mgr, path, state, history, expected: dict) -> tuple[Any, dict, int,
         return None
 
 
+@dataclasses.dataclass
+class CellFacts:
+    """What meta.json's ``cells`` records of one cell: its shape; for a computed cell the
+    replicas requested and trained, the replica-steps requested, computed and saved (by
+    deduplication, compaction and early elimination), compile and run seconds, the cost of a
+    replica-step and, once the roofs are measured, the rates achieved; a cell finished by an
+    earlier run only ``resumed``. :meth:`to_dict` writes the fields a cell has, in this order."""
+
+    cell: str
+    width: int
+    depth: int
+    block_depth: int
+    resumed: bool = False
+    replicas: int | None = None
+    replicas_trained: int | None = None
+    chunk_size: int | None = None
+    lr_rounds: int | None = None
+    replica_steps_requested: int | None = None
+    replica_steps_computed: int | None = None
+    replica_steps_saved_dedup: int | None = None
+    replica_steps_saved_compaction: int | None = None
+    compactions: int | None = None
+    bytes_per_replica_estimated: int | None = None
+    bytes_per_replica_measured: int | None = None
+    compile_seconds: float | None = None
+    run_seconds: float | None = None
+    replica_steps_eliminated: int | None = None
+    lr_added: dict[str, list[float]] | None = None
+    flops_per_replica_step: float | None = None
+    bytes_per_replica_step: float | None = None
+    batch_size: int | None = None  # with shape axes: the cell's own
+    steps: int | None = None
+    replica_steps: int | None = None  # computed in this run (restored segments not counted)
+    achieved: dict[str, float] | None = None  # costmodel.achieved
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "achieved"
+            and getattr(self, f.name) is not None
+            and getattr(self, f.name) is not False
+        }
+        return out | (self.achieved or {})
+
+
 @dataclasses.dataclass(frozen=True)
 class Faults:
     """Fault injection, for tests of resume: stop the sweep after ``kill_after_segments``
@@ -570,7 +607,13 @@ class _ChunkRun:
             )
 
 
-def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults, plan=None) -> dict:
+def chunk_name(round_: int, index: int) -> str:
+    """A chunk's name within its cell (its checkpoint folder is ``chunk_<name>``): "3" for the
+    fourth chunk of the first round, "round1_0" for the first of the second."""
+    return str(index) if round_ == 0 else f"round{round_}_{index}"
+
+
+def _run_chunk(cell: _Cell, index: str, chunk: list[Replica], size: int, mults, plan=None) -> dict:
     """Train the replicas of one chunk in a program of ``size``; returns their history.
 
     History arrays are chunk-local: (segments, len(chunk)) per metric, ``diverged_step`` of
@@ -618,7 +661,7 @@ def _run_chunk(cell: _Cell, index: int, chunk: list[Replica], size: int, mults, 
 
 
 def _start_chunk(
-    cell: _Cell, index: int, chunk: list[Replica], size: int, mults, plan
+    cell: _Cell, index: str, chunk: list[Replica], size: int, mults, plan
 ) -> _ChunkRun:
     """A chunk's initial state and empty history, or, from its checkpoint, where it stopped
     (a checkpoint of another cell, chunk or size is discarded)."""
@@ -773,7 +816,7 @@ def adaptive_lrs(table: pd.DataFrame, config: SweepConfig) -> dict[str, list[flo
     neighbours are a whole step away and did not diverge, the two half-step points around it
     are added (once: the new gaps are half a step). Rates already trained are never added again.
     """
-    table = elimination.hold_stopped(table, ["scheme", "log2_lr", "seed"])
+    table = hold_stopped(table, ["scheme", "log2_lr", "seed"])
     last = table[table.step == table.step.max()]
     score = (
         last.assign(s=np.where(last.diverged | last.train_loss.isna(), np.inf, last.train_loss))
@@ -852,8 +895,8 @@ def run_cell(
     progress: _Progress,
     checkpoint_seconds: float = 30.0,
     protect: dict | None = None,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Train every replica of one cell; returns its tidy table and timing facts.
+) -> tuple[pd.DataFrame, CellFacts]:
+    """Train every replica of one cell; returns its tidy table and its facts.
 
     With savings on (HPTRANSFER_SAVINGS, :func:`savings_mode`) identical replicas are trained once
     (:func:`deduplicate`) and diverged ones stop costing compute (compaction, :func:`_run_chunk`).
@@ -888,7 +931,7 @@ def run_cell(
     known: dict[object, int] = {}  # identity -> column, over all rounds
     histories: list[dict[str, np.ndarray]] = []
     sizes: list[int] = []
-    memory: dict[str, Any] = {}
+    memory: dict[str, int] = {}
     new, rounds = replicas(config), 0
     while new:
         distinct, owned = deduplicate(new, mults, known, enabled=savings != "0")
@@ -907,7 +950,7 @@ def run_cell(
                     size = chunk_size(len(trained), measured, n_dev)
             sizes.append(size)
             for c0 in range(0, len(trained), size):
-                index = c0 // size if rounds == 0 else f"round{rounds}_{c0 // size}"
+                index = chunk_name(rounds, c0 // size)
                 part = trained[c0 : c0 + size]
                 plan = _elimination_plan(config, new, owned, c0, len(part), rounds, protect)
                 histories.append(_run_chunk(cell, index, part, size, mults, plan))
@@ -926,33 +969,31 @@ def run_cell(
             progress.bar.total += len(new) * config.steps
     table = _chunk_table(config, arch, chash, reps, _columns(histories, owner))
     requested = len(reps) * config.steps
-    facts = {
-        "cell": chash,
-        "width": arch.width,
-        "depth": arch.depth,
-        "block_depth": arch.block_depth,
-        "replicas": len(reps),
-        "replicas_trained": len(known),
-        "chunk_size": sizes[0],
-        "lr_rounds": rounds,
-        "replica_steps_requested": requested,
-        "replica_steps_computed": cell.steps["computed"],
-        "replica_steps_saved_dedup": (len(reps) - len(known)) * config.steps,
-        "replica_steps_saved_compaction": cell.steps["compaction"],
-        "compactions": cell.steps["compactions"],
+    cost = costmodel.step_cost(arch, config.batch_size, config.optimizer)
+    facts = CellFacts(
+        chash, arch.width, arch.depth, arch.block_depth,
+        replicas=len(reps),
+        replicas_trained=len(known),
+        chunk_size=sizes[0],
+        lr_rounds=rounds,
+        replica_steps_requested=requested,
+        replica_steps_computed=cell.steps["computed"],
+        replica_steps_saved_dedup=(len(reps) - len(known)) * config.steps,
+        replica_steps_saved_compaction=cell.steps["compaction"],
+        compactions=cell.steps["compactions"],
         **memory,
-        "compile_seconds": COMPILE_STATS["seconds"] - compile_before,
-        "run_seconds": time.perf_counter() - t_start,
-    }
+        compile_seconds=COMPILE_STATS["seconds"] - compile_before,
+        run_seconds=time.perf_counter() - t_start,
+        flops_per_replica_step=cost.flops,
+        bytes_per_replica_step=cost.bytes,
+    )  # fmt: skip
     if config.elimination.enabled:
         stop = _columns(histories, list(range(len(known))))["eliminated_step"]
-        facts["replica_steps_eliminated"] = int(sum(config.steps - e for e in stop if e >= 0))
+        facts.replica_steps_eliminated = int(sum(config.steps - e for e in stop if e >= 0))
     if rounds > 1:
         first = set(replicas(config))
         added = sorted({(r.scheme, r.log2_lr) for r in reps if r not in first})
-        facts["lr_added"] = {s: [lr for t, lr in added if t == s] for s, _ in added}
-    cost = costmodel.step_cost(arch, config.batch_size, config.optimizer)
-    facts |= {"flops_per_replica_step": cost.flops, "bytes_per_replica_step": cost.bytes}
+        facts.lr_added = {s: [lr for t, lr in added if t == s] for s, _ in added}
     return table, facts
 
 
@@ -1072,17 +1113,67 @@ def _run_dir(out: Path, config: SweepConfig, fresh: bool):
         yield out
 
 
-def _roofs(cells: list[dict[str, Any]]) -> costmodel.Peaks | None:
+def _sweep_meta(
+    config: SweepConfig,
+    cells: list[CellFacts],
+    frame: pd.DataFrame,
+    peaks: costmodel.Peaks | None,
+    wall: float,
+    steps: int,
+    total: int,
+    compiles: int,
+) -> dict[str, Any]:
+    """meta.json of a sweep: its config and code, the machine, every cell's facts, and this
+    run's compiles, seconds and replica-steps (``steps`` computed of ``total`` in the grid,
+    requested / computed / saved summed over the cells; with elimination, what was stopped)."""
+    computed = sum(c.run_seconds or 0.0 for c in cells)
+    compile_s = sum(c.compile_seconds or 0.0 for c in cells)
+    meta = {
+        "config": config.to_dict(),
+        "config_hash": rundir.config_hash(config),
+        "code": code_version(),
+        "versions": results_io.versions(),
+        "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
+        "devices": len(jax.devices()),
+        "processes": jax.process_count(),
+        "cells": [c.to_dict() for c in cells],
+        "compiles": compiles,
+        "compile_seconds": compile_s,
+        "wall_seconds": wall,
+        "replica_steps": steps,  # computed in this run
+        "replica_steps_total": total,  # of the whole grid, including cells done earlier
+        "replica_steps_per_second": steps / computed if computed else float("nan"),
+        "device_peaks": dataclasses.asdict(peaks) if peaks else None,
+        **{  # requested = computed (padding included) + saved - padding; this run's cells only
+            key: sum(getattr(c, key) or 0 for c in cells)
+            for key in (
+                "replica_steps_requested",
+                "replica_steps_computed",
+                "replica_steps_saved_dedup",
+                "replica_steps_saved_compaction",
+            )
+        },  # fmt: skip
+        "replica_steps_per_second_excluding_compile": (
+            steps / (computed - compile_s) if computed > compile_s else float("nan")
+        ),
+    }
+    if config.elimination.enabled:  # what was stopped and when, from the table (resumes too)
+        meta["replica_steps_eliminated"] = sum(c.replica_steps_eliminated or 0 for c in cells)
+        meta["eliminated"] = elimination.stops(frame)
+    return meta
+
+
+def _roofs(cells: list[CellFacts]) -> costmodel.Peaks | None:
     """Measure the device's roofs (once per sweep) and add each computed cell's achieved
     FLOP/s and bytes/s (compile time excluded) and their share of the roofs to its facts."""
-    computed = [c for c in cells if c.get("replica_steps_computed")]
+    computed = [c for c in cells if c.replica_steps_computed]
     if not computed:
         return None
     peaks = costmodel.measure_peaks()
     for c in computed:
-        cost = costmodel.StepCost(c["flops_per_replica_step"], c["bytes_per_replica_step"])
-        seconds = c["run_seconds"] - c["compile_seconds"]
-        c |= costmodel.achieved(cost, c["replica_steps_computed"], seconds, peaks)
+        cost = costmodel.StepCost(c.flops_per_replica_step, c.bytes_per_replica_step)
+        seconds = c.run_seconds - c.compile_seconds
+        c.achieved = costmodel.achieved(cost, c.replica_steps_computed, seconds, peaks)
     return peaks
 
 
@@ -1169,8 +1260,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
             tables.append(table)
             done[(cfg.batch_size, cfg.steps, arch.width, arch.depth, arch.block_depth)] = table
             bar.update(n_reps * cfg.steps)
-            cells.append({"cell": chash, "width": arch.width, "depth": arch.depth,
-                          "block_depth": arch.block_depth, "resumed": True})  # fmt: skip
+            cells.append(CellFacts(chash, arch.width, arch.depth, arch.block_depth, resumed=True))
             continue
         dev = dev or _device_data(config, data, NamedSharding(_mesh(), PartitionSpec()))
         evict_programs(plan[i:])  # the cache holds only programs of cells still to run
@@ -1179,8 +1269,8 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
         table, facts = run_cell(cfg, arch, dev, registry, out, tracker, checkpoint_seconds,
                                 protect)  # fmt: skip
         if shape_axes:
-            facts |= {"batch_size": cfg.batch_size, "steps": cfg.steps}
-        facts["replica_steps"] = tracker.computed - computed0  # restored segments not counted
+            facts.batch_size, facts.steps = cfg.batch_size, cfg.steps
+        facts.replica_steps = tracker.computed - computed0  # restored segments not counted
         if writer:
             results_io.write_table(table, cell_file)
             shutil.rmtree(out / results_io.CHECKPOINT_DIR / chash, ignore_errors=True)
@@ -1190,42 +1280,10 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
     bar.close()
     peaks = _roofs(cells)
     frame = pd.concat(tables, ignore_index=True)
-    wall = time.perf_counter() - t0
-    computed = sum(c.get("run_seconds", 0.0) for c in cells)
-    compile_s = sum(c.get("compile_seconds", 0.0) for c in cells)
-    steps = tracker.computed
-    meta = {
-        "config": config.to_dict(),
-        "config_hash": rundir.config_hash(config),
-        "code": code_version(),
-        "versions": results_io.versions(),
-        "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
-        "devices": len(jax.devices()),
-        "processes": jax.process_count(),
-        "cells": cells,
-        "compiles": COMPILE_STATS["count"] - compiles0,
-        "compile_seconds": compile_s,
-        "wall_seconds": wall,
-        "replica_steps": steps,  # computed in this run
-        "replica_steps_total": total,  # of the whole grid, including cells done earlier
-        "replica_steps_per_second": steps / computed if computed else float("nan"),
-        "device_peaks": dataclasses.asdict(peaks) if peaks else None,
-        **{  # requested = computed (padding included) + saved - padding; this run's cells only
-            key: sum(c.get(key, 0) for c in cells)
-            for key in (
-                "replica_steps_requested",
-                "replica_steps_computed",
-                "replica_steps_saved_dedup",
-                "replica_steps_saved_compaction",
-            )
-        },  # fmt: skip
-        "replica_steps_per_second_excluding_compile": (
-            steps / (computed - compile_s) if computed > compile_s else float("nan")
-        ),
-    }
-    if config.elimination.enabled:  # what was stopped and when, from the table (resumes too)
-        meta["replica_steps_eliminated"] = sum(c.get("replica_steps_eliminated", 0) for c in cells)
-        meta["eliminated"] = elimination.stops(frame)
+    meta = _sweep_meta(
+        config, cells, frame, peaks, time.perf_counter() - t0, tracker.computed, total,
+        COMPILE_STATS["count"] - compiles0,
+    )  # fmt: skip
     if writer:
         results_io.write_table(frame, out / results_io.RESULTS_FILE)
         results_io.write_json(meta, out / results_io.META_FILE)
