@@ -631,7 +631,7 @@ def _add_coordcheck(sub) -> None:
     )
     _add_shape_args(p, depth=2, block_depth=1, held=True)
     p.add_argument(
-        "--optimizer", choices=cd.OPTIMIZERS, default="sgd", help="optimizer (default: sgd)"
+        "--optimizer", choices=cd.OPTIMIZER_FAMILIES, default="sgd", help="optimizer (default: sgd)"
     )
     p.add_argument(
         "--log2-lr",

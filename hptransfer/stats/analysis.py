@@ -165,7 +165,7 @@ def analyze(
     mslopes = movement_slopes(movement) if len(movement) else pd.DataFrame()
     fixed = fixed_lr_slopes(finals, optima) if movement_columns(finals) else pd.DataFrame()
     horizon = horizon_drift(results, last_evals, ci)
-    path = list(design.path) if design.path else None
+    path = design.path
     seed_regrets = seed_shape_regret(finals, optima)
     if path:
         seed_regrets = pd.concat([seed_regrets, path_seed_regret(finals, optima, path)],

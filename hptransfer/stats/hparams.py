@@ -70,8 +70,8 @@ OPTIMA_COLUMNS = (
 class RunDesign:
     """What the statistics read of a run's config (meta.json ``config``), parsed once at the
     boundary (:meth:`from_config`): the declared axes (unit and kind from each axis's name,
-    :data:`hptransfer.sweeps.axes.SPECS`), their groups, the model path, and the default log2
-    learning rates of groups that do not sweep it."""
+    :data:`hptransfer.network.hyperparameters.SPECS`), their groups, the model path, and the
+    default log2 learning rates of groups that do not sweep it."""
 
     axes: Mapping[str, Axis] = field(default_factory=dict)
     groups: tuple[tuple[str, ...], ...] = ()
@@ -521,7 +521,7 @@ def axis_path_drift(
 ) -> pd.DataFrame:
     """:func:`path_drift` of every axis optimum (per group, hparam, shape condition); empty
     without model.path."""
-    path = list(design.path) if design.path else None
+    path = design.path
     if not path or optima.empty:
         return pd.DataFrame()
     keys = ["group", "hparam", *[a for a in design.shapes if a in optima.columns]]
@@ -689,7 +689,7 @@ def hparams_analysis(
     finals = axis_finals(results, design, last_evals)
     optima, seeds = axis_optima(finals, design, ci)
     shape_opt, shape_dr = shape_optima(finals, design, ci)
-    path = list(design.path) if design.path else None
+    path = design.path
     return HparamsAnalysis(
         axes=dict(design.axes),
         groups=list(design.groups),

@@ -33,11 +33,8 @@ from collections.abc import Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
-from hptransfer.network.hyperparameters import OPTIMIZER_AXES, SPECS, Axis, AxisSpec
+from hptransfer.network.hyperparameters import OPTIMIZER_AXES, Axis
 from hptransfer.network.scaling import Multipliers
-
-__all__ = ["OPTIMIZER_AXES", "SPECS", "Axis", "AxisSpec"]  # re-exported: the grids below use them
-
 
 Point = tuple[tuple[str, float], ...]
 """A traced point: (axis name, value) for every declared traced axis, sorted by name."""

@@ -35,8 +35,8 @@ line's ``--scheme-file`` or the Python API. Layout (see benchmarks/*.toml)::
                                             (stop rates that cannot change the report:
                                              hptransfer.sweeps.elimination)
     [model]     path = [[32, 2], [64, 4]]   (instead of widths x depths: these (n, L) shapes)
-    [axes.NAME] start, stop, step | values, default   (hptransfer.sweeps.axes.SPECS: init_scale,
-                                             output_multiplier, momentum, batch_size, ...)
+    [axes.NAME] start, stop, step | values, default   (network.hyperparameters.SPECS:
+                                             init_scale, output_multiplier, momentum, ...)
     [axes]      groups = [["lr", "init_scale"], ["output_multiplier"]]
                                             (crossed within a group, union over groups;
                                              default: each axis crossed with lr)
@@ -707,7 +707,7 @@ def _axis(source: str, name: str, table: Any, config: SweepConfig) -> Axis:
 
 
 def _axes(source: str, raw: Any, config: SweepConfig) -> SweepConfig:
-    """The [axes] table: one [axes.NAME] per axis (:data:`hptransfer.sweeps.axes.SPECS`) and
+    """The [axes] table: one [axes.NAME] per axis (:data:`hptransfer.network.hyperparameters.SPECS`) and
     ``groups``, lists of traced axes (and "lr") crossed within the list."""
     if not isinstance(raw, dict) or not raw:
         raise _fail(source, "axes", raw, "a table of [axes.NAME] tables and groups")

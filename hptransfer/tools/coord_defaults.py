@@ -6,14 +6,14 @@ from hptransfer.network.scaling import AXES, OPTIMIZER_FAMILIES
 
 __all__ = [
     "AXES", "DATASETS", "DEFAULT_BATCH_SIZE", "DEFAULT_DEPTHS", "DEFAULT_LOG2_LR", "DEFAULT_SEEDS",
-    "DEFAULT_STEPS", "DEFAULT_TOLERANCE", "DEFAULT_WIDTHS", "OPTIMIZERS",
+    "DEFAULT_STEPS", "DEFAULT_TOLERANCE", "DEFAULT_WIDTHS", "OPTIMIZER_FAMILIES",
 ]  # fmt: skip
 
 DEFAULT_WIDTHS: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)
 DEFAULT_DEPTHS: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
 DEFAULT_TOLERANCE = 0.4
-# The check compares optimizer families: AdamW's weight decay plays no part in a few steps.
-OPTIMIZERS = OPTIMIZER_FAMILIES
+# The check compares optimizer families (OPTIMIZER_FAMILIES, re-exported above): AdamW's weight
+# decay plays no part in a few steps.
 DEFAULT_LOG2_LR: dict[str, float] = {"sgd": -3.0, "adam": -8.0}
 DATASETS = ("mnist1d", "teacher")  # vector inputs: the MLP families the check draws
 DEFAULT_STEPS = 5

@@ -44,19 +44,17 @@ from hptransfer.network.data import Dataset
 from hptransfer.network.model import Architecture, check_inputs
 from hptransfer.network.movement import flatten_stats, layer_stats, split_stat_column
 from hptransfer.network.optim import OptimizerConfig
-from hptransfer.network.scaling import multipliers
+from hptransfer.network.scaling import AXES, OPTIMIZER_FAMILIES, multipliers
 from hptransfer.network.schemes import Scheme, get_scheme
 from hptransfer.network.train import init_state, train_step
 from hptransfer.stats.analysis import MOVEMENT_SLOPE, ols_slope, role_order
 from hptransfer.tools.coord_defaults import (
-    AXES,
     DEFAULT_BATCH_SIZE,
     DEFAULT_LOG2_LR,
     DEFAULT_SEEDS,
     DEFAULT_STEPS,
     DEFAULT_TOLERANCE,
     DEFAULT_WIDTHS,
-    OPTIMIZERS,
 )
 
 CHECKED: dict[str, tuple[str, ...]] = {"readout": ("rms_change",)}
@@ -95,8 +93,10 @@ class CoordSetting:
             raise CoordCheckError(
                 f"{self.axis}s = {list(self.values)}; allowed: at least two distinct integers >= 1"
             )
-        if self.optimizer not in OPTIMIZERS:
-            raise CoordCheckError(f"optimizer = {self.optimizer!r}; allowed: {list(OPTIMIZERS)}")
+        if self.optimizer not in OPTIMIZER_FAMILIES:
+            raise CoordCheckError(
+                f"optimizer = {self.optimizer!r}; allowed: {list(OPTIMIZER_FAMILIES)}"
+            )
         for name in ("steps", "batch_size", "block_depth", "width", "depth"):
             if getattr(self, name) < 1:
                 raise CoordCheckError(f"{name} = {getattr(self, name)}; allowed: an integer >= 1")
