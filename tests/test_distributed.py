@@ -265,3 +265,52 @@ def test_a_supervised_sweep_passes_its_errors_and_exit_code_through(tmp_path):
     done = subprocess.run([*cmd, "--distributed"], env=env, capture_output=True, text=True)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("hptransfer: error:") == 1 and str(missing) in done.stderr
+
+
+# What JAX's client logs when it ends a process whose coordination service declared a peer dead
+# (jaxlib 0.10.2, abridged): process 0 hosts the service; the others see it close.
+ABORT_IN_PROCESS_0 = """Traceback (most recent call last):
+ValueError: UNKNOWN: Gloo AllGather failed: Connection closed by peer [127.0.0.1]:30089
+E1202 01:46:14.068065   20612 coordination_service.cc:1549] Use error polling to propagate the \
+following error to all tasks: UNAVAILABLE: The following tasks are unhealthy (stopped sending \
+heartbeats):
+1
+The tasks have crashed. Check the task logs for an earlier error.
+F1202 01:46:14.069199   20623 client.h:80] Terminating process because the JAX distributed \
+service detected fatal errors. This most likely indicates that another task died.
+"""
+ABORT_ELSEWHERE = (
+    "F1202 01:46:14.069199   20623 client.h:80] Terminating process because the JAX distributed "
+    "service detected fatal errors. absl::Status: UNAVAILABLE: Failed to send RPC to coordination "
+    "service.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("me", "held", "named"),
+    [
+        ("0", ABORT_IN_PROCESS_0, "process 1 of 3 stopped (its heartbeats stopped"),
+        ("0", ABORT_IN_PROCESS_0.replace("heartbeats):\n1\n", "heartbeats):\n1\n2\n"),
+         "process 1, 2 of 3 stopped"),
+        ("2", ABORT_ELSEWHERE, "process 0 of 3 (the coordinator) stopped"),
+        ("0", ABORT_ELSEWHERE, None),  # process 0 aborted, no peer named: shown as it is
+        ("1", "Traceback (most recent call last):\nValueError: a bug\n", None),
+    ],
+)  # fmt: skip
+def test_the_supervisor_names_the_lost_peer_of_a_jax_abort(monkeypatch, me, held, named):
+    """When JAX ends a process for a lost peer before the watchdog could, the supervising parent
+    replaces the held crash with one line naming the peer (process 0: the ids its service
+    declared dead; elsewhere: process 0) and the resume command."""
+    from hptransfer.sweeps.supervise import peer_lost_line
+
+    monkeypatch.setenv("JAX_PROCESS_ID", me)
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "3")
+    argv = ["sweep", "c.toml", "--out", "o", "--distributed", "--fresh"]
+    line = peer_lost_line(argv, held)
+    if named is None:
+        assert line is None
+        return
+    assert line.startswith(f"hptransfer: error: {named}") and "\n" not in line
+    assert line.endswith(
+        "in o are kept; resume with: hptransfer sweep c.toml --out o --distributed"
+    )

@@ -162,7 +162,8 @@ def watch_peers(note: str, interval: float = 0.5) -> Iterator[None]:
     lost process (before JAX's own check, at 100%, aborts with SIGABRT), and a key-value store
     that cannot be reached means process 0 (which hosts it) is gone (when process 0 dies with
     its socket closed, JAX's client usually aborts first, and the parent process of
-    :mod:`hptransfer.sweeps.supervise` turns that abort into the same one line). A process that leaves the
+    :mod:`hptransfer.sweeps.supervise` turns that abort into the same one line; so it does when
+    process 0's service declares a peer dead first, on a loaded machine). A process that leaves the
     block normally, or in an agreed stop, marks itself done and is not watched after that. An
     exception that is not this package's own (e.g. a collective that failed because its peer
     died) waits for the watchdog's verdict before propagating. One process: nothing to watch.

@@ -10,8 +10,11 @@ in jaxlib 0.10.2. So ``hptransfer sweep --distributed`` runs the sweep in a chil
 * the child's stdout is the parent's; its stderr passes through line by line, except that from
   the first line of a crash (a traceback, an absl error or fatal log line) the lines are held
   for up to :data:`HOLD_SECONDS`: if the child then dies with JAX's coordination-service abort,
-  they are replaced by one ``hptransfer: error:`` line naming process 0 and the resume command
-  (exit :data:`hptransfer.sweeps.hosts.PEER_LOST_EXIT`); otherwise they are printed as they were;
+  they are replaced by one ``hptransfer: error:`` line naming the lost process and the resume
+  command (exit :data:`hptransfer.sweeps.hosts.PEER_LOST_EXIT`): process 0 when the service
+  closed, or, in process 0, the peers its service declared dead (when a peer's heartbeats stop,
+  the service may end process 0 before :func:`hptransfer.sweeps.hosts.watch_peers` has named
+  them, on a loaded machine); otherwise they are printed as they were;
 * SIGTERM to the parent is passed on to the child (a sweep saves and exits 143); Ctrl-C from a
   terminal reaches both (one process group), so the parent ignores SIGINT and waits;
 * the child dies with the parent (``PR_SET_PDEATHSIG``: a SIGKILLed parent leaves no orphan
@@ -37,6 +40,7 @@ SUPERVISED = "HPTRANSFER_SUPERVISOR_PID"  # set in the child: the parent's pid
 HOLD_SECONDS = 10.0  # JAX aborts within a second of the first error line
 _CRASH_START = re.compile(r"^(Traceback \(most recent call last\)|[EF]\d{4} |ERROR:absl:|\*\*\* )")
 _COORDINATOR_LOST = "Terminating process because the JAX distributed service detected fatal errors"
+_UNHEALTHY = re.compile(r"tasks are unhealthy \(stopped sending heartbeats\):\s*((?:\d+[\s,]*)+)")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -62,21 +66,36 @@ def die_with_parent() -> None:
         os._exit(128 + signal.SIGKILL)
 
 
-def coordinator_lost_line(argv: list[str], held: str) -> str | None:
-    """The one line for a child that JAX ended because process 0 (the coordinator) is gone, or
-    None when ``held`` (the child's held stderr) shows another failure."""
-    if _COORDINATOR_LOST not in held or os.environ.get("JAX_PROCESS_ID") == "0":
+def peer_lost_line(argv: list[str], held: str) -> str | None:
+    """The one line for a child that JAX ended because a peer is gone, or None when ``held``
+    (the child's held stderr) shows another failure: in process 0, the processes its
+    coordination service declared dead ("The following tasks are unhealthy (stopped sending
+    heartbeats):" and their ids); in any other process, process 0 (the coordinator)."""
+    if _COORDINATOR_LOST not in held:
         return None
     import shlex
 
     n = os.environ.get("JAX_NUM_PROCESSES")
-    who = f"process 0 of {n}" if n else "process 0"
+    of = f" of {n}" if n else ""
+    if os.environ.get("JAX_PROCESS_ID") == "0":
+        unhealthy = _UNHEALTHY.search(held)
+        if unhealthy is None:
+            return None
+        names = ", ".join(re.findall(r"\d+", unhealthy.group(1)))
+        what = (
+            f"process {names}{of} stopped (its heartbeats stopped: killed, crashed or its host is "
+            "gone)"
+        )
+    else:
+        what = (
+            f"process 0{of} (the coordinator) stopped (its coordination service closed: killed, "
+            "crashed or its host is gone)"
+        )
     out = argv[argv.index("--out") + 1] if "--out" in argv[:-1] else "the output directory"
     resume = shlex.join(["hptransfer", *(a for a in argv if a != "--fresh")])
     return (
-        f"hptransfer: error: {who} (the coordinator) stopped (its coordination service closed: "
-        f"killed, crashed or its host is gone); finished cells and the last checkpoint in {out} "
-        f"are kept; resume with: {resume}"
+        f"hptransfer: error: {what}; finished cells and the last checkpoint in {out} are kept; "
+        f"resume with: {resume}"
     )
 
 
@@ -125,7 +144,7 @@ def run(argv: list[str]) -> int:
             sys.stderr.write(line)
             sys.stderr.flush()
     returncode = child.wait()
-    lost = coordinator_lost_line(argv, "".join(held)) if returncode else None
+    lost = peer_lost_line(argv, "".join(held)) if returncode else None
     if lost is not None:
         print(lost, file=sys.stderr, flush=True)
         return PEER_LOST_EXIT
