@@ -17,11 +17,17 @@ $(BIN)/hptransfer: pyproject.toml
 
 setup: $(BIN)/hptransfer
 
+# Two pytest-xdist workers (TEST_WORKERS): many tests wait on single-threaded compiles. A test
+# file runs on one worker (--dist loadfile), so a module's shared fixture (a sweep trained once
+# for several tests) is built once. (loadgroup would be finer, but pytest-xdist 3.8 cannot
+# rename a node's id under pytest 9, which its groups need.)
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 test-all: setup
-	$(BIN)/python -m pytest -q tests
+	$(PYTEST) tests
 
 lint: setup
 	$(BIN)/ruff check hptransfer tests benchmarks

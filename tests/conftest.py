@@ -1,8 +1,25 @@
-"""Test set-up: two host devices (as the CLI does on a 2-core machine) and shared fixtures."""
+"""Test set-up: two host devices (as the CLI does on a 2-core machine), one compilation cache
+for the whole test session, and shared fixtures."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+
+# JAX's persistent compilation cache, fresh for each session and shared by everything it
+# starts: the pytest-xdist workers and the CLI subprocesses (distributed, kill and resume, the
+# gate) inherit the variables, so a program compiled once (the same config in another process)
+# is read back instead of compiled again. A cached executable is the compiled one, so results
+# are unchanged; the engine still counts it as a compile. The directory is private to this
+# session (mkdtemp: mode 0700), since a compilation cache runs whatever it holds.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="hptransfer-test-jax-cache-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
 
 import pytest  # noqa: E402
 
