@@ -3,11 +3,14 @@ chunk, the analysis of a stopped replica, the config table, and one small sweep 
 off (same eta* at every step, fewer replica-steps, the stops in meta.json, resume)."""
 
 import dataclasses
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from hptransfer.api import analyze
 from hptransfer.stats.optimum import refine
 from hptransfer.stats.results import read_meta
 from hptransfer.stats.tables import (
@@ -28,6 +31,11 @@ from hptransfer.sweeps.engine import Faults, SimulatedKill, run_sweep
 
 ON = EliminationConfig(enabled=True, margin=0.05, window=3, min_fraction=0.25)
 N_SEG = 20
+
+_AGREEMENT = Path(__file__).resolve().parents[1] / "benchmarks" / "elimination_agreement.py"
+_spec = importlib.util.spec_from_file_location("elimination_agreement", _AGREEMENT)
+elimination_agreement = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(elimination_agreement)
 
 
 def _planted(levels, paces, n_seg=N_SEG, seeds=2, noise=0.0):
@@ -281,6 +289,15 @@ def test_sweep_with_elimination_keeps_eta_star_and_computes_less(
     kept = on.eliminated_step.isna() | (on.step <= on.eliminated_step)
     pd.testing.assert_frame_equal(_sorted(on[kept]), _sorted(off[kept]), check_exact=False,
                                   rtol=1e-4, atol=1e-6)  # fmt: skip
+
+    # the agreement benchmark (benchmarks/elimination_agreement.py) reads the same from the
+    # two runs' analyses: every verdict kept, fewer replica-steps
+    row = elimination_agreement.agreement(*(analyze(tmp_path / k) for k in ("off", "on")))
+    assert elimination_agreement.holds(row), row
+    assert row["replicas_stopped"] == len(stops) and row["max_abs_delta_eta_star"] <= 0.05
+    assert row["replica_steps_computed_on"] < row["replica_steps_computed_off"]
+    worse = dict(row, claim_verdicts_changed=1)
+    assert not elimination_agreement.holds(worse)
 
     # killed and resumed: the same stops and the same table
     out = tmp_path / "killed"

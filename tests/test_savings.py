@@ -129,6 +129,18 @@ def test_buckets_are_powers_of_two_of_at_least_eight_lanes(live, devices, curren
     assert np.log2(max(want, 1)).is_integer() or want == current
 
 
+@pytest.mark.parametrize(
+    ("live", "devices", "current", "want"),
+    [(0, 2, 40, 0), (9, 2, 40, 16), (17, 2, 40, 32), (30, 2, 40, 32), (33, 2, 64, 48),
+     (35, 2, 40, 40), (3, 1, 64, 8), (100, 2, 128, 112)],
+)  # fmt: skip
+def test_fine_buckets_under_elimination_are_multiples_of_eight_lanes(live, devices, current, want):
+    assert bucket_size(live, devices, current, fine=True) == want
+    assert want == 0 or (
+        want >= min(live, current) and (want % (8 * devices) == 0 or want == current)
+    )
+
+
 def test_an_adaptive_grid_walks_to_an_optimum_outside_the_initial_grid(tmp_path, teacher_data):
     raw = {**RAW, "seeds": [0], "schemes": ["depth_mup"], "steps": 20}
     grid = {"start": -8, "stop": -7, "step": 1}

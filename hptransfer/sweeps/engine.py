@@ -24,8 +24,9 @@ A *cell* is one shape (width, depth, block depth) of a sweep; its *replicas* are
 - No replica-step is wasted (HPTRANSFER_SAVINGS=0 turns this off): replicas whose multipliers,
   learning rate and seed are equal (sp and mup at the base width, nfd and depth_mup for
   one-layer blocks) are trained once and reported under every scheme that asked for them; and
-  between segments the live replicas of a chunk move into a smaller power-of-two program once
-  enough have diverged and the time saved beats the compile (:func:`worth_compacting`).
+  between segments the live replicas of a chunk move into a smaller power-of-two program (a
+  multiple of 8 per device under early elimination) once enough have diverged or stopped and
+  the time saved beats the compile (:func:`worth_compacting`).
   meta.json counts the replica-steps requested, computed and saved by each. Which replicas
   diverge, and when, is unchanged; values agree to float32 rounding (XLA:CPU rounds some
   vmapped reductions differently for different replica counts, as between chunk sizes).
@@ -750,7 +751,7 @@ def _compact(
     alive = fetch(run.state.alive)[first]
     if eliminating:
         alive &= run.history["eliminated_step"][owned] < 0
-    new = bucket_size(int(alive.sum()), len(jax.devices()), len(run.slots))
+    new = bucket_size(int(alive.sum()), len(jax.devices()), len(run.slots), fine=eliminating)
     per_program = COMPILE_STATS["seconds"] / max(COMPILE_STATS["count"], 1)
     cost = 0.0 if new in cell.sizes else 2 * per_program  # segment + evaluation
     # A decision from timings: process 0's holds for all (the programs are collective).

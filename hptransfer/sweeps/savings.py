@@ -7,8 +7,8 @@ diverged ones (the engine's :func:`hptransfer.sweeps.engine.run_cell` applies th
   width; nfd and depth_mup for one-layer blocks; every scheme at the base shape).
 - A diverged replica is frozen; between segments the live replicas of a chunk move into a
   program of n_devices x a power of two replicas (at least LANES per device, so the number of
-  compiled programs stays small) when the time saved on the remaining segments beats the
-  compile time of the smaller program.
+  compiled programs stays small; a multiple of LANES under early elimination) when the time
+  saved on the remaining segments beats the compile time of the smaller program.
 """
 
 from __future__ import annotations
@@ -95,10 +95,21 @@ def deduplicate(
     return distinct, owner
 
 
-def bucket_size(n_live: int, n_devices: int, current: int) -> int:
-    """Program size for ``n_live`` replicas: n_devices x a power of two >= LANES, or
-    ``current`` when that is not smaller (0 when none is alive)."""
+def bucket_size(n_live: int, n_devices: int, current: int, fine: bool = False) -> int:
+    """Program size for ``n_live`` replicas: n_devices x a power of two >= LANES, or, when
+    ``fine``, n_devices x a multiple of LANES; ``current`` when that is not smaller (0 when none
+    is alive).
+
+    Fine buckets serve early elimination, which stops rates a few at a time: with powers of two
+    a chunk shrinks only once half of it is gone. Each new size costs a compile, which
+    :func:`worth_compacting` weighs. Without elimination the sizes stay powers of two, so runs
+    made before reproduce bit for bit (XLA:CPU may round a vmapped reduction differently at
+    another replica count)."""
     if n_live == 0:
         return 0
-    per_device = max(LANES, 1 << max(0, math.ceil(math.log2(math.ceil(n_live / n_devices)))))
+    need = math.ceil(n_live / n_devices)
+    if fine:
+        per_device = LANES * math.ceil(need / LANES)
+    else:
+        per_device = max(LANES, 1 << max(0, math.ceil(math.log2(need))))
     return min(current, n_devices * per_device)
