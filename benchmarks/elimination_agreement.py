@@ -27,10 +27,9 @@ import pandas as pd
 
 from hptransfer.api import analyze
 from hptransfer.stats.analysis import Analysis
-from hptransfer.stats.columns import GROUP
+from hptransfer.stats.columns import GROUP, SERIES
 
 ETA_TOLERANCE = 0.05  # octaves: the agreement the issue asks of interior optima
-SERIES = ["family", "scheme", "optimizer", "block_depth"]
 STATEMENTS = ["verdict", "transfer_depth", "transfer_width", "transfer_from_step_depth",
               "drift_from_step_depth", "edge_flags", "divergence_flags"]  # fmt: skip
 
@@ -51,23 +50,21 @@ def _changed(a: pd.Series, b: pd.Series) -> int:
 
 def agreement(off: Analysis, on: Analysis) -> dict[str, float | int]:
     """The agreement and cost of one run pair (see the module docstring)."""
-    keys = list(GROUP)
-    opt = off.optima.merge(on.optima, on=keys, suffixes=("_off", "_on"), validate="1:1")
+    opt = off.optima.merge(on.optima, on=list(GROUP), suffixes=("_off", "_on"), validate="1:1")
     interior = opt["edge_off"].isna() & opt["edge_on"].isna()
     censored = ~interior
     brackets = sum(
         _changed(opt.loc[censored, f"{c}_off"], opt.loc[censored, f"{c}_on"])
         for c in ("edge", "bracket_lo", "bracket_hi")
     )
-    card = off.scorecard.merge(on.scorecard, on=SERIES + ["at_width"] if "at_width" in
-                               off.scorecard else SERIES, suffixes=("_off", "_on"))  # fmt: skip
+    card_keys = [c for c in (*SERIES, "at_width") if c in off.scorecard]
+    card = off.scorecard.merge(on.scorecard, on=card_keys, suffixes=("_off", "_on"))
     numeric = [c for c in off.scorecard.columns
                if c.startswith(("drift_", "regret_")) and c.endswith(("depth", "width"))
                and f"{c}_on" in card]  # fmt: skip
     statements = [c for c in STATEMENTS if f"{c}_on" in card]
     claims = off.claims.merge(on.claims, on="claim", suffixes=("_off", "_on"))
-    hz_keys = [c for c in ("family", "scheme", "optimizer", "width", "block_depth", "axis",
-                           "step") if c in off.horizon.columns]  # fmt: skip
+    hz_keys = [c for c in (*SERIES, "width", "axis", "step") if c in off.horizon]
     hz = (
         off.horizon.merge(on.horizon, on=hz_keys, suffixes=("_off", "_on"))
         if len(off.horizon) and len(on.horizon)
