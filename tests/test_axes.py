@@ -1,6 +1,8 @@
 """Sweep axes beyond the learning rate: config validation, the points of a sweep, one program
 per shape for every traced value, exact reproduction at the defaults, shape axes and paths."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -259,11 +261,20 @@ def test_shape_axes_are_cells_of_their_own(tmp_path, data, monkeypatch):
     assert got == {(16.0, 30.0): 30, (32.0, 20.0): 20, (32.0, 30.0): 30}
     # A new batch size compiles a new segment program; a new length reuses all of them.
     assert COMPILE_STATS["count"] == 4
-    # The shorter run is the longer one's first 20 steps: same batches, no schedule.
+    # Under the constant rate the 20-step cells are the 30-step cells' first 20 steps, read off
+    # them without training (meta.json says so) ...
     short = frame[(frame.steps == 20) & (frame.batch_size == 32)].set_index(["log2_lr", "step"])
     long = frame[(frame.steps == 30) & (frame.batch_size == 32)].set_index(["log2_lr", "step"])
+    pd.testing.assert_series_equal(short.train_loss, long.train_loss.loc[short.index])
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    (shared,) = [c for c in meta["cells"] if c.get("replica_steps_saved_prefix")]
+    assert shared["steps"] == 20 and shared["replica_steps_computed"] == 0
+    assert meta["replica_steps_saved_prefix"] == shared["replica_steps_saved_prefix"] > 0
+    # ... which is what training 20 steps gives: same batches, same rate at every step
+    alone = run_sweep(tiny(schemes=["depth_mup"], steps=20), tmp_path / "alone", data=data,
+                      progress=False).set_index(["log2_lr", "step"])  # fmt: skip
     pd.testing.assert_series_equal(
-        short.train_loss, long.train_loss.loc[short.index], check_exact=False, rtol=1e-5
+        alone.train_loss, long.train_loss.loc[alone.index], check_exact=False, rtol=1e-5
     )
 
 

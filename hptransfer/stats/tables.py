@@ -917,3 +917,14 @@ def hold_stopped(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     )
     df.loc[after, cols] = held.loc[after, cols]
     return df.loc[results.index]
+
+
+def first_steps(rows: pd.DataFrame, t: int) -> pd.DataFrame:
+    """The first t steps of a run: its rows up to step t, with a divergence or an elimination
+    that came after step t undone (the T-step run had not diverged or stopped yet)."""
+    rows = rows[rows["step"] <= t].copy()
+    for col in ("diverged_step", "eliminated_step"):
+        if col in rows.columns:
+            later = rows[col].to_numpy(float) > t
+            rows.loc[later, col] = np.nan
+    return rows

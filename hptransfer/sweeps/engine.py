@@ -80,7 +80,7 @@ from hptransfer.network.train import (
     train_step,
 )
 from hptransfer.stats import results as results_io
-from hptransfer.stats.tables import hold_stopped
+from hptransfer.stats.tables import first_steps, hold_stopped
 from hptransfer.sweeps import costmodel, elimination, interrupt, limits, rundir
 from hptransfer.sweeps.axes import Point, apply_point
 from hptransfer.sweeps.config import ConfigError, SweepConfig, check_limits
@@ -461,6 +461,7 @@ class CellFacts:
     compile_seconds: float | None = None
     run_seconds: float | None = None
     replica_steps_eliminated: int | None = None
+    replica_steps_saved_prefix: int | None = None  # the first steps of a longer run (no training)
     lr_added: dict[str, list[float]] | None = None
     flops_per_replica_step: float | None = None
     bytes_per_replica_step: float | None = None
@@ -1114,6 +1115,25 @@ def _run_dir(out: Path, config: SweepConfig, fresh: bool):
         yield out
 
 
+def _longer_constant_run(
+    cfg: SweepConfig, arch: Architecture, done: Mapping[tuple, pd.DataFrame]
+) -> pd.DataFrame | None:
+    """Under the constant rate (no schedule, no elimination) the table of a finished cell of
+    the same batch size and shape trained for more steps than ``cfg``, whose first
+    ``cfg.steps`` steps are this cell (:func:`hptransfer.stats.tables.first_steps`: same
+    batches, ``randint(fold_in(data_key, step))``, and the same rate at every step); None
+    otherwise, and under a schedule of the run's length, whose shorter run differs from its
+    first step on."""
+    if not cfg.optimizer.schedule.constant or cfg.elimination.enabled:
+        return None
+    shape = (cfg.batch_size, arch.width, arch.depth, arch.block_depth)
+    longer = sorted(
+        (steps, table) for (b, steps, *rest), table in done.items()
+        if (b, *rest) == shape and steps > cfg.steps
+    )  # fmt: skip
+    return longer[0][1] if longer else None
+
+
 def _sweep_meta(
     config: SweepConfig,
     cells: list[CellFacts],
@@ -1152,6 +1172,7 @@ def _sweep_meta(
                 "replica_steps_computed",
                 "replica_steps_saved_dedup",
                 "replica_steps_saved_compaction",
+                "replica_steps_saved_prefix",
             )
         },  # fmt: skip
         "replica_steps_per_second_excluding_compile": (
@@ -1262,6 +1283,20 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
             done[(cfg.batch_size, cfg.steps, arch.width, arch.depth, arch.block_depth)] = table
             bar.update(n_reps * cfg.steps)
             cells.append(CellFacts(chash, arch.width, arch.depth, arch.block_depth, resumed=True))
+            continue
+        longer = _longer_constant_run(cfg, arch, done)
+        if longer is not None:  # the constant rate: this cell is the first steps of a longer one
+            table = first_steps(longer, cfg.steps).assign(steps=float(cfg.steps), cell=chash)
+            if writer:
+                results_io.write_table(table, cell_file)
+            tables.append(table)
+            done[(cfg.batch_size, cfg.steps, arch.width, arch.depth, arch.block_depth)] = table
+            bar.update(n_reps * cfg.steps)
+            cells.append(CellFacts(chash, arch.width, arch.depth, arch.block_depth,
+                                   replica_steps_requested=n_reps * cfg.steps,
+                                   replica_steps_computed=0,
+                                   replica_steps_saved_prefix=n_reps * cfg.steps,
+                                   batch_size=cfg.batch_size, steps=cfg.steps))  # fmt: skip
             continue
         dev = dev or _device_data(config, data, NamedSharding(_mesh(), PartitionSpec()))
         evict_programs(plan[i:])  # the cache holds only programs of cells still to run
