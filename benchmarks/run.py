@@ -1,7 +1,9 @@
 """`make bench [SUITE=name]`: run a benchmark suite's sweep, then write its report.
 
-A suite is benchmarks/<name>.toml (a sweep config). ``throughput`` runs the throughput
-benchmark instead (benchmarks/throughput.py).
+A suite is benchmarks/<name>.toml (a sweep config) or a family of them,
+benchmarks/<name>_*.toml, each run into results/<name>/<config>/ (a family in
+:data:`SUITE_REPORTS` also gets its report over all its runs, results/<name>/report.md).
+``throughput`` runs the throughput benchmark instead (benchmarks/throughput.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# A family of configs whose questions span its runs has a report of its own over them
+# (results/<suite>/report.md), written after every run's own report.
+SUITE_REPORTS = {"schedule": "hptransfer.reports.schedule_report"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         out = base if len(configs) == 1 else f"{base}/{config.stem}"
         sweep = [*cli, "sweep", str(config), "--out", out] + (["--fresh"] if args.fresh else [])
         status = subprocess.call(sweep) or subprocess.call([*cli, "report", out])
+        if status:
+            return status
+    if len(configs) > 1 and args.suite in SUITE_REPORTS:  # the family's own page over its runs
+        status = subprocess.call([sys.executable, "-m", SUITE_REPORTS[args.suite], base])
         if status:
             return status
     committed = HERE.parent / "results" / args.suite

@@ -654,7 +654,7 @@ STATEMENTS = {
 ADAPTIVE = ("adam", "adamw")  # optimizers whose runs ask claim (g), NFD's extrapolated Adam form
 
 
-def _card_row(card: pd.DataFrame, scheme: str, k: int) -> Mapping[str, Any] | None:
+def card_row(card: pd.DataFrame, scheme: str, k: int) -> Mapping[str, Any] | None:
     if card is None or card.empty or "drift_depth" not in card:
         return None
     sel = card[(card["scheme"] == scheme) & (card["block_depth"] == k)]
@@ -697,7 +697,7 @@ def _horizon(row: Mapping[str, Any], criterion: bool = True) -> str:
     return text
 
 
-def _claim_verdict(outcome: str, want: bool = True) -> str:
+def claim_verdict(outcome: str, want: bool = True) -> str:
     """A rule outcome (:mod:`hptransfer.stats.rules`) as a claim's verdict; ``want`` False for a
     claim that states the opposite (claim (b): depth-muP fails to transfer)."""
     if outcome == HOLDS_RULE:
@@ -707,13 +707,16 @@ def _claim_verdict(outcome: str, want: bool = True) -> str:
     return INCONCLUSIVE
 
 
-def _drift_claim(claim: str, row: Mapping[str, Any] | None, want_transfer: bool) -> Claim:
+def drift_claim(
+    claim: str, row: Mapping[str, Any] | None, want_transfer: bool, statement: str | None = None
+) -> Claim:
     """A claim that eta* transfers across depth (or, want_transfer False, that it does not):
     the scorecard's own decision of the depth axis (:func:`transfer_columns`), with the same
-    words as its verdict."""
+    words as its verdict. ``statement``: the claim's words (default :data:`STATEMENTS`)."""
     metric = "drift of log2 eta* per doubling of depth (octaves)"
+    statement = STATEMENTS[claim] if statement is None else statement
     if row is None:
-        return Claim(claim, STATEMENTS[claim], metric, math.nan, math.nan, math.nan, "", "", "",
+        return Claim(claim, statement, metric, math.nan, math.nan, math.nan, "", "", "",
                      NOT_MEASURED, "not measured in this run (needs the cells)")  # fmt: skip
     v = row["drift_depth"]
     lo, hi = row["drift_depth_check_lo"], row["drift_depth_check_hi"]
@@ -724,8 +727,8 @@ def _drift_claim(claim: str, row: Mapping[str, Any] | None, want_transfer: bool)
     note = _axis_verdict("depth", row)
     if _dead(row):  # a depth without eta* leaves the drift over depth undecided
         note = _dead_note(row) + ("; over the other depths: " + note if np.isfinite(v) else "")
-    return Claim(claim, STATEMENTS[claim], metric, float(v), float(lo), float(hi), label,
-                 _scale(row), _horizon(row), _claim_verdict(row["transfer_depth"],
+    return Claim(claim, statement, metric, float(v), float(lo), float(hi), label,
+                 _scale(row), _horizon(row), claim_verdict(row["transfer_depth"],
                                                             want_transfer), note)  # fmt: skip
 
 
@@ -756,7 +759,7 @@ def _movement_claim(row: Mapping[str, Any] | None) -> Claim:
         INCONCLUSIVE_RULE: f"the interval crosses an end of [{a:g}, {b:g}]: {measured}",
     }.get(outcome, f"no calibrated interval: rerun with >= {MIN_SEEDS_T} seeds")
     return Claim("c", STATEMENTS["c"], metric, v, lo, hi, label, _scale(row),
-                 _horizon(row, criterion=False), _claim_verdict(outcome), note)  # fmt: skip
+                 _horizon(row, criterion=False), claim_verdict(outcome), note)  # fmt: skip
 
 
 def restored_gap(
@@ -789,10 +792,10 @@ def _nfd_claim(
     movement_seeds: pd.DataFrame | None = None,
     ci: float = 0.9,
 ) -> Claim:
-    """Claim (d): NFD transfers across depth (:func:`_drift_claim`) and restores feature
+    """Claim (d): NFD transfers across depth (:func:`drift_claim`) and restores feature
     learning: its hidden_1 slope at least RESTORED above depth-muP's, decided on the paired
     interval of the gap (:func:`restored_gap`) against [RESTORED, +inf)."""
-    transfer = _drift_claim("d", nfd, want_transfer=True)
+    transfer = drift_claim("d", nfd, want_transfer=True)
     if nfd is None or dmup is None:
         return Claim("d", STATEMENTS["d"], transfer.metric, math.nan, math.nan, math.nan, "", "",
                      "", NOT_MEASURED, "not measured in this run (needs nfd and depth_mup, k = 2)")  # fmt: skip
@@ -813,7 +816,7 @@ def _nfd_claim(
             f"{gap_text}: no calibrated interval (< {MIN_SEEDS_T} seeds)",
         )
     else:
-        movement = _claim_verdict(interval_outcome(lo, hi, RESTORED, math.inf))
+        movement = claim_verdict(interval_outcome(lo, hi, RESTORED, math.inf))
         mnote = gap_text + {HOLDS: f", >= {RESTORED}", FAILS: f", below {RESTORED}"}.get(
             movement, f", across {RESTORED}"
         )
@@ -901,11 +904,11 @@ def claims(
     Then, where the run asks them, (g) and (h) (:func:`_optimizer_claims`)."""
     if card is not None and len(card) and card["optimizer"].nunique() > 1:
         card = card[card["optimizer"] == card["optimizer"].iloc[0]]
-    dmup1, dmup2 = _card_row(card, "depth_mup", 1), _card_row(card, "depth_mup", 2)
-    nfd2 = _card_row(card, "nfd", 2)
+    dmup1, dmup2 = card_row(card, "depth_mup", 1), card_row(card, "depth_mup", 2)
+    nfd2 = card_row(card, "nfd", 2)
     rows = [
-        _drift_claim("a", dmup1, want_transfer=True),
-        _drift_claim("b", dmup2, want_transfer=False),
+        drift_claim("a", dmup1, want_transfer=True),
+        drift_claim("b", dmup2, want_transfer=False),
         _movement_claim(dmup2),
         _nfd_claim(nfd2, dmup2, movement_seeds, ci),
         _loss_claim(finals, nfd2, dmup2, ci),
@@ -924,10 +927,10 @@ def _optimizer_claims(card: pd.DataFrame | None) -> list[Claim]:
         return []
     rows = []
     if card["optimizer"].iloc[0] in ADAPTIVE:
-        rows.append(_drift_claim("g", _card_row(card, "nfd", 2), want_transfer=True))
+        rows.append(drift_claim("g", card_row(card, "nfd", 2), want_transfer=True))
     has_completep = ((card["scheme"] == "completep") & (card["block_depth"] == 2)).any()
     if has_completep:
-        rows.append(_drift_claim("h", _card_row(card, "completep", 2), want_transfer=True))
+        rows.append(drift_claim("h", card_row(card, "completep", 2), want_transfer=True))
     return rows
 
 
