@@ -4,6 +4,8 @@ traced fraction, per-role ratios kept at every step, the constant schedule bit f
 the schemes' AdamW factors."""
 
 import dataclasses
+import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +28,7 @@ from hptransfer.network.schedules import (
 )
 from hptransfer.network.schemes import get_scheme
 from hptransfer.network.train import init_state, loss_fn, sample_batch, train_run, train_step
+from hptransfer.stats.analysis import analyze
 from hptransfer.sweeps.config import ConfigError, config_from_dict
 from hptransfer.sweeps.engine import COMPILE_STATS, clear_program_cache, run_sweep
 
@@ -354,3 +357,57 @@ def test_a_config_built_in_code_is_checked_before_compute(tmp_path):
     with pytest.raises(ConfigError, match="warmup_fraction"):
         run_sweep(bad, tmp_path, progress=False)
     assert not (tmp_path / "results.parquet").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# The kind as a shape axis: a set of cells per kind, each the sweep of that kind alone
+
+
+def test_the_schedule_kind_axis_trains_each_kind_as_its_own_sweep(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPTRANSFER_SAVINGS", "0")
+    data = teacher(num_samples=256, in_shape=(32,), num_classes=10, seed=0)
+    cosine = {"kind": "cosine", "warmup_fraction": 0.1, "final_fraction": 0.2}
+    both = config_with(RAW, {"schedule": cosine,
+                             "axes": {"schedule": {"values": ["constant", "cosine"]}}})  # fmt: skip
+    assert both.shape_points() == [(16, 20, "cosine"), (16, 20, "constant")]
+    frame = run_sweep(both, tmp_path / "both", data=data, progress=False)
+    assert sorted(frame["schedule"].unique()) == ["constant", "cosine"]
+    keys = ["log2_lr", "seed", "step"]
+    for kind, alone in (("cosine", config_with(RAW, {"schedule": cosine})),
+                        ("constant", config_from_dict(RAW))):  # fmt: skip
+        ref = run_sweep(alone, tmp_path / kind, data=data, progress=False)
+        mine = frame[frame["schedule"] == kind].sort_values(keys).reset_index(drop=True)
+        ref = ref.sort_values(keys).reset_index(drop=True)
+        np.testing.assert_array_equal(mine.train_loss.to_numpy(), ref.train_loss.to_numpy())
+    # the analysis reads the default kind (cosine) as the sweep, the other as a condition
+    meta = json.loads((tmp_path / "both" / "meta.json").read_text())
+    assert meta["config"]["axes"]["schedule"] == {
+        "values": ["constant", "cosine"],
+        "default": "cosine",
+        "unit": "kind",
+        "kind": "shape",
+    }
+    a = analyze(frame, meta)
+    assert set(a.results["schedule"]) == {"cosine"}
+    shapes = a.hparams.shape_optima
+    assert set(shapes["shape_value"]) == {"constant", "cosine"}
+
+
+@pytest.mark.parametrize(
+    ("schedule", "axes", "field"),
+    [
+        ({"kind": "cosine", "warmup_fraction": 0.1}, {"schedule": {"values": ["cosine", "sgdr"]}},
+         "axes.schedule.values[1]"),
+        ({"kind": "cosine", "warmup_fraction": 0.1}, {"schedule": {"values": []}},
+         "axes.schedule.values"),
+        ({"kind": "cosine", "warmup_fraction": 0.1},
+         {"schedule": {"values": ["constant"]}, "warmup_fraction": {"values": [0.1, 0.2]}},
+         "axes.warmup_fraction"),
+        # wsd needs a decay_fraction, which a cosine [schedule] cannot hold
+        ({"kind": "cosine", "warmup_fraction": 0.1}, {"schedule": {"values": ["wsd"]}},
+         "decay_fraction"),
+    ],
+)  # fmt: skip
+def test_bad_schedule_axes_are_refused_before_compute(schedule, axes, field):
+    with pytest.raises(ConfigError, match=re.escape(field)):
+        config_with(RAW, {"schedule": schedule, "axes": axes})

@@ -14,7 +14,7 @@ class AxisSpec:
     """What an axis name means: its unit, kind, the optimizers it applies to and its range."""
 
     name: str
-    unit: str  # "log2" (a multiplier 2**v), "linear", or "count" (a shape axis)
+    unit: str  # "log2" (a multiplier 2**v), "linear", "count" (a shape axis) or "kind" (names)
     kind: str  # "traced" | "shape"
     doc: str
     optimizers: tuple[str, ...] = ("sgd", "adam", "adamw")
@@ -40,6 +40,7 @@ SPECS: dict[str, AxisSpec] = {
         AxisSpec("final_fraction", "linear", "traced", "final lr / peak lr ([schedule])", lo=0.0),
         AxisSpec("batch_size", "count", "shape", "minibatch size (one set of cells per value)", lo=1),
         AxisSpec("steps", "count", "shape", "training steps (one set of cells per value)", lo=1),
+        AxisSpec("schedule", "kind", "shape", "the [schedule] kind (one set of cells per kind)"),
     )
 }  # fmt: skip
 """Every axis a config may declare (besides ``lr``, the learning rate, which has its table)."""
@@ -52,11 +53,12 @@ OPTIMIZER_AXES = (
 
 @dataclasses.dataclass(frozen=True)
 class Axis:
-    """One declared axis: its grid (sorted values, in the axis's unit) and its default."""
+    """One declared axis: its grid (sorted values, in the axis's unit) and its default; the
+    values of an axis of unit "kind" (``schedule``) are names, in the config's order."""
 
     name: str
-    values: tuple[float, ...]
-    default: float
+    values: tuple[float, ...] | tuple[str, ...]
+    default: float | str
 
     @property
     def spec(self) -> AxisSpec:

@@ -940,6 +940,11 @@ def _path_blocks(a: Analysis) -> list[_Block]:
     ]
 
 
+def _shape_text(value: Any) -> str:
+    """A shape axis's value as shown: a number in %g, or a name (the schedule kind)."""
+    return value if isinstance(value, str) else f"{float(value):g}"
+
+
 def _hparams_blocks(a: Analysis, figures: Mapping[str, Path]) -> list[_Block]:
     """The section "Hyperparameters beyond the learning rate" (nothing without axes): drift of
     every axis's optimum, joint regret, eta* per shape-axis value, the axis figures."""
@@ -1003,7 +1008,7 @@ def _hparams_blocks(a: Analysis, figures: Mapping[str, Path]) -> list[_Block]:
     if shape is not None and len(shape) and "axis" in shape:
         shape = shape[shape["axis"] == "depth"]
         table = pd.DataFrame(
-            {"shape axis": r["shape_axis"], "value": f"{float(r['shape_value']):g}",
+            {"shape axis": r["shape_axis"], "value": _shape_text(r["shape_value"]),
              "series": _series_label(r), "at width": _fmt_num(r.get("width"))}
             | _drift_cells(r)
             for _, r in shape.iterrows()

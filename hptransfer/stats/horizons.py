@@ -46,6 +46,7 @@ from hptransfer.stats.rules import drift_band, drift_outcome
 from hptransfer.stats.tables import AnalysisError, drift_fit, first_steps
 
 STEPS = "steps"  # the shape axis of the run length (hptransfer.sweeps.axes)
+SCHEDULE = "schedule"  # the shape axis of the schedule kind
 SERIES = ("family", "scheme", "optimizer", "width", "block_depth")  # held along the horizon
 
 
@@ -68,6 +69,8 @@ def available_horizons(results: pd.DataFrame, meta: Mapping[str, Any]) -> list[i
     the values of its ``steps`` axis."""
     cfg = _config(meta)
     own = {int(cfg["steps"])}
+    if SCHEDULE in results.columns:
+        results = results[results[SCHEDULE] == schedule_kind(meta)]
     if STEPS in results.columns:
         own |= {int(v) for v in results[STEPS].unique()}
     if schedule_kind(meta) == "constant":
@@ -85,6 +88,8 @@ def horizon_runs(
     Raises AnalysisError naming T when the run does not hold it (module docstring)."""
     cfg = _config(meta)
     default = int(cfg["steps"])
+    if SCHEDULE in results.columns:  # a schedule axis: the run's own kind (the default) only
+        results = results[results[SCHEDULE] == schedule_kind(meta)].drop(columns=[SCHEDULE])
     if horizons is None:
         horizons = sorted({default, *(int(v) for v in results.get(STEPS, pd.Series()).unique())})
     allowed = available_horizons(results, meta)
@@ -114,7 +119,7 @@ def _meta_at(meta: Mapping[str, Any], cfg: Mapping[str, Any], steps: int) -> dic
     new = copy.deepcopy(dict(meta))
     c = copy.deepcopy(dict(cfg))
     c["steps"] = steps
-    axes = {k: v for k, v in (c.get("axes") or {}).items() if k != STEPS}
+    axes = {k: v for k, v in (c.get("axes") or {}).items() if k not in (STEPS, SCHEDULE)}
     if c.get("axes") is not None:
         c["axes"] = axes or None
         if not axes:

@@ -85,7 +85,9 @@ class RunDesign:
         cfg = config or {}
         axes = {
             name: Axis(
-                name, tuple(float(v) for v in raw.get("values", ())), float(raw.get("default", 0.0))
+                name,
+                tuple(_value(v) for v in raw.get("values", ())),
+                _value(raw.get("default", 0.0)),
             )
             for name, raw in (cfg.get("axes") or {}).items()
         }
@@ -108,7 +110,7 @@ class RunDesign:
 
     @property
     def shapes(self) -> list[str]:
-        """The shape axes (conditions): batch_size, steps."""
+        """The shape axes (conditions): batch_size, steps, schedule."""
         return [a.name for a in self.axes.values() if a.kind == "shape"]
 
     def lr_defaults(self, schemes: Sequence[str]) -> dict[str, float]:
@@ -116,6 +118,11 @@ class RunDesign:
         lr_default_by_scheme); empty when the config states none."""
         out = {s: self.lr_default_by_scheme.get(s, self.lr_default) for s in schemes}
         return {s: float(v) for s, v in out.items() if v is not None}
+
+
+def _value(v: Any) -> float | str:
+    """An axis value as meta.json records it: a number, or a name (the schedule kind)."""
+    return v if isinstance(v, str) else float(v)
 
 
 def group_label(group: Sequence[str]) -> str:
@@ -142,8 +149,12 @@ def _at_default(df: pd.DataFrame, names: Sequence[str], axes: Mapping[str, Axis]
     mask = np.ones(len(df), bool)
     for name in names:
         if name in df.columns and name in axes:
+            default = axes[name].default
+            if isinstance(default, str):  # a named value (the schedule kind)
+                mask &= (df[name] == default).to_numpy(bool)
+                continue
             col = df[name].to_numpy(float)
-            mask &= np.isclose(col, axes[name].default, rtol=0.0, atol=1e-9)
+            mask &= np.isclose(col, default, rtol=0.0, atol=1e-9)
     return mask
 
 
@@ -181,7 +192,7 @@ def axis_finals(results: pd.DataFrame, design: RunDesign, last_evals: int = 3) -
     for key, part in results.groupby(cols, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         f = final_losses(part, last_evals)
-        frames.append(f.assign(**dict(zip(cols, (float(k) for k in key), strict=True))))
+        frames.append(f.assign(**dict(zip(cols, (_value(k) for k in key), strict=True))))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -195,7 +206,7 @@ def _conditions(
         return
     for key, part in finals.groupby(cols, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        yield dict(zip(cols, (float(k) for k in key), strict=True)), part
+        yield dict(zip(cols, (_value(k) for k in key), strict=True)), part
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,7 +560,7 @@ def shape_optima(
         for value, part in rows.groupby(name, sort=True):
             o = optimal_lr(part, ci=ci)
             d = drift(o, seed_optima(part), ci)
-            tag = dict(shape_axis=name, shape_value=float(value))
+            tag = dict(shape_axis=name, shape_value=_value(value))
             opts.append(o.assign(**tag))
             if len(d):
                 drifts.append(d.assign(**tag))
@@ -642,7 +653,7 @@ def worst_joint_regret(regret: pd.DataFrame) -> pd.DataFrame:
     if regret is None or regret.empty:
         return pd.DataFrame(columns=[*SERIES, "group", "regret", "at_width", "at_depth"])
     keys = [c for c in regret.columns if c in SERIES or c == "group"]
-    keys += [c for c in regret.columns if c not in keys and c in ("batch_size", "steps")]
+    keys += [c for c in regret.columns if c not in keys and c in ("batch_size", "steps", "schedule")]
     rows = []
     for key, s in regret.groupby(keys, sort=True):
         r = s.loc[s["regret"].fillna(-1.0).idxmax()]

@@ -17,8 +17,9 @@ Two kinds of axis:
   (log2 axes are multipliers, 0 = the scheme as it is; role(rho) is input, hidden (every
   hidden_j of every block) or readout.) At the defaults every multiplier is unchanged (a
   product with 2**0 = 1 is exact), so a sweep's default points reproduce the plain sweep.
-- *shape*: ``batch_size`` and ``steps`` change array shapes or the loop length, so each value
-  is its own set of cells (compiled once per value).
+- *shape*: ``batch_size`` and ``steps`` change array shapes or the loop length, and
+  ``schedule`` (the [schedule] kind, a name) the compiled update, so each value is its own set
+  of cells (compiled once per value).
 
 A config declares each axis with its grid and default; ``[axes] groups`` lists which traced
 axes are crossed (a full product within a group; the sweep is the union of its groups, every
@@ -74,13 +75,24 @@ def points(
     return list(out)
 
 
-def shape_points(axes: Sequence[Axis], batch_size: int, steps: int) -> list[tuple[int, int]]:
-    """(batch_size, steps) of each set of cells: the defaults, then each shape axis's values
-    with the other shape axis at its default (no repeats)."""
-    out = {(batch_size, steps): None}
+ShapePoint = tuple[int, int, str]
+"""(batch_size, steps, schedule kind) of one set of cells."""
+
+
+def shape_points(
+    axes: Sequence[Axis], batch_size: int, steps: int, kind: str = "constant"
+) -> list[ShapePoint]:
+    """(batch_size, steps, schedule kind) of each set of cells: the defaults, then each shape
+    axis's values with the other shape axes at their defaults (no repeats)."""
+    out = {(batch_size, steps, kind): None}
     for a in shaped(axes):
         for v in a.values:
-            out[(int(v), steps) if a.name == "batch_size" else (batch_size, int(v))] = None
+            if a.name == "batch_size":
+                out[(int(v), steps, kind)] = None
+            elif a.name == "steps":
+                out[(batch_size, int(v), kind)] = None
+            else:  # schedule
+                out[(batch_size, steps, str(v))] = None
     return list(out)
 
 

@@ -182,9 +182,11 @@ class SweepConfig:
             self.axes, self.groups(), self.lr_grid(scheme), self.lr_default_of(scheme)
         )
 
-    def shape_points(self) -> list[tuple[int, int]]:
+    def shape_points(self) -> list[axes_mod.ShapePoint]:
         """(batch_size, steps) of each set of cells (shape axes; the defaults first)."""
-        return axes_mod.shape_points(self.axes, self.batch_size, self.steps)
+        return axes_mod.shape_points(
+            self.axes, self.batch_size, self.steps, self.optimizer.schedule.kind
+        )
 
     def replicas_per_cell(self) -> int:
         """sum over schemes of (lr grid points) x len(seeds), computed without enumerating
@@ -630,7 +632,7 @@ def check_schedules(config: SweepConfig, source: str = "<config>") -> None:
     of the steps axis) and every schedule fraction a replica trains with (the traced points of
     every scheme), :func:`hptransfer.network.schedules.check_schedule`; one error line before compute."""
     schedule = config.optimizer.schedule
-    if schedule.constant:
+    if all(kind == "constant" for _, _, kind in config.shape_points()):
         return
     defaults = schedule.values()
     fractions = {tuple(sorted(defaults.items()))}
@@ -639,15 +641,18 @@ def check_schedules(config: SweepConfig, source: str = "<config>") -> None:
             for _, point in config.points(scheme):
                 p = dict(point)
                 fractions.add(tuple(sorted({k: p.get(k, v) for k, v in defaults.items()}.items())))
-    for _, steps in config.shape_points():
+    for _, steps, kind in config.shape_points():
         for values in sorted(fractions):
-            v = dict(values)
+            v = {k: x for k, x in dict(values).items() if k in SCHEDULE_FIELDS[kind]}
             try:
-                check_schedule(schedule.kind, steps, v.get("warmup_fraction", 0.0),
+                check_schedule(kind, steps, v.get("warmup_fraction", 0.0),
                                v.get("decay_fraction", 0.0), v.get("final_fraction", 0.0))  # fmt: skip
             except ScheduleError as err:
                 axes = [k for k in v if any(a.name == k for a in config.axes)]
                 where = f" (axes {axes} at {v}, steps = {steps})" if axes else ""
+                if kind != schedule.kind:
+                    where += (f" (kind {kind!r} of axes.schedule reads the fractions of "
+                              f"[schedule], whose kind is {schedule.kind!r})")  # fmt: skip
                 raise ConfigError(f"{source}: [schedule] {err}{where}") from None
 
 
@@ -666,6 +671,8 @@ def _axis(source: str, name: str, table: Any, config: SweepConfig) -> Axis:
     if name in SCHEDULE_AXES and name not in SCHEDULE_FIELDS[kind]:
         raise _fail(source, field, name, f"an axis of the schedule kind = {kind!r}: "
                     f"{list(SCHEDULE_FIELDS[kind])} ([schedule] kind decides which)")  # fmt: skip
+    if name == "schedule":
+        return _schedule_axis(source, table, config)
     if "values" in table:
         if any(k in table for k in ("start", "stop", "step")):
             raise _fail(source, field, table, "either values or start/stop/step, not both")
@@ -706,6 +713,21 @@ def _axis(source: str, name: str, table: Any, config: SweepConfig) -> Axis:
     return Axis(name, values, float(default))
 
 
+def _schedule_axis(source: str, table: dict[str, Any], config: SweepConfig) -> Axis:
+    """[axes.schedule] values = [kind, ...]: a set of cells per schedule kind; the default is
+    [schedule]'s kind, and every kind reads the fractions [schedule] sets (a kind that needs
+    one the default kind does not read fails :func:`check_schedules`: declare [schedule] with
+    the kind that reads the most, e.g. wsd)."""
+    raw = table.get("values")
+    allowed = f"a non-empty list of schedule kinds without repeats, from {list(SCHEDULE_KINDS)}"
+    if not isinstance(raw, list) or not raw or len(set(map(str, raw))) != len(raw):
+        raise _fail(source, "axes.schedule.values", raw, allowed)
+    for i, kind in enumerate(raw):
+        if kind not in SCHEDULE_KINDS:
+            raise _fail(source, f"axes.schedule.values[{i}]", kind, allowed)
+    return Axis("schedule", tuple(str(k) for k in raw), config.optimizer.schedule.kind)
+
+
 def _axes(source: str, raw: Any, config: SweepConfig) -> SweepConfig:
     """The [axes] table: one [axes.NAME] per axis (:data:`hptransfer.network.hyperparameters.SPECS`) and
     ``groups``, lists of traced axes (and "lr") crossed within the list."""
@@ -715,6 +737,11 @@ def _axes(source: str, raw: Any, config: SweepConfig) -> SweepConfig:
     axes = tuple(_axis(source, k, v, config) for k, v in raw.items() if k != "groups")
     if not axes:
         raise _fail(source, "axes", raw, f"at least one [axes.NAME] table, NAME in {list(SPECS)}")
+    fractions = [a.name for a in axes if a.name in SCHEDULE_AXES]
+    if fractions and any(a.name == "schedule" for a in axes):
+        raise _fail(source, f"axes.{fractions[0]}", fractions[0],
+                    "no axis of a schedule fraction together with axes.schedule (a fraction "
+                    "means something else, or nothing, under each kind)")  # fmt: skip
     if config.lr_adaptive:
         raise _fail(source, "lr.adaptive", True, "false when the sweep has [axes]")
     names = [a.name for a in axes_mod.traced(axes)]

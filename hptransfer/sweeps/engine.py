@@ -70,6 +70,9 @@ from hptransfer.network.model import Architecture, check_inputs, kernel_shapes
 from hptransfer.network.movement import flatten_stats, layer_stats, split_stat_column
 from hptransfer.network.optim import traced_settings
 from hptransfer.network.scaling import Multipliers, multipliers, stack
+from hptransfer.network.schedules import FIELDS as SCHEDULE_FIELDS
+from hptransfer.network.schedules import TRACED as SCHEDULE_TRACED
+from hptransfer.network.schedules import ScheduleConfig
 from hptransfer.network.schemes import Scheme, load_schemes
 from hptransfer.network.train import (
     TrainState,
@@ -286,8 +289,21 @@ def replicas(config: SweepConfig) -> list[Replica]:
 
 def cell_configs(config: SweepConfig) -> list[SweepConfig]:
     """The config of each set of cells: ``config`` itself, then one per other value of a
-    shape axis (batch_size, steps), each compiled and trained as cells of their own."""
-    return [dataclasses.replace(config, batch_size=b, steps=t) for b, t in config.shape_points()]
+    shape axis (batch_size, steps, schedule), each compiled and trained as cells of their own.
+    A schedule kind keeps the [schedule] fractions it reads (:func:`schedule_of`)."""
+    return [
+        dataclasses.replace(config, batch_size=b, steps=t, optimizer=dataclasses.replace(
+            config.optimizer, schedule=schedule_of(config.optimizer.schedule, kind)))
+        for b, t, kind in config.shape_points()
+    ]  # fmt: skip
+
+
+def schedule_of(schedule: ScheduleConfig, kind: str) -> ScheduleConfig:
+    """``schedule`` as kind ``kind``: the fractions ``kind`` reads kept, the others 0."""
+    if kind == schedule.kind:
+        return schedule
+    keep = {f: getattr(schedule, f) if f in SCHEDULE_FIELDS[kind] else 0.0 for f in SCHEDULE_TRACED}
+    return ScheduleConfig(kind, **keep)
 
 
 def code_version() -> dict[str, str]:
@@ -467,6 +483,7 @@ class CellFacts:
     bytes_per_replica_step: float | None = None
     batch_size: int | None = None  # with shape axes: the cell's own
     steps: int | None = None
+    schedule: str | None = None
     replica_steps: int | None = None  # computed in this run (restored segments not counted)
     achieved: dict[str, float] | None = None  # costmodel.achieved
 
@@ -1071,6 +1088,8 @@ def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
     for axis in config.axes:  # one column per declared axis, in its unit (hptransfer.sweeps.axes)
         if axis.name in ("batch_size", "steps"):
             frame[axis.name] = float(getattr(config, axis.name))
+        elif axis.name == "schedule":
+            frame[axis.name] = config.optimizer.schedule.kind
         else:
             frame[axis.name] = np.tile([dict(c.point)[axis.name] for c in chunk], n_seg)
     for key, value in history.items():
@@ -1115,6 +1134,11 @@ def _run_dir(out: Path, config: SweepConfig, fresh: bool):
         yield out
 
 
+def _shape_value(cfg: SweepConfig, name: str) -> int | str:
+    """A cell's value of a shape axis (the schedule's kind for ``schedule``)."""
+    return cfg.optimizer.schedule.kind if name == "schedule" else getattr(cfg, name)
+
+
 def _longer_constant_run(
     cfg: SweepConfig, arch: Architecture, done: Mapping[tuple, pd.DataFrame]
 ) -> pd.DataFrame | None:
@@ -1126,12 +1150,18 @@ def _longer_constant_run(
     first step on."""
     if not cfg.optimizer.schedule.constant or cfg.elimination.enabled:
         return None
-    shape = (cfg.batch_size, arch.width, arch.depth, arch.block_depth)
+    mine = _cell_key(cfg, arch)
     longer = sorted(
-        (steps, table) for (b, steps, *rest), table in done.items()
-        if (b, *rest) == shape and steps > cfg.steps
+        (key[1], table) for key, table in done.items()
+        if key[0] == mine[0] and key[2:] == mine[2:] and key[1] > cfg.steps
     )  # fmt: skip
     return longer[0][1] if longer else None
+
+
+def _cell_key(cfg: SweepConfig, arch: Architecture) -> tuple:
+    """(batch_size, steps, schedule kind, width, depth, block depth): a cell of a sweep."""
+    kind = cfg.optimizer.schedule.kind
+    return (cfg.batch_size, cfg.steps, kind, arch.width, arch.depth, arch.block_depth)
 
 
 def _sweep_meta(
@@ -1266,7 +1296,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
         chash = cell_hash(cfg, arch, registry)
         cell_file = out / results_io.CELLS_DIR / f"{chash}.parquet"
         shape_axes = "".join(
-            f" {a.name}={getattr(cfg, a.name)}" for a in config.axes if a.spec.kind == "shape"
+            f" {a.name}={_shape_value(cfg, a.name)}" for a in config.axes if a.spec.kind == "shape"
         )
         bar.set_postfix_str(
             f"cell {i + 1}/{len(plan)}: n={arch.width} L={arch.depth} k={arch.block_depth}"
@@ -1280,7 +1310,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
                 warnings.warn(f"{cell_file} is unreadable ({err}); recomputing", stacklevel=2)
         if all_agree(table is not None):
             tables.append(table)
-            done[(cfg.batch_size, cfg.steps, arch.width, arch.depth, arch.block_depth)] = table
+            done[_cell_key(cfg, arch)] = table
             bar.update(n_reps * cfg.steps)
             cells.append(CellFacts(chash, arch.width, arch.depth, arch.block_depth, resumed=True))
             continue
@@ -1290,7 +1320,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
             if writer:
                 results_io.write_table(table, cell_file)
             tables.append(table)
-            done[(cfg.batch_size, cfg.steps, arch.width, arch.depth, arch.block_depth)] = table
+            done[_cell_key(cfg, arch)] = table
             bar.update(n_reps * cfg.steps)
             cells.append(CellFacts(chash, arch.width, arch.depth, arch.block_depth,
                                    replica_steps_requested=n_reps * cfg.steps,
@@ -1306,12 +1336,13 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
                                 protect)  # fmt: skip
         if shape_axes:
             facts.batch_size, facts.steps = cfg.batch_size, cfg.steps
+            facts.schedule = cfg.optimizer.schedule.kind
         facts.replica_steps = tracker.computed - computed0  # restored segments not counted
         if writer:
             results_io.write_table(table, cell_file)
             shutil.rmtree(out / results_io.CHECKPOINT_DIR / chash, ignore_errors=True)
         tables.append(table)
-        done[(cfg.batch_size, cfg.steps, arch.width, arch.depth, arch.block_depth)] = table
+        done[_cell_key(cfg, arch)] = table
         cells.append(facts)
     bar.close()
     peaks = _roofs(cells)

@@ -147,7 +147,7 @@ def results_shape(config: SweepConfig) -> tuple[int, int]:
     per_cell = max_replicas_per_cell(config)
     shapes = len(config.model.block_depths) * len(config.model.shapes())
     rows = sum(
-        shapes * per_cell * (steps // config.eval_every) for _, steps in config.shape_points()
+        shapes * per_cell * (steps // config.eval_every) for _, steps, _ in config.shape_points()
     )
     roles = max(config.model.block_depths) + 2  # input, hidden_1..k, readout
     return rows, TABLE_COLUMNS + len(config.axes) + len(STATS) * roles
@@ -166,7 +166,7 @@ def checkpoint_bytes_per_replica(config: SweepConfig, arch: Architecture) -> int
     slot_bytes = 2 if config.precision == "bf16_state" else 4
     state = parameters(arch) * (2 * 4 + optimizer_slots(config.optimizer) * slot_bytes)
     _, cols = results_shape(config)
-    evals = max(steps for _, steps in config.shape_points()) // config.eval_every
+    evals = max(steps for _, steps, _ in config.shape_points()) // config.eval_every
     return state + evals * cols * 4
 
 
