@@ -653,7 +653,9 @@ def worst_joint_regret(regret: pd.DataFrame) -> pd.DataFrame:
     if regret is None or regret.empty:
         return pd.DataFrame(columns=[*SERIES, "group", "regret", "at_width", "at_depth"])
     keys = [c for c in regret.columns if c in SERIES or c == "group"]
-    keys += [c for c in regret.columns if c not in keys and c in ("batch_size", "steps", "schedule")]
+    keys += [
+        c for c in regret.columns if c not in keys and c in ("batch_size", "steps", "schedule")
+    ]
     rows = []
     for key, s in regret.groupby(keys, sort=True):
         r = s.loc[s["regret"].fillna(-1.0).idxmax()]
