@@ -19,6 +19,8 @@ import math
 import time
 from typing import Any
 
+import numpy as np
+
 TORCH_INSTALL = ".venv/bin/pip install torch==2.13.0"
 
 
@@ -109,6 +111,62 @@ def matmul_peak_flops(
     product = jax.jit(lambda x, y: jnp.matmul(x, y, precision=precision))
     product(a, b).block_until_ready()
     return 2.0 * n**3 / _time_best(product, (a, b), repeats)
+
+
+def batched_matmul_limit(
+    replicas: int,
+    batch_size: int,
+    width: int,
+    layers: int,
+    in_dim: int,
+    num_classes: int,
+    repeats: int = 10,
+) -> float:
+    """The matmul limit of a sweep cell in FLOP/s: the FLOPs of one SGD step's matrix products
+    for ``replicas`` replicas at the cell's own shapes, 6 B P per replica, over the best time of
+    a program that does those products and nothing else.
+
+    The program is the forward chain x0 U, then ``layers`` products by n x n matrices (scanned,
+    as the engine scans its blocks), then the readout V, batched over replicas, and the gradient
+    of a linear loss with respect to U, every W and V (autodiff: the two backward products per
+    layer, no input gradient of the first layer, as the engine): the engine's matmuls without
+    its nonlinearities, residual adds, softmax, update, evaluation or bookkeeping. The replica
+    axis is split over all of jax's devices as the engine splits it (on CPU, one XLA device per
+    core). W ~ N(0, 1/n) keeps the activations' scale, so no denormals slow the CPU down.
+
+    The engine's FLOP rate over this limit is how close it runs to what these small products
+    allow on this machine (the square n = 1024 matmul peak is out of reach at n = 64)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    devices = jax.devices()
+    mesh = Mesh(np.array(devices if replicas % len(devices) == 0 else devices[:1]), ("r",))
+    keys = jax.random.split(jax.random.key(0), 4)
+    x0 = jax.random.normal(keys[0], (replicas, batch_size, in_dim), jnp.float32)
+    u = jax.random.normal(keys[1], (replicas, in_dim, width), jnp.float32) / np.sqrt(in_dim)
+    ws = jax.random.normal(keys[2], (layers, replicas, width, width), jnp.float32) / np.sqrt(width)
+    v = jax.random.normal(keys[3], (replicas, width, num_classes), jnp.float32) / np.sqrt(width)
+    shard = lambda spec: NamedSharding(mesh, PartitionSpec(*spec))  # noqa: E731
+    x0, u, v = (jax.device_put(a, shard(("r",))) for a in (x0, u, v))
+    ws = jax.device_put(ws, shard((None, "r")))
+
+    def loss(params, x):
+        u, ws, v = params
+        h = jnp.einsum("rbi,rij->rbj", x, u)
+        h, _ = jax.lax.scan(lambda h, w: (jnp.einsum("rbi,rij->rbj", h, w), None), h, ws)
+        return jnp.einsum("rbi,rij->rbj", h, v).mean()
+
+    step = jax.jit(jax.grad(loss))
+    params = (u, ws, v)
+    jax.block_until_ready(step(params, x0))
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(step(params, x0))
+        best = min(best, time.perf_counter() - start)
+    weights = in_dim * width + layers * width * width + width * num_classes
+    return 6.0 * batch_size * weights * replicas / best
 
 
 # --------------------------------------------------------------------------------------------

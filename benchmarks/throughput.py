@@ -365,9 +365,15 @@ def bench_width(
     a, b, c = (row[k].get("rate") for k in ("engine", "sequential", "torch"))
     row["a_over_b"] = a / b if a and b else None
     row["a_over_c"] = a / c if a and c else None
+    print(f"  width {cell.width}: batched-matmul limit ...", flush=True)
+    row["matmul_limit"] = baselines.batched_matmul_limit(
+        cell.replicas, cell.batch_size, cell.width, cell.depth * cell.block_depth, cell.in_dim,
+        cell.num_classes,
+    )  # fmt: skip
     for key, rate in (("", a), ("_steady", row["engine"].get("rate_steady"))):
         row[f"achieved_flops{key}"] = rate * cell.flops() if rate else None
         row[f"peak_fraction{key}"] = rate * cell.flops() / peak if rate else None
+        row[f"limit_fraction{key}"] = rate * cell.flops() / row["matmul_limit"] if rate else None
     return row
 
 
@@ -420,11 +426,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "Replica-steps per second. (a) engine: whole 2-segment `run_sweep` (steady state: one "
         "more segment's marginal cost); (b) sequential `train_run`, compile excluded; "
-        "(c) PyTorch, one model at a time, 1 thread.",
+        "(c) PyTorch, one model at a time, 1 thread. Matmul limit: the FLOP rate of the cell's "
+        "own matrix products and nothing else (its R replicas, B, n and L k layers, forward and "
+        "backward, split over the devices as the engine splits them; "
+        "`baselines.batched_matmul_limit`).",
         "",
         "| width | steps | chunk | (a) engine | (a) steady | (b) sequential | (c) torch | a/b "
-        "| a/c | (a) GFLOP/s | (a) % of peak | (a) steady % | (b) % of peak | (a) cores busy |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| a/c | (a) GFLOP/s | (a) % of peak | (a) steady % | (b) % of peak | (a) cores busy "
+        "| matmul limit GFLOP/s | (a) % of limit | (a) steady % of limit |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     failures = []
     for row in report["widths"]:
@@ -436,7 +446,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {_fmt(row['a_over_b'], '.1f')} | {_fmt(row['a_over_c'], '.1f')} "
             f"| {_fmt(row['achieved_flops'], ',.1f', 1e9)} | {_fmt(row['peak_fraction'], '.1%')} "
             f"| {_fmt(row['peak_fraction_steady'], '.1%')} "
-            f"| {_fmt(b_rate and b_rate * row['flops'] / peak['flops'], '.1%')} | {_fmt(eng.get('cores_busy'), '.2f')} |"
+            f"| {_fmt(b_rate and b_rate * row['flops'] / peak['flops'], '.1%')} | {_fmt(eng.get('cores_busy'), '.2f')} "
+            f"| {_fmt(row.get('matmul_limit'), ',.1f', 1e9)} | {_fmt(row.get('limit_fraction'), '.1%')} "
+            f"| {_fmt(row.get('limit_fraction_steady'), '.1%')} |"
         )
         failures += [
             f"width {row['width']}, {part}: {row[part]['note']}"
