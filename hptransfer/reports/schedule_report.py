@@ -213,6 +213,17 @@ def early_table(runs: Sequence[ScheduleRun], last: int = 2 * EARLY_STEP) -> pd.D
     return pd.DataFrame(rows)
 
 
+def _panels(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The (optimizer, scheme) panels of a figure's rows (SGD first) and its schedule kinds
+    (the constant rate first)."""
+    panels = (
+        df[["run_optimizer", "scheme"]]
+        .drop_duplicates()
+        .sort_values(["run_optimizer", "scheme"], key=lambda c: c.map(lambda v: (v != "sgd", v)))
+    )
+    return panels, sorted(df["schedule"].unique(), key=lambda k: (k != CONSTANT, k))
+
+
 def plot_eta_by_horizon(runs: Sequence[ScheduleRun], path: Path) -> Path | None:
     """log2 eta* against depth, one line per horizon, a panel per (optimizer, scheme) and
     schedule (censored optima hollow)."""
@@ -225,12 +236,7 @@ def plot_eta_by_horizon(runs: Sequence[ScheduleRun], path: Path) -> Path | None:
     if not frames:
         return None
     df = pd.concat(frames, ignore_index=True)
-    panels = (
-        df[["run_optimizer", "scheme"]]
-        .drop_duplicates()
-        .sort_values(["run_optimizer", "scheme"], key=lambda c: c.map(lambda v: (v != "sgd", v)))
-    )
-    kinds = sorted(df["schedule"].unique(), key=lambda k: (k != CONSTANT, k))
+    panels, kinds = _panels(df)
     horizons = sorted(df["horizon"].unique())
     colors = dict(zip(horizons, sns.color_palette("viridis", len(horizons)), strict=True))
     axes_style, context = _style()
@@ -274,12 +280,7 @@ def plot_early_drift(runs: Sequence[ScheduleRun], path: Path) -> Path | None:
     if not frames:
         return None
     df = pd.concat(frames, ignore_index=True)
-    panels = (
-        df[["run_optimizer", "scheme"]]
-        .drop_duplicates()
-        .sort_values(["run_optimizer", "scheme"], key=lambda c: c.map(lambda v: (v != "sgd", v)))
-    )
-    kinds = sorted(df["schedule"].unique(), key=lambda k: (k != CONSTANT, k))
+    panels, kinds = _panels(df)
     colors = dict(zip(kinds, sns.color_palette("colorblind", len(kinds)), strict=True))
     axes_style, context = _style()
     with axes_style, context:
