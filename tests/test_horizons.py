@@ -178,3 +178,32 @@ def test_the_suite_report_states_the_claims_in_a_runs_columns(tmp_path):
     assert "[a_constant](a_constant/report.md)" in text and "Total wall time: 24 s" in text
     assert (tmp_path / "figures" / "eta_by_horizon.png").stat().st_size > 0
     assert (tmp_path / "figures" / "early_drift.png").stat().st_size > 0
+
+
+def test_a_run_with_a_schedule_axis_is_read_as_the_runs_of_its_kinds(tmp_path):
+    # one directory holding both kinds (axes.schedule) gives the claims of two directories
+    import json
+
+    from hptransfer.reports.schedule_report import load_suite
+    from hptransfer.stats.horizons import kind_runs
+
+    constant = _planted({"nfd": -0.6, "depth_mup": 0.6}, noise=0.03).assign(schedule="constant")
+    cosine = _planted({"nfd": 0.0, "depth_mup": 0.6}, noise=0.03).assign(schedule="cosine")
+    meta = _meta(200, "cosine")
+    meta["config"]["axes"] = {"schedule": {"values": ["constant", "cosine"], "default": "cosine",
+                                           "unit": "kind", "kind": "shape"}}  # fmt: skip
+    meta["config"]["axis_groups"] = [["lr"]]
+    split = kind_runs(pd.concat([cosine, constant], ignore_index=True), meta)
+    assert list(split) == ["constant", "cosine"]
+    assert "schedule" not in split["constant"][1]["config"]  # the constant rate: no [schedule]
+    assert split["cosine"][1]["config"]["schedule"]["kind"] == "cosine"
+    assert split["cosine"][1]["config"]["axes"] is None and "schedule" not in split["cosine"][0]
+    run = tmp_path / "both"
+    run.mkdir()
+    pd.concat([cosine, constant], ignore_index=True).to_parquet(run / "results.parquet")
+    (run / "meta.json").write_text(json.dumps(meta))
+    runs = load_suite(tmp_path)
+    assert [(r.name, r.schedule) for r in runs] == [("both (constant)", "constant"),
+                                                    ("both (cosine)", "cosine")]  # fmt: skip
+    verdicts = schedule_claims(runs).set_index("claim")["verdict"]
+    assert verdicts["i"] == "holds" and list(verdicts["j"]) == ["does not hold", "holds"]

@@ -36,6 +36,7 @@ from hptransfer.stats.horizons import (
     available_horizons,
     horizon_analyses,
     horizon_slopes,
+    kind_runs,
     schedule_kind,
 )
 from hptransfer.stats.intervals import T_INTERVAL, checked_interval
@@ -61,16 +62,18 @@ def load_suite(suite_dir: str | Path, *, last_evals: int = 3, ci: float = 0.9) -
     """Every run of the suite with the analysis of each of its horizons. The horizons of a
     schedule of the run's length are its own (its length and its ``steps`` axis); a
     constant-rate run is read at every horizon of the suite's other runs that it holds."""
-    loaded = []
+    loaded = []  # (name, results, meta) of every kind of every run (kind_runs)
     for d in run_dirs(Path(suite_dir)):
-        results, meta = load_run(d)
-        loaded.append((d, results, meta))
+        kinds = kind_runs(*load_run(d))
+        for kind, (results, meta) in kinds.items():
+            name = d.name if len(kinds) == 1 else f"{d.name} ({kind})"
+            loaded.append((name, results, meta))
     if not loaded:
         raise SystemExit(f"{suite_dir}: no runs (no */{META_FILE})")
     decaying = {t for _, r, m in loaded if schedule_kind(m) != CONSTANT
                 for t in available_horizons(r, m)}  # fmt: skip
     runs = []
-    for d, results, meta in loaded:
+    for name, results, meta in loaded:
         kind = schedule_kind(meta)
         own = available_horizons(results, meta)
         if kind == CONSTANT:
@@ -78,7 +81,7 @@ def load_suite(suite_dir: str | Path, *, last_evals: int = 3, ci: float = 0.9) -
         else:
             horizons = own
         analyses = horizon_analyses(results, meta, horizons, last_evals=last_evals, ci=ci)
-        runs.append(ScheduleRun(d.name, str(meta["config"]["optimizer"]["name"]), kind, analyses))
+        runs.append(ScheduleRun(name, str(meta["config"]["optimizer"]["name"]), kind, analyses))
     return runs
 
 
@@ -101,6 +104,12 @@ def _pct(v: float, lo: float, hi: float) -> str:
     return text
 
 
+def _directory(run: ScheduleRun) -> str:
+    """The run directory of a suite run ("dir" of "dir (kind)" when a schedule axis split it;
+    its cost columns are the whole directory's)."""
+    return run.name.split(" (", 1)[0]
+
+
 def runs_table(runs: Sequence[ScheduleRun], suite_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     """(one row per run, sentences): what each run trained and what it cost; the sentences
     state the replica-steps that the constant rate's shared horizons saved. The grid's
@@ -113,7 +122,7 @@ def runs_table(runs: Sequence[ScheduleRun], suite_dir: Path) -> tuple[pd.DataFra
         grid = float(meta.get("replica_steps_total", math.nan))
         shared = r.schedule == CONSTANT
         rows.append({
-            "run": f"[{r.name}]({r.name}/report.md)",
+            "run": f"[{r.name}]({_directory(r)}/report.md)",
             "optimizer": r.optimizer,
             "schedule": r.schedule,
             "horizons (steps)": ", ".join(str(t) for t in r.horizons),
@@ -129,7 +138,8 @@ def runs_table(runs: Sequence[ScheduleRun], suite_dir: Path) -> tuple[pd.DataFra
                 f"{max(r.horizons)} steps; a run per horizon would request {separate:,.0f} "
                 f"replica-steps instead of {grid:,.0f}, so sharing saves {1 - grid / separate:.0%}."
             )
-    wall = sum(float(r.longest.meta.get("wall_seconds", 0.0)) for r in runs)
+    walls = {_directory(r): float(r.longest.meta.get("wall_seconds", 0.0)) for r in runs}
+    wall = sum(walls.values())  # a run of several kinds (a schedule axis) counted once
     notes.append(f"Total wall time: {wall:.0f} s ({wall / 60:.1f} min).")
     return pd.DataFrame(rows), notes
 

@@ -16,6 +16,7 @@ schedule:
 
 ::
 
+    kind_runs(results, meta)               -> {kind: (results_k, meta_k)}: a schedule axis split
     horizon_runs(results, meta, horizons)  -> {T: (results_T, meta_T)}, each a plain sweep
     horizon_analyses(results, meta, ...)   -> {T: Analysis}, the whole chain on each T-step run
     horizon_optima(analyses)               -> eta* (seed-mean and per seed) per shape and T
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hptransfer.network.schedules import FIELDS as SCHEDULE_FIELDS
 from hptransfer.stats.analysis import Analysis, analyze
 from hptransfer.stats.intervals import T_INTERVAL, checked_interval
 from hptransfer.stats.rules import drift_band, drift_outcome
@@ -54,6 +56,33 @@ def schedule_kind(meta: Mapping[str, Any]) -> str:
     """The run's schedule kind as meta.json records it ("constant" without a [schedule])."""
     sched = (meta.get("config") or {}).get("schedule") or {}
     return str(sched.get("kind", "constant"))
+
+
+def kind_runs(
+    results: pd.DataFrame, meta: Mapping[str, Any]
+) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
+    """(results, meta) of each schedule kind of a run: a run with a ``schedule`` axis split
+    into the sweeps of its kinds, each as if it had run alone (its config's ``[schedule]`` that
+    kind with the fractions the kind reads, no schedule axis); a run without one: itself."""
+    if SCHEDULE not in results.columns:
+        return {schedule_kind(meta): (results, copy.deepcopy(dict(meta)))}
+    cfg = _config(meta)
+    fractions = {k: v for k, v in (cfg.get("schedule") or {}).items() if k != "kind"}
+    out = {}
+    for kind in sorted(results[SCHEDULE].unique(), key=lambda k: (k != "constant", k)):
+        rows = results[results[SCHEDULE] == kind].drop(columns=[SCHEDULE]).reset_index(drop=True)
+        c = copy.deepcopy(cfg)
+        c.pop("schedule", None)
+        if kind != "constant":  # meta.json records the constant rate as no [schedule]
+            c["schedule"] = {"kind": kind} | {
+                k: v for k, v in fractions.items() if k in SCHEDULE_FIELDS[kind]
+            }
+        axes = {k: v for k, v in (c.get("axes") or {}).items() if k != SCHEDULE}
+        c["axes"] = axes or None
+        if not axes:
+            c["axis_groups"] = None
+        out[str(kind)] = rows, copy.deepcopy(dict(meta)) | {"config": c}
+    return out
 
 
 def _config(meta: Mapping[str, Any]) -> dict[str, Any]:
