@@ -313,9 +313,19 @@ def test_sweep_with_elimination_keeps_eta_star_and_computes_less(
     )
 
 
+def test_a_deeper_cell_stops_rates_once_its_base_cell_is_finished(tmp_path, teacher_data):
+    # the deeper cell reads its base cell's optima from the finished cells (engine.cell_key):
+    # were the two sides keyed differently, it would never find them and stop nothing
+    config = _sweep_config(True)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, depths=(2, 4)))
+    run_sweep(config, tmp_path, data=teacher_data, progress=False)
+    stops = read_meta(tmp_path)["eliminated"]
+    assert {s["depth"] for s in stops} == {2, 4}
+
+
 def test_the_base_shapes_optima_are_kept_where_the_regret_reads_them():
     from hptransfer.sweeps.elimination import base_optima, bracketing
-    from hptransfer.sweeps.engine import _protected, architectures
+    from hptransfer.sweeps.engine import _protected, architectures, cell_key
 
     grid = np.arange(-6.0, 1.0)
     assert bracketing(grid, np.array([-3.4])).tolist() == [0, 0, 1, 1, 0, 0, 0]
@@ -328,7 +338,7 @@ def test_the_base_shapes_optima_are_kept_where_the_regret_reads_them():
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, depths=(2, 4)))
     deep = next(a for a in architectures(config, _FakeData) if a.depth == 4)
     assert _protected(config, deep, {}) == {}  # base cell not finished: nothing may stop
-    done = {(config.batch_size, config.steps, 8, 2, 1): base}
+    done = {cell_key(config, 8, 2, 1): base}  # the key the sweep files its finished cells by
     protect = _protected(config, deep, done)
     assert np.allclose(protect[("mup", ())], etas, equal_nan=True)
     assert protect[("sp", ())].size == 0  # not in that base table: nothing kept

@@ -1036,8 +1036,8 @@ def _protected(config: SweepConfig, arch: Architecture, done: dict) -> dict:
     the analysis reads on it from other cells: every optimum of its series' base shapes (the
     smallest depth at its width, the smallest width at its depth, a path's first shape) at every
     step (:func:`hptransfer.sweeps.elimination.base_optima`); the transfer regret and the fixed-rate
-    movement read this cell's curve there. ``done``: the finished cells' tables by (batch size,
-    steps, width, depth, block depth). While a base cell is not finished, {}: nothing stops."""
+    movement read this cell's curve there. ``done``: the finished cells' tables by
+    :func:`cell_key`. While a base cell is not finished, {}: nothing stops."""
     shapes = config.model.shapes()
     bases = {
         (arch.width, min(L for n, L in shapes if n == arch.width)),
@@ -1048,7 +1048,7 @@ def _protected(config: SweepConfig, arch: Architecture, done: dict) -> dict:
     bases.discard((arch.width, arch.depth))
     values: dict[str, list] = {s: [] for s in config.schemes}
     for n, L in sorted(bases):
-        table = done.get((config.batch_size, config.steps, n, L, arch.block_depth))
+        table = done.get(cell_key(config, n, L, arch.block_depth))
         if table is None:
             return {}
         for scheme, etas in elimination.base_optima(table).items():
@@ -1150,7 +1150,7 @@ def _longer_constant_run(
     first step on."""
     if not cfg.optimizer.schedule.constant or cfg.elimination.enabled:
         return None
-    mine = _cell_key(cfg, arch)
+    mine = cell_key(cfg, arch.width, arch.depth, arch.block_depth)
     longer = sorted(
         (key[1], table) for key, table in done.items()
         if key[0] == mine[0] and key[2:] == mine[2:] and key[1] > cfg.steps
@@ -1158,10 +1158,12 @@ def _longer_constant_run(
     return longer[0][1] if longer else None
 
 
-def _cell_key(cfg: SweepConfig, arch: Architecture) -> tuple:
-    """(batch_size, steps, schedule kind, width, depth, block depth): a cell of a sweep."""
+def cell_key(cfg: SweepConfig, width: int, depth: int, block_depth: int) -> tuple:
+    """(batch_size, steps, schedule kind, width, depth, block depth): the key of a cell of a
+    sweep among the finished ones (``done`` in :func:`_sweep`, read by :func:`_protected` and
+    :func:`_longer_constant_run`: one function builds it for all)."""
     kind = cfg.optimizer.schedule.kind
-    return (cfg.batch_size, cfg.steps, kind, arch.width, arch.depth, arch.block_depth)
+    return (cfg.batch_size, cfg.steps, kind, width, depth, block_depth)
 
 
 def _sweep_meta(
@@ -1310,7 +1312,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
                 warnings.warn(f"{cell_file} is unreadable ({err}); recomputing", stacklevel=2)
         if all_agree(table is not None):
             tables.append(table)
-            done[_cell_key(cfg, arch)] = table
+            done[cell_key(cfg, arch.width, arch.depth, arch.block_depth)] = table
             bar.update(n_reps * cfg.steps)
             cells.append(CellFacts(chash, arch.width, arch.depth, arch.block_depth, resumed=True))
             continue
@@ -1320,7 +1322,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
             if writer:
                 results_io.write_table(table, cell_file)
             tables.append(table)
-            done[_cell_key(cfg, arch)] = table
+            done[cell_key(cfg, arch.width, arch.depth, arch.block_depth)] = table
             bar.update(n_reps * cfg.steps)
             cells.append(CellFacts(chash, arch.width, arch.depth, arch.block_depth,
                                    replica_steps_requested=n_reps * cfg.steps,
@@ -1342,7 +1344,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
             results_io.write_table(table, cell_file)
             shutil.rmtree(out / results_io.CHECKPOINT_DIR / chash, ignore_errors=True)
         tables.append(table)
-        done[_cell_key(cfg, arch)] = table
+        done[cell_key(cfg, arch.width, arch.depth, arch.block_depth)] = table
         cells.append(facts)
     bar.close()
     peaks = _roofs(cells)
