@@ -63,7 +63,8 @@ def suite_block(suite: str, report: Path) -> str:
         key = next((k for k in found if k == name or k.startswith(name + " (")), None)
         if key is not None and found[key]:
             out += ["", f"### {key}", "", _demote(found[key])]
-    return "\n".join(out).replace("](figures/", f"](../results/{suite}/figures/")
+    # a report's relative links (its figures, a suite's runs) point into results/<suite>/
+    return re.sub(r"\]\((?!https?:|\.\./|/|#)", f"](../results/{suite}/", "\n".join(out))
 
 
 def results_doc(root: Path = ROOT, suites: tuple[str, ...] = SUITES) -> str:

@@ -42,3 +42,15 @@ def test_a_verdict_is_copied_from_its_report_word_for_word(tmp_path: Path):
     assert "### Sweep" in page and "### Claims" in page and "### Verdicts" in page
     assert "Scorecard" not in page and "figures/eta.png" not in page  # only the listed sections
     assert page.index("### Sweep") < page.index("### Claims") < page.index("### Verdicts")
+
+
+def test_a_reports_relative_links_point_into_its_suite(tmp_path):
+    report = tmp_path / "report.md"
+    report.write_text(
+        "# r\n\n## Sweep\n\n| run |\n|---|\n| [a](a/report.md) |\n\n"
+        "![f](figures/f.png) [web](https://x.org) [up](../other.md) [here](#claims)\n"
+    )
+    block = results_doc.suite_block("s", report)
+    assert "[a](../results/s/a/report.md)" in block
+    assert "![f](../results/s/figures/f.png)" in block
+    assert "(https://x.org)" in block and "(../other.md)" in block and "(#claims)" in block
