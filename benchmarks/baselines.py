@@ -74,11 +74,14 @@ def replica_step_flops(
 
 
 def _time_best(fn: Any, args: tuple[Any, ...], repeats: int) -> float:
-    """Best wall time in seconds of ``fn(*args).block_until_ready()`` over ``repeats`` calls."""
+    """Best wall time in seconds of ``jax.block_until_ready(fn(*args))`` over ``repeats``
+    calls (``fn`` may return an array or a tree of them)."""
+    import jax
+
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        fn(*args).block_until_ready()
+        jax.block_until_ready(fn(*args))
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -159,14 +162,9 @@ def batched_matmul_limit(
 
     step = jax.jit(jax.grad(loss))
     params = (u, ws, v)
-    jax.block_until_ready(step(params, x0))
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(step(params, x0))
-        best = min(best, time.perf_counter() - start)
+    jax.block_until_ready(step(params, x0))  # compiles
     weights = in_dim * width + layers * width * width + width * num_classes
-    return 6.0 * batch_size * weights * replicas / best
+    return 6.0 * batch_size * weights * replicas / _time_best(step, (params, x0), repeats)
 
 
 # --------------------------------------------------------------------------------------------

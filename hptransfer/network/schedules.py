@@ -94,6 +94,14 @@ class ScheduleConfig:
         """The fractions this kind reads, by name."""
         return {name: getattr(self, name) for name in FIELDS[self.kind]}
 
+    def as_kind(self, kind: str) -> ScheduleConfig:
+        """This schedule as kind ``kind`` (a value of the ``schedule`` sweep axis): the
+        fractions ``kind`` reads kept, the others 0."""
+        if kind == self.kind:
+            return self
+        return ScheduleConfig(kind, **{f: getattr(self, f) if f in FIELDS[kind] else 0.0
+                                       for f in TRACED})  # fmt: skip
+
 
 def check_schedule(
     kind: str, steps: int, warmup: float = 0.0, decay: float = 0.0, final: float = 0.0

@@ -39,7 +39,6 @@ from hptransfer.stats.horizons import (
     kind_runs,
     schedule_kind,
 )
-from hptransfer.stats.intervals import T_INTERVAL, checked_interval
 from hptransfer.stats.results import META_FILE
 from hptransfer.stats.schedule_claims import (
     BLOCK_DEPTH,
@@ -48,7 +47,8 @@ from hptransfer.stats.schedule_claims import (
     ScheduleRun,
     schedule_claims,
 )
-from hptransfer.stats.verdicts import claim_verdict
+from hptransfer.stats.tables import fit_interval
+from hptransfer.stats.verdicts import ci_text, claim_verdict
 
 SCHEMES = ("depth_mup", "nfd")
 
@@ -86,11 +86,8 @@ def load_suite(suite_dir: str | Path, *, last_evals: int = 3, ci: float = 0.9) -
 
 
 def _ci(v: float, lo: float, hi: float) -> str:
-    if not np.isfinite(v):
-        return ""
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return f"{v:+.2f}"
-    return f"{v:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+    """:func:`hptransfer.stats.verdicts.ci_text`, empty for an unknown value."""
+    return ci_text(v, lo, hi) if np.isfinite(v) else ""
 
 
 def _pct(v: float, lo: float, hi: float) -> str:
@@ -214,11 +211,8 @@ def early_table(runs: Sequence[ScheduleRun], last: int = 2 * EARLY_STEP) -> pd.D
                 continue
             row = {"optimizer": r.optimizer, "schedule": r.schedule, "scheme": scheme_label(s),
                    "T": max(r.horizons)}  # fmt: skip
-            for x in sel.itertuples():  # the interval the claims decide on
-                lo, hi = (checked_interval(x.slope, x.slope_lo, x.slope_hi, x.slope_min,
-                                           x.slope_max) if x.interval == T_INTERVAL
-                          else (math.nan, math.nan))  # fmt: skip
-                row[f"step {int(x.step)}"] = _ci(x.slope, lo, hi)
+            for x in sel.to_dict("records"):  # the interval the claims decide on
+                row[f"step {int(x['step'])}"] = _ci(x["slope"], *fit_interval(x))
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -34,18 +34,16 @@ it moves with depth (band: one octave over the measured range of horizons,
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hptransfer.network.schedules import FIELDS as SCHEDULE_FIELDS
+from hptransfer.network.schedules import ScheduleConfig
 from hptransfer.stats.analysis import Analysis, analyze
-from hptransfer.stats.intervals import T_INTERVAL, checked_interval
 from hptransfer.stats.rules import drift_band, drift_outcome
-from hptransfer.stats.tables import AnalysisError, drift_fit, first_steps
+from hptransfer.stats.tables import AnalysisError, drift_fit, first_steps, fit_interval
 
 STEPS = "steps"  # the shape axis of the run length (hptransfer.sweeps.axes)
 SCHEDULE = "schedule"  # the shape axis of the schedule kind
@@ -67,22 +65,35 @@ def kind_runs(
     if SCHEDULE not in results.columns:
         return {schedule_kind(meta): (results, copy.deepcopy(dict(meta)))}
     cfg = _config(meta)
-    fractions = {k: v for k, v in (cfg.get("schedule") or {}).items() if k != "kind"}
+    default = ScheduleConfig(**(cfg.get("schedule") or {}))
     out = {}
     for kind in sorted(results[SCHEDULE].unique(), key=lambda k: (k != "constant", k)):
         rows = results[results[SCHEDULE] == kind].drop(columns=[SCHEDULE]).reset_index(drop=True)
-        c = copy.deepcopy(cfg)
+        c = _without_axis(cfg, SCHEDULE)
         c.pop("schedule", None)
         if kind != "constant":  # meta.json records the constant rate as no [schedule]
-            c["schedule"] = {"kind": kind} | {
-                k: v for k, v in fractions.items() if k in SCHEDULE_FIELDS[kind]
-            }
-        axes = {k: v for k, v in (c.get("axes") or {}).items() if k != SCHEDULE}
+            c["schedule"] = {"kind": kind, **default.as_kind(kind).values()}
+        out[str(kind)] = rows, copy.deepcopy(dict(meta)) | {"config": c}
+    return out
+
+
+def _own_kind(
+    results: pd.DataFrame, meta: Mapping[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The run of the default schedule kind (:func:`kind_runs`): a run with a schedule axis is
+    read as that kind's run; others as they are."""
+    return kind_runs(results, meta)[schedule_kind(meta)]
+
+
+def _without_axis(cfg: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    """A copy of a run's config without the sweep axes ``names`` (no axes left: none)."""
+    c = copy.deepcopy(dict(cfg))
+    axes = {k: v for k, v in (c.get("axes") or {}).items() if k not in names}
+    if c.get("axes") is not None:
         c["axes"] = axes or None
         if not axes:
             c["axis_groups"] = None
-        out[str(kind)] = rows, copy.deepcopy(dict(meta)) | {"config": c}
-    return out
+    return c
 
 
 def _config(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,10 +107,9 @@ def available_horizons(results: pd.DataFrame, meta: Mapping[str, Any]) -> list[i
     """Every horizon the run holds: under the constant rate each evaluation step (truncations
     of the longest run, plus the values of a ``steps`` axis); otherwise the run's own length and
     the values of its ``steps`` axis."""
+    results, meta = _own_kind(results, meta)
     cfg = _config(meta)
     own = {int(cfg["steps"])}
-    if SCHEDULE in results.columns:
-        results = results[results[SCHEDULE] == schedule_kind(meta)]
     if STEPS in results.columns:
         own |= {int(v) for v in results[STEPS].unique()}
     if schedule_kind(meta) == "constant":
@@ -115,10 +125,9 @@ def horizon_runs(
     config says steps = T: the analysis reads it as it reads a run of that length.
 
     Raises AnalysisError naming T when the run does not hold it (module docstring)."""
+    results, meta = _own_kind(results, meta)
     cfg = _config(meta)
     default = int(cfg["steps"])
-    if SCHEDULE in results.columns:  # a schedule axis: the run's own kind (the default) only
-        results = results[results[SCHEDULE] == schedule_kind(meta)].drop(columns=[SCHEDULE])
     if horizons is None:
         horizons = sorted({default, *(int(v) for v in results.get(STEPS, pd.Series()).unique())})
     allowed = available_horizons(results, meta)
@@ -145,16 +154,9 @@ def horizon_runs(
 
 def _meta_at(meta: Mapping[str, Any], cfg: Mapping[str, Any], steps: int) -> dict[str, Any]:
     """meta.json of the T-step run: the config with steps = T and no ``steps`` axis."""
-    new = copy.deepcopy(dict(meta))
-    c = copy.deepcopy(dict(cfg))
-    c["steps"] = steps
-    axes = {k: v for k, v in (c.get("axes") or {}).items() if k not in (STEPS, SCHEDULE)}
-    if c.get("axes") is not None:
-        c["axes"] = axes or None
-        if not axes:
-            c["axis_groups"] = None
-    new["config"] = c
-    return new
+    return copy.deepcopy(dict(meta)) | {
+        "config": _without_axis(cfg, STEPS) | {"steps": steps}
+    }
 
 
 def horizon_analyses(
@@ -216,10 +218,7 @@ def horizon_slopes(analyses: Mapping[int, Analysis], ci: float = 0.9) -> pd.Data
             ci,
         )
         band = drift_band(t.min(), t.max())
-        lo, hi = math.nan, math.nan
-        if fit["interval"] == T_INTERVAL:
-            lo, hi = checked_interval(fit["slope"], fit["slope_lo"], fit["slope_hi"],
-                                      fit["slope_min"], fit["slope_max"])  # fmt: skip
+        lo, hi = fit_interval(fit)
         rows.append(
             dict(zip(keys, key, strict=True))
             | dict(horizon_min=int(t.min()), horizon_max=int(t.max()))

@@ -43,18 +43,17 @@ from hptransfer.stats.analysis import Analysis
 from hptransfer.stats.horizons import horizon_slopes
 from hptransfer.stats.intervals import (
     MIN_SEEDS_T,
-    T_INTERVAL,
-    checked_interval,
     interval_label,
     interval_outcome,
     seed_interval,
 )
 from hptransfer.stats.rules import TRANSFER_SLOPE, combine, direction, drift_outcome
-from hptransfer.stats.tables import first_steps, seed_optima, seed_slopes
+from hptransfer.stats.tables import first_steps, fit_interval, seed_optima, seed_slopes
 from hptransfer.stats.verdicts import (
     NOT_MEASURED,
     Claim,
     card_row,
+    ci_text,
     claim_verdict,
     drift_claim,
 )
@@ -94,12 +93,6 @@ def _opt(optimizer: str) -> str:
     return "" if optimizer == "sgd" else f", {optimizer}"
 
 
-def _ci(v: float, lo: float, hi: float) -> str:
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return f"{v:+.2f}"
-    return f"{v:+.2f} [{lo:+.2f}, {hi:+.2f}]"
-
-
 def early_drift(run: ScheduleRun, scheme: str = "nfd", step: int = EARLY_STEP) -> dict | None:
     """The drift across depth of ``scheme``'s eta* at evaluation ``step`` of the run's longest
     horizon (k = 2): slope, its checked interval lo / hi, the band, the outcome and the number
@@ -112,10 +105,7 @@ def early_drift(run: ScheduleRun, scheme: str = "nfd", step: int = EARLY_STEP) -
     if sel.empty:
         return None
     r = sel.iloc[0].to_dict()
-    lo = hi = math.nan
-    if r.get("interval") == T_INTERVAL:
-        lo, hi = checked_interval(float(r["slope"]), float(r["slope_lo"]), float(r["slope_hi"]),
-                                  float(r["slope_min"]), float(r["slope_max"]))  # fmt: skip
+    lo, hi = fit_interval(r)
     card = card_row(run.longest.scorecard, scheme, BLOCK_DEPTH)
     band = float(card["drift_depth_band"]) if card is not None else TRANSFER_SLOPE
     return dict(slope=float(r["slope"]), lo=lo, hi=hi, band=band, n=int(r["n_seed_slopes"]),
@@ -130,7 +120,7 @@ _OUTCOME_WORDS = {"holds": "inside", "fails": "beyond", "inconclusive": "across"
 def _drift_words(d: Mapping) -> str:
     band = f"+-{d['band']:.2f}"
     where = _OUTCOME_WORDS.get(d["outcome"], "without an interval against")
-    return f"drift {_ci(d['slope'], d['lo'], d['hi'])}, {where} {band}"
+    return f"drift {ci_text(d['slope'], d['lo'], d['hi'])}, {where} {band}"
 
 
 def early_seed_drifts(run: ScheduleRun, scheme: str = "nfd", step: int = EARLY_STEP) -> pd.Series:
@@ -204,7 +194,7 @@ def decay_claim(run: ScheduleRun, scheme: str, constant: ScheduleRun | None) -> 
 def _transfer_words(row: Mapping) -> str:
     lo, hi = float(row["drift_depth_check_lo"]), float(row["drift_depth_check_hi"])
     verdict = claim_verdict(row["transfer_depth"])
-    return f"drift {_ci(float(row['drift_depth']), lo, hi)}, {verdict}"
+    return f"drift {ci_text(float(row['drift_depth']), lo, hi)}, {verdict}"
 
 
 def horizon_claim(run: ScheduleRun, scheme: str = "nfd") -> Claim:
@@ -227,7 +217,7 @@ def horizon_claim(run: ScheduleRun, scheme: str = "nfd") -> Claim:
     n = int(worst["n_seed_slopes"])
     label = interval_label(n, run.longest.ci) if np.isfinite(worst["check_lo"]) else ""
     per_depth = "; ".join(
-        f"L={int(r.depth)}: {_ci(r.slope, r.check_lo, r.check_hi)} {r.outcome}"
+        f"L={int(r.depth)}: {ci_text(r.slope, r.check_lo, r.check_hi)} {r.outcome}"
         for r in sel.itertuples()
     )
     note = (

@@ -35,6 +35,8 @@ from hptransfer.network.schemes import BUILTIN_SCHEMES
 from hptransfer.stats.columns import GROUP, REPLICA, REQUIRED, split_stat_column, stat_column
 from hptransfer.stats.intervals import (
     MIN_SEEDS_T,
+    T_INTERVAL,
+    checked_interval,
     interval_method,
     ols_rows,
     ols_slope,
@@ -416,6 +418,16 @@ def drift_fit(
         n_censored=int(censored.sum()),
         n_excluded=int((~usable).sum()),
     )
+
+
+def fit_interval(fit: Mapping[str, Any]) -> tuple[float, float]:
+    """The interval a decision reads of one :func:`drift_fit` result (a drift or horizon row):
+    its seed t-interval widened over the brackets of censored optima
+    (:func:`hptransfer.stats.intervals.checked_interval`); (NaN, NaN) without a t-interval."""
+    if fit.get("interval") != T_INTERVAL:
+        return math.nan, math.nan
+    return checked_interval(float(fit["slope"]), float(fit["slope_lo"]), float(fit["slope_hi"]),
+                            float(fit["slope_min"]), float(fit["slope_max"]))  # fmt: skip
 
 
 def drift(

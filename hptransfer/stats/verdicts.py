@@ -53,6 +53,7 @@ from hptransfer.stats.rules import INCONCLUSIVE as INCONCLUSIVE_RULE
 from hptransfer.stats.tables import (
     AXES,
     OTHER_AXIS,
+    fit_interval,
     fixed_lr_slopes,
     fmt_edges,
     held_value,
@@ -150,12 +151,7 @@ def horizon_steps(h: pd.DataFrame, axis: str, band: float) -> dict[str, Any]:
     steps = h["step"].to_numpy()
     states = []
     for r in h.to_dict("records"):
-        lo, hi = math.nan, math.nan
-        if r.get("interval") == T_INTERVAL:
-            lo, hi = checked_interval(float(r["slope"]), float(r["slope_lo"]),
-                                      float(r["slope_hi"]), float(r["slope_min"]),
-                                      float(r["slope_max"]))  # fmt: skip
-        states.append(direction(lo, hi, band))
+        states.append(direction(*fit_interval(r), band))
     states = np.array(states)
     return {
         f"transfer_from_step_{axis}": _from_step(steps, states == "flat"),
@@ -573,7 +569,7 @@ def verdict(row: Mapping[str, Any]) -> str:
     h1_hi = row.get("h1_own_slope_fixed_lr_hi", math.nan)
     one_layer = int(row.get("block_depth", 2)) == 1
     if h1 is not None and np.isfinite(h1):
-        h1_text = _ci_text(h1, h1_lo, h1_hi)
+        h1_text = ci_text(h1, h1_lo, h1_hi)
         if int(row.get("n_seeds", 0) or 0) < MIN_SEEDS_T:
             h1_lo = h1_hi = math.nan  # a range of 2 seeds decides nothing
         state = direction(h1_lo, h1_hi, MOVEMENT_SLOPE)
@@ -752,7 +748,7 @@ def _movement_claim(row: Mapping[str, Any] | None) -> Claim:
     a, b = COLLAPSE - EXPONENT_BAND, COLLAPSE + EXPONENT_BAND
     label = interval_label(n, row.get("ci", 0.9)) if np.isfinite(lo) else ""
     outcome = exponent_outcome(lo, hi, COLLAPSE) if n >= MIN_SEEDS_T else "missing"
-    measured = f"measured exponent {_ci_text(v, lo, hi)}"
+    measured = f"measured exponent {ci_text(v, lo, hi)}"
     note = {
         HOLDS_RULE: f"interval within [{a:g}, {b:g}] around -1/2",
         FAILS_RULE: f"interval outside [{a:g}, {b:g}]: {measured}",
@@ -800,7 +796,7 @@ def _nfd_claim(
         return Claim("d", STATEMENTS["d"], transfer.metric, math.nan, math.nan, math.nan, "", "",
                      "", NOT_MEASURED, "not measured in this run (needs nfd and depth_mup, k = 2)")  # fmt: skip
     gap, lo, hi, n = restored_gap(movement_seeds, nfd, dmup, ci)
-    gap_text = f"hidden_1 slope {_ci_text(gap, lo, hi)} above depth-muP's (paired over seeds)"
+    gap_text = f"hidden_1 slope {ci_text(gap, lo, hi)} above depth-muP's (paired over seeds)"
     dead = [
         f"{name} at {_dead(r)}"
         for name, r in ((scheme_label("nfd"), nfd), (scheme_label("depth_mup"), dmup))
@@ -1020,7 +1016,7 @@ def flat_then(states: Sequence[str]) -> tuple[int, str] | None:
     return None
 
 
-def _ci_text(v: float, lo: float, hi: float, sign: str = "+") -> str:
+def ci_text(v: float, lo: float, hi: float, sign: str = "+") -> str:
     """ "+0.12 [-0.05, +0.30]" (sign "+") or "0.12 [0.05, 0.30]" (sign "")."""
     text = f"{v:{sign}.2f}"
     return text + (f" [{lo:{sign}.2f}, {hi:{sign}.2f}]" if np.isfinite([lo, hi]).all() else "")
@@ -1036,7 +1032,7 @@ def local_verdict(pairs: pd.DataFrame, row: Mapping[str, Any], band: float = TRA
     pairs = pairs.sort_values("depth_from")
     states = [pair_state(lo, hi, band) for lo, hi in zip(pairs["check_lo"], pairs["check_hi"],
                                                          strict=True)]  # fmt: skip
-    curv = _ci_text(row.get("curvature_depth", math.nan), row.get("curvature_depth_lo", math.nan),
+    curv = ci_text(row.get("curvature_depth", math.nan), row.get("curvature_depth_lo", math.nan),
                     row.get("curvature_depth_hi", math.nan))  # fmt: skip
     test = row.get("curvature_depth_test")
     bend = flat_then(states)
@@ -1062,7 +1058,7 @@ def local_verdict(pairs: pd.DataFrame, row: Mapping[str, Any], band: float = TRA
         )
     shift = row.get("max_shift_depth", math.nan)
     if shift is not None and np.isfinite(shift):
-        shift_ci = _ci_text(shift, row.get("max_shift_depth_lo", math.nan),
+        shift_ci = ci_text(shift, row.get("max_shift_depth_lo", math.nan),
                             row.get("max_shift_depth_hi", math.nan), sign="")  # fmt: skip
         text += (
             f"; largest shift from L={_int(row.get('depth_min'))}: {shift_ci} "

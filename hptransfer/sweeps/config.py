@@ -643,7 +643,7 @@ def check_schedules(config: SweepConfig, source: str = "<config>") -> None:
                 fractions.add(tuple(sorted({k: p.get(k, v) for k, v in defaults.items()}.items())))
     for _, steps, kind in config.shape_points():
         for values in sorted(fractions):
-            v = {k: x for k, x in dict(values).items() if k in SCHEDULE_FIELDS[kind]}
+            v = dataclasses.replace(schedule, **dict(values)).as_kind(kind).values()
             try:
                 check_schedule(kind, steps, v.get("warmup_fraction", 0.0),
                                v.get("decay_fraction", 0.0), v.get("final_fraction", 0.0))  # fmt: skip

@@ -70,9 +70,6 @@ from hptransfer.network.model import Architecture, check_inputs, kernel_shapes
 from hptransfer.network.movement import flatten_stats, layer_stats, split_stat_column
 from hptransfer.network.optim import traced_settings
 from hptransfer.network.scaling import Multipliers, multipliers, stack
-from hptransfer.network.schedules import FIELDS as SCHEDULE_FIELDS
-from hptransfer.network.schedules import TRACED as SCHEDULE_TRACED
-from hptransfer.network.schedules import ScheduleConfig
 from hptransfer.network.schemes import Scheme, load_schemes
 from hptransfer.network.train import (
     TrainState,
@@ -290,20 +287,12 @@ def replicas(config: SweepConfig) -> list[Replica]:
 def cell_configs(config: SweepConfig) -> list[SweepConfig]:
     """The config of each set of cells: ``config`` itself, then one per other value of a
     shape axis (batch_size, steps, schedule), each compiled and trained as cells of their own.
-    A schedule kind keeps the [schedule] fractions it reads (:func:`schedule_of`)."""
+    A schedule kind keeps the [schedule] fractions it reads (``ScheduleConfig.as_kind``)."""
     return [
         dataclasses.replace(config, batch_size=b, steps=t, optimizer=dataclasses.replace(
-            config.optimizer, schedule=schedule_of(config.optimizer.schedule, kind)))
+            config.optimizer, schedule=config.optimizer.schedule.as_kind(kind)))
         for b, t, kind in config.shape_points()
     ]  # fmt: skip
-
-
-def schedule_of(schedule: ScheduleConfig, kind: str) -> ScheduleConfig:
-    """``schedule`` as kind ``kind``: the fractions ``kind`` reads kept, the others 0."""
-    if kind == schedule.kind:
-        return schedule
-    keep = {f: getattr(schedule, f) if f in SCHEDULE_FIELDS[kind] else 0.0 for f in SCHEDULE_TRACED}
-    return ScheduleConfig(kind, **keep)
 
 
 def code_version() -> dict[str, str]:
