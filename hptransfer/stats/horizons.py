@@ -154,9 +154,7 @@ def horizon_runs(
 
 def _meta_at(meta: Mapping[str, Any], cfg: Mapping[str, Any], steps: int) -> dict[str, Any]:
     """meta.json of the T-step run: the config with steps = T and no ``steps`` axis."""
-    return copy.deepcopy(dict(meta)) | {
-        "config": _without_axis(cfg, STEPS) | {"steps": steps}
-    }
+    return copy.deepcopy(dict(meta)) | {"config": _without_axis(cfg, STEPS) | {"steps": steps}}
 
 
 def horizon_analyses(
