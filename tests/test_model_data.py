@@ -28,7 +28,7 @@ from hptransfer.network.train import train_run
         ({"width": -4}, "width"),
         ({"block_depth": 0}, "block_depth"),
         ({"depth": 0}, "depth"),
-        ({"family": "transformer"}, "family"),
+        ({"family": "rnn"}, "family"),
         ({"family": "conv"}, "in_shape"),
     ],
 )

@@ -1,9 +1,12 @@
-"""Datasets (docs/design.md, modules): MNIST-1D generated offline, a synthetic teacher, CIFAR-10.
+"""Datasets (docs/design.md, modules): MNIST-1D generated offline, a synthetic teacher, CIFAR-10,
+and byte-level text.
 
-Every loader returns a :class:`Dataset` of float32 inputs and int32 labels, standardised with
-training-set statistics. Nothing is ever downloaded: MNIST-1D comes from the ``mnist1d``
-package's procedural generator (cached as .npz under the user cache folder), CIFAR-10 from a
-local folder or the canonical ``cifar-10-python.tar.gz`` archive, checked against its MD5.
+Every classification loader returns a :class:`Dataset` of float32 inputs and int32 labels,
+standardised with training-set statistics. Nothing is ever downloaded: MNIST-1D comes from the
+``mnist1d`` package's procedural generator (cached as .npz under the user cache folder),
+CIFAR-10 from a local folder or the canonical ``cifar-10-python.tar.gz`` archive, checked
+against its MD5, and text (:mod:`hptransfer.network.text`) from local files, by default the
+Python standard library's own source: int32 byte windows with next-byte targets.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from hptransfer.network.text import TextCorpusError, read_corpus
+
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # cifar-10-python.tar.gz, as published
 CIFAR10_FOLDER = "cifar-10-batches-py"
 DATASET_SHAPES: dict[str, tuple[int, ...]] = {
@@ -29,9 +34,10 @@ DATASET_SHAPES: dict[str, tuple[int, ...]] = {
     "teacher": (32,),
     "teacher_images": (8, 8, 3),
     "cifar10": (32, 32, 3),
+    "text": (64,),  # one sequence of the default seq_len; a config's seq_len replaces it
 }
 """The registry of datasets: one example's input shape, by name, as its loader makes it (10
-classes each)."""
+classes each, except text: 256 byte values, one target per position)."""
 DATASETS = tuple(DATASET_SHAPES)
 
 
@@ -47,6 +53,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Provenance a run records in its meta.json (text: corpus, sha256, sizes); else empty."""
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -55,7 +63,8 @@ class Dataset:
     def __post_init__(self) -> None:
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-            if x.shape[0] != y.shape[0] or y.ndim != 1:
+            labels = y.ndim == 1 and x.shape[0] == y.shape[0]  # classification
+            if not (labels or y.shape == x.shape):  # or next-token targets, one per position
                 raise DataError(
                     f"{self.name}: x_{split} {x.shape} and y_{split} {y.shape} disagree"
                 )
@@ -297,8 +306,27 @@ def write_cifar10_archive(path: str | Path, images: np.ndarray, labels: np.ndarr
     return path
 
 
+def text(
+    path: str | Path | None = None,
+    seq_len: int = 64,
+    eval_sequences: int = 256,
+    validation_fraction: float = 0.1,
+) -> Dataset:
+    """Byte-level language modelling: :func:`hptransfer.network.text.read_corpus` as a Dataset
+    named "text" (int32 windows of shape (N, seq_len), y the next byte of x, 256 classes, the
+    corpus's provenance in ``meta``); its errors are raised as :class:`DataError`."""
+    try:
+        split = read_corpus(path, seq_len, eval_sequences, validation_fraction)
+    except TextCorpusError as err:
+        raise DataError(str(err)) from None
+    return Dataset(
+        "text", split.x_train, split.y_train, split.x_test, split.y_test, 256, split.meta
+    )
+
+
 def load_dataset(name: str, **kwargs) -> Dataset:
-    """Dispatch by name: mnist1d(num_samples, seed), teacher(...), cifar10(path, md5)."""
+    """Dispatch by name: mnist1d(num_samples, seed), teacher(...), cifar10(path, md5),
+    text(path, seq_len, eval_sequences, validation_fraction)."""
     if name == "mnist1d":
         return mnist1d(**kwargs)
     if name == "teacher":
@@ -308,4 +336,6 @@ def load_dataset(name: str, **kwargs) -> Dataset:
         return teacher(**kwargs)
     if name == "cifar10":
         return cifar10(**kwargs)
+    if name == "text":
+        return text(**kwargs)
     raise DataError(f"unknown dataset {name!r}; allowed: {list(DATASETS)}")

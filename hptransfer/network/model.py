@@ -1,4 +1,7 @@
-"""Pure-functional pre-activation ResNets parameterized by width, depth and block depth.
+"""Pure-functional pre-activation ResNets parameterized by width, depth and block depth, and
+the one entry point of every model family: ``kernel_shapes``, ``param_roles``, ``raw_init``,
+``apply`` and ``check_inputs`` dispatch the ``transformer`` family to
+:mod:`hptransfer.network.transformer` (the shape record: :mod:`hptransfer.network.architecture`).
 
 The network (docs/parameterizations.md, notation), for width n, depth L (number of residual blocks) and block
 depth k:
@@ -25,7 +28,6 @@ both behind module state; we keep the function explicit and use flax only for wh
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -34,65 +36,15 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
+from hptransfer.network import transformer
+from hptransfer.network.architecture import FAMILIES, Architecture, ArchitectureError
+
 Params = dict[str, Any]
-FAMILIES = ("mlp", "conv")
-
-
-class ArchitectureError(ValueError):
-    """An architecture argument is out of range; the message names it and what is allowed."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Architecture:
-    """The static shape of a network: everything that decides the compiled program.
-
-    ``in_shape`` is one example's shape: (d,) for ``mlp``, (H, W, C) for ``conv``.
-    ``base_width`` and ``base_depth`` are (n0, L0): where every scheme is the same network.
-    """
-
-    width: int
-    depth: int
-    block_depth: int = 1
-    in_shape: tuple[int, ...] = (40,)
-    num_classes: int = 10
-    family: str = "mlp"
-    base_width: int = 64
-    base_depth: int = 2
-    bias: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "in_shape", tuple(int(s) for s in self.in_shape))
-        for name in ("width", "depth", "block_depth", "num_classes", "base_width", "base_depth"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ArchitectureError(f"{name} = {value!r}; allowed: an integer >= 1")
-        if self.family not in FAMILIES:
-            raise ArchitectureError(f"family = {self.family!r}; allowed: {list(FAMILIES)}")
-        want = 1 if self.family == "mlp" else 3
-        if len(self.in_shape) != want or min(self.in_shape) < 1:
-            raise ArchitectureError(
-                f"in_shape = {self.in_shape} for family {self.family!r}; allowed: "
-                + ("(features,)" if want == 1 else "(height, width, channels)")
-            )
-
-    @property
-    def width_ratio(self) -> float:
-        """m = n / n0."""
-        return self.width / self.base_width
-
-    @property
-    def depth_ratio(self) -> float:
-        """r = L / L0."""
-        return self.depth / self.base_depth
-
-    @property
-    def hidden_roles(self) -> tuple[str, ...]:
-        return tuple(f"hidden_{j}" for j in range(1, self.block_depth + 1))
-
-    @property
-    def roles(self) -> tuple[str, ...]:
-        """Weight roles in forward order."""
-        return ("input", *self.hidden_roles, "readout")
+__all__ = [
+    "FAMILIES", "Architecture", "ArchitectureError", "Params", "apply", "check_inputs",
+    "fan_in", "hidden_op", "input_op", "kernel_shapes", "param_roles", "raw_init",
+    "readout_features", "scale_init",
+]  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,13 +58,15 @@ def _conv(w: jax.Array, x: jax.Array, stride: int = 1) -> jax.Array:
 
 
 def input_op(arch: Architecture) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    if arch.family == "transformer":
+        return transformer.embed
     if arch.family == "mlp":
         return lambda w, x: x @ w
     return lambda w, x: _conv(w, x, stride=2)
 
 
 def hidden_op(arch: Architecture) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    if arch.family == "mlp":
+    if arch.family in ("mlp", "transformer"):
         return lambda w, x: x @ w
     return _conv
 
@@ -125,6 +79,8 @@ def readout_features(arch: Architecture, h: jax.Array) -> jax.Array:
 
 def kernel_shapes(arch: Architecture) -> dict[str, tuple[int, ...]]:
     """Shape of one kernel per role (block kernels without the depth axis)."""
+    if arch.family == "transformer":
+        return transformer.kernel_shapes(arch)
     n, c = arch.width, arch.num_classes
     if arch.family == "mlp":
         shapes = {"input": (arch.in_shape[0], n)}
@@ -143,6 +99,8 @@ def fan_in(arch: Architecture, role: str) -> int:
 
 def param_roles(arch: Architecture) -> Params:
     """A pytree shaped like the params whose leaves are role names (biases are ``vector``)."""
+    if arch.family == "transformer":
+        return transformer.param_roles(arch)
     tree: Params = {"input": {"kernel": "input"}, "blocks": {}, "readout": {"kernel": "readout"}}
     for role in arch.hidden_roles:
         tree["blocks"][role] = {"kernel": role}
@@ -155,6 +113,8 @@ def param_roles(arch: Architecture) -> Params:
 
 
 def _leaf_shape(arch: Architecture, path: tuple[str, ...]) -> tuple[int, ...]:
+    if arch.family == "transformer":
+        return transformer.leaf_shape(arch, path)
     role = path[1] if path[0] == "blocks" else path[0]
     kshape = kernel_shapes(arch)[role]
     shape = kshape if path[-1] == "kernel" else (kshape[-1],)
@@ -162,7 +122,7 @@ def _leaf_shape(arch: Architecture, path: tuple[str, ...]) -> tuple[int, ...]:
 
 
 def raw_init(key: jax.Array, arch: Architecture) -> Params:
-    """Unit-variance draws for every kernel (zeros for biases), before any scaling.
+    """Unit-variance draws for every kernel (zeros for biases and norms), before any scaling.
 
     Every scheme scales the same draws (:func:`scale_init`), so schemes compared at one seed
     start from the same random matrices.
@@ -187,12 +147,19 @@ def _dense_or_conv_bias(y: jax.Array, p: dict[str, jax.Array]) -> jax.Array:
     return y + p["bias"] if "bias" in p else y
 
 
-def apply(params: Params, x: jax.Array, forward: Params, branch: jax.Array, arch: Architecture):
-    """Logits f(x) of the pre-activation ResNet (module docstring) for a batch x.
+def apply(
+    params: Params, x: jax.Array, forward: Params, branch: jax.Array, arch: Architecture,
+    attention: jax.Array | None = None,
+) -> jax.Array:  # fmt: skip
+    """Logits f(x) of the pre-activation ResNet (module docstring) for a batch x, or of the
+    transformer (:func:`hptransfer.network.transformer.apply`) for a token batch.
 
     ``forward`` is a pytree like ``params`` of forward multipliers (one scalar per leaf; only
-    kernel entries are used), ``branch`` is beta.
+    kernel entries are used), ``branch`` is beta, ``attention`` the transformer's logit scale
+    tau (unused by the ResNets).
     """
+    if arch.family == "transformer":
+        return transformer.apply(params, x, forward, branch, attention, arch)
     op_in, op_h = input_op(arch), hidden_op(arch)
     h = forward["input"]["kernel"] * op_in(params["input"]["kernel"], x)
     h = _dense_or_conv_bias(h, params["input"])
@@ -214,6 +181,12 @@ def apply(params: Params, x: jax.Array, forward: Params, branch: jax.Array, arch
 def check_inputs(x: Any, arch: Architecture) -> None:
     """Raise a clear error when a batch does not match the architecture's input shape."""
     shape = tuple(getattr(x, "shape", ()))
+    dtype = getattr(x, "dtype", None)
+    if arch.family == "transformer" and (dtype is None or dtype.kind not in "iu"):
+        raise ArchitectureError(
+            f"inputs have dtype {dtype}; this transformer expects integer tokens in "
+            f"[0, {arch.num_classes})"
+        )
     if len(shape) != len(arch.in_shape) + 1 or shape[1:] != arch.in_shape:
         raise ArchitectureError(
             f"inputs have shape {shape}; this {arch.family} network expects "

@@ -9,7 +9,10 @@ the layer's input at init and now (each computed through the network from the sa
 
 plus the raw per-coordinate sizes RMS(a_0), RMS(a_t) and RMS(a_t - a_0) (coordinate checks).
 Hidden roles are measured in every block and averaged over blocks; the blocks are scanned with
-both networks side by side, so memory does not grow with depth. The multiplier c cancels in the
+both networks side by side, so memory does not grow with depth. The transformer's roles are its
+embedding (``input``), ``attn_q``, ``attn_k``, ``attn_v``, ``attn_out``, its MLP's ``hidden_1`` and
+``hidden_2``, and the unembedding (``readout``); each layer's input is what its kernel multiplies
+(:func:`hptransfer.network.transformer.block`), and RMS runs over every token of the probe. The multiplier c cancels in the
 own-movement ratio; it is kept so the formula reads as written.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from hptransfer.network import transformer
 from hptransfer.network.model import (
     Architecture,
     Params,
@@ -25,6 +29,7 @@ from hptransfer.network.model import (
     input_op,
     readout_features,
 )
+from hptransfer.network.scaling import Multipliers
 
 MOVEMENT_STATS = ("own_movement", "weight_change", "total_movement")  # the ratios analysed
 STATS = (*MOVEMENT_STATS, "rms_init", "rms", "rms_change")  # + the sizes coordinate checks read
@@ -58,14 +63,13 @@ def _layer(op, p0, pt, c, x0, xt):
 
 
 def layer_stats(
-    params0: Params,
-    params: Params,
-    x: jax.Array,
-    forward: Params,
-    branch: jax.Array,
-    arch: Architecture,
+    params0: Params, params: Params, x: jax.Array, mult: Multipliers, arch: Architecture
 ) -> dict[str, dict[str, jax.Array]]:
-    """{role: {statistic: scalar}} for input, hidden_1..hidden_k (block means) and readout."""
+    """{role: {statistic: scalar}} for input, the block roles (block means) and readout;
+    ``mult`` gives the forward multipliers, the branch multiplier and the attention scale."""
+    if arch.family == "transformer":
+        return _transformer_stats(params0, params, x, mult, arch)
+    forward, branch = mult.forward, mult.branch
     op_in, op_h = input_op(arch), hidden_op(arch)
     out: dict[str, dict[str, jax.Array]] = {}
     h0, ht, out["input"] = _layer(
@@ -92,6 +96,42 @@ def layer_stats(
         forward["readout"]["kernel"],
         readout_features(arch, h0),
         readout_features(arch, ht),
+    )
+    return out
+
+
+def _transformer_stats(
+    params0: Params, params: Params, x: jax.Array, mult: Multipliers, arch: Architecture
+) -> dict[str, dict[str, jax.Array]]:
+    """:func:`layer_stats` of the transformer: both networks' blocks scanned side by side."""
+    forward, fwd_blocks = mult.forward, mult.forward["blocks"]
+    out: dict[str, dict[str, jax.Array]] = {}
+    h0, ht, out["input"] = _layer(
+        transformer.embed, params0["input"], params["input"], forward["input"]["kernel"], x, x
+    )
+
+    def block(carry, blocks):
+        (h0, ht), (blk0, blkt) = carry, blocks
+        n0, in0 = transformer.block(h0, blk0, fwd_blocks, mult.branch, mult.attention, arch)
+        nt, int_ = transformer.block(ht, blkt, fwd_blocks, mult.branch, mult.attention, arch)
+        stats = {
+            role: _layer(
+                transformer.dense, blk0[role], blkt[role], fwd_blocks[role]["kernel"],
+                in0[role], int_[role],
+            )[2]
+            for role in arch.block_roles
+        }  # fmt: skip
+        return (n0, nt), stats
+
+    (h0, ht), per_block = jax.lax.scan(block, (h0, ht), (params0["blocks"], params["blocks"]))
+    out |= jax.tree.map(lambda v: v.mean(axis=0), per_block)
+    _, _, out["readout"] = _layer(
+        transformer.dense,
+        params0["readout"],
+        params["readout"],
+        forward["readout"]["kernel"],
+        transformer.readout_features(params0, h0),
+        transformer.readout_features(params, ht),
     )
     return out
 

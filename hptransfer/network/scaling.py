@@ -8,6 +8,8 @@ For a tensor with role rho in a network of shape (n, L) with base (n0, L0), m = 
     Adam epsilon   eps_rho = eps * m**a_eps * r**b_eps
     weight decay   wd_rho  = wd * m**a_wd * r**b_wd      (AdamW's decoupled decay, per role)
     branch         beta  = r**(-alpha)
+    attention      tau   = d0**-1/2 * (d/d0)**-e   (transformer: head dim d, base d0, the
+                                                scheme's attention_exponent e; None otherwise)
 
 All values are computed on the host in float64 and returned as float32 arrays in pytrees shaped
 like the params, so that they can be stacked along a replica axis and traced: one compiled
@@ -23,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from hptransfer.network.architecture import ZERO_INIT_ROLES
 from hptransfer.network.model import Architecture, Params, fan_in, param_roles
 from hptransfer.network.schemes import Scheme
 
@@ -44,6 +47,9 @@ class Multipliers:
     optimizer: dict[str, jax.Array] = dataclasses.field(default_factory=dict)
     # AdamW's per-role weight-decay factors (``wd_adam`` exponents); None: every factor 1.
     wd: Params | None = None
+    # The transformer's attention logit scale tau; None for the ResNets (no leaf, so their
+    # programs are unchanged).
+    attention: jax.Array | None = None
 
 
 def multipliers(scheme: Scheme, arch: Architecture, optimizer_family: str = "sgd") -> Multipliers:
@@ -61,7 +67,7 @@ def multipliers(scheme: Scheme, arch: Architecture, optimizer_family: str = "sgd
             rule = scheme.rule(leaf_role, arch.block_depth)
             factor = getattr(rule, quantity).factor(m, r)
             if quantity == "init_std":
-                if leaf_role == "vector":
+                if leaf_role in ZERO_INIT_ROLES:
                     return jnp.float32(0.0)
                 factor /= np.sqrt(fan_in(arch, leaf_role))
             return jnp.float32(factor)
@@ -75,6 +81,11 @@ def multipliers(scheme: Scheme, arch: Architecture, optimizer_family: str = "sgd
         eps=value("eps_adam"),
         wd=value("wd_adam"),
         branch=jnp.float32(scheme.branch_multiplier(r)),
+        attention=(
+            jnp.float32(scheme.attention_scale(arch.d_head, arch.d_head0))
+            if arch.family == "transformer"
+            else None
+        ),
     )
 
 

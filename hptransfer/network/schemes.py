@@ -14,7 +14,13 @@ with the same learning rate at the base shape.
 
 Roles: ``input``; ``hidden`` (every layer inside a residual block) with optional overrides
 ``hidden_<j>`` for layer j of a k-layer block, merged over ``hidden`` and applied only when
-k >= ``min_block_depth``; ``readout``; ``vector`` (biases). Built-in schemes live in
+k >= ``min_block_depth``; ``readout``; ``vector`` (biases). The transformer
+(:mod:`hptransfer.network.transformer`) reads the same roles (embedding = ``input``, its MLP's two
+layers = ``hidden_1``, ``hidden_2``, unembedding = ``readout``) plus optional overrides that
+start from a base role (:data:`DERIVED_ROLES`): ``attn_q``, ``attn_k``, ``attn_v``, ``attn_out``
+from ``hidden`` and ``norm`` (the LayerNorms' gains and biases) from ``vector``. A scheme's
+``attention_exponent`` e sets the attention logit scale tau = d0^-1/2 (d/d0)^-e for head dimension
+d (base d0): 1/2 is SP's 1/sqrt(d), 1 is muP's 1/d (default 1/2; inherited through ``extends``). Built-in schemes live in
 ``schemes.toml`` next to this module and are read by the same loader as user schemes, so a new
 scheme is a new table, never new code.
 
@@ -35,13 +41,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hptransfer.network.architecture import ATTENTION_ROLES
+
 QUANTITIES: tuple[str, ...] = ("init_std", "forward", "lr_sgd", "lr_adam", "eps_adam", "wd_adam")
 OPTIONAL_QUANTITIES: tuple[str, ...] = ("wd_adam",)
 """Quantities a base role may leave out (then m**0 r**0): added after schemes existed, so
 that a scheme file written before them still reads the same."""
 BASE_ROLES: tuple[str, ...] = ("input", "hidden", "readout", "vector")
+DERIVED_ROLES: dict[str, str] = {role: "hidden" for role in ATTENTION_ROLES} | {"norm": "vector"}
+"""The transformer's optional roles and the base role each starts from (a scheme that does not
+state one uses its base role's rule)."""
+DEFAULT_ATTENTION_EXPONENT = 0.5  # tau = 1/sqrt(d_head), the standard scale
 _HIDDEN_J = re.compile(r"^hidden_([1-9][0-9]*)$")
-_SCHEME_KEYS = ("description", "label", "branch_exponent", "extends")
+_SCHEME_KEYS = ("description", "label", "branch_exponent", "attention_exponent", "extends")
 
 
 class SchemeError(ValueError):
@@ -82,6 +94,7 @@ class Scheme:
     roles: Mapping[str, RoleRule]
     overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     label: str | None = None  # the display name in reports and figures (default: the name)
+    attention_exponent: float = DEFAULT_ATTENTION_EXPONENT  # tau ~ d_head**-e (module docstring)
 
     @property
     def display(self) -> str:
@@ -89,9 +102,14 @@ class Scheme:
         return self.label or self.name
 
     def rule(self, role: str, block_depth: int = 1) -> RoleRule:
-        """The rule for ``role`` ("input", "readout", "vector" or "hidden_<j>") in a k-layer block."""
+        """The rule for ``role`` ("input", "readout", "vector", "hidden_<j>" or one of
+        :data:`DERIVED_ROLES`) in a k-layer block."""
         if role in ("input", "readout", "vector"):
             return self.roles[role]
+        if role in DERIVED_ROLES:
+            override = self.overrides.get(role, {})
+            fields = {q: override[q] for q in QUANTITIES if q in override}
+            return dataclasses.replace(self.roles[DERIVED_ROLES[role]], **fields)
         match = _HIDDEN_J.match(role)
         if not match:
             raise SchemeError(f"scheme {self.name!r}: unknown role {role!r}")
@@ -111,6 +129,10 @@ class Scheme:
         """beta = r**(-alpha)."""
         return float(r ** (-self.branch_exponent))
 
+    def attention_scale(self, d_head: int, d_head0: int) -> float:
+        """The attention logit scale tau = d0**-1/2 * (d / d0)**-e (module docstring)."""
+        return float(d_head0**-0.5 * (d_head / d_head0) ** (-self.attention_exponent))
+
     def to_table(self) -> dict[str, Any]:
         """The scheme as a TOML-ready table (the inverse of :func:`scheme_from_table`)."""
         table: dict[str, Any] = {
@@ -119,6 +141,8 @@ class Scheme:
         }
         if self.label is not None:
             table["label"] = self.label
+        if self.attention_exponent != DEFAULT_ATTENTION_EXPONENT:
+            table["attention_exponent"] = self.attention_exponent
         for role, rule in self.roles.items():
             table[role] = {q: [getattr(rule, q).m, getattr(rule, q).r] for q in QUANTITIES}
         for role, override in self.overrides.items():
@@ -215,11 +239,14 @@ def scheme_from_table(
     known = known if known is not None else {}
     roles_allowed = set(BASE_ROLES)
     for key in table:
-        if key in _SCHEME_KEYS or key in roles_allowed or _HIDDEN_J.match(key):
+        if key in _SCHEME_KEYS or key in roles_allowed or key in DERIVED_ROLES:
+            continue
+        if _HIDDEN_J.match(key):
             continue
         raise SchemeError(
             f"scheme {name!r}: unknown field or role {key!r}; allowed: {list(_SCHEME_KEYS)}, "
-            f"roles {list(BASE_ROLES)} and 'hidden_<j>' overrides (j >= 1)"
+            f"roles {list(BASE_ROLES)}, 'hidden_<j>' overrides (j >= 1) and the transformer's "
+            f"{list(DERIVED_ROLES)}"
         )
     parent: Scheme | None = None
     if "extends" in table:
@@ -254,6 +281,7 @@ def scheme_from_table(
             f"scheme {name!r}: field 'branch_exponent' is missing; allowed: a finite number"
         )
 
+    attention = _scheme_number(name, table, "attention_exponent", parent)
     roles: dict[str, RoleRule] = {}
     for role in BASE_ROLES:
         if role in table:
@@ -269,13 +297,25 @@ def scheme_from_table(
             )
     overrides: dict[str, dict[str, Any]] = dict(parent.overrides) if parent else {}
     for key, value in table.items():
-        if _HIDDEN_J.match(key):
+        if _HIDDEN_J.match(key) or key in DERIVED_ROLES:
             # Field by field over the parent's override of the same layer (not a replacement).
             overrides[key] = {
                 **overrides.get(key, {}),
                 **_parse_role(name, key, value, partial=True),
             }
-    return Scheme(name, description, alpha, roles, overrides, label)
+    return Scheme(name, description, alpha, roles, overrides, label, attention)
+
+
+def _scheme_number(name: str, table: Mapping[str, Any], key: str, parent: Scheme | None) -> float:
+    """A scheme-level exponent: the table's, else the parent's, else the default."""
+    if key not in table:
+        return getattr(parent, key) if parent is not None else DEFAULT_ATTENTION_EXPONENT
+    if not _is_number(table[key]):
+        raise SchemeError(
+            f"scheme {name!r}: field {key!r} = {table[key]!r}; allowed: a finite number "
+            "(tau = d0**-1/2 * (d_head/d0)**-attention_exponent)"
+        )
+    return float(table[key])
 
 
 def schemes_from_tables(

@@ -11,6 +11,7 @@ run (no vmap, no segments, no divergence handling), used directly and as the eng
 from __future__ import annotations
 
 import dataclasses
+import math
 from functools import partial
 
 import jax
@@ -51,9 +52,20 @@ def init_state(
     return TrainState(params, params, optimizer.init(params), jnp.zeros([], jnp.int32))
 
 
+BITS_PER_NAT = 1.0 / math.log(2.0)
+TOKEN_CHUNK = 64  # sequences per evaluation chunk of the transformer
+
+
+def token_losses(logits: jax.Array, y: jax.Array, arch: Architecture) -> jax.Array:
+    """Cross-entropy per example (per token for the transformer), in nats for the ResNets and
+    in bits for the transformer: its objective and every loss it reports is bits per byte."""
+    losses = optax.losses.softmax_cross_entropy_with_integer_labels(logits, y)
+    return losses * BITS_PER_NAT if arch.family == "transformer" else losses
+
+
 def loss_fn(params: Params, x: jax.Array, y: jax.Array, mult: Multipliers, arch: Architecture):
-    logits = apply(params, x, mult.forward, mult.branch, arch)
-    return optax.losses.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    logits = apply(params, x, mult.forward, mult.branch, arch, mult.attention)
+    return token_losses(logits, y, arch).mean()
 
 
 def sample_batch(
@@ -93,21 +105,28 @@ def evaluate(
     arch: Architecture,
     chunk: int = 1024,
 ) -> tuple[jax.Array, jax.Array]:
-    """(mean loss, accuracy) over a whole split, in chunks of ``chunk`` examples."""
+    """(mean loss, accuracy) over a whole split, in chunks of ``chunk`` examples (for token
+    sequences: the mean over every token, and next-token accuracy)."""
     n = x.shape[0]
+    if arch.family == "transformer":  # (chunk, T, vocabulary) logits per replica: keep small
+        chunk = min(chunk, TOKEN_CHUNK)
     chunk = min(chunk, n)
     pad = (-n) % chunk
     xs = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]).reshape(
         -1, chunk, *x.shape[1:]
     )
-    ys = jnp.concatenate([y, jnp.zeros((pad,), y.dtype)]).reshape(-1, chunk)
+    ys = jnp.concatenate([y, jnp.zeros((pad, *y.shape[1:]), y.dtype)]).reshape(
+        -1, chunk, *y.shape[1:]
+    )
     mask = (jnp.arange(n + pad) < n).reshape(-1, chunk)
 
     def one(args):
         xb, yb, mb = args
-        logits = apply(params, xb, mult.forward, mult.branch, arch)
-        losses = optax.losses.softmax_cross_entropy_with_integer_labels(logits, yb)
+        logits = apply(params, xb, mult.forward, mult.branch, arch, mult.attention)
+        losses = token_losses(logits, yb, arch)
         correct = jnp.argmax(logits, -1) == yb
+        if losses.ndim > 1:  # sequences: the mean over each example's tokens
+            losses, correct = losses.mean(-1), correct.mean(-1)
         return jnp.sum(losses * mb), jnp.sum(correct * mb)
 
     loss_sum, correct = jax.lax.map(one, (xs, ys, mask))
@@ -137,7 +156,7 @@ def _run(seed, lr, mult, x, y, x_test, y_test, probe, *, arch, opt, steps, batch
 
     state, losses = jax.lax.scan(body, state, jnp.arange(steps))
     test_loss, test_acc = evaluate(state.params, x_test, y_test, mult, arch)
-    stats = layer_stats(state.params0, state.params, probe, mult.forward, mult.branch, arch)
+    stats = layer_stats(state.params0, state.params, probe, mult, arch)
     return losses, test_loss, test_acc, flatten_stats(stats)
 
 

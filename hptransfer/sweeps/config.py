@@ -51,9 +51,14 @@ from typing import Any
 
 import numpy as np
 
-from hptransfer.network.data import DATASETS
+from hptransfer.network.architecture import (
+    FAMILIES,
+    HEAD_LAYOUTS,
+    Architecture,
+    ArchitectureError,
+)
+from hptransfer.network.data import DATASET_SHAPES, DATASETS
 from hptransfer.network.hyperparameters import SPECS, Axis
-from hptransfer.network.model import FAMILIES
 from hptransfer.network.optim import OPTIMIZERS, OptimizerConfig
 from hptransfer.network.schedules import FIELDS as SCHEDULE_FIELDS
 from hptransfer.network.schedules import KINDS as SCHEDULE_KINDS
@@ -76,6 +81,12 @@ SCHEME_FILES_ALLOWED = (
     "names code: Python schemes ('module:attribute') are accepted only from the command line "
     "(--scheme-file) or the Python API (hptransfer.network.schemes.load_schemes)"
 )
+
+
+TRANSFORMER_FIELDS = ("head_layout", "head_dim", "heads", "mlp_ratio")
+"""[model] fields only the transformer family reads."""
+TEXT_FIELDS = ("seq_len", "eval_sequences")
+"""[data] fields only the text dataset reads."""
 
 
 class ConfigError(ValueError):
@@ -105,10 +116,19 @@ class DataConfig:
     seed: int = 42
     path: str | None = None
     md5: str | None = None
+    seq_len: int = 64  # text: tokens (bytes) per sequence
+    eval_sequences: int = 256  # text: validation sequences evaluated
+
+    def example_shape(self) -> tuple[int, ...]:
+        """One example's input shape, known before the data is loaded."""
+        return (self.seq_len,) if self.name == "text" else DATASET_SHAPES[self.name]
 
     def load_kwargs(self) -> dict[str, Any]:
         if self.name in ("mnist1d", "teacher", "teacher_images"):
             return {"num_samples": self.num_samples, "seed": self.seed}
+        if self.name == "text":
+            return {"path": self.path, "seq_len": self.seq_len,
+                    "eval_sequences": self.eval_sequences}  # fmt: skip
         kwargs: dict[str, Any] = {"path": self.path}
         if self.md5 is not None:
             kwargs["md5"] = self.md5 or None
@@ -125,6 +145,24 @@ class ModelConfig:
     base_depth: int = 2
     bias: bool = False
     path: tuple[tuple[int, int], ...] | None = None  # (width, depth) shapes instead of the product
+    # The transformer's head layout and MLP ratio (hptransfer.network.architecture).
+    head_layout: str = "fixed_head_dim"
+    head_dim: int = 16
+    heads: int = 4
+    mlp_ratio: int = 4
+
+    def architecture(
+        self, width: int, depth: int, block_depth: int, in_shape: tuple[int, ...],
+        num_classes: int,
+    ) -> Architecture:  # fmt: skip
+        """The network of one cell: this model at (width, depth, block depth) on inputs of
+        ``in_shape`` with ``num_classes`` outputs (raises ArchitectureError when it cannot be
+        built, e.g. a width that does not split into heads)."""
+        return Architecture(
+            width, depth, block_depth, in_shape, num_classes, family=self.family,
+            base_width=self.base_width, base_depth=self.base_depth, bias=self.bias,
+            **{key: getattr(self, key) for key in TRANSFORMER_FIELDS},
+        )  # fmt: skip
 
     def shapes(self) -> list[tuple[int, int]]:
         """(width, depth) of every cell of one block depth: the path, or widths x depths."""
@@ -203,6 +241,12 @@ class SweepConfig:
         out["lr_by_scheme"] = {k: dataclasses.asdict(v) for k, v in self.lr_by_scheme}
         for key in ("lr_default", "lr_default_by_scheme", "axes", "axis_groups"):
             del out[key]
+        if self.model.family != "transformer":  # the dict of a ResNet config before them
+            for key in TRANSFORMER_FIELDS:
+                del out["model"][key]
+        if self.data.name != "text":
+            for key in TEXT_FIELDS:
+                del out["data"][key]
         if self.model.path is None:
             del out["model"]["path"]
         else:
@@ -423,7 +467,9 @@ def _data_section(source: str, raw: dict[str, Any]) -> DataConfig:
     data_raw = raw.get("data", {})
     if not isinstance(data_raw, dict):
         raise _fail(source, "data", data_raw, "a table")
-    _check_keys(source, "data", data_raw, ("name", "num_samples", "seed", "path", "md5"))
+    _check_keys(
+        source, "data", data_raw, ("name", "num_samples", "seed", "path", "md5", *TEXT_FIELDS)
+    )
     data_kw: dict[str, Any] = {}
     if "name" in data_raw:
         if data_raw["name"] not in DATASETS:
@@ -438,7 +484,20 @@ def _data_section(source: str, raw: dict[str, Any]) -> DataConfig:
             if not isinstance(data_raw[key], str):
                 raise _fail(source, f"data.{key}", data_raw[key], "a string")
             data_kw[key] = data_raw[key]
+    for key in TEXT_FIELDS:
+        if key in data_raw:
+            data_kw[key] = _int(
+                source, f"data.{key}", data_raw[key], lo=2 if key == "seq_len" else 1
+            )
     data = DataConfig(**data_kw)
+    if data.name != "text" and any(key in data_raw for key in TEXT_FIELDS):
+        key = next(key for key in TEXT_FIELDS if key in data_raw)
+        raise _fail(source, f"data.{key}", data_raw[key], "only with name = 'text'")
+    if data.name == "text" and data.path is not None and not Path(data.path).exists():
+        raise _fail(
+            source, "data.path", data.path,
+            "an existing text file or folder (or no path: the Python standard library's sources)",
+        )  # fmt: skip
     if data.name == "cifar10" and not data.path:
         raise ConfigError(
             f"{source}: field 'data.path' is missing; cifar10 needs the archive "
@@ -455,7 +514,8 @@ def _model_section(source: str, raw: dict[str, Any], data: DataConfig) -> ModelC
         raise _fail(source, "model", model_raw, "a table")
     _check_keys(
         source, "model", model_raw,
-        ("family", "widths", "depths", "block_depths", "base_width", "base_depth", "bias", "path"),
+        ("family", "widths", "depths", "block_depths", "base_width", "base_depth", "bias", "path",
+         *TRANSFORMER_FIELDS),
     )  # fmt: skip
     model_kw: dict[str, Any] = {}
     if "path" in model_raw:
@@ -474,7 +534,19 @@ def _model_section(source: str, raw: dict[str, Any], data: DataConfig) -> ModelC
         if not isinstance(model_raw["bias"], bool):
             raise _fail(source, "model.bias", model_raw["bias"], "true or false")
         model_kw["bias"] = model_raw["bias"]
+    model_kw |= _transformer_fields(source, model_raw, model_kw.get("family", "mlp"))
     model = ModelConfig(**model_kw)
+    if model.family == "transformer":
+        for width, depth in model.shapes():
+            try:
+                model.architecture(width, depth, 2, data.example_shape(), 256)
+            except ArchitectureError as err:
+                raise ConfigError(f"{source}: [model] {err}") from None
+    if (model.family == "transformer") != (data.name == "text"):
+        raise _fail(
+            source, "model.family", model.family,
+            "'transformer' with the text dataset and only with it (data.name = 'text')",
+        )  # fmt: skip
     if model.family == "conv" and data.name in ("mnist1d", "teacher"):
         raise _fail(
             source, "model.family", "conv",
@@ -483,6 +555,38 @@ def _model_section(source: str, raw: dict[str, Any], data: DataConfig) -> ModelC
     if model.family == "mlp" and data.name in ("cifar10", "teacher_images"):
         raise _fail(source, "model.family", "mlp", f"'conv' for the image dataset {data.name!r}")
     return model
+
+
+def _transformer_fields(source: str, model_raw: dict[str, Any], family: str) -> dict[str, Any]:
+    """The transformer's [model] fields: head layout, head dim or heads, MLP ratio; its block
+    depth is 2 (the MLP branch). Each is refused for the ResNet families, and every width must
+    split into heads before any compute (the architecture's own check, one line)."""
+    given = [key for key in TRANSFORMER_FIELDS if key in model_raw]
+    if family != "transformer":
+        if given:
+            raise _fail(
+                source, f"model.{given[0]}", model_raw[given[0]], "only with family = 'transformer'"
+            )
+        return {}
+    out: dict[str, Any] = {"block_depths": (2,)}
+    if "block_depths" in model_raw and list(model_raw["block_depths"]) != [2]:
+        raise _fail(
+            source, "model.block_depths", model_raw["block_depths"],
+            "[2] for the transformer (its MLP branch W_2 phi(W_1 .) is a two-layer block)",
+        )  # fmt: skip
+    if "head_layout" in model_raw:
+        if model_raw["head_layout"] not in HEAD_LAYOUTS:
+            raise _fail(
+                source,
+                "model.head_layout",
+                model_raw["head_layout"],
+                f"one of {list(HEAD_LAYOUTS)}",
+            )
+        out["head_layout"] = model_raw["head_layout"]
+    for key in ("head_dim", "heads", "mlp_ratio"):
+        if key in model_raw:
+            out[key] = _int(source, f"model.{key}", model_raw[key])
+    return out
 
 
 def _optimizer_section(source: str, raw: dict[str, Any]) -> OptimizerConfig:

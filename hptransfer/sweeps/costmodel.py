@@ -73,8 +73,14 @@ def optimizer_slots(opt: OptimizerConfig) -> int:
 
 
 def forward_flops(arch: Architecture) -> float:
-    """Matmul FLOPs of one example's forward pass (module docstring)."""
+    """Matmul FLOPs of one example's forward pass (module docstring; the transformer's example
+    is a sequence of T tokens: per token and block 4 n^2 for q, k, v, out, 2 r n^2 for the MLP
+    and 2 T n for the attention scores and their mix, plus n V for the unembedding)."""
     n, c, hidden = arch.width, arch.num_classes, arch.depth * arch.block_depth
+    if arch.family == "transformer":
+        t = arch.in_shape[0]
+        per_block = 4 * n * n + 2 * arch.mlp_ratio * n * n + 2 * t * n
+        return 2.0 * t * (arch.depth * per_block + n * c)
     if arch.family == "mlp":
         return 2.0 * (arch.in_shape[0] * n + hidden * n * n + n * c)
     spatial = math.ceil(arch.in_shape[0] / 2) * math.ceil(arch.in_shape[1] / 2)
@@ -82,21 +88,35 @@ def forward_flops(arch: Architecture) -> float:
 
 
 def parameters(arch: Architecture) -> int:
-    """Trainable weights P (kernels and, with ``bias``, biases)."""
+    """Trainable weights P (kernels and, with ``bias``, biases; the transformer's norms)."""
     n, c, hidden = arch.width, arch.num_classes, arch.depth * arch.block_depth
+    if arch.family == "transformer":
+        per_block = 4 * n * n + 2 * arch.mlp_ratio * n * n + 4 * n
+        return 2 * c * n + arch.depth * per_block + 2 * n
     fan = arch.in_shape[0] if arch.family == "mlp" else 9 * arch.in_shape[2]
     per_hidden = n * n if arch.family == "mlp" else 9 * n * n
     bias = (n * (hidden + 1) + c) if arch.bias else 0
     return fan * n + hidden * per_hidden + n * c + bias
 
 
-def step_cost(arch: Architecture, batch_size: int, opt: OptimizerConfig) -> StepCost:
-    """FLOPs and bytes of one replica-step (module docstring gives the formulas)."""
-    p = parameters(arch)
+def activations(arch: Architecture, batch_size: int) -> int:
+    """Activation words of one replica's forward pass: a width-n vector per example, layer and
+    position; for the transformer, per token and block ~12 n-wide tensors, the MLP's 2 r n and
+    the heads' T x T scores, plus the logits."""
+    if arch.family == "transformer":
+        t = arch.in_shape[0]
+        per_block = (12 + 2 * arch.mlp_ratio) * arch.width + 2 * arch.n_heads * t
+        return batch_size * t * (arch.depth * per_block + 2 * arch.num_classes)
     spatial = 1
     if arch.family == "conv":
         spatial = math.ceil(arch.in_shape[0] / 2) * math.ceil(arch.in_shape[1] / 2)
-    acts = batch_size * spatial * arch.width * (arch.depth * arch.block_depth + 1)
+    return batch_size * spatial * arch.width * (arch.depth * arch.block_depth + 1)
+
+
+def step_cost(arch: Architecture, batch_size: int, opt: OptimizerConfig) -> StepCost:
+    """FLOPs and bytes of one replica-step (module docstring gives the formulas)."""
+    p = parameters(arch)
+    acts = activations(arch, batch_size)
     words = 2 * p + 3 * p + 2 * optimizer_slots(opt) * p + 2 * acts
     return StepCost(3.0 * batch_size * forward_flops(arch), float(WORD * words))
 

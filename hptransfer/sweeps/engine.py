@@ -189,9 +189,7 @@ def _segment_replica(
 
 def _eval_replica(state, mult, x_test, y_test, probe, *, arch):
     test_loss, test_acc = evaluate(state.train.params, x_test, y_test, mult, arch)
-    stats = layer_stats(
-        state.train.params0, state.train.params, probe, mult.forward, mult.branch, arch
-    )
+    stats = layer_stats(state.train.params0, state.train.params, probe, mult, arch)
     dead = ~state.alive
     nan = jnp.float32(jnp.nan)
     return {
@@ -302,9 +300,13 @@ def code_version() -> dict[str, str]:
     return rundir.version_stamp("".join(inspect.getsource(f) for f in steps))
 
 
-def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Scheme]) -> str:
+def cell_hash(
+    config: SweepConfig, arch: Architecture, registry: dict[str, Scheme], corpus: str | None = None
+) -> str:
     """A hash of everything that decides a cell's results (schemes by their tables, not names,
-    and the code version, so that a change of the numeric code recomputes)."""
+    the code version, so that a change of the numeric code recomputes, and a text corpus by its
+    sha256, which the config's path alone does not fix: the default corpus differs between
+    Python versions)."""
     payload = {
         "code": code_version(),
         "arch": dataclasses.asdict(arch),
@@ -321,11 +323,15 @@ def cell_hash(config: SweepConfig, arch: Architecture, registry: dict[str, Schem
     if config.elimination.enabled:  # off: the hash of every cell before elimination existed
         rule = hashlib.sha256(inspect.getsource(elimination).encode()).hexdigest()[:16]
         payload["elimination"] = [dataclasses.asdict(config.elimination), rule]
+    if corpus is not None:
+        payload["corpus"] = corpus
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def param_count(arch: Architecture) -> int:
+    if arch.family == "transformer":
+        return costmodel.parameters(arch)
     shapes = kernel_shapes(arch)
     hidden = sum(math.prod(shapes[r]) for r in arch.hidden_roles)
     return math.prod(shapes["input"]) + arch.depth * hidden + math.prod(shapes["readout"])
@@ -340,8 +346,11 @@ def bytes_per_replica(arch: Architecture, config: SweepConfig) -> int:
     activations kept for the backward pass (a few per layer and example).
     """
     slots = {"sgd": 1 if config.optimizer.momentum else 0}.get(config.optimizer.name, 2)
-    spatial = 1 if arch.family == "mlp" else math.prod(arch.in_shape[:2]) // 4
-    acts = config.batch_size * arch.width * spatial * (arch.depth * arch.block_depth + 2) * 4
+    if arch.family == "transformer":  # the cost model's activations, twice (kept for backward)
+        acts = 2 * costmodel.activations(arch, config.batch_size)
+    else:
+        spatial = 1 if arch.family == "mlp" else math.prod(arch.in_shape[:2]) // 4
+        acts = config.batch_size * arch.width * spatial * (arch.depth * arch.block_depth + 2) * 4
     return 4 * (param_count(arch) * (8 + slots) + acts)
 
 
@@ -903,15 +912,16 @@ def run_cell(
     progress: _Progress,
     checkpoint_seconds: float = 30.0,
     protect: dict | None = None,
+    chash: str | None = None,
 ) -> tuple[pd.DataFrame, CellFacts]:
     """Train every replica of one cell; returns its tidy table and its facts.
 
     With savings on (HPTRANSFER_SAVINGS, :func:`savings_mode`) identical replicas are trained once
     (:func:`deduplicate`) and diverged ones stop costing compute (compaction, :func:`_run_chunk`).
     ``protect``: with elimination on, the log2 rates per lr curve whose grid neighbours are
-    never stopped (:func:`_protected`).
+    never stopped (:func:`_protected`). ``chash``: the cell's hash (default: without a corpus).
     """
-    chash = cell_hash(config, arch, registry)
+    chash = chash or cell_hash(config, arch, registry)
     family = config.optimizer.family
     settings = traced_settings(config.optimizer, config.steps)
     base = {s: multipliers(registry[s], arch, family).replace(optimizer=settings)
@@ -1284,7 +1294,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
     done: dict[tuple, pd.DataFrame] = {}  # finished cells' tables (elimination's base shapes)
     dev: _DeviceData | None = None  # placed on the devices when the first cell needs it
     for i, (cfg, arch) in enumerate(plan):
-        chash = cell_hash(cfg, arch, registry)
+        chash = cell_hash(cfg, arch, registry, data.meta.get("sha256"))
         cell_file = out / results_io.CELLS_DIR / f"{chash}.parquet"
         shape_axes = "".join(
             f" {a.name}={_shape_value(cfg, a.name)}" for a in config.axes if a.spec.kind == "shape"
@@ -1324,7 +1334,7 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
         computed0 = tracker.computed
         protect = _protected(cfg, arch, done) if cfg.elimination.enabled else None
         table, facts = run_cell(cfg, arch, dev, registry, out, tracker, checkpoint_seconds,
-                                protect)  # fmt: skip
+                                protect, chash)  # fmt: skip
         if shape_axes:
             facts.batch_size, facts.steps = cfg.batch_size, cfg.steps
             facts.schedule = cfg.optimizer.schedule.kind
@@ -1342,6 +1352,8 @@ def _sweep(config, out, data, progress, checkpoint_seconds, faults: Faults) -> p
         config, cells, frame, peaks, time.perf_counter() - t0, tracker.computed, total,
         COMPILE_STATS["count"] - compiles0,
     )  # fmt: skip
+    if data.meta:  # the dataset's provenance (a text corpus: its files, bytes and sha256)
+        meta["dataset"] = data.meta
     if writer:
         results_io.write_table(frame, out / results_io.RESULTS_FILE)
         results_io.write_json(meta, out / results_io.META_FILE)

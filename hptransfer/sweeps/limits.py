@@ -41,6 +41,7 @@ class LimitError(ValueError):
 
 
 NUM_CLASSES = 10
+TEXT_VOCABULARY = 256  # byte-level text: one class per byte value
 CIFAR10_SAMPLES = 60_000
 TEACHER_WIDTH = 256  # the hidden width of the teacher network (hptransfer.network.data.teacher)
 
@@ -94,12 +95,33 @@ def dataset_bytes_per_sample(name: str) -> int:
     teacher network and its logits; cifar10: the raw batch bytes, the parsed and concatenated
     uint8 images, the float64 image / 255 and two float32 standardised copies.
     """
+    if name == "text":  # per corpus byte: the byte, and its int32 input and target windows
+        return 1 + 4 + 4
     d = math.prod(DATASET_SHAPES[name])
     if name == "mnist1d":
         return 5 * d * 8 + 128 + 2 * d * 4
     if name in ("teacher", "teacher_images"):
         return 12 * d + 2 * 8 * TEACHER_WIDTH + 8 * NUM_CLASSES
     return d * (3 + 8 + 4 + 4)
+
+
+STDLIB_CORPUS_BYTES = 4 << 20  # above the default text corpus (the stdlib selection, ~2 MB)
+
+
+def corpus_bytes(path: str | None) -> int:
+    """The size of a text corpus from its files' sizes, without reading them (the default
+    corpus: :data:`STDLIB_CORPUS_BYTES`)."""
+    if path is None:
+        return STDLIB_CORPUS_BYTES
+    root = Path(path)
+    if root.is_file():
+        return root.stat().st_size
+    return sum(
+        f.stat().st_size
+        for f in root.rglob("*")
+        if f.is_file() and not f.is_symlink()
+        and not any(part.startswith(".") for part in f.relative_to(root).parts)
+    )  # fmt: skip
 
 
 def dataset_bytes(name: str, num_samples: int) -> int:
@@ -110,20 +132,12 @@ def dataset_bytes(name: str, num_samples: int) -> int:
 
 
 def architectures(config: SweepConfig) -> list[Architecture]:
-    """Every shape of the sweep, without loading its data (inputs from :data:`DATASET_SHAPES`)."""
-    m = config.model
+    """Every shape of the sweep, without loading its data (inputs from
+    ``DataConfig.example_shape``; the text dataset's 256 bytes or :data:`NUM_CLASSES`)."""
+    m, data = config.model, config.data
+    classes = TEXT_VOCABULARY if data.name == "text" else NUM_CLASSES
     return [
-        Architecture(
-            n,
-            L,
-            k,
-            DATASET_SHAPES[config.data.name],
-            NUM_CLASSES,
-            family=m.family,
-            base_width=m.base_width,
-            base_depth=m.base_depth,
-            bias=m.bias,
-        )  # fmt: skip
+        m.architecture(n, L, k, data.example_shape(), classes)
         for k in m.block_depths
         for n, L in m.shapes()
     ]
@@ -237,8 +251,11 @@ def check_sweep(
     machine's available memory and the free disk under ``out``). ``devices`` and ``fit`` size
     the chunks as the engine will (:func:`chunk_replicas`)."""
     memory = available_memory() if memory is None else memory
-    field = "data.num_samples" if config.data.name != "cifar10" else "data.name"
-    check_dataset(f"field '{field}'", config.data.name, config.data.num_samples, memory, source)
+    field = {"cifar10": "data.name", "text": "data.path"}.get(config.data.name, "data.num_samples")
+    samples = (
+        corpus_bytes(config.data.path) if config.data.name == "text" else config.data.num_samples
+    )
+    check_dataset(f"field '{field}'", config.data.name, samples, memory, source)
 
     rows, cols = results_shape(config)
     need = results_bytes(config)

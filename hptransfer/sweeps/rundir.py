@@ -44,7 +44,10 @@ IDENTITY_FILE = "run.json"
 # Modules whose source decides the numbers of a sweep (the engine's pure step functions are
 # hashed separately by the engine, which knows which of its functions they are).
 NUMERIC_MODULES = (
+    "hptransfer.network.architecture",
     "hptransfer.network.model",
+    "hptransfer.network.transformer",
+    "hptransfer.network.text",
     "hptransfer.network.optim",
     "hptransfer.network.schedules",
     "hptransfer.network.scaling",

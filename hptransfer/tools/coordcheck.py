@@ -134,7 +134,7 @@ def _trajectory(seeds, lr, mult, x, y, *, arch, opt, steps):
 
         def body(state, _):
             state, _ = train_step(state, (x, y), mult, lr, arch, opt)
-            stats = layer_stats(state.params0, state.params, x, mult.forward, mult.branch, arch)
+            stats = layer_stats(state.params0, state.params, x, mult, arch)
             return state, flatten_stats(stats)
 
         return jax.lax.scan(body, state, None, length=steps)[1]
