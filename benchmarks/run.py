@@ -16,7 +16,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # A family of configs whose questions span its runs has a report of its own over them
 # (results/<suite>/report.md), written after every run's own report.
-SUITE_REPORTS = {"schedule": "hptransfer.reports.schedule_report"}
+SUITE_REPORTS = {
+    "schedule": "hptransfer.reports.schedule_report",
+    "lm": "hptransfer.reports.lm_report",
+}
+# Suites whose name extends another suite's (lm_width next to the lm family).
+STANDALONE_SUITES = ("lm_width",)
+
+
+def family_configs(suite: str) -> list[Path]:
+    """benchmarks/<suite>_*.toml, without a config that is a suite of its own: lm_width.toml is
+    the lm_width suite, not a member of the lm family."""
+    return sorted(
+        p for p in HERE.glob(f"{suite}_*.toml")
+        if not any(p.stem == s or p.stem.startswith(f"{s}_") for s in STANDALONE_SUITES)
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return subprocess.call([sys.executable, str(HERE / "throughput.py")])
     # A suite is one config (quick.toml) or a family of them (paper_sgd.toml, paper_adam.toml).
     single = HERE / f"{args.suite}.toml"
-    configs = [single] if single.exists() else sorted(HERE.glob(f"{args.suite}_*.toml"))
+    configs = [single] if single.exists() else family_configs(args.suite)
     if not configs:
         names = {p.stem.split("_")[0] for p in HERE.glob("*.toml") if p.stem != "expectations"}
         print(

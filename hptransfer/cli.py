@@ -363,21 +363,29 @@ def _cmd_coordcheck(args) -> int:
     if args.seeds < 1:
         raise cc.CoordCheckError(f"--seeds = {args.seeds}; allowed: an integer >= 1")
     log2_lr = args.log2_lr if args.log2_lr is not None else cd.DEFAULT_LOG2_LR[args.optimizer]
+    lm = args.family == "transformer"
+    if lm and args.ladder:
+        raise cc.CoordCheckError("--ladder with --family transformer; allowed: --family mlp")
     values = args.widths if args.axis == "width" else args.depths
-    default = cd.DEFAULT_WIDTHS if args.axis == "width" else cd.DEFAULT_DEPTHS
+    defaults = cd.TRANSFORMER if lm else {"widths": cd.DEFAULT_WIDTHS, "depths": cd.DEFAULT_DEPTHS}
+    batch = args.batch_size or (cd.TRANSFORMER["batch_size"] if lm else cd.DEFAULT_BATCH_SIZE)
     setting = cc.CoordSetting(
-        axis=args.axis, values=tuple(values or default), width=args.width, depth=args.depth,
-        block_depth=args.block_depth, base_width=args.base_width, base_depth=args.base_depth,
-        optimizer=args.optimizer, lr=2.0**log2_lr, steps=args.steps,
-        seeds=tuple(range(args.seeds)), batch_size=args.batch_size,
+        axis=args.axis, values=tuple(values or defaults[f"{args.axis}s"]), width=args.width,
+        depth=args.depth, block_depth=2 if lm else args.block_depth, base_width=args.base_width,
+        base_depth=args.base_depth, optimizer=args.optimizer, lr=2.0**log2_lr, steps=args.steps,
+        seeds=tuple(range(args.seeds)), batch_size=batch, family=args.family,
+        head_dim=int(cd.TRANSFORMER["head_dim"]), mlp_ratio=int(cd.TRANSFORMER["mlp_ratio"]),
     )  # fmt: skip
     from hptransfer.sweeps.limits import check_dataset
 
-    check_dataset("argument --batch-size", args.data, max(args.batch_size, 1000))
-    data = load_dataset(args.data, num_samples=max(args.batch_size, 1000))
+    if lm:  # byte-level text: the default corpus, sequences of seq_len bytes
+        data = load_dataset("text", seq_len=int(cd.TRANSFORMER["seq_len"]), eval_sequences=1)
+    else:
+        check_dataset("argument --batch-size", args.data, max(batch, 1000))
+        data = load_dataset(args.data, num_samples=max(batch, 1000))
     held = f"depth {setting.depth}" if args.axis == "width" else f"width {setting.width}"
     where = (
-        f"{args.axis}s {list(setting.values)} at {held}, k={setting.block_depth}, "
+        f"{args.family} {args.axis}s {list(setting.values)} at {held}, k={setting.block_depth}, "
         f"{args.optimizer} lr=2^{log2_lr:g}, {setting.steps} steps, {args.seeds} seeds"
     )
     rule = f"pass: |slope of log size vs log {args.axis}| <= {args.tolerance:g} at every step"
@@ -656,8 +664,19 @@ def _add_coordcheck(sub) -> None:
     p.add_argument(
         "--batch-size",
         type=_number(int, lo=1),
-        default=cd.DEFAULT_BATCH_SIZE,
-        help=f"fixed batch size (default: {cd.DEFAULT_BATCH_SIZE})",
+        default=None,
+        help=f"fixed batch size (default: {cd.DEFAULT_BATCH_SIZE}; transformer: "
+        f"{cd.TRANSFORMER['batch_size']} sequences)",
+    )
+    p.add_argument(
+        "--family",
+        choices=cd.FAMILIES,
+        default="mlp",
+        help="model family (default: mlp); transformer: a pre-LN decoder on byte-level text "
+        "(the Python standard library's sources; sequences of {seq_len}, heads of dimension "
+        "{head_dim}, MLP ratio {mlp_ratio}; default widths {widths}, depths {depths})".format(
+            **{k: _spaced(v) if isinstance(v, tuple) else v for k, v in cd.TRANSFORMER.items()}
+        ),
     )
     p.add_argument(
         "--data",

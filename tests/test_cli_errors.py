@@ -103,6 +103,22 @@ def files(tmp_path):
     write("sched_kind.toml", sched + 'kind = "step"\n')
     write("sched_field.toml", sched + 'kind = "cosine"\ndecay_fraction = 0.2\n')
     write("bad_path.toml", GOOD_CONFIG.replace("widths = [8]\ndepths = [2]", "path = [[8, 2]]"))
+    lm = (
+        GOOD_CONFIG.replace('name = "teacher"', 'name = "text"')
+        .replace("num_samples = 256", "seq_len = 8")
+        .replace("[model]", '[model]\nfamily = "transformer"\nhead_dim = 4')
+    )
+    write("lm_good.toml", lm)
+    write(
+        "lm_mnist.toml", lm.replace('name = "text"', 'name = "mnist1d"').replace("seq_len = 8", "")
+    )
+    write("lm_heads.toml", lm.replace("head_dim = 4", "head_dim = 3"))
+    write("lm_k1.toml", lm.replace("[model]", "[model]\nblock_depths = [1]"))
+    write("lm_layout.toml", lm.replace("head_dim = 4", 'head_layout = "grouped"'))
+    write("lm_corpus.toml", lm.replace('name = "text"', 'name = "text"\npath = "no/such/corpus"'))
+    write("mlp_heads.toml", GOOD_CONFIG.replace("[model]", "[model]\nhead_dim = 4"))
+    write("mlp_seq.toml", GOOD_CONFIG.replace("num_samples = 256", "seq_len = 8"))
+    write("lm_seq.toml", lm.replace("seq_len = 8", "seq_len = 1"))
     write("a_file", "not a directory")
     (tmp_path / "config_dir").mkdir()
     p["config_dir"] = str(tmp_path / "config_dir")
@@ -184,6 +200,30 @@ CASES = [
     (["sweep", "{axis_opt.toml}", "--out", "{out}"], ("'axes.b2'", "adam")),
     (["sweep", "{axis_group.toml}", "--out", "{out}"], "'lr.default'"),
     (["sweep", "{bad_path.toml}", "--out", "{out}"], "'model.path'"),
+    # the transformer and the text corpus
+    (["sweep", "{lm_mnist.toml}", "--out", "{out}"], ("'model.family' = 'transformer'", "text")),
+    (
+        ["sweep", "{lm_heads.toml}", "--out", "{out}"],
+        ("lm_heads.toml", "not a multiple of head_dim = 3"),
+    ),
+    (["sweep", "{lm_k1.toml}", "--out", "{out}"], ("'model.block_depths' = [1]", "[2]")),
+    (
+        ["sweep", "{lm_layout.toml}", "--out", "{out}"],
+        ("'model.head_layout' = 'grouped'", "fixed_heads"),
+    ),
+    (
+        ["sweep", "{lm_corpus.toml}", "--out", "{out}"],
+        ("'data.path' = 'no/such/corpus'", "existing text file"),
+    ),
+    (
+        ["sweep", "{mlp_heads.toml}", "--out", "{out}"],
+        ("'model.head_dim' = 4", "only with family = 'transformer'"),
+    ),
+    (
+        ["sweep", "{mlp_seq.toml}", "--out", "{out}"],
+        ("'data.seq_len' = 8", "only with name = 'text'"),
+    ),
+    (["sweep", "{lm_seq.toml}", "--out", "{out}"], ("'data.seq_len' = 1", "allowed")),
     (["sweep", "{sched_warmup.toml}", "--out", "{out}"], "'warmup_fraction' = 1.0"),
     (["sweep", "{sched_final.toml}", "--out", "{out}"], "'final_fraction' = 1.5"),
     (["sweep", "{sched_no_decay.toml}", "--out", "{out}"], "a decay of at least one step"),

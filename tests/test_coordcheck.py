@@ -234,3 +234,29 @@ def test_coordcheck_command_localises_a_broken_rule(tmp_path, capsys):
     assert last.startswith("rung 1 (readout.lr_sgd: m^-1 r^0 -> m^0 r^0) first breaks the check"), (
         last
     )
+
+
+def test_the_transformer_check_measures_every_role_and_shows_the_mlp_collapse():
+    """Across depth (2, 8) at width 32: every transformer role is measured, and depth-muP's MLP
+    first layer's own movement falls with depth while NFD's does not (its sqrt(L))."""
+    from hptransfer.network.data import text
+
+    data = text(seq_len=8, eval_sequences=1)
+    setting = CoordSetting(
+        axis="depth", values=(2, 8), width=32, depth=2, block_depth=2, base_width=32,
+        optimizer="sgd", lr=2.0**-3, steps=3, seeds=(0, 1), batch_size=8,
+        family="transformer", head_dim=8, mlp_ratio=2,
+    )  # fmt: skip
+    own = {s: own_movement_slopes(measure(s, setting, data), "depth") for s in ("depth_mup", "nfd")}
+    assert set(own["nfd"].index) == {
+        "input", "attn_q", "attn_k", "attn_v", "attn_out", "hidden_1", "hidden_2", "readout"
+    }  # fmt: skip
+    assert own["depth_mup"]["hidden_1"] < -0.25
+    assert own["nfd"]["hidden_1"] - own["depth_mup"]["hidden_1"] > 0.3
+    with pytest.raises(CoordCheckError, match="block_depth = 1 for the transformer"):
+        CoordSetting(family="transformer", block_depth=1, values=(2, 4), axis="depth")
+
+
+def test_the_transformer_ladder_is_refused_with_one_line(capsys):
+    assert main(["coordcheck", "--family", "transformer", "--ladder"]) == 2
+    assert "--ladder with --family transformer; allowed: --family mlp" in capsys.readouterr().err

@@ -96,12 +96,18 @@ def embed(w: jax.Array, tokens: jax.Array) -> jax.Array:
 
 
 def _mix(q: jax.Array, k: jax.Array, v: jax.Array, tau: jax.Array) -> jax.Array:
-    """softmax(tau q k^T + causal mask) v per head; inputs and output (..., T, H, d)."""
+    """softmax(tau q k^T + causal mask) v per head; inputs and output (..., T, H, d).
+
+    Heads are moved in front of the positions first, so both products are plain batched
+    matmuls over (..., H): on XLA:CPU this runs the sweep's attention 1.4x faster than the
+    equivalent einsums over (..., T, H, d) (measured under vmap over 30 replicas;
+    jax.nn.dot_product_attention was no faster there)."""
     t = q.shape[-3]
-    logits = tau * jnp.einsum("...thd,...shd->...hts", q, k)
+    q, k, v = (a.swapaxes(-3, -2) for a in (q, k, v))  # (..., H, T, d)
+    logits = tau * (q @ k.swapaxes(-1, -2))
     causal = jnp.tril(jnp.ones((t, t), bool))
     logits = jnp.where(causal, logits, jnp.finfo(logits.dtype).min)
-    return jnp.einsum("...hts,...shd->...thd", jax.nn.softmax(logits, axis=-1), v)
+    return (jax.nn.softmax(logits, axis=-1) @ v).swapaxes(-3, -2)
 
 
 def block(

@@ -49,6 +49,7 @@ from hptransfer.stats.calibration import (
 from hptransfer.stats.columns import SERIES
 from hptransfer.stats.hparams import at_default_conditions, worst_joint_regret
 from hptransfer.stats.intervals import MIN_SEEDS_T
+from hptransfer.stats.lm_claims import transformer_claims
 from hptransfer.stats.path_transfer import point_label
 from hptransfer.stats.rules import EXPONENT_BAND, TRANSFER_OCTAVES
 from hptransfer.stats.tables import rows_where
@@ -376,18 +377,21 @@ def _config_items(a: Analysis) -> list[str]:
     return items
 
 
+RELATIVE = ("e", "l")  # claims measured as a relative loss change: shown in percent
+
+
 def claims_display(claims: pd.DataFrame) -> pd.DataFrame:
     """The claims table (:func:`hptransfer.stats.verdicts.claims`) as short strings."""
 
     def measured(r: Mapping[str, Any]) -> str:
         if pd.isna(r["value"]):
             return ""
-        return f"{100 * r['value']:+.1f}%" if r["claim"] == "e" else f"{r['value']:+.2f}"
+        return f"{100 * r['value']:+.1f}%" if r["claim"] in RELATIVE else f"{r['value']:+.2f}"
 
     def interval(r: Mapping[str, Any]) -> str:
         if pd.isna(r["lo"]) or pd.isna(r["hi"]):
             return ""
-        if r["claim"] == "e":
+        if r["claim"] in RELATIVE:
             return f"[{100 * r['lo']:+.1f}%, {100 * r['hi']:+.1f}%] ({r['interval']})"
         return f"[{r['lo']:+.2f}, {r['hi']:+.2f}] ({r['interval']})"
 
@@ -588,6 +592,13 @@ def _report_blocks(a: Analysis, figures: Mapping[str, Path], run_dir: Path) -> l
     return blocks
 
 
+def _claims(a: Analysis) -> pd.DataFrame:
+    """The run's claims, and a transformer run's own (:func:`hptransfer.stats.lm_claims.
+    transformer_claims`: the best loss at the deepest L, transfer across width)."""
+    extra = transformer_claims(a)
+    return a.claims if extra.empty else pd.concat([a.claims, extra], ignore_index=True)
+
+
 def _summary_blocks(
     a: Analysis, card: pd.DataFrame, twins: list, names: Mapping[tuple[str, int], str]
 ) -> list[_Block]:
@@ -604,7 +615,7 @@ def _summary_blocks(
             "when the interval lies on one side of the threshold (Method), otherwise "
             "inconclusive with what would settle it.",
         ),
-        _Block("table", table=claims_display(a.claims)),
+        _Block("table", table=claims_display(_claims(a))),
         _Block("h2", "Sweep"),
         _Block("ul", items=tuple(_config_items(a))),
         _Block("h2", "Verdicts"),

@@ -684,12 +684,18 @@ def _scale(row: Mapping[str, Any]) -> str:
     return f"n={_int(row.get('at_width'))}, L={row.get('depths')}, k={k}{_named(row)}"
 
 
-def _horizon(row: Mapping[str, Any], criterion: bool = True) -> str:
-    """ "1000 steps" and, with ``criterion``, the depth axis's horizon (:func:`_horizon_text`)."""
+def _width_scale(row: Mapping[str, Any]) -> str:
+    """ "n=32-256, L=2, k=2", and the optimizer when it is not SGD."""
+    k = _int(row["block_depth"])
+    return f"n={row.get('widths')}, L={_int(row.get('at_depth'))}, k={k}{_named(row)}"
+
+
+def _horizon(row: Mapping[str, Any], criterion: bool = True, axis: str = "depth") -> str:
+    """ "1000 steps" and, with ``criterion``, that axis's horizon (:func:`_horizon_text`)."""
     last = row.get("last_step")
     text = f"{_int(last)} steps" if last is not None and not pd.isna(last) else ""
     if criterion and text:
-        text += _horizon_text(row, "depth")
+        text += _horizon_text(row, axis)
     return text
 
 
@@ -704,28 +710,31 @@ def claim_verdict(outcome: str, want: bool = True) -> str:
 
 
 def drift_claim(
-    claim: str, row: Mapping[str, Any] | None, want_transfer: bool, statement: str | None = None
-) -> Claim:
-    """A claim that eta* transfers across depth (or, want_transfer False, that it does not):
-    the scorecard's own decision of the depth axis (:func:`transfer_columns`), with the same
-    words as its verdict. ``statement``: the claim's words (default :data:`STATEMENTS`)."""
-    metric = "drift of log2 eta* per doubling of depth (octaves)"
+    claim: str, row: Mapping[str, Any] | None, want_transfer: bool, statement: str | None = None,
+    axis: str = "depth",
+) -> Claim:  # fmt: skip
+    """A claim that eta* transfers across ``axis`` (depth or width; or, want_transfer False,
+    that it does not): the scorecard's own decision of that axis (:func:`transfer_columns`),
+    with the same words as its verdict. ``statement``: the claim's words (default
+    :data:`STATEMENTS`)."""
+    metric = f"drift of log2 eta* per doubling of {axis} (octaves)"
     statement = STATEMENTS[claim] if statement is None else statement
-    if row is None:
+    if row is None or f"drift_{axis}" not in row:
         return Claim(claim, statement, metric, math.nan, math.nan, math.nan, "", "", "",
                      NOT_MEASURED, "not measured in this run (needs the cells)")  # fmt: skip
-    v = row["drift_depth"]
-    lo, hi = row["drift_depth_check_lo"], row["drift_depth_check_hi"]
-    n = int(row.get("drift_depth_seeds", 0) or 0)
+    v = row[f"drift_{axis}"]
+    lo, hi = row[f"drift_{axis}_check_lo"], row[f"drift_{axis}_check_hi"]
+    n = int(row.get(f"drift_{axis}_seeds", 0) or 0)
     label = interval_label(n, row.get("ci", 0.9)) if np.isfinite(lo) else ""
-    if np.isfinite(lo) and int(row.get("censored_depth", 0) or 0):
+    if np.isfinite(lo) and int(row.get(f"censored_{axis}", 0) or 0):
         label += ", with brackets"
-    note = _axis_verdict("depth", row)
-    if _dead(row):  # a depth without eta* leaves the drift over depth undecided
+    note = _axis_verdict(axis, row)
+    if axis == "depth" and _dead(row):  # a depth without eta* leaves the drift undecided
         note = _dead_note(row) + ("; over the other depths: " + note if np.isfinite(v) else "")
-    return Claim(claim, statement, metric, float(v), float(lo), float(hi), label,
-                 _scale(row), _horizon(row), claim_verdict(row["transfer_depth"],
-                                                            want_transfer), note)  # fmt: skip
+    scale = _scale(row) if axis == "depth" else _width_scale(row)
+    return Claim(claim, statement, metric, float(v), float(lo), float(hi), label, scale,
+                 _horizon(row, axis=axis), claim_verdict(row[f"transfer_{axis}"],
+                                                         want_transfer), note)  # fmt: skip
 
 
 def _movement_claim(row: Mapping[str, Any] | None) -> Claim:
@@ -822,26 +831,32 @@ def _nfd_claim(
     return transfer.__class__(**{**asdict(transfer), "verdict": verdict_, "note": note})
 
 
+def seed_best_losses(
+    finals: pd.DataFrame, scheme: str, width: int, depth: int, block_depth: int = 2
+) -> pd.Series:
+    """Per seed, the refined minimum of that seed's own final training loss over the learning
+    rates (:func:`hptransfer.stats.optimum.refine`): the tuned network of each seed at one
+    shape; +inf for a seed whose every rate diverged. Index: seed."""
+    f = finals[
+        (finals["scheme"] == scheme)
+        & (finals["block_depth"] == block_depth)
+        & (finals["depth"] == depth)
+        & (finals["width"] == width)
+    ]
+    wide = f.pivot_table(index="seed", columns="log2_lr", values="final_train_loss")
+    wide = wide.sort_index(axis=1)
+    return pd.Series(
+        refine(wide.columns.to_numpy(float), wide.to_numpy(float)).loss, index=wide.index
+    )
+
+
 def _loss_claim(finals: pd.DataFrame | None, nfd, dmup, ci: float) -> Claim:
     metric = "relative loss change NFD vs depth-muP at the deepest L (each at its refined best)"
     if finals is None or nfd is None or dmup is None:
         return Claim("e", STATEMENTS["e"], metric, math.nan, math.nan, math.nan, "", "", "",
                      NOT_MEASURED, "not measured in this run (needs nfd and depth_mup, k = 2)")  # fmt: skip
     depth, width = int(nfd["depth_max"]), int(nfd["at_width"])
-    best = {}
-    for scheme in ("nfd", "depth_mup"):
-        f = finals[
-            (finals["scheme"] == scheme)
-            & (finals["block_depth"] == 2)
-            & (finals["depth"] == depth)
-            & (finals["width"] == width)
-        ]
-        # per seed: the refined minimum of its own loss curve (the tuned network of that seed)
-        wide = f.pivot_table(index="seed", columns="log2_lr", values="final_train_loss")
-        wide = wide.sort_index(axis=1)
-        best[scheme] = pd.Series(
-            refine(wide.columns.to_numpy(float), wide.to_numpy(float)).loss, index=wide.index
-        )
+    best = {s: seed_best_losses(finals, s, width, depth) for s in ("nfd", "depth_mup")}
     paired = pd.concat(best, axis=1).dropna()
     paired = paired[np.isfinite(paired).all(axis=1)]
     rel = (paired["nfd"] / paired["depth_mup"] - 1.0).to_numpy(float)

@@ -22,6 +22,11 @@ shrink like 1/sqrt(m) (the logits start near zero) while its update is O(1), so 
 readout mixes a shrinking and a flat part at small t. "Flat" is what a scheme that is right along
 an axis promises; SP fails the width check because its updates grow with width.
 
+The transformer (``family = "transformer"``, on byte-level text) is checked the same way, with
+its roles: the embedding (``input``), ``attn_q``, ``attn_k``, ``attn_v``, ``attn_out``, the MLP's
+``hidden_1`` and ``hidden_2``, and the unembedding (``readout``); sizes are RMS over every token
+of the fixed batch of sequences.
+
 Depth: with a 1/sqrt(L) branch (depth-muP) a block's own weight update is meant to scale like
 L^-1/2 while the residual stream still moves O(1), so the checked (total) sizes stay flat. The
 feature-learning collapse of hidden_1 inside k >= 2 blocks (docs/parameterizations.md) shows in
@@ -41,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from hptransfer.network.data import Dataset
-from hptransfer.network.model import Architecture, check_inputs
+from hptransfer.network.model import Architecture, ArchitectureError, check_inputs
 from hptransfer.network.movement import flatten_stats, layer_stats, split_stat_column
 from hptransfer.network.optim import OptimizerConfig
 from hptransfer.network.scaling import AXES, OPTIMIZER_FAMILIES, multipliers
@@ -55,6 +60,7 @@ from hptransfer.tools.coord_defaults import (
     DEFAULT_STEPS,
     DEFAULT_TOLERANCE,
     DEFAULT_WIDTHS,
+    FAMILIES,
 )
 
 CHECKED: dict[str, tuple[str, ...]] = {"readout": ("rms_change",)}
@@ -85,6 +91,9 @@ class CoordSetting:
     steps: int = DEFAULT_STEPS
     seeds: tuple[int, ...] = tuple(range(DEFAULT_SEEDS))
     batch_size: int = DEFAULT_BATCH_SIZE
+    family: str = "mlp"  # "transformer": block_depth 2, heads of ``head_dim``, MLP ``mlp_ratio``
+    head_dim: int = 16
+    mlp_ratio: int = 4
 
     def __post_init__(self) -> None:
         if self.axis not in AXES:
@@ -92,6 +101,12 @@ class CoordSetting:
         if len(set(self.values)) < 2 or min(self.values) < 1:
             raise CoordCheckError(
                 f"{self.axis}s = {list(self.values)}; allowed: at least two distinct integers >= 1"
+            )
+        if self.family not in FAMILIES:
+            raise CoordCheckError(f"family = {self.family!r}; allowed: {list(FAMILIES)}")
+        if self.family == "transformer" and self.block_depth != 2:
+            raise CoordCheckError(
+                f"block_depth = {self.block_depth} for the transformer; allowed: 2 (its MLP)"
             )
         if self.optimizer not in OPTIMIZER_FAMILIES:
             raise CoordCheckError(
@@ -111,18 +126,28 @@ class CoordSetting:
             (v, self.depth) if self.axis == "width" else (self.width, v)
             for v in sorted(set(self.values))
         ]
-        return [
-            Architecture(
-                n,
-                L,
-                self.block_depth,
-                data.in_shape,
-                data.num_classes,
-                base_width=self.base_width,
-                base_depth=self.base_depth,
-            )  # fmt: skip
-            for n, L in shapes
-        ]
+        transformer = (
+            {"head_dim": self.head_dim, "mlp_ratio": self.mlp_ratio}
+            if self.family == "transformer"
+            else {}
+        )
+        try:
+            return [
+                Architecture(
+                    n,
+                    L,
+                    self.block_depth,
+                    data.in_shape,
+                    data.num_classes,
+                    family=self.family,
+                    base_width=self.base_width,
+                    base_depth=self.base_depth,
+                    **transformer,
+                )  # fmt: skip
+                for n, L in shapes
+            ]
+        except ArchitectureError as err:
+            raise CoordCheckError(str(err)) from None
 
 
 @partial(jax.jit, static_argnames=("arch", "opt", "steps"))
