@@ -37,7 +37,6 @@ from hptransfer.stats.verdicts import (
     INCONCLUSIVE,
     NOT_MEASURED,
     Claim,
-    card_row,
     drift_claim,
     seed_best_losses,
 )
