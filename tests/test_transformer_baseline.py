@@ -21,6 +21,15 @@ sys.path.insert(0, str(BENCH))
 
 import baselines  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _keep_savings(monkeypatch):
+    """benchmarks/throughput.py turns savings off for its own process when imported
+    (HPTRANSFER_SAVINGS=0): restore the variable after each test, so the other tests of this
+    worker keep the engine's defaults."""
+    monkeypatch.setenv("HPTRANSFER_SAVINGS", os.environ.get("HPTRANSFER_SAVINGS", "1"))
+
+
 # width, depth, seq_len, head_dim, mlp_ratio of a small transformer
 SMALL = dict(width=32, depth=3, seq_len=12, head_dim=8, mlp_ratio=2)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,22 +27,23 @@ from hptransfer.stats.results import META_FILE
 from hptransfer.stats.verdicts import ci_text, claim_verdict, seed_best_losses
 
 
-def load_runs(suite_dir: str | Path) -> list[Analysis]:
-    """The analysis of every run directory of the suite (by name)."""
+def load_runs(suite_dir: str | Path) -> dict[str, Analysis]:
+    """The analysis of every run directory of the suite, by directory name."""
     dirs = sorted(p.parent for p in Path(suite_dir).glob(f"*/{META_FILE}"))
     if not dirs:
         raise SystemExit(f"{suite_dir}: no runs (no */{META_FILE})")
-    return [analyze_run(d) for d in dirs]
+    return {d.name: analyze_run(d) for d in dirs}
 
 
-def runs_table(runs: Sequence[Analysis]) -> tuple[pd.DataFrame, str]:
-    """(one row per run: what it trained and what it cost, the total wall time sentence)."""
+def runs_table(runs: Mapping[str, Analysis]) -> tuple[pd.DataFrame, str]:
+    """(one row per run directory: what it trained and what it cost, linked to its own report;
+    the total wall time sentence)."""
     rows = []
-    for a in runs:
+    for name, a in runs.items():
         cfg, meta = a.meta["config"], a.meta
         data = meta.get("dataset", {})
         rows.append({
-            "run": f"[{a.name}]({a.name}/report.md)",
+            "run": f"[{name}]({name}/report.md)",
             "optimizer": optimizer_of(a),
             "depths": ", ".join(str(d) for d in cfg["model"]["depths"]),
             "width": ", ".join(str(w) for w in cfg["model"]["widths"]),
@@ -53,7 +54,7 @@ def runs_table(runs: Sequence[Analysis]) -> tuple[pd.DataFrame, str]:
             "wall (s)": f"{float(meta.get('wall_seconds', math.nan)):.0f}",
             "corpus sha256": str(data.get("sha256", ""))[:12],
         })  # fmt: skip
-    wall = sum(float(a.meta.get("wall_seconds", 0.0)) for a in runs)
+    wall = sum(float(a.meta.get("wall_seconds", 0.0)) for a in runs.values())
     return pd.DataFrame(rows), f"Total wall time: {wall:.0f} s ({wall / 60:.1f} min)."
 
 
@@ -112,9 +113,10 @@ def _pct(v: float, lo: float, hi: float) -> str:
     return text
 
 
-def report_markdown(runs: Sequence[Analysis]) -> str:
-    """The suite's report.md text."""
+def report_markdown(runs: Mapping[str, Analysis]) -> str:
+    """The suite's report.md text (``runs``: each run directory's name and analysis)."""
     table, total = runs_table(runs)
+    analyses = list(runs.values())
     out = [
         "# lm: does eta* transfer across depth in a pre-LN transformer?",
         "Written by `python -m hptransfer.reports.lm_report` from the runs below "
@@ -123,18 +125,18 @@ def report_markdown(runs: Sequence[Analysis]) -> str:
         "depth-muP's first internal layer stops learning features and NFD multiplies its rate "
         "by sqrt(L). Losses are bits per byte on held-out text.",
         "## Claims",
-        markdown_table(claims_display(lm_claims(runs))),
+        markdown_table(claims_display(lm_claims(analyses))),
         "## Sweep",
         markdown_table(table),
         f"- {total}",
         "## eta* at every depth",
         "log2 eta* with its interval over seeds (a censored optimum: its side and bracket).",
-        markdown_table(optima_table(runs)),
+        markdown_table(optima_table(analyses)),
         "## Transfer across depth and the loss at the deepest L",
         "The scorecard's decision (drift interval widened over censored optima; worst regret of "
         "the rate tuned at the shallowest depth, paired over seeds); the tuned loss is each "
         "seed's refined minimum over the rates.",
-        markdown_table(transfer_table(runs)),
+        markdown_table(transfer_table(analyses)),
     ]
     return "\n\n".join(out) + "\n"
 
