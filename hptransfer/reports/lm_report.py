@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from hptransfer.network.schemes import scheme_label
-from hptransfer.reports.report import claims_display, markdown_table
+from hptransfer.reports.report import claims_display, markdown_table, percent_text
 from hptransfer.stats.analysis import Analysis, analyze_run
 from hptransfer.stats.lm_claims import BLOCK_DEPTH, lm_claims, optimizer_of
 from hptransfer.stats.results import META_FILE
@@ -94,7 +94,7 @@ def transfer_table(runs: Sequence[Analysis]) -> pd.DataFrame:
                 "drift vs depth (oct/doubling)": ci_text(
                     float(c.drift_depth), float(c.drift_depth_check_lo),
                     float(c.drift_depth_check_hi)),
-                "worst regret": _pct(float(c.regret_depth), float(c.regret_depth_lo),
+                "worst regret": percent_text(float(c.regret_depth), float(c.regret_depth_lo),
                                      float(c.regret_depth_hi)),
                 "transfers across depth": claim_verdict(c.transfer_depth),
                 f"tuned loss at L={deepest} (bits/byte)": (
@@ -102,15 +102,6 @@ def transfer_table(runs: Sequence[Analysis]) -> pd.DataFrame:
                     if len(tuned) else "every rate diverged"),
             })  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def _pct(v: float, lo: float, hi: float) -> str:
-    if not np.isfinite(v):
-        return "diverges" if v == math.inf else ""
-    text = f"{v:.1%}"
-    if np.isfinite(lo) and np.isfinite(hi):
-        text += f" [{lo:.1%}, {hi:.1%}]"
-    return text
 
 
 def report_markdown(runs: Mapping[str, Analysis]) -> str:

@@ -377,6 +377,18 @@ def _config_items(a: Analysis) -> list[str]:
     return items
 
 
+def percent_text(v: float, lo: float, hi: float) -> str:
+    """A relative value with its interval in percent ("12.5% [3.0%, 20.1%]"); "diverges" for +inf."""
+    if not np.isfinite(v):
+        return "diverges" if v == math.inf else ""
+    text = f"{v:.1%}"
+    if np.isfinite(lo) and np.isfinite(hi):
+        text += f" [{lo:.1%}, {hi:.1%}]"
+    elif np.isfinite(lo):
+        text += f" [{lo:.1%}, +inf]"
+    return text
+
+
 RELATIVE = ("e", "l")  # claims measured as a relative loss change: shown in percent
 
 

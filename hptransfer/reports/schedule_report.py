@@ -30,7 +30,7 @@ import seaborn as sns
 
 from hptransfer.network.schemes import scheme_label
 from hptransfer.reports.figures import _figure, _log2_axis, _save, _style
-from hptransfer.reports.report import claims_display, markdown_table
+from hptransfer.reports.report import claims_display, markdown_table, percent_text
 from hptransfer.stats.analysis import load_run
 from hptransfer.stats.horizons import (
     available_horizons,
@@ -88,17 +88,6 @@ def load_suite(suite_dir: str | Path, *, last_evals: int = 3, ci: float = 0.9) -
 def _ci(v: float, lo: float, hi: float) -> str:
     """:func:`hptransfer.stats.verdicts.ci_text`, empty for an unknown value."""
     return ci_text(v, lo, hi) if np.isfinite(v) else ""
-
-
-def _pct(v: float, lo: float, hi: float) -> str:
-    if not np.isfinite(v):
-        return "diverges" if v == math.inf else ""
-    text = f"{v:.1%}"
-    if np.isfinite(lo) and np.isfinite(hi):
-        text += f" [{lo:.1%}, {hi:.1%}]"
-    elif np.isfinite(lo):
-        text += f" [{lo:.1%}, +inf]"
-    return text
 
 
 def _directory(run: ScheduleRun) -> str:
@@ -164,7 +153,7 @@ def transfer_table(runs: Sequence[ScheduleRun]) -> pd.DataFrame:
                     "drift vs depth (oct/doubling)": _ci(
                         float(c["drift_depth"]), float(c["drift_depth_check_lo"]),
                         float(c["drift_depth_check_hi"])),
-                    "worst regret": _pct(float(c.get("regret_depth", math.nan)),
+                    "worst regret": percent_text(float(c.get("regret_depth", math.nan)),
                                          float(c.get("regret_depth_lo", math.nan)),
                                          float(c.get("regret_depth_hi", math.nan))),
                     "transfers across depth": claim_verdict(c["transfer_depth"]),

@@ -32,6 +32,7 @@ import pandas as pd
 from hptransfer.network.schemes import scheme_label
 from hptransfer.stats.analysis import Analysis
 from hptransfer.stats.intervals import MIN_SEEDS_T, interval_label, seed_interval
+from hptransfer.stats.schedule_claims import who
 from hptransfer.stats.verdicts import (
     HOLDS,
     INCONCLUSIVE,
@@ -43,12 +44,6 @@ from hptransfer.stats.verdicts import (
 
 BLOCK_DEPTH = 2  # the transformer's MLP: a two-layer block
 RUN_CLAIMS = ("b", "c", "d", "e", "g", "h")  # the run's own claims that the lm suite asks
-OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
-
-
-def _who(optimizer: str) -> str:
-    """ "Adam: ": the optimizer in front of a statement, so a copied row says which run it is."""
-    return OPTIMIZER_NAMES.get(optimizer, optimizer) + ": "
 
 
 def optimizer_of(analysis: Analysis) -> str:
@@ -58,7 +53,7 @@ def optimizer_of(analysis: Analysis) -> str:
 def best_loss_claim(analysis: Analysis) -> Claim:
     """Claim (l) of one run (module docstring)."""
     opt = optimizer_of(analysis)
-    statement = f"{_who(opt)}one scheme gives the best loss at the deepest L (transformer, k = 2)"
+    statement = f"{who(opt)}one scheme gives the best loss at the deepest L (transformer, k = 2)"
 
     metric = "relative loss gap runner-up vs best at the deepest L (each seed at its tuned rate)"
     finals = analysis.finals
@@ -111,7 +106,7 @@ def run_claims(analysis: Analysis) -> list[Claim]:
         fields = {
             f.name: rows.loc[key, f.name] for f in dataclasses.fields(Claim) if f.name != "claim"
         }
-        fields["statement"] = f"{_who(opt)}{fields['statement']} (transformer)"
+        fields["statement"] = f"{who(opt)}{fields['statement']} (transformer)"
         out.append(Claim(claim=key, **fields))
     return out
 
@@ -136,9 +131,9 @@ def width_claims(analysis: Analysis) -> pd.DataFrame:
     opt = optimizer_of(analysis)
     rows = [
         drift_claim("w", width_row(analysis.scorecard, "mup"), True,
-                    f"{_who(opt)}muP's eta* transfers across width (transformer)", axis="width"),
+                    f"{who(opt)}muP's eta* transfers across width (transformer)", axis="width"),
         drift_claim("x", width_row(analysis.scorecard, "sp"), False,
-                    f"{_who(opt)}SP's eta* fails to transfer across width (transformer)",
+                    f"{who(opt)}SP's eta* fails to transfer across width (transformer)",
                     axis="width"),
     ]  # fmt: skip
     return pd.DataFrame([dataclasses.asdict(c) for c in rows])

@@ -83,7 +83,7 @@ class ScheduleRun:
         return sorted(self.analyses)
 
 
-def _who(optimizer: str) -> str:
+def who(optimizer: str) -> str:
     """The optimizer in front of a statement ("SGD: ", "Adam: "), so that a claim copied
     without its scale (the README's answers) still says which run it is."""
     return {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}.get(optimizer, optimizer) + ": "
@@ -141,7 +141,7 @@ def early_seed_drifts(run: ScheduleRun, scheme: str = "nfd", step: int = EARLY_S
 
 def early_claim(warm: ScheduleRun, constant: ScheduleRun | None) -> Claim:
     """Claim (i) for one optimizer (module docstring)."""
-    statement = (f"{_who(warm.optimizer)}a warm-up moves NFD's early drift of eta* across "
+    statement = (f"{who(warm.optimizer)}a warm-up moves NFD's early drift of eta* across "
                  f"depth towards zero "
                  f"(step {EARLY_STEP}, k = 2)")  # fmt: skip
     metric = (f"change of the drift of log2 eta* per doubling of depth at step {EARLY_STEP}, "
@@ -171,7 +171,7 @@ def early_claim(warm: ScheduleRun, constant: ScheduleRun | None) -> Claim:
 
 def decay_claim(run: ScheduleRun, scheme: str, constant: ScheduleRun | None) -> Claim:
     """Claim (j) for one scheme under one decaying schedule (module docstring)."""
-    statement = (f"{_who(run.optimizer)}{scheme_label(scheme)}'s eta* transfers across depth "
+    statement = (f"{who(run.optimizer)}{scheme_label(scheme)}'s eta* transfers across depth "
                  f"under warm-up + "
                  f"{run.schedule} (k = 2)")  # fmt: skip
     claim = drift_claim("j", card_row(run.longest.scorecard, scheme, BLOCK_DEPTH), True,
@@ -200,7 +200,7 @@ def _transfer_words(row: Mapping) -> str:
 def horizon_claim(run: ScheduleRun, scheme: str = "nfd") -> Claim:
     """Claim (k) for one run (module docstring)."""
     t0, t1 = min(run.horizons), max(run.horizons)
-    statement = (f"{_who(run.optimizer)}{scheme_label(scheme)}'s eta* stays within an octave "
+    statement = (f"{who(run.optimizer)}{scheme_label(scheme)}'s eta* stays within an octave "
                  f"across horizons "
                  f"{t0}-{t1} steps ({run.schedule}, k = 2)")  # fmt: skip
     metric = "drift of log2 eta* per doubling of the run length, at the depth where it is largest"
