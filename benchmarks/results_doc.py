@@ -19,7 +19,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # the order of docs/results.md
-SUITES = ("quick", "deep", "adam", "schedule", "lm", "lm_width", "width", "hparams", "joint")
+SUITES = (
+    "quick",
+    "deep",
+    "adam",
+    "schedule",
+    "lm",
+    "lm_cosine",
+    "lm_width",
+    "width",
+    "hparams",
+    "joint",
+)
 SECTIONS = (  # the report sections copied, in this order, when a report has them
     "Sweep",
     "Claims",

@@ -20,8 +20,8 @@ SUITE_REPORTS = {
     "schedule": "hptransfer.reports.schedule_report",
     "lm": "hptransfer.reports.lm_report",
 }
-# Suites whose name extends another suite's (lm_width next to the lm family).
-STANDALONE_SUITES = ("lm_width",)
+# Suites whose name extends another suite's (lm_width and lm_cosine next to the lm family).
+STANDALONE_SUITES = ("lm_width", "lm_cosine")
 
 
 def family_configs(suite: str) -> list[Path]:
