@@ -524,7 +524,10 @@ class _Progress:
         self.bar.update(replica_steps)
         self.computed += replica_steps
         self.segments_done += 1
-        interrupt.check()  # a Ctrl-C swallowed by a callback stops the sweep here
+        # No interrupt.check() here: a pending SIGTERM or swallowed Ctrl-C stops the sweep at
+        # the next segment boundary, where every process agrees on it and saves first
+        # (_save_or_stop). Raising here, after that agreement, stopped the one process that got
+        # a signal in between alone, and its peers named it lost (exit 75 instead of 143).
         kill_after = self.faults.kill_after_segments
         if kill_after is not None and self.segments_done >= kill_after:
             if self.faults.hard_kill:
@@ -794,6 +797,11 @@ def _save_or_stop(run: _ChunkRun, seg: int, finished: bool) -> None:
     due, signum, by = agree_stop(
         now - run.last_save >= run.cell.checkpoint_seconds, interrupt.pending()
     )
+    if signum:  # every process stops at this check: from here a peer that ends first is no loss
+        if interrupt.pending():  # this process got a signal itself
+            interrupt.request(interrupt.pending(), agreed=True)
+        else:  # only another one did
+            interrupt.request(signum, by, agreed=True)
     if finished or due or signum:
         # A finished chunk keeps only its metrics (the other chunks of the cell may still die);
         # an unfinished one keeps its whole training state and which replicas it holds.
@@ -807,10 +815,6 @@ def _save_or_stop(run: _ChunkRun, seg: int, finished: bool) -> None:
         run.last_save = now
     if signum:
         run.mgr.close()
-        if interrupt.pending():  # this process got a signal itself
-            interrupt.request(interrupt.pending(), agreed=True)
-        else:  # only another one did
-            interrupt.request(signum, by, agreed=True)
         raise KeyboardInterrupt
 
 
