@@ -21,7 +21,8 @@ setup: $(BIN)/hptransfer
 # file runs on one worker (--dist loadfile), so a module's shared fixture (a sweep trained once
 # for several tests) is built once. (loadgroup would be finer, but pytest-xdist 3.8 cannot
 # rename a node's id under pytest 9, which its groups need.)
-# --durations: every run (CI's too) lists its 20 slowest tests, where the time goes.
+# --durations: every run (CI's too) lists its 20 slowest tests, where the time goes. The tests
+# compile at XLA's backend optimisation level 0 (tests/conftest.py: they are compile-bound).
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20
 test: setup

@@ -6,7 +6,18 @@ import os
 import shutil
 import tempfile
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+
+def xla_flags(devices: int) -> str:
+    """XLA_FLAGS for a test process with ``devices`` host devices. Every program the tests compile
+    is built at XLA's backend optimisation level 0: the tests are compile-bound (the first run of
+    a two-depth tiny sweep: 7.6 s at the default level, 4.7 s at 0), and they compare runs with
+    each other (a resumed run with an uninterrupted one, two processes with one), never with a
+    number measured at the default level; what changes is float rounding (the 7th digit).
+    Subprocesses get it too: set it in their environment through this function."""
+    return f"--xla_force_host_platform_device_count={devices} --xla_backend_optimization_level=0"
+
+
+os.environ.setdefault("XLA_FLAGS", xla_flags(2))
 
 # JAX's persistent compilation cache, fresh for each session and shared by everything it
 # starts: the pytest-xdist workers and the CLI subprocesses (distributed, kill and resume, the

@@ -16,6 +16,7 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import xla_flags
 
 from hptransfer.sweeps.engine import DistributedError, initialize_distributed
 from hptransfer.sweeps.hosts import PEER_LOST_EXIT
@@ -57,7 +58,7 @@ def _launch(cfg, outs, extra_env=None, umasks=None):
     for i, out in enumerate(outs):
         env = {
             **os.environ,
-            "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+            "XLA_FLAGS": xla_flags(1),
             "JAX_PLATFORMS": "cpu",
             "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
             "JAX_NUM_PROCESSES": str(len(outs)),
@@ -120,60 +121,66 @@ def test_two_processes_equal_one_and_only_process_0_writes(tmp_path, uninterrupt
     assert meta["processes"] == 2 and meta["devices"] == 2
 
 
-def _wait_for_checkpoint(out, procs, deadline) -> None:
-    """Until the sweep has saved a checkpoint of its chunk (it is mid-run)."""
-    while not list(out.glob("checkpoints/*/chunk_0/[0-9]*")):
+def _checkpoint_steps(out) -> list[int]:
+    """The steps of the saved checkpoints (not a save a kill left unfinished)."""
+    return sorted(int(p.name) for p in out.glob("checkpoints/*/chunk_0/*") if p.name.isdigit())
+
+
+def _wait_for_new_checkpoint(out, procs, after: list[int], deadline: float) -> None:
+    """Until the sweep has saved a checkpoint other than ``after`` (the steps saved when this
+    leg started): it is past its start-up and training."""
+    while _checkpoint_steps(out) in ([], after):
         for p in procs:
             assert p.poll() is None, p.communicate()
         assert time.monotonic() < deadline, "the sweep never saved a checkpoint"
         time.sleep(0.02)
 
 
-def _resume_matches_single(cfg, out, uninterrupted, start) -> dict:
+def _resume_matches_single(cfg, out, uninterrupted) -> dict:
     """Rerun both processes on ``out``; they finish and give the single-process results (the
-    uninterrupted run of ``cfg``, trained once for the four resume tests: conftest)."""
+    uninterrupted run of ``cfg``, trained once for the resume tests: conftest)."""
     procs = _launch(cfg, [out, out])
     single = _sorted(uninterrupted(cfg.read_text()))
-    for rc, err in _wait(procs, start + 2 * TIMEOUT):
+    for rc, err in _wait(procs, time.monotonic() + TIMEOUT):
         assert rc == 0, err[-3000:]
     both = _sorted(pd.read_parquet(out / "results.parquet"))
     pd.testing.assert_frame_equal(both, single, check_exact=False, rtol=1e-6)
     return json.loads((out / "meta.json").read_text())
 
 
-LONG = CONFIG.replace("steps = 20", "steps = 400")  # 40 segments: time to act mid-run
+LONG = CONFIG.replace("steps = 20", "steps = 400")  # 40 segments: time to act mid-run, 4 times
 EVERY_SEGMENT = {"HPTRANSFER_CHECKPOINT_SECONDS": "0"}
 
 
-@pytest.mark.parametrize("dead", [1, 0], ids=["process 1 dies", "process 0 (the coordinator) dies"])
-def test_a_sigkilled_peer_ends_the_survivor_with_one_line_and_a_rerun_resumes(
-    tmp_path, uninterrupted, dead
-):
-    cfg = tmp_path / "two.toml"
-    cfg.write_text(LONG)
-    out = tmp_path / "shared"
-    start = time.monotonic()
+def _sigkill_leg(cfg, out, dead: int) -> None:
+    """Process ``dead`` is SIGKILLed mid-run: the survivor ends within 15 s (it needs the dead
+    process's shards, and for process 0 its coordination service: it must not wait forever
+    nor abort inside JAX with SIGABRT) with exit 75 and one line naming the lost process and
+    the resume command."""
     procs = _launch(cfg, [out, out], {0: EVERY_SEGMENT, 1: EVERY_SEGMENT})
     victim, survivor = procs[dead], procs[1 - dead]
     try:
-        _wait_for_checkpoint(out, procs, start + TIMEOUT)
+        _wait_for_new_checkpoint(out, procs, _checkpoint_steps(out), time.monotonic() + TIMEOUT)
         victim.send_signal(signal.SIGKILL)  # its sweep process dies with it (PR_SET_PDEATHSIG)
         died = time.monotonic()
-        # The survivor needs the dead process's shards (and, for process 0, its coordination
-        # service): it must not wait forever, nor abort inside JAX (SIGABRT).
         _, err = survivor.communicate(timeout=30)
         took = time.monotonic() - died
     except subprocess.TimeoutExpired:
-        pytest.fail("the survivor of a dead peer hung")
+        pytest.fail(f"the survivor of a dead process {dead} hung")
     finally:
         survivor.kill()
         victim.kill()
     assert victim.wait() == -signal.SIGKILL
     assert survivor.returncode == PEER_LOST_EXIT, err[-3000:]  # not -6 (SIGABRT)
-    assert took < 15, f"{took:.1f} s from the kill to the survivor's exit"
+    assert took < 15, f"{took:.1f} s from the kill of process {dead} to the survivor's exit"
     # One line of ours, last; before it at most the log of an Orbax thread whose collective
     # failed when the kill landed during a checkpoint save; no JAX abort.
-    ours = [line for line in err.splitlines() if line.startswith("hptransfer:")]
+    # (A rerun after a kill also says, first, that it took over the dead run's lock.)
+    ours = [
+        line
+        for line in err.splitlines()
+        if line.startswith("hptransfer:") and "took over the stale lock" not in line
+    ]
     assert len(ours) == 1 and err.strip().splitlines()[-1] == ours[0], err[-3000:]
     assert "Terminating process" not in err and "Check failure" not in err, err[-3000:]
     # A dead coordinator is named by whichever sees it first: JAX's client abort, turned into
@@ -188,31 +195,19 @@ def test_a_sigkilled_peer_ends_the_survivor_with_one_line_and_a_rerun_resumes(
         else ("process 1 of 2 stopped ",)
     )
     assert ours[0].startswith(tuple(f"hptransfer: error: {n}" for n in named)), ours[0]
-    resume = ours[0].split("resume with: ", 1)[1]
-    assert resume == f"hptransfer sweep {cfg} --out {out} --distributed --quiet"
+    assert ours[0].split("resume with: ", 1)[1] == (
+        f"hptransfer sweep {cfg} --out {out} --distributed --quiet"
+    )
     assert not (out / "results.parquet").exists()
-    meta = _resume_matches_single(cfg, out, uninterrupted, start)
-    assert meta["replica_steps"] < meta["replica_steps_total"]  # resumed from the checkpoint
 
 
-@pytest.mark.parametrize("to", ["every process", "process 1"])
-def test_sigterm_stops_every_process_at_one_segment_and_a_rerun_resumes(
-    tmp_path, uninterrupted, to
-):
-    """A scheduler sends SIGTERM to every process; a SIGTERM to one process alone stops the
-    others too (they agree between segments), all saving the same checkpoint, exit 143."""
-    cfg = tmp_path / "two.toml"
-    cfg.write_text(LONG)
-    out = tmp_path / "shared"
-    start = time.monotonic()
-    procs = _launch(cfg, [out, out])
+def _sigterm_leg(cfg, out, to: str) -> int:
+    """A scheduler sends SIGTERM to every process, or to process 1 alone (the others stop too:
+    they agree between segments): all exit 143 within 10 s with one line each, having saved
+    the same checkpoint where they stopped; returns its step."""
+    procs = _launch(cfg, [out, out], {0: EVERY_SEGMENT, 1: EVERY_SEGMENT})
     try:
-        while not list(out.glob("checkpoints/*/chunk_0")):
-            for p in procs:
-                assert p.poll() is None, p.communicate()
-            assert time.monotonic() < start + TIMEOUT, "the chunk never started"
-            time.sleep(0.02)
-        time.sleep(0.5)
+        _wait_for_new_checkpoint(out, procs, _checkpoint_steps(out), time.monotonic() + TIMEOUT)
         for p in procs if to == "every process" else procs[1:]:
             p.send_signal(signal.SIGTERM)
         sent = time.monotonic()
@@ -229,12 +224,42 @@ def test_sigterm_stops_every_process_at_one_segment_and_a_rerun_resumes(
         by = "SIGTERM to process 1" if to == "process 1" and i == 0 else "SIGTERM"
         assert lines[0].startswith(f"hptransfer: terminated ({by}); "), lines[0]
         assert lines[0].endswith(f"resume with: {resume}")
-    assert took < 10, f"{took:.1f} s from SIGTERM to the last exit"
-    steps = sorted(int(p.name) for p in out.glob("checkpoints/*/chunk_0/[0-9]*"))
+    assert took < 10, f"{took:.1f} s from SIGTERM to {to} to the last exit"
+    steps = _checkpoint_steps(out)
     assert len(steps) == 1 and 0 < steps[0] < 40, steps  # saved where they stopped
-    meta = _resume_matches_single(cfg, out, uninterrupted, start)
+    return steps[0]
+
+
+def test_sigterm_to_one_process_then_to_every_process_stops_all_and_each_rerun_resumes(
+    tmp_path, uninterrupted
+):
+    """One two-process sweep of 40 segments, stopped twice by SIGTERM (to process 1 alone, then
+    to every process: :func:`_sigterm_leg`), each rerun resuming the last stop; the last rerun
+    trains only what was left and gives the single-process results. (Chained, the two stops
+    share one final rerun.)"""
+    cfg = tmp_path / "two.toml"
+    cfg.write_text(LONG)
+    out = tmp_path / "shared"
+    _sigterm_leg(cfg, out, to="process 1")
+    stopped_at = _sigterm_leg(cfg, out, to="every process")
+    meta = _resume_matches_single(cfg, out, uninterrupted)
     trained = meta["cells"][0]["replicas_trained"]
-    assert meta["replica_steps"] == trained * 10 * (40 - steps[0])  # only what was left
+    assert meta["replica_steps"] == trained * 10 * (40 - stopped_at)  # only what was left
+
+
+def test_a_sigkilled_peer_then_a_sigkilled_coordinator_end_the_survivor_and_each_rerun_resumes(
+    tmp_path, uninterrupted
+):
+    """One two-process sweep of 40 segments, process 1 SIGKILLed, then (in the rerun) process 0,
+    the coordinator (:func:`_sigkill_leg`); the last rerun resumes from a checkpoint and gives
+    the single-process results."""
+    cfg = tmp_path / "two.toml"
+    cfg.write_text(LONG)
+    out = tmp_path / "shared"
+    _sigkill_leg(cfg, out, dead=1)
+    _sigkill_leg(cfg, out, dead=0)
+    meta = _resume_matches_single(cfg, out, uninterrupted)
+    assert meta["replica_steps"] < meta["replica_steps_total"]  # resumed from the checkpoint
 
 
 def test_distributed_needs_all_three_variables_or_none(monkeypatch):

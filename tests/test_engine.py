@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import config_with
+from conftest import config_with, xla_flags
 
 from hptransfer.network.data import teacher
 from hptransfer.network.model import Architecture
@@ -223,7 +223,7 @@ def test_four_devices_give_the_same_results_as_one(tmp_path):
     )
     frames = []
     for devices in (1, 4):
-        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+        env = {**os.environ, "XLA_FLAGS": xla_flags(devices)}
         out = tmp_path / f"d{devices}"
         proc = subprocess.run([sys.executable, "-c", script, str(out), str(devices)], env=env,
                               capture_output=True, text=True, timeout=600)  # fmt: skip
