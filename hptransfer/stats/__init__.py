@@ -1,7 +1,7 @@
 """Layer 2, the statistics: the results format and what is computed from it.
 
 results (the results table and meta.json: file names, atomic writers, checked readers), columns
-(the table's key columns and series keys), optimum (eta* of a loss-versus-rate curve,
+(the table's key columns and series keys), frames (the wide reshape the chain shares), optimum (eta* of a loss-versus-rate curve,
 censoring), intervals (t-intervals, widening, Bonferroni worst), rules (the one verdict rule),
 tables (the chain from results to per-seed curves, optima and regrets), hparams (other
 hyperparameter axes), local_drift, path_transfer (width x depth paths), twins, seed_metrics,

@@ -33,6 +33,7 @@ from hptransfer.network.movement import MOVEMENT_STATS
 from hptransfer.network.scaling import AXES
 from hptransfer.network.schemes import BUILTIN_SCHEMES
 from hptransfer.stats.columns import GROUP, REPLICA, REQUIRED, split_stat_column, stat_column
+from hptransfer.stats.frames import wide_mean
 from hptransfer.stats.intervals import (
     MIN_SEEDS_T,
     T_INTERVAL,
@@ -201,9 +202,7 @@ def _group_curves(finals: pd.DataFrame) -> Iterator[tuple[tuple, np.ndarray, np.
     """(group key, grid x [n_lr], per-seed final losses [S, n_lr]) per group, seeds sorted;
     NaN where a (seed, rate) was not run, +inf where it diverged."""
     for key, f in finals.groupby(list(GROUP), sort=True):
-        wide = f.pivot_table(
-            index="seed", columns="log2_lr", values="final_train_loss", aggfunc="mean"
-        ).sort_index(axis=1)
+        wide = wide_mean(f, "seed", "log2_lr", "final_train_loss")
         yield key, wide.columns.to_numpy(float), wide.to_numpy(float)
 
 
@@ -662,7 +661,7 @@ def _fixed_lr_rows(finals: pd.DataFrame, optima: pd.DataFrame):
 
 def _per_seed_log_slopes(sel: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
     """(seeds, each seed's log-log OLS slope of ``col`` against depth)."""
-    per_seed = sel.pivot_table(index="seed", columns="depth", values=col, aggfunc="mean")
+    per_seed = wide_mean(sel, "seed", "depth", col)
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log2(per_seed.where(per_seed > 0).to_numpy(float))
     slopes = ols_rows(np.log2(per_seed.columns.to_numpy(float)), logs)

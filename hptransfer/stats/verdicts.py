@@ -23,6 +23,7 @@ import pandas as pd
 
 from hptransfer.network.schemes import scheme_label
 from hptransfer.stats.columns import METRIC_KEYS, SERIES
+from hptransfer.stats.frames import wide_mean
 from hptransfer.stats.hparams import LR, at_default_conditions, group_label, worst_joint_regret
 from hptransfer.stats.intervals import (
     MIN_SEEDS_T,
@@ -783,7 +784,7 @@ def restored_gap(
         & (movement_seeds["optimizer"] == nfd["optimizer"])
         & (movement_seeds["width"] == nfd.get("at_width"))
     ]
-    wide = own.pivot_table(index="seed", columns="scheme", values="value")
+    wide = wide_mean(own, "seed", "scheme", "value")
     if not {"nfd", "depth_mup"} <= set(wide.columns):
         return float(gap), math.nan, math.nan, 0
     _, lo, hi, n = seed_interval((wide["nfd"] - wide["depth_mup"]).to_numpy(float), ci,
@@ -843,8 +844,7 @@ def seed_best_losses(
         & (finals["depth"] == depth)
         & (finals["width"] == width)
     ]
-    wide = f.pivot_table(index="seed", columns="log2_lr", values="final_train_loss")
-    wide = wide.sort_index(axis=1)
+    wide = wide_mean(f, "seed", "log2_lr", "final_train_loss")
     return pd.Series(
         refine(wide.columns.to_numpy(float), wide.to_numpy(float)).loss, index=wide.index
     )
