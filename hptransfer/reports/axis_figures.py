@@ -34,6 +34,7 @@ from hptransfer.reports.figures import (
     _style,
     _suptitle,
 )
+from hptransfer.stats.frames import wide_mean
 from hptransfer.stats.hparams import (
     LR,
     HparamsAnalysis,
@@ -185,7 +186,7 @@ def plot_axis_heatmap(h: HparamsAnalysis, path: str | Path, group: Sequence[str]
                 ax = axes[r, c]
                 cell = m[(m["width"] == w) & (m["depth"] == d)]
                 if len(cell):
-                    grid = cell.pivot_table(index=cb, columns=ca, values="loss_mean")
+                    grid = wide_mean(cell, cb, ca, "loss_mean")
                     z = grid.to_numpy(float)
                     z = np.ma.masked_where(~np.isfinite(z), z)
                     mesh = ax.pcolormesh(_edges(grid.columns.to_numpy(float)),

@@ -47,6 +47,7 @@ from hptransfer.stats.calibration import (
     committed_false_alarm,
 )
 from hptransfer.stats.columns import SERIES
+from hptransfer.stats.frames import wide_mean
 from hptransfer.stats.hparams import at_default_conditions, worst_joint_regret
 from hptransfer.stats.intervals import MIN_SEEDS_T
 from hptransfer.stats.lm_claims import transformer_claims
@@ -311,11 +312,7 @@ def _movement_pivot(a: Analysis) -> pd.DataFrame | None:
     ms = ms[(ms["axis"] == "depth") & (ms["width"] == held)]
     if ms.empty:
         return None
-    wide = ms.pivot_table(
-        index=list(SERIES),
-        columns=["role", "stat"],
-        values="slope",
-    )
+    wide = wide_mean(ms, list(SERIES), ["role", "stat"], "slope")
     rows = []
     for key, r in wide.iterrows():
         labels = dict(zip(SERIES, key, strict=True))

@@ -10,16 +10,16 @@ hundred times per run, and pivot_table spends about 6 ms on each where this take
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
 
 def wide_mean(
     frame: pd.DataFrame,
-    index: Hashable | Sequence[Hashable],
-    columns: Hashable | Sequence[Hashable],
-    values: Hashable,
+    index: str | Sequence[str],
+    columns: str | Sequence[str],
+    values: str,
 ) -> pd.DataFrame:
     """The mean of ``values`` per (``index``, ``columns``) as a wide frame: rows the sorted
     ``index`` keys, columns the sorted ``columns`` keys, NaN where a combination has no row (or

@@ -798,10 +798,8 @@ def _save_or_stop(run: _ChunkRun, seg: int, finished: bool) -> None:
         now - run.last_save >= run.cell.checkpoint_seconds, interrupt.pending()
     )
     if signum:  # every process stops at this check: from here a peer that ends first is no loss
-        if interrupt.pending():  # this process got a signal itself
-            interrupt.request(interrupt.pending(), agreed=True)
-        else:  # only another one did
-            interrupt.request(signum, by, agreed=True)
+        mine = interrupt.pending()  # this process got a signal itself, or only another one did
+        interrupt.request(mine or signum, None if mine else by, agreed=True)
     if finished or due or signum:
         # A finished chunk keeps only its metrics (the other chunks of the cell may still die);
         # an unfinished one keeps its whole training state and which replicas it holds.

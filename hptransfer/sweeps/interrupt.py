@@ -3,8 +3,9 @@
 Python turns SIGINT into a KeyboardInterrupt wherever the main thread happens to be, and an
 exception raised inside a garbage-collection callback or a ``__del__`` (XLA registers such
 callbacks) is printed and dropped: the sweep would then run on and exit 0. :func:`install`
-makes SIGINT also set a flag; the engine checks it between segments (:func:`check`) and the CLI
-after a command returns, so an interrupt that was swallowed still stops the run with code 130.
+makes SIGINT also set a flag; the engine reads it between segments (:func:`pending`, in the
+agreement of every process of the run) and the CLI checks it after a command returns
+(:func:`check`), so an interrupt that was swallowed still stops the run with code 130.
 
 SIGTERM is how schedulers (SLURM, Kubernetes) stop a job, with SIGKILL after a grace period.
 It ends a command like Ctrl-C (exit code 143 = 128 + 15), except that a sweep defers it
