@@ -2,7 +2,7 @@
 
     python benchmarks/gate_power.py --out results/gate [--sets 3]
 
-1. Power: ``hptransfer mutate`` on the ci suite with the baseline's own seeds (what CI runs):
+1. Power: ``hptransfer mutate`` on the ci suite with the baseline's own seeds (``make mutation``):
    the gate must fail on every mutant of benchmarks/mutants.toml and pass on the unmutated
    schemes. The kill table says which check caught each mutant.
 2. False alarms: the unmutated ci sweep with ``--sets`` other seed sets of the same size
@@ -11,8 +11,9 @@
 3. Wall time of the gate as CI runs it (sweep + check, 2 CPU cores) and of the mutation test.
 
 Writes DIR/report.md (the tables, generated: docs/ci-gate.md links it, never retypes it),
-DIR/kill_table.csv and DIR/false_alarms.csv. The sweeps stay in --runs (results/scratch/gate by
-default, not committed; resumable).
+DIR/kill_table.csv, DIR/false_alarms.csv and DIR/inputs.json (digests of the gate's inputs the
+kill table was measured on: ``make test`` fails when today's differ, naming this command). The
+sweeps stay in --runs (results/scratch/gate by default, not committed; resumable).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hptransfer.stats.results import write_json  # noqa: E402
 from hptransfer.sweeps.config import load_config  # noqa: E402
-from hptransfer.tools.mutation import UNMUTATED, mutation_test  # noqa: E402
+from hptransfer.tools.mutation import INPUTS_FILE, UNMUTATED, gate_inputs, mutation_test  # noqa: E402
 
 
 def _table(frame: pd.DataFrame, columns: list[str]) -> str:
@@ -131,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     horizon = _horizon(runs / "mutate" / "gate")
     out.mkdir(parents=True, exist_ok=True)
     kills.to_csv(out / "kill_table.csv", index=False)
+    # what the kill table was measured on: tests/test_mutants.py fails when today's gate differs
+    write_json(gate_inputs(config, args.mutants, "ci"), out / INPUTS_FILE)
     alarms.to_csv(out / "false_alarms.csv", index=False)
     clean = kills[kills["mutant"] == UNMUTATED]
     mutants = kills[kills["mutant"] != UNMUTATED]
@@ -153,8 +157,8 @@ two-sample test, `benchmarks/expectations.toml` and `results/baselines/ci.json`)
 
 ## Power: the mutants of benchmarks/mutants.toml
 
-`hptransfer mutate benchmarks/ci.toml --mutants benchmarks/mutants.toml --suite ci` (what CI
-runs); its pass over the sweeps took {mutate_seconds:.0f} s with {len(kills)} checks (the mutants'
+`hptransfer mutate benchmarks/ci.toml --mutants benchmarks/mutants.toml --suite ci` (`make
+mutation`); its pass over the sweeps took {mutate_seconds:.0f} s with {len(kills)} checks (the mutants'
 sweeps' last runs: {mutant_sweeps}).
 
 The gate as CI runs it, timed here on a fresh directory: `hptransfer sweep benchmarks/ci.toml`

@@ -107,7 +107,7 @@ def sweep_with_broken_scheme(tmp_path_factory):
     """depth_mup and a copy whose branch multiplier was dropped (beta = 1), trained side by side
     in the ci suite's setting for k = 1 but at depths 2 and 8 only (300 steps, MNIST-1D, two
     seeds: the check decides on intervals, and one seed gives none). The full-size version of
-    this test is the gate's mutation step (`make gate`: depth_mup_branch_lost)."""
+    this test is the gate's mutation test (`make mutation`: depth_mup_branch_lost)."""
     tmp = tmp_path_factory.mktemp("perturbed")
     (tmp / "broken.toml").write_text(
         '[depth_mup_broken]\nextends = "depth_mup"\nbranch_exponent = 0.0\n'
@@ -118,7 +118,7 @@ def sweep_with_broken_scheme(tmp_path_factory):
             "name": "perturbed", "steps": 300, "eval_every": 100, "seeds": [0, 1],
             "schemes": ["depth_mup", "depth_mup_broken"], "scheme_files": [str(tmp / "broken.toml")],
             "data": {"num_samples": 20000}, "model": {"depths": [2, 8], "block_depths": [1]},
-            "lr": {"start": -12.0, "stop": 1.5, "step": 1.5},
+            "lr": {"start": -6.0, "stop": 1.5, "step": 1.5},  # both optima, the broken edge
         }
     )  # fmt: skip
     frame = run_sweep(config, tmp / "run", progress=False)

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import jax
 import numpy as np
 import pandas as pd
@@ -22,7 +26,7 @@ from hptransfer.tools.mutants import (
     original_name,
     substitute,
 )
-from hptransfer.tools.mutation import same_at_shapes
+from hptransfer.tools.mutation import INPUTS_FILE, gate_inputs, same_at_shapes
 
 ROOT_MUTANTS = "benchmarks/mutants.toml"
 KNOWN = sorted(BUILTIN_SCHEMES)
@@ -179,3 +183,50 @@ def test_same_at_shapes_sees_a_width_mutant_only_off_the_base_width():
     assert same_at_shapes(no_corr, nfd, _config([64], [2, 4, 8], (1,)))
     assert not same_at_shapes(no_corr, nfd, _config([64], [2, 4, 8], (2,)))
     assert same_at_shapes(no_corr, nfd, _config([64], [2], (2,)))  # base depth: r = 1
+
+
+# --------------------------------------------------------------------------------------------
+# The committed kill table against today's gate (the mutation test itself is `make mutation`)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _gate_inputs(**overrides):
+    from hptransfer.sweeps.config import load_config
+
+    config = overrides.pop("config", load_config(REPO / "benchmarks/ci.toml"))
+    return gate_inputs(config, overrides.pop("mutants", REPO / ROOT_MUTANTS), "ci", **overrides)
+
+
+def test_the_committed_kill_table_was_measured_on_todays_gate():
+    committed = json.loads((REPO / "results/gate" / INPUTS_FILE).read_text())
+    changed = sorted(k for k in committed.keys() | _gate_inputs().keys()
+                     if committed.get(k) != _gate_inputs().get(k))  # fmt: skip
+    assert not changed, (
+        f"the gate's {changed} changed since results/gate/ was measured; rerun the mutation test "
+        "and commit its kill table: python benchmarks/gate_power.py --out results/gate --sets 6"
+    )
+
+
+def test_gate_inputs_see_each_input_and_ignore_what_cannot_matter(tmp_path):
+    from hptransfer.sweeps.config import load_config
+
+    today = _gate_inputs()
+    config = load_config(REPO / "benchmarks/ci.toml")
+    longer = dataclasses.replace(config, steps=config.steps + 100)
+    assert _gate_inputs(config=longer)["config"] != today["config"]
+    text = (REPO / ROOT_MUTANTS).read_text()
+    _write(tmp_path, "# a comment changes nothing\n" + text)
+    assert _gate_inputs(mutants=tmp_path / "mutants.toml") == today
+    _write(tmp_path, text.replace("lr_sgd = [0, 1]", "lr_sgd = [0, 2]"))
+    assert _gate_inputs(mutants=tmp_path / "mutants.toml")["mutants"] != today["mutants"]
+    baseline = json.loads((REPO / "results/baselines/ci.json").read_text())
+    (tmp_path / "ci.json").write_text(json.dumps({**baseline, "extra": 1}))
+    moved = _gate_inputs(baseline=tmp_path / "ci.json")
+    assert {k for k in today if moved[k] != today[k]} == {"baseline"}
+    # a scheme file the sweep reads is part of the gate; one it never names is not
+    (tmp_path / "s.toml").write_text('[nfd_x]\nextends = "nfd"\nbranch_exponent = 0.3\n')
+    with_file = dataclasses.replace(config, scheme_files=(str(tmp_path / "s.toml"),))
+    assert _gate_inputs(config=with_file)["schemes"] == today["schemes"]
+    swept = dataclasses.replace(with_file, schemes=(*config.schemes, "nfd_x"))
+    assert _gate_inputs(config=swept)["schemes"] != today["schemes"]

@@ -21,8 +21,11 @@ the mutants its power (benchmarks/gate_power.py). The result is the kill table, 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import shutil
 import time
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,48 @@ from hptransfer.tools.mutants import (
 )
 
 UNMUTATED = "(none)"
+INPUTS_FILE = "inputs.json"  # gate_inputs() of a measured kill table, next to it
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def gate_inputs(
+    config: SweepConfig,
+    mutants_path: str | Path,
+    suite: str,
+    *,
+    expectations: str | Path = check.EXPECTATIONS,
+    baseline: str | Path | None = None,
+) -> dict[str, str]:
+    """{input: sha256 of its parsed content} for every input that decides a mutation test's
+    kill table besides the code: the sweep config, the scheme tables it trains or a mutant or a
+    coordinate check reads (with every table they extend), the mutants, the suite's
+    expectations and its baseline (``baseline``, else ``<baselines>/<suite>.json``). Parsed,
+    not raw bytes: a comment or a reordering changes nothing. Stored next to a committed kill
+    table (:data:`INPUTS_FILE`), it tells whether that table still describes today's gate (the
+    mutation test is too long for CI: a test compares the two)."""
+    spec = check.load_expectations(suite, expectations)
+    with open(mutants_path, "rb") as f:
+        mutants = tomllib.load(f)
+    tables = source_tables(config)
+    wanted = set(config.schemes) | {c["scheme"] for c in spec.get("coordcheck", [])}
+    wanted |= {s for m in mutants.values() for s in m.get("edit", {})}
+    names: set[str] = set()
+    while wanted:
+        name = wanted.pop()
+        if name in tables and name not in names:
+            names.add(name)
+            wanted |= {tables[name].get("extends")} - {None}
+    base = Path(baseline) if baseline else check.BASELINES / f"{suite}.json"
+    return {
+        "config": _digest(config.to_dict()),
+        "schemes": _digest({n: tables[n] for n in sorted(names)}),
+        "mutants": _digest(mutants),
+        "expectations": _digest(spec),
+        "baseline": _digest(json.loads(base.read_text()) if base.exists() else None),
+    }
 
 
 def same_at_shapes(a: Scheme, b: Scheme, config: SweepConfig) -> bool:
@@ -76,8 +121,6 @@ def same_at_shapes(a: Scheme, b: Scheme, config: SweepConfig) -> bool:
 def source_tables(config: SweepConfig) -> dict[str, dict[str, Any]]:
     """The raw scheme tables a sweep's schemes come from: the built-in file and the config's
     scheme files (.toml), as written, so that a mutant edits a user's scheme like a built-in."""
-    import tomllib
-
     tables = builtin_tables()
     for path in config.scheme_files:
         if not str(path).endswith(".toml"):
