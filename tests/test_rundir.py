@@ -127,6 +127,17 @@ def test_a_code_change_recomputes_and_is_said(tmp_path, teacher_data, monkeypatc
     assert second["code"]["source"] == "edited"
 
 
+def test_the_code_version_is_the_source_imported_not_the_file_as_edited_since(monkeypatch):
+    # a sweep's later cells must carry the version of the code that trained them: reading the
+    # source again (inspect.getsource reads the file as it is now) would hash an edit made
+    # while the sweep ran
+    before = engine.code_version()
+    monkeypatch.setattr(engine.inspect, "getsource", lambda f: "def edited(): pass\n")
+    monkeypatch.setattr(rundir, "source_hash", lambda *a: "edited")
+    assert engine.code_version() == before
+    assert engine._running_code_version() != before  # what reading it again would have given
+
+
 def test_the_source_hash_follows_the_bytes_of_the_numeric_modules(tmp_path, monkeypatch):
     for name in ("a", "b"):
         (tmp_path / f"mod_{name}.py").write_text("x = 1\n")

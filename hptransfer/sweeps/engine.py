@@ -293,11 +293,24 @@ def cell_configs(config: SweepConfig) -> list[SweepConfig]:
     ]  # fmt: skip
 
 
-def code_version() -> dict[str, str]:
-    """The package version and a hash of the source that decides numbers: the modules of
-    :data:`hptransfer.sweeps.rundir.NUMERIC_MODULES` and this module's pure step functions."""
+def _running_code_version() -> dict[str, str]:
     steps = (_tree_all_finite, _init_replica, _segment_replica, _eval_replica)
     return rundir.version_stamp("".join(inspect.getsource(f) for f in steps))
+
+
+# Read once, as this module is imported (after the numeric modules it imports): the source that
+# runs. Read later, inspect.getsource reads the file as edited since, at the line numbers of the
+# loaded code, and a long sweep would hash its later cells with another version than the code
+# that trained them (a resume then recomputes them, or serves the edited code cells it never
+# trained).
+_CODE_VERSION = _running_code_version()
+
+
+def code_version() -> dict[str, str]:
+    """The package version and a hash of the source that decides numbers: the modules of
+    :data:`hptransfer.sweeps.rundir.NUMERIC_MODULES` and this module's pure step functions, as
+    they were when this process imported them."""
+    return dict(_CODE_VERSION)
 
 
 def cell_hash(
