@@ -11,6 +11,10 @@ Per run pair it prints one table of agreement and cost, read from both runs' own
   scorecard verdicts and transfer statements changed;
 - claims: how many claims changed verdict; horizon: the largest change of a drift slope at any
   evaluation step, and how many "transfers from step" statements changed;
+- axes (a run with ``[axes]``): the largest |delta| of an axis optimum interior in both runs
+  (the 2-D optimum of a group (lr, x) included, coordinate by coordinate), how many censored
+  axis optima changed their bracket, the largest change of an axis drift slope and of the
+  joint regret of the base shape's joint optimum;
 - cost: replica-steps computed and wall seconds of each run (meta.json), and their ratio.
 
 Exit status 1 when an agreement requirement fails, so it can gate a change of the rule.
@@ -46,6 +50,49 @@ def _changed(a: pd.Series, b: pd.Series) -> int:
         return s.astype(object).where(s.notna(), "").astype(str)
 
     return int((text(a) != text(b)).sum())
+
+
+def axes_agreement(off: Analysis, on: Analysis) -> dict[str, float | int]:
+    """The axes' part of :func:`agreement` (zeros for a run without ``[axes]``)."""
+    if off.hparams is None or on.hparams is None:
+        return {"axis_optima": 0, "max_abs_delta_axis_optimum": 0.0,
+                "axis_brackets_changed": 0, "axis_interior_became_censored": 0,
+                "max_abs_delta_axis_drift": 0.0, "max_abs_delta_joint_regret": 0.0,
+                "joint_regret_divergence_changed": 0}  # fmt: skip
+    a, b = off.hparams, on.hparams
+    keys = [c for c in a.optima.columns if c in (*GROUP, *a.conditions, "group", "hparam")]
+    opt = a.optima.merge(b.optima, on=keys, suffixes=("_off", "_on"), validate="1:1")
+    interior = opt["edge_off"].isna() & opt["edge_on"].isna()
+    censored = ~interior
+    d_keys = [c for c in a.drift.columns if c in (*SERIES, *a.conditions, "group", "hparam",
+                                                 "axis", "width", "depth")]  # fmt: skip
+    drift = a.drift.merge(b.drift, on=d_keys, suffixes=("_off", "_on"))
+    r_keys = [c for c in a.regret.columns if c in (*SERIES, *a.conditions, "group", "width",
+                                                  "depth")]  # fmt: skip
+    regret = a.regret.merge(b.regret, on=r_keys, suffixes=("_off", "_on"))
+    finite = np.isfinite(regret["regret_off"]) & np.isfinite(regret["regret_on"])
+    return {
+        "axis_optima": len(opt),
+        "max_abs_delta_axis_optimum": _max_abs(
+            opt.loc[interior, "optimum_off"], opt.loc[interior, "optimum_on"]
+        ),
+        "axis_brackets_changed": sum(
+            _changed(opt.loc[censored, f"{c}_off"], opt.loc[censored, f"{c}_on"])
+            for c in ("edge", "bracket_lo", "bracket_hi")
+        ),
+        "axis_interior_became_censored": int(
+            (opt["edge_off"].isna() != opt["edge_on"].isna()).sum()
+        ),
+        "max_abs_delta_axis_drift": (
+            _max_abs(drift["slope_off"], drift["slope_on"]) if len(drift) else 0.0
+        ),
+        "max_abs_delta_joint_regret": _max_abs(
+            regret.loc[finite, "regret_off"], regret.loc[finite, "regret_on"]
+        ),
+        "joint_regret_divergence_changed": int(
+            (np.isfinite(regret["regret_off"]) != np.isfinite(regret["regret_on"])).sum()
+        ),
+    }
 
 
 def agreement(off: Analysis, on: Analysis) -> dict[str, float | int]:
@@ -90,6 +137,7 @@ def agreement(off: Analysis, on: Analysis) -> dict[str, float | int]:
         "max_abs_delta_horizon_slope": (
             _max_abs(hz["slope_off"], hz["slope_on"]) if "slope_off" in hz else 0.0
         ),  # a run of one shape has no drift at any step
+        **axes_agreement(off, on),
         "replica_steps_computed_off": int(m_off.get("replica_steps_computed", 0)),
         "replica_steps_computed_on": int(m_on.get("replica_steps_computed", 0)),
         "replica_steps_eliminated": int(m_on.get("replica_steps_eliminated", 0)),
@@ -100,10 +148,14 @@ def agreement(off: Analysis, on: Analysis) -> dict[str, float | int]:
 
 
 def holds(row: dict[str, float | int]) -> bool:
-    """Every verdict kept: interior eta* within the tolerance, brackets, statements and claims
-    unchanged."""
+    """Every verdict kept: interior eta* and axis optima within the tolerance, brackets,
+    statements and claims unchanged."""
     return (
         row["max_abs_delta_eta_star"] <= ETA_TOLERANCE
+        and row.get("max_abs_delta_axis_optimum", 0.0) <= ETA_TOLERANCE
+        and row.get("axis_brackets_changed", 0) == 0
+        and row.get("axis_interior_became_censored", 0) == 0
+        and row.get("joint_regret_divergence_changed", 0) == 0
         and row["censored_brackets_changed"] == 0
         and row["interior_became_censored"] == 0
         and row["scorecard_statements_changed"] == 0

@@ -25,6 +25,7 @@ from hptransfer.sweeps.elimination import (
     EliminationConfig,
     chunk_stops,
     plan_chunk,
+    stop_points,
     stop_rates,
 )
 from hptransfer.sweeps.engine import Faults, SimulatedKill, run_sweep
@@ -125,6 +126,62 @@ def test_min_fraction_window_and_last_segment():
     # a margin wider than the gap (2.4 vs 1.0 x (1 + m)) stops nothing
     wide = EliminationConfig(True, 2.0, 3, 0.25)
     assert not stop_rates(loss[:5], diverged, none, 4, N_SEG, wide).any()
+
+
+def test_one_curve_of_a_surface_is_decided_by_the_curve_rule_alone():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n_lr = int(rng.integers(3, 9))
+        loss = np.maximum(np.cumsum(rng.uniform(-0.2, 0.05, (N_SEG, n_lr, 2)), 0) + 3.0, 0.05)
+        stopped = np.zeros(n_lr, bool)
+        for seg in range(N_SEG):
+            curve = stop_rates(loss[: seg + 1], np.zeros((n_lr, 2), bool), stopped, seg, N_SEG, ON)
+            surface = stop_points(loss[: seg + 1, :, None], np.zeros((n_lr, 1, 2), bool),
+                                  stopped[:, None], seg, N_SEG, ON)  # fmt: skip
+            np.testing.assert_array_equal(surface[:, 0], curve)
+            stopped |= curve
+
+
+# A surface (lr x another axis), constant in time: rows are rates, columns the axis's values.
+# The joint optimum is (2, 1); the curve at column 2 has its own optimum at rate 5, so the curve
+# rule alone would stop its rates 0-3, three of them next to the joint optimum.
+TILTED = np.array([
+    [3.0, 3.0, 5.0],
+    [2.5, 2.0, 5.0],
+    [2.0, 1.0, 5.0],
+    [2.2, 1.5, 5.0],
+    [2.6, 2.5, 5.0],
+    [3.0, 3.0, 1.2],
+    [3.5, 3.5, 1.3],
+])  # fmt: skip
+
+
+def test_a_surface_never_stops_a_point_next_to_its_joint_optimum():
+    loss = np.repeat(np.tile(TILTED[None, :, :, None], (N_SEG, 1, 1, 1)), 2, -1)  # 2 seeds
+    none, diverged = np.zeros((7, 3), bool), np.zeros((7, 3, 2), bool)
+    per_curve = np.stack([stop_rates(loss[:7, :, j], diverged[:, j], none[:, j], 6, N_SEG, ON)
+                          for j in range(3)], axis=1)  # fmt: skip
+    assert per_curve[:4, 2].all()  # the curve rule alone reaches (1..3, 2)
+    stop = stop_points(loss[:7], diverged, none, 6, N_SEG, ON)
+    assert np.argwhere(stop).tolist() == [[0, 0], [0, 1], [0, 2]]
+    # what the 2-D fit reads, the 3 x 3 points around the joint argmin, all train on
+    assert not stop[1:4, 0:3].any()
+    # through the plan: three curves of one group, columns laid out rate-major
+    keys = [("s", j) for r in range(7) for j in range(3) for _ in range(2)]
+    lrs = [float(r) for r in range(7) for j in range(3) for _ in range(2)]
+    seeds = [sd for r in range(7) for j in range(3) for sd in range(2)]
+    surfaces = {("s", j): [("g", float(j))] for j in range(3)}
+    plan = plan_chunk(keys, lrs, seeds, list(range(42)), 0, 42, None, surfaces)
+    assert len(plan.groups) == 1 and plan.groups[0].columns.shape == (7, 3, 2)
+    hist = loss.reshape(N_SEG, 42)
+    cols = np.full(42, -1)
+    stopped = chunk_stops(hist, cols, cols, plan, 6, N_SEG, ON).reshape(7, 3, 2)
+    np.testing.assert_array_equal(stopped.all(-1), stop)
+    # a replica a group without the learning rate reads (fixed) is never stopped
+    fixed = [k == ("s", 0) and lr == 0.0 for k, lr in zip(keys, lrs, strict=True)]
+    plan = plan_chunk(keys, lrs, seeds, list(range(42)), 0, 42, None, surfaces, fixed)
+    held = chunk_stops(hist, cols, cols, plan, 6, N_SEG, ON).reshape(7, 3, 2)
+    assert not held[0, 0].any() and held[0, 1].all() and held[0, 2].all()
 
 
 def test_decisions_are_deterministic_and_keyed_by_replica_not_position():
@@ -311,6 +368,55 @@ def test_sweep_with_elimination_keeps_eta_star_and_computes_less(
         on.sort_values(ORDER).reset_index(drop=True),
         check_exact=True,
     )
+
+
+def _axes_config(enabled: bool, **axes):
+    """_sweep_config's sweep at two depths with the init scale crossed with the learning rate
+    and the output multiplier swept at lr.default (mup only); ``axes``: more [axes] tables."""
+    return config_from_dict({
+        "name": "elim-axes", "steps": 80, "eval_every": 10, "batch_size": 16, "seeds": [0, 1],
+        "schemes": ["mup"], "probe_size": 16,
+        "data": {"name": "teacher", "num_samples": 2048},
+        "model": {"widths": [8], "depths": [2, 4], "base_width": 8, "base_depth": 2},
+        "lr": {"start": -10, "stop": 1, "step": 1, "default": -10},
+        "axes": {"groups": [["lr", "init_scale"], ["output_multiplier"]],
+                 "init_scale": {"values": [-1.0, 0.0, 1.0]},
+                 "output_multiplier": {"values": [-1.0, 0.0, 1.0]}, **axes},
+        "elimination": {"enabled": enabled, "window": 2},
+    })  # fmt: skip
+
+
+def test_a_sweep_with_axes_stops_along_the_learning_rate_and_keeps_every_axis_optimum(
+    tmp_path, teacher_data, monkeypatch
+):
+    monkeypatch.setenv("HPTRANSFER_SAVINGS", "always")
+    run_sweep(_axes_config(False), tmp_path / "off", data=teacher_data, progress=False)
+    on = run_sweep(_axes_config(True), tmp_path / "on", data=teacher_data, progress=False)
+    stops = read_meta(tmp_path / "on")["eliminated"]
+    assert {s["init_scale"] for s in stops} >= {-1.0, 1.0} and {s["depth"] for s in stops} == {2, 4}
+    # the output multiplier's group trains at lr.default (-10, the worst rate of the grid):
+    # every replica it reads trains to the end, also on the init-scale surface
+    assert not [s for s in stops if s["log2_lr"] == -10.0 and s["init_scale"] == 0.0]
+    assert on[on.output_multiplier != 0].eliminated_step.isna().all()
+    off_a, on_a = (analyze(tmp_path / k) for k in ("off", "on"))
+    # the joint regret reads the deeper cell at the base cell's joint optimum: trained there
+    for r in on_a.hparams.regret.query("group == 'lr_x_init_scale'").itertuples():
+        at = on[(on.depth == r.depth) & np.isclose(on.log2_lr, r.point_lr)
+                & np.isclose(on.init_scale, r.point_init_scale)]  # fmt: skip
+        assert len(at) and at.eliminated_step.isna().all()
+    row = elimination_agreement.agreement(off_a, on_a)
+    assert row["axis_optima"] >= 4 and elimination_agreement.holds(row), row
+    # a deeper cell of another value of a shape axis reads its own base cell's optima (the
+    # lr chain is the traced axes at their defaults, whatever the shape axis's value)
+    from hptransfer.sweeps.engine import _protected, architectures, cell_configs, cell_key
+
+    wide = cell_configs(_axes_config(True, batch_size={"values": [16, 32]}))[1]
+    base = on[on.depth == 2].assign(batch_size=32)
+    deep = next(a for a in architectures(wide, _FakeData) if a.depth == 4)
+    protect = _protected(wide, deep, {cell_key(wide, 8, 2, 1): base})
+    assert protect[("mup", (("init_scale", 0.0), ("output_multiplier", 0.0)))].size
+    assert row["max_abs_delta_axis_optimum"] <= 0.05 and row["max_abs_delta_joint_regret"] < 1e-4
+    assert row["replica_steps_computed_on"] < row["replica_steps_computed_off"]
 
 
 def test_a_deeper_cell_stops_rates_once_its_base_cell_is_finished(tmp_path, teacher_data):

@@ -907,8 +907,6 @@ def _elimination(source: str, raw: dict[str, Any], config: SweepConfig) -> Elimi
     if out.enabled and out.window >= n_seg:
         raise _fail(source, "elimination.window", out.window,
                     f"fewer segments than steps / eval_every = {n_seg}")  # fmt: skip
-    if out.enabled and config.axes:
-        raise _fail(source, "elimination.enabled", True, "false when the sweep has [axes]")
     return out
 
 

@@ -49,6 +49,13 @@ whose curve still falls fast enough to reach the best by the end, is not hopeles
 training; a plateau that later drops sharply is what the assumption excludes, and
 ``min_fraction`` keeps the early part of every run, where such plateaus sit, whole.
 
+With ``[axes]`` (:func:`stop_points`) a group (lr, x) is a surface, one curve per value of x,
+and a point of it stops only when the rule above stops it on its curve and every point of its
+3 x 3 box is hopeless against the surface's best point (the 2-D optimum is fitted on the 3 x 3
+points around the joint argmin); the curve through the base shape's joint argmin keeps that
+rate (the joint regret reads it); a replica a group without the learning rate reads trains to
+the end.
+
 A stopped replica is frozen like a diverged one (compaction removes it from the program), its
 rows after the stop step hold NaN losses (the figures show where its curve ends) and the
 results table's ``eliminated_step`` column holds its stop step; it is not a divergence: the
@@ -81,8 +88,10 @@ class EliminationConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Group:
-    """One lr curve of a chunk: its sorted log2 rates, the chunk-local column of every
-    (rate, seed) replica, ``columns`` [n_lr, n_seeds], and the rates never to stop (``keep``)."""
+    """One surface of a chunk: its sorted log2 rates, the chunk-local column of every
+    (rate, curve, seed) replica, ``columns`` [n_lr, n_curves, n_seeds], and the points never to
+    stop (``keep`` [n_lr, n_curves]). One curve: an lr curve (a scheme at one traced point);
+    several: the curves of a group (lr, x) of ``[axes]`` at x's sorted values."""
 
     log2_lrs: np.ndarray
     columns: np.ndarray
@@ -92,7 +101,7 @@ class Group:
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """What a chunk may stop: its complete groups and the columns never to stop (read by a
-    group that is not wholly in the chunk)."""
+    group that is not wholly in the chunk, or by a group that elimination does not plan)."""
 
     groups: tuple[Group, ...]
     pinned: np.ndarray  # bool [n chunk columns]
@@ -136,6 +145,56 @@ def stop_rates(
     return out & ~keep if keep is not None else out
 
 
+def stop_points(
+    loss: np.ndarray,
+    diverged: np.ndarray,
+    stopped: np.ndarray,
+    seg: int,
+    n_seg: int,
+    settings: EliminationConfig,
+    keep: np.ndarray | None = None,
+) -> np.ndarray:
+    """The points of one surface to stop now (bool [n_lr, n_curves]); ``loss`` [k+1, n_lr,
+    n_curves, n_seeds], ``diverged`` [n_lr, n_curves, n_seeds], ``stopped`` and ``keep``
+    [n_lr, n_curves].
+
+    Each curve by :func:`stop_rates` (one curve: exactly that rule). With several curves (a
+    group (lr, x) of ``[axes]``, whose 2-D optimum is fitted on the 3 x 3 points around the
+    joint argmin, :func:`hptransfer.stats.hparams.refine_2d`) a point stops only when, besides,
+    every point of its own 3 x 3 box is hopeless against the surface's best point B (the
+    argmin of the seed-mean over valid points): for every seed s, the point's loss
+    extrapolated as in rule 3 exceeds (1 + margin) x that seed's loss at B, or the point was
+    stopped before. A hopeless point is never the final joint argmin, of the seed-mean or of
+    any seed (the argument of rule 3, against B), so the final argmin is never next to a
+    stopped point, and the fit around it (the optimum, its bracket, every seed's optimum)
+    reads trained values only.
+    """
+    n_lr, n_curves = loss.shape[1:3]
+    out = np.zeros((n_lr, n_curves), bool)
+    for j in range(n_curves):
+        out[:, j] = stop_rates(
+            loss[:, :, j], diverged[:, j], stopped[:, j], seg, n_seg, settings,
+            None if keep is None else keep[:, j],
+        )  # fmt: skip
+    if n_curves == 1 or not out.any():
+        return out
+    cur = loss[seg]
+    valid = ~stopped & ~diverged.any(-1) & np.isfinite(cur).all(-1)
+    mean = np.where(valid, np.where(np.isfinite(cur), cur, 0.0).mean(-1), np.inf)
+    best = np.unravel_index(int(np.argmin(mean)), mean.shape)
+    w = settings.window
+    with np.errstate(invalid="ignore"):
+        pace = np.maximum(0.0, (loss[seg - w] - cur) / w)
+        projected = cur - pace * (n_seg - 1 - seg)
+        beaten = (projected > (1.0 + settings.margin) * cur[best]).all(-1)
+    hopeless = np.pad(stopped | (valid & beaten), 1, constant_values=True)  # outside: no point
+    box = np.ones_like(out)
+    for di in (0, 1, 2):
+        for dj in (0, 1, 2):
+            box &= hopeless[di : di + n_lr, dj : dj + n_curves]
+    return out & box
+
+
 def plan_chunk(
     keys: Sequence[Hashable],
     log2_lrs: Sequence[float],
@@ -144,31 +203,57 @@ def plan_chunk(
     lo: int,
     hi: int,
     protect: Mapping[Hashable, np.ndarray] | None = None,
+    surfaces: Mapping[Hashable, Sequence[tuple[Hashable, float]]] | None = None,
+    fixed: Sequence[bool] | None = None,
 ) -> Plan:
     """The :class:`Plan` of the chunk holding trained columns [lo, hi), from every requested
-    replica i of its cell (group key ``keys[i]``, e.g. (scheme, traced point), its rate, seed
+    replica i of its cell (lr curve ``keys[i]``, e.g. (scheme, traced point), its rate, seed
     and trained column). A group is planned when all its columns lie in the chunk and it is a
-    full rates x seeds rectangle; a column read by any other group is pinned, so a replica
+    full rates x curves x seeds box; a column read by any other group is pinned, so a replica
     trained once for several schemes (deduplication) stops only when every reader agrees.
-    ``protect`` (None: nothing): per group key, log2 rates whose bracketing grid points train
+    ``protect`` (None: nothing): per curve key, log2 rates whose bracketing grid points train
     to the end (:func:`bracketing`; the base shape's optima, where the transfer regret reads
-    this curve); a group without an entry is not planned (its columns are pinned)."""
-    by_key: dict[Hashable, list[int]] = {}
+    this curve); a curve without an entry is not planned (its columns are pinned).
+    ``surfaces`` (None: every curve is a group of its own): per curve key, the groups that read
+    it, each (group key, the curve's coordinate in it); a curve no group reads is pinned.
+    ``fixed`` (None: none): per replica, whether a reader that elimination does not plan reads
+    it (a group of ``[axes]`` without the learning rate): its column is pinned."""
+    by_curve: dict[Hashable, list[int]] = {}
     for i, k in enumerate(keys):
-        by_key.setdefault(k, []).append(i)
+        by_curve.setdefault(k, []).append(i)
+    if surfaces is None:
+        surfaces = {k: [(k, 0.0)] for k in by_curve}
+    by_group: dict[Hashable, list[tuple[float, Hashable]]] = {}
     pinned = np.zeros(hi - lo, bool)
+    for i, c in enumerate(columns):
+        if fixed is not None and fixed[i] and lo <= c < hi:
+            pinned[c - lo] = True
+    for curve, members in by_curve.items():
+        readers = surfaces.get(curve, ())
+        if not readers or (protect is not None and curve not in protect):
+            cols = np.asarray([columns[i] for i in members])
+            pinned[cols[(cols >= lo) & (cols < hi)] - lo] = True
+        for group, coordinate in readers:
+            by_group.setdefault(group, []).append((coordinate, curve))
     groups = []
-    for key, members in by_key.items():
+    for curves in by_group.values():
+        curves = sorted(curves, key=lambda c: c[0])
+        members = [i for _, c in curves for i in by_curve[c]]
         cols = np.asarray([columns[i] for i in members])
         inside = (cols >= lo) & (cols < hi)
         lrs = np.unique([log2_lrs[i] for i in members])
         sds = np.unique([seeds[i] for i in members])
-        table = np.full((len(lrs), len(sds)), -1, np.int64)
-        for i, c in zip(members, cols, strict=True):
-            table[np.searchsorted(lrs, log2_lrs[i]), np.searchsorted(sds, seeds[i])] = c - lo
-        known = protect is None or key in protect
+        table = np.full((len(lrs), len(curves), len(sds)), -1, np.int64)
+        for j, (_, c) in enumerate(curves):
+            for i in by_curve[c]:
+                table[np.searchsorted(lrs, log2_lrs[i]), j, np.searchsorted(sds, seeds[i])] = (
+                    columns[i] - lo
+                )
+        known = protect is None or all(c in protect for _, c in curves)
         if known and inside.all() and (table >= 0).all() and len(members) == table.size:
-            keep = None if protect is None else bracketing(lrs, protect[key])
+            keep = None
+            if protect is not None:
+                keep = np.stack([bracketing(lrs, protect[c]) for _, c in curves], axis=1)
             groups.append(Group(lrs, table, keep))
         else:
             pinned[cols[inside] - lo] = True
@@ -186,15 +271,15 @@ def chunk_stops(
 ) -> np.ndarray:
     """The chunk columns to stop at the end of segment ``seg`` (bool [n]), from the chunk's
     history: ``train_loss`` [n_seg, n], ``diverged_step`` / ``stopped_step`` [n] (-1: no).
-    A column stops when every group that reads it stops its rate (:func:`stop_rates`) and it
+    A column stops when every group that reads it stops its point (:func:`stop_points`) and it
     is not pinned."""
     n = train_loss.shape[1]
     votes = np.zeros(n, np.int64)
     readers = np.zeros(n, np.int64)
     for g in plan.groups:
-        cols = g.columns  # [n_lr, S]
+        cols = g.columns  # [n_lr, n_curves, S]
         stopped = (stopped_step[cols] >= 0).all(-1)
-        stop = stop_rates(
+        stop = stop_points(
             train_loss[: seg + 1][:, cols], diverged_step[cols] >= 0, stopped, seg, n_seg,
             settings, g.keep,
         )  # fmt: skip
@@ -238,16 +323,23 @@ def base_optima(table: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
-def stops(results: pd.DataFrame) -> list[dict]:
+def stops(results: pd.DataFrame, axes: Sequence[str] = ()) -> list[dict]:
     """meta.json's record of what was stopped and when: one entry per eliminated replica
-    (scheme, width, depth, block_depth, log2_lr, seed, step), from the results table."""
+    (scheme, width, depth, block_depth, log2_lr, seed, the value of each of ``axes`` (the sweep
+    axes' columns), step), from the results table."""
     if "eliminated_step" not in results.columns:
         return []
-    cols = ["scheme", "width", "depth", "block_depth", "log2_lr", "seed"]
+    named = [a for a in axes if a in results.columns]
+    cols = ["scheme", "width", "depth", "block_depth", "log2_lr", "seed", *named]
     rows = results[results["eliminated_step"].notna()]
     rows = rows.drop_duplicates([*cols, "cell"] if "cell" in rows else cols)
+
+    def value(k, v):
+        if k in named:  # an axis: its value as the column holds it (a number, or a name)
+            return v.item() if hasattr(v, "item") else v
+        return v if k == "scheme" else float(v) if k == "log2_lr" else int(v)
+
     return [
-        {k: (float(r[k]) if k == "log2_lr" else r[k] if k == "scheme" else int(r[k])) for k in cols}
-        | {"step": int(r["eliminated_step"])}
+        {k: value(k, r[k]) for k in cols} | {"step": int(r["eliminated_step"])}
         for _, r in rows.iterrows()
     ]

@@ -79,8 +79,10 @@ from hptransfer.network.train import (
     sample_batch,
     train_step,
 )
+from hptransfer.stats import hparams
 from hptransfer.stats import results as results_io
 from hptransfer.stats.tables import first_steps, hold_stopped
+from hptransfer.sweeps import axes as axes_mod
 from hptransfer.sweeps import costmodel, elimination, interrupt, limits, rundir
 from hptransfer.sweeps.axes import Point, apply_point
 from hptransfer.sweeps.config import ConfigError, SweepConfig, check_limits
@@ -1032,25 +1034,64 @@ def run_cell(
 
 def _elimination_plan(config, new, owned, c0: int, n: int, rounds: int, protect=None):
     """The elimination plan of the chunk of trained columns [c0, c0 + n) (None when off):
-    in the first round, the lr curves of ``new`` (the requested replicas, ``owned``: their
-    columns) wholly inside the chunk; in later rounds nothing (their rates sit next to an
-    optimum, and their curves span rounds)."""
+    in the first round, the groups of ``new`` (the requested replicas, ``owned``: their
+    columns; :func:`_surfaces`) wholly inside the chunk; in later rounds nothing (their rates
+    sit next to an optimum, and their curves span rounds)."""
     if not config.elimination.enabled:
         return None
     if rounds:
         return elimination.Plan((), np.zeros(n, bool))
+    surfaces, fixed = _surfaces(config)
     return elimination.plan_chunk(
         [r.key for r in new], [r.log2_lr for r in new], [r.seed for r in new], owned, c0, c0 + n,
-        protect,
+        protect, surfaces, [(r.key, r.log2_lr) in fixed for r in new],
     )  # fmt: skip
+
+
+def _default_point(config: SweepConfig) -> Point:
+    """The traced point with every axis at its default (() without axes)."""
+    return tuple(sorted((a.name, float(a.default)) for a in axes_mod.traced(config.axes)))
+
+
+def _surfaces(config: SweepConfig) -> tuple[dict | None, set]:
+    """What reads each lr curve (scheme, traced point) of a sweep with ``[axes]``, for
+    :func:`hptransfer.sweeps.elimination.plan_chunk`: per curve the groups with the learning
+    rate that hold it ((scheme, group), the curve's value of the group's other axis; 0 for the
+    group ("lr",)), and the replicas (curve, log2 lr) that a group without the learning rate
+    reads (trained to the end: elimination decides along the learning rate only). Without
+    axes (None, an empty set): every curve is its own group."""
+    if not config.axes:
+        return None, set()
+    defaults = dict(_default_point(config))
+    surfaces: dict = {}
+    fixed: set = set()
+    for scheme in config.schemes:
+        for lr, point in config.points(scheme):
+            at = dict(point)
+            readers = surfaces.setdefault((scheme, point), [])
+            for group in config.groups():
+                if any(at[n] != defaults[n] for n in defaults if n not in group):
+                    continue
+                if "lr" not in group:
+                    if lr == config.lr_default_of(scheme):
+                        fixed.add(((scheme, point), lr))
+                    continue
+                other = [n for n in group if n != "lr"]
+                reader = ((scheme, group), at[other[0]] if other else 0.0)
+                if reader not in readers:
+                    readers.append(reader)
+    return surfaces, fixed
 
 
 def _protected(config: SweepConfig, arch: Architecture, done: dict) -> dict:
     """Per lr curve (scheme, traced point) of the cell ``arch`` of ``config``, the log2 rates
-    the analysis reads on it from other cells: every optimum of its series' base shapes (the
-    smallest depth at its width, the smallest width at its depth, a path's first shape) at every
-    step (:func:`hptransfer.sweeps.elimination.base_optima`); the transfer regret and the fixed-rate
-    movement read this cell's curve there. ``done``: the finished cells' tables by
+    the analysis reads on it from other cells, read off its series' base shapes (the smallest
+    depth at its width, the smallest width at its depth, a path's first shape): on the curve
+    at the default point, every optimum at every step (:func:`hptransfer.sweeps.elimination.base_optima`;
+    the transfer regret and the fixed-rate movement read this cell's curve there); with
+    ``[axes]``, on the curve through each group's joint optimum p* (the grid argmin of the
+    base shape's seed-mean final loss), p*'s rate (the joint regret reads this cell at p*,
+    :func:`hptransfer.stats.hparams.joint_regret`). ``done``: the finished cells' tables by
     :func:`cell_key`. While a base cell is not finished, {}: nothing stops."""
     shapes = config.model.shapes()
     bases = {
@@ -1060,14 +1101,44 @@ def _protected(config: SweepConfig, arch: Architecture, done: dict) -> dict:
     if config.model.path:
         bases.add(tuple(config.model.path[0]))
     bases.discard((arch.width, arch.depth))
-    values: dict[str, list] = {s: [] for s in config.schemes}
+    default = _default_point(config)
+    values: dict = {(s, p): [] for s in config.schemes for _, p in config.points(s)}
+    values |= {(s, default): [] for s in config.schemes}
+    design = hparams.RunDesign.from_config(config.to_dict()) if config.axes else None
     for n, L in sorted(bases):
         table = done.get(cell_key(config, n, L, arch.block_depth))
         if table is None:
             return {}
-        for scheme, etas in elimination.base_optima(table).items():
-            values.setdefault(scheme, []).append(etas)
-    return {(s, ()): np.concatenate(v) if v else np.array([]) for s, v in values.items()}
+        # the lr chain: every traced axis at its default (a shape axis is this cell set's own)
+        lr_chain = table if design is None else hparams.group_rows(table, design, (hparams.LR,))
+        for scheme, etas in elimination.base_optima(lr_chain).items():
+            values.setdefault((scheme, default), []).append(etas)
+        if design is not None:
+            for (scheme, point), log2_lr in _joint_optima(table, design, config).items():
+                values.setdefault((scheme, point), []).append(np.array([log2_lr]))
+    return {k: np.concatenate(v) if v else np.array([]) for k, v in values.items()}
+
+
+def _joint_optima(table: pd.DataFrame, design, config: SweepConfig) -> dict:
+    """{(scheme, traced point): log2 lr} of the grid argmin of every group (lr, x) of a base
+    cell's table, as :func:`hptransfer.stats.hparams.joint_regret` picks its p*."""
+    finals = hparams.axis_finals(table, design)
+    defaults = dict(_default_point(config))
+    out = {}
+    for group in design.groups:
+        if hparams.LR not in group:
+            continue
+        coords = [hparams.coordinate(n) for n in group]
+        mean = hparams.mean_losses(finals, design, group)
+        for scheme, s in mean.groupby("scheme", sort=True):
+            finite = s[np.isfinite(s["loss_mean"])]
+            if finite.empty:
+                continue
+            best = finite.loc[finite["loss_mean"].idxmin(), coords]
+            at = defaults | {n: float(best[c]) for n, c in zip(group, coords, strict=True)}
+            point = tuple(sorted((n, v) for n, v in at.items() if n in defaults))
+            out[(str(scheme), point)] = float(best[hparams.LR_COLUMN])
+    return out
 
 
 def _chunk_table(config, arch, chash, chunk, history) -> pd.DataFrame:
@@ -1227,7 +1298,7 @@ def _sweep_meta(
     }
     if config.elimination.enabled:  # what was stopped and when, from the table (resumes too)
         meta["replica_steps_eliminated"] = sum(c.replica_steps_eliminated or 0 for c in cells)
-        meta["eliminated"] = elimination.stops(frame)
+        meta["eliminated"] = elimination.stops(frame, [a.name for a in config.axes])
     return meta
 
 
