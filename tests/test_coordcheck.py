@@ -82,9 +82,10 @@ def test_depth_mup_output_change_is_flat_in_depth_for_one_layer_blocks(teacher_d
 
 @pytest.fixture(scope="module")
 def movement_by_depth():
-    """hidden_1 movement after 150 SGD steps at lr 2^-2 on MNIST-1D, depths 2 to 32, k = 2."""
+    """hidden_1 movement after 150 SGD steps at lr 2^-2 on MNIST-1D, depths 2, 8 and 32 (the
+    slopes over a 16x range; every depth is a program of its own), k = 2."""
     data = mnist1d(4000)
-    archs = [Architecture(64, L, 2, (40,), 10, base_depth=2) for L in (2, 4, 8, 16, 32)]
+    archs = [Architecture(64, L, 2, (40,), 10, base_depth=2) for L in (2, 8, 32)]
     out = {}
     for scheme in ("depth_mup", "nfd"):
         frame = coord_check(scheme, archs, data, lr=2**-2, steps=150)

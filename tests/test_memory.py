@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import xla_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,8 +63,7 @@ CHEAP = (
 )
 def test_a_sweep_of_many_cells_holds_one_cells_programs(tmp_path, config, cells_run):
     (tmp_path / "many.toml").write_text(config)
-    env = os.environ | {"HPTRANSFER_SAVINGS": "always", "HPTRANSFER_HOST_DEVICES": "2"}
-    env.pop("XLA_FLAGS", None)
+    env = os.environ | {"HPTRANSFER_SAVINGS": "always", "XLA_FLAGS": xla_flags(2)}
     subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "memory_profile.py"), "many.toml",
          "--out", "out", "--json", "memory.json"],
