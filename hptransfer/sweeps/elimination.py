@@ -107,6 +107,27 @@ class Plan:
     pinned: np.ndarray  # bool [n chunk columns]
 
 
+def _standing(
+    loss: np.ndarray,
+    diverged: np.ndarray,
+    stopped: np.ndarray,
+    seg: int,
+    n_seg: int,
+    settings: EliminationConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rules 2 and 3 at segment ``seg`` for points [..., n_seeds] of ``loss`` [k+1, ...]:
+    (valid, the seed-mean loss now (+inf where not valid), every seed's loss extrapolated
+    linearly to the last step at its pace over the last ``window`` segments)."""
+    cur = loss[seg]
+    valid = ~stopped & ~diverged.any(-1) & np.isfinite(cur).all(-1)
+    mean = np.where(valid, np.where(np.isfinite(cur), cur, 0.0).mean(-1), np.inf)
+    w = settings.window
+    with np.errstate(invalid="ignore"):
+        pace = np.maximum(0.0, (loss[seg - w] - cur) / w)
+        projected = cur - pace * (n_seg - 1 - seg)
+    return valid, mean, projected
+
+
 def stop_rates(
     loss: np.ndarray,
     diverged: np.ndarray,
@@ -127,16 +148,12 @@ def stop_rates(
     w = settings.window
     if seg < w or seg >= n_seg - 1 or (seg + 1) < settings.min_fraction * n_seg:
         return none
-    cur = loss[seg]
-    valid = ~stopped & ~diverged.any(-1) & np.isfinite(cur).all(-1)
-    mean = np.where(valid, np.where(np.isfinite(cur), cur, 0.0).mean(-1), np.inf)
+    valid, mean, projected = _standing(loss, diverged, stopped, seg, n_seg, settings)
     b = int(np.argmin(mean))
     if not np.isfinite(mean[b]) or b == 0 or not (valid[b - 1] or stopped[b - 1]):
         return none
     with np.errstate(invalid="ignore"):
-        pace = np.maximum(0.0, (loss[seg - w] - cur) / w)
-        projected = cur - pace * (n_seg - 1 - seg)
-        beaten = (projected > (1.0 + settings.margin) * cur[b]).all(-1)
+        beaten = (projected > (1.0 + settings.margin) * loss[seg][b]).all(-1)
     hopeless = stopped | (valid & beaten)
     hopeless[b:] = False
     below = np.arange(n_lr) <= b - 2
@@ -178,15 +195,10 @@ def stop_points(
         )  # fmt: skip
     if n_curves == 1 or not out.any():
         return out
-    cur = loss[seg]
-    valid = ~stopped & ~diverged.any(-1) & np.isfinite(cur).all(-1)
-    mean = np.where(valid, np.where(np.isfinite(cur), cur, 0.0).mean(-1), np.inf)
+    valid, mean, projected = _standing(loss, diverged, stopped, seg, n_seg, settings)
     best = np.unravel_index(int(np.argmin(mean)), mean.shape)
-    w = settings.window
     with np.errstate(invalid="ignore"):
-        pace = np.maximum(0.0, (loss[seg - w] - cur) / w)
-        projected = cur - pace * (n_seg - 1 - seg)
-        beaten = (projected > (1.0 + settings.margin) * cur[best]).all(-1)
+        beaten = (projected > (1.0 + settings.margin) * loss[seg][best]).all(-1)
     hopeless = np.pad(stopped | (valid & beaten), 1, constant_values=True)  # outside: no point
     box = np.ones_like(out)
     for di in (0, 1, 2):
