@@ -200,8 +200,8 @@ def _gate_inputs(**overrides):
 
 def test_the_committed_kill_table_was_measured_on_todays_gate():
     committed = json.loads((REPO / "results/gate" / INPUTS_FILE).read_text())
-    changed = sorted(k for k in committed.keys() | _gate_inputs().keys()
-                     if committed.get(k) != _gate_inputs().get(k))  # fmt: skip
+    today = _gate_inputs()
+    changed = sorted(k for k in committed.keys() | today.keys() if committed.get(k) != today.get(k))
     assert not changed, (
         f"the gate's {changed} changed since results/gate/ was measured; rerun the mutation test "
         "and commit its kill table: python benchmarks/gate_power.py --out results/gate --sets 6"

@@ -592,6 +592,15 @@ def mean_losses(finals: pd.DataFrame, design: RunDesign, group: Sequence[str]) -
     return mean.reset_index()
 
 
+def joint_point(mean: pd.DataFrame, coords: Sequence[str]) -> pd.Series | None:
+    """p*: the coordinates ``coords`` of the grid argmin of ``loss_mean`` over the finite rows of
+    one shape's :func:`mean_losses` (None when every point diverged)."""
+    finite = mean[np.isfinite(mean["loss_mean"])]
+    if finite.empty:
+        return None
+    return finite.loc[finite["loss_mean"].idxmin(), list(coords)]
+
+
 def joint_regret(finals: pd.DataFrame, design: RunDesign) -> pd.DataFrame:
     """Loss of the base shape's joint optimum at every shape, per group.
 
@@ -621,10 +630,9 @@ def joint_regret(finals: pd.DataFrame, design: RunDesign) -> pd.DataFrame:
                 w0, d0 = shapes.iloc[0]
                 is_base = (s["width"] == w0) & (s["depth"] == d0)
             base = s[is_base]
-            finite = base[np.isfinite(base["loss_mean"])]
-            if finite.empty:
+            point = joint_point(base, coords)
+            if point is None:
                 continue
-            point = finite.loc[finite["loss_mean"].idxmin(), coords]
             for (w, d), at in s.groupby(["width", "depth"], sort=True):
                 ok = at["loss_mean"][np.isfinite(at["loss_mean"])]
                 best = float(ok.min()) if len(ok) else math.nan

@@ -55,6 +55,11 @@ def default_groups(axes: Sequence[Axis]) -> tuple[tuple[str, ...], ...]:
     return tuple(("lr", n) for n in names) or (("lr",),)
 
 
+def default_point(axes: Sequence[Axis]) -> Point:
+    """The traced point with every traced axis at its default (() without axes)."""
+    return tuple(sorted((a.name, float(a.default)) for a in traced(axes)))
+
+
 def points(
     axes: Sequence[Axis],
     groups: Sequence[Sequence[str]],

@@ -1048,11 +1048,6 @@ def _elimination_plan(config, new, owned, c0: int, n: int, rounds: int, protect=
     )  # fmt: skip
 
 
-def _default_point(config: SweepConfig) -> Point:
-    """The traced point with every axis at its default (() without axes)."""
-    return tuple(sorted((a.name, float(a.default)) for a in axes_mod.traced(config.axes)))
-
-
 def _surfaces(config: SweepConfig) -> tuple[dict | None, set]:
     """What reads each lr curve (scheme, traced point) of a sweep with ``[axes]``, for
     :func:`hptransfer.sweeps.elimination.plan_chunk`: per curve the groups with the learning
@@ -1062,7 +1057,7 @@ def _surfaces(config: SweepConfig) -> tuple[dict | None, set]:
     axes (None, an empty set): every curve is its own group."""
     if not config.axes:
         return None, set()
-    defaults = dict(_default_point(config))
+    defaults = dict(axes_mod.default_point(config.axes))
     surfaces: dict = {}
     fixed: set = set()
     for scheme in config.schemes:
@@ -1101,7 +1096,7 @@ def _protected(config: SweepConfig, arch: Architecture, done: dict) -> dict:
     if config.model.path:
         bases.add(tuple(config.model.path[0]))
     bases.discard((arch.width, arch.depth))
-    default = _default_point(config)
+    default = axes_mod.default_point(config.axes)
     values: dict = {(s, p): [] for s in config.schemes for _, p in config.points(s)}
     values |= {(s, default): [] for s in config.schemes}
     design = hparams.RunDesign.from_config(config.to_dict()) if config.axes else None
@@ -1123,7 +1118,7 @@ def _joint_optima(table: pd.DataFrame, design, config: SweepConfig) -> dict:
     """{(scheme, traced point): log2 lr} of the grid argmin of every group (lr, x) of a base
     cell's table, as :func:`hptransfer.stats.hparams.joint_regret` picks its p*."""
     finals = hparams.axis_finals(table, design)
-    defaults = dict(_default_point(config))
+    defaults = dict(axes_mod.default_point(config.axes))
     out = {}
     for group in design.groups:
         if hparams.LR not in group:
@@ -1131,10 +1126,9 @@ def _joint_optima(table: pd.DataFrame, design, config: SweepConfig) -> dict:
         coords = [hparams.coordinate(n) for n in group]
         mean = hparams.mean_losses(finals, design, group)
         for scheme, s in mean.groupby("scheme", sort=True):
-            finite = s[np.isfinite(s["loss_mean"])]
-            if finite.empty:
+            best = hparams.joint_point(s, coords)
+            if best is None:
                 continue
-            best = finite.loc[finite["loss_mean"].idxmin(), coords]
             at = defaults | {n: float(best[c]) for n, c in zip(group, coords, strict=True)}
             point = tuple(sorted((n, v) for n, v in at.items() if n in defaults))
             out[(str(scheme), point)] = float(best[hparams.LR_COLUMN])
